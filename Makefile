@@ -1,0 +1,39 @@
+# grounds: build, demo, test, install, bench.
+# Every target works on a fresh machine: what the tests need is installed by `make test-deps`.
+
+CARGO        ?= cargo
+PREFIX       ?= /usr/local
+TARGET       := x86_64-unknown-linux-gnu
+TARGET_DIR   := $(or $(CARGO_TARGET_DIR),target)
+DEBUG_BIN    := $(TARGET_DIR)/$(TARGET)/debug/grounds
+RELEASE_BIN  := $(TARGET_DIR)/$(TARGET)/release/grounds
+
+.PHONY: build release demo test test-deps install bench clean
+
+## build: the debug build (static, as the entry in images needs), used by demo and tests
+build:
+	$(CARGO) build
+
+## release: the optimised build, used by install and bench
+release:
+	$(CARGO) build --release
+
+## demo: build grounds and run the main job (titanic, attached) on the data in fixtures/
+demo: build
+	$(DEBUG_BIN) train attached fixtures/titanic/task.toml
+
+## test-deps: install what the tests need (python3 for command tasks)
+test-deps:
+	@command -v python3 >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends python3; }
+
+## test: install and start what the tests need, then run every test
+test: test-deps
+	$(CARGO) test --no-fail-fast
+
+## install: install the release build as $(PREFIX)/bin/grounds
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/grounds
+
+clean:
+	$(CARGO) clean

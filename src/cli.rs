@@ -1,0 +1,89 @@
+//! The command line as clap sees it: raw flags only. `settings` turns them into what the work needs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "grounds",
+    version,
+    about = "Deliver machine-learning training jobs: attached, in local Docker or on Amazon SageMaker",
+    after_help = "Results are kept in $GROUNDS_HOME/results (default ./.grounds). See README.md."
+)]
+pub struct Cli {
+    /// Print the answer as JSON on standard output (progress and job output stay on standard error).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Do not show the job's own output while it runs (it is still stored in the result).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a task as a job.
+    #[command(subcommand)]
+    Train(TrainCommand),
+    /// Find, read and unpack stored results.
+    #[command(subcommand)]
+    Results(ResultsCommand),
+    /// The container entry (what SageMaker starts as `train`); reads the /opt/ml contract.
+    #[command(hide = true)]
+    Entry(EntryArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// In this process tree, on a temporary folder laid out like /opt/ml: for debugging in seconds.
+    Attached(TrainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The task file (TOML).
+    pub task: PathBuf,
+    /// Override a hyperparameter: --hp key=value (repeatable).
+    #[arg(long = "hp", value_name = "KEY=VALUE", value_parser = crate::task::parse_override)]
+    pub hyperparameters: Vec<(String, String)>,
+    /// Print the resolved plan as JSON and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds a stopped job gets between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub grace: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResultsCommand {
+    /// A table of stored results, oldest first.
+    List,
+    /// One result: job, hyperparameters, metrics and files.
+    Show {
+        /// A result id, or any unique prefix of one.
+        id: String,
+    },
+    /// Unpack a result into a folder and print the folder and the metrics.
+    Open {
+        /// A result id, or any unique prefix of one.
+        id: String,
+        /// Where to unpack (default: $GROUNDS_HOME/open/<id>); must be new or empty.
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Refuse results that would unpack to more than this many bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = 16 << 30)]
+        max_bytes: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EntryArgs {
+    /// The contract root (default: $SAGEMAKER_BASE_DIR, else /opt/ml).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// The package (default: $GROUNDS_PACKAGE, else /opt/grounds/package.zip).
+    #[arg(long)]
+    pub package: Option<PathBuf>,
+}

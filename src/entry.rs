@@ -1,0 +1,290 @@
+//! The entry: the program SageMaker starts as `train` in the container, and attached runs start as
+//! `grounds entry` on a temporary root.
+//!
+//! It reads the contract, unpacks the package into `code/`, sets the toolkit's environment and runs the
+//! task: a command as a child process whose output it passes through line by line and to which it
+//! forwards SIGTERM, or a builtin in-process. On failure it leaves a short reason in `output/failure`.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use crate::archive::{self, Limits};
+use crate::contract::{self, Host, JobConfig, Layout};
+use crate::package::{self, CODE_PREFIX};
+use crate::task::{CommandSpec, Runner, TaskSpec};
+
+/// Where the package lies in an image.
+pub const DEFAULT_PACKAGE: &str = "/opt/grounds/package.zip";
+pub const PACKAGE_ENV: &str = "GROUNDS_PACKAGE";
+/// SageMaker shows this many bytes of the failure file as FailureReason.
+pub const FAILURE_REASON_MAX: usize = 1024;
+const STDERR_TAIL_LINES: usize = 20;
+
+pub struct EntryArgs {
+    pub root: PathBuf,
+    pub package: PathBuf,
+}
+
+impl EntryArgs {
+    /// The root and package from flags, else `SAGEMAKER_BASE_DIR` / `GROUNDS_PACKAGE`, else the defaults.
+    pub fn resolve(root: Option<PathBuf>, package: Option<PathBuf>) -> Self {
+        let root = root
+            .or_else(|| std::env::var_os(contract::ROOT_ENV).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(contract::DEFAULT_ROOT));
+        let package = package
+            .or_else(|| std::env::var_os(PACKAGE_ENV).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PACKAGE));
+        EntryArgs { root, package }
+    }
+}
+
+/// What the entry has to say about itself, on standard error, marked so it is not mistaken for the job.
+fn say(message: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "[grounds-entry] {message}");
+}
+
+/// Runs the job and returns the exit code for the container.
+pub async fn run(args: EntryArgs) -> i32 {
+    let layout = Layout::new(&args.root);
+    match run_job(&args, &layout).await {
+        Ok(code) => code,
+        Err(error) => {
+            let reason = format!("{error:#}");
+            say(&format!("error: {reason}"));
+            write_failure(&layout, &reason);
+            1
+        }
+    }
+}
+
+async fn run_job(args: &EntryArgs, layout: &Layout) -> anyhow::Result<i32> {
+    let config = JobConfig::read(layout).context("reading the job's configuration under input/config")?;
+    let bytes = std::fs::read(&args.package).with_context(|| {
+        format!("reading the package {} (set {PACKAGE_ENV} to where it is)", args.package.display())
+    })?;
+    let (spec, info) = package::read_manifest(&bytes)?;
+    let code_dir = layout.code_dir();
+    archive::unpack(std::io::Cursor::new(&bytes), &args.package.display().to_string(), CODE_PREFIX, &code_dir, Limits::default())?;
+    for dir in [layout.model_dir(), layout.output_data_dir(), layout.checkpoints_dir()] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let job_name = std::env::var("TRAINING_JOB_NAME").unwrap_or_else(|_| spec.name.clone());
+    say(&format!(
+        "job {job_name}: package {} {} ({}) on {}",
+        info.name, info.version, &info.content_hash[..19.min(info.content_hash.len())], config.resource_config.current_host
+    ));
+    let host = Host {
+        num_cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        num_gpus: 0,
+        job_name,
+    };
+    match &spec.runner {
+        Runner::Command(command) => run_command(layout, &config, &host, &spec, command).await,
+        Runner::Builtin(builtin) => {
+            crate::builtin::run(builtin, layout, &config)?;
+            Ok(0)
+        }
+    }
+}
+
+async fn run_command(
+    layout: &Layout,
+    config: &JobConfig,
+    host: &Host,
+    spec: &TaskSpec,
+    command: &CommandSpec,
+) -> anyhow::Result<i32> {
+    let code_dir = layout.code_dir();
+    let module = command.run.iter().skip(1).find(|a| !a.starts_with('-')).cloned().unwrap_or_else(|| command.run[0].clone());
+    let env = contract::environment(layout, config, host, &module);
+    let mut program = PathBuf::from(&command.run[0]);
+    if program.is_relative() && program.components().count() > 1 {
+        program = code_dir.join(program);
+    }
+    let mut argv: Vec<String> = command.run[1..].to_vec();
+    argv.extend(contract::hyperparameter_args(&config.hyperparameters));
+    let shown = std::iter::once(command.run[0].clone()).chain(argv.iter().cloned()).collect::<Vec<_>>().join(" ");
+    say(&format!("running `{shown}` in {}", code_dir.display()));
+
+    let mut child_command = tokio::process::Command::new(&program);
+    child_command.args(&argv).current_dir(&code_dir).envs(&env).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if std::env::var_os("PYTHONUNBUFFERED").is_none() {
+        // Output that arrives only at the end is the classic local-mode complaint.
+        child_command.env("PYTHONUNBUFFERED", "1");
+    }
+    for (key, value) in &spec.container.env {
+        child_command.env(key, value);
+    }
+    let mut child = match child_command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let (code, why) = match e.kind() {
+                std::io::ErrorKind::NotFound => (127, "was not found (is it installed, and on PATH?)"),
+                std::io::ErrorKind::PermissionDenied => (126, "is not executable"),
+                _ => (126, "could not be started"),
+            };
+            let reason = format!("program `{}` {why}: {e}", command.run[0]);
+            say(&format!("error: {reason}"));
+            write_failure(layout, &reason);
+            return Ok(code);
+        }
+    };
+    let pid = child.id().map(|p| p as i32);
+    let stdout = pass_through(child.stdout.take().expect("piped"), false);
+    let stderr = pass_through(child.stderr.take().expect("piped"), true);
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            _ = terminate.recv() => forward(pid, libc::SIGTERM),
+            _ = interrupt.recv() => forward(pid, libc::SIGINT),
+        }
+    };
+    let _ = stdout.await;
+    let tail = stderr.await.unwrap_or_default();
+
+    use std::os::unix::process::ExitStatusExt;
+    let code = match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => 1,
+    };
+    if code != 0 {
+        let how = match status.signal() {
+            Some(signal) => format!("was killed by signal {signal} ({})", signal_name(signal)),
+            None => format!("exited with code {code}"),
+        };
+        let head = format!("Command `{shown}` {how}.");
+        write_failure(layout, &failure_text(&head, &tail));
+        say(&head);
+    }
+    Ok(code)
+}
+
+fn forward(pid: Option<i32>, signal: i32) {
+    if let Some(pid) = pid {
+        say(&format!("forwarding {} to the job", signal_name(signal)));
+        // SAFETY: kill(2) with a pid we spawned and have not yet reaped.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        _ => "signal",
+    }
+}
+
+/// Copies a child's stream to ours line by line as it comes; keeps the last lines of stderr.
+fn pass_through<R: AsyncRead + Unpin + Send + 'static>(stream: R, is_stderr: bool) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        let mut tail = VecDeque::new();
+        while let Ok(n) = reader.read_until(b'\n', &mut line).await {
+            if n == 0 {
+                break;
+            }
+            if !line.ends_with(b"\n") {
+                line.push(b'\n');
+            }
+            if is_stderr {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(&line);
+                let _ = err.flush();
+                tail.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+                if tail.len() > STDERR_TAIL_LINES {
+                    tail.pop_front();
+                }
+            } else {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&line);
+                let _ = out.flush();
+            }
+            line.clear();
+        }
+        tail.into_iter().collect()
+    })
+}
+
+/// The failure reason: the head, then as many of the last stderr lines as fit in what SageMaker shows.
+pub fn failure_text(head: &str, stderr_tail: &[String]) -> String {
+    let mut lines: Vec<&str> = Vec::new();
+    let mut size = head.len() + "\nLast lines of stderr:\n".len();
+    for line in stderr_tail.iter().rev() {
+        let line = line.as_str();
+        if size + line.len() + 1 > FAILURE_REASON_MAX {
+            break;
+        }
+        size += line.len() + 1;
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        return head.to_string();
+    }
+    lines.reverse();
+    format!("{head}\nLast lines of stderr:\n{}", lines.join("\n"))
+}
+
+/// Writes `output/failure` unless the job already wrote one.
+pub fn write_failure(layout: &Layout, reason: &str) {
+    let path = layout.failure_file();
+    let already = std::fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(false);
+    if already {
+        return;
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&path, reason);
+}
+
+/// The failure reason a job left, if any.
+pub fn read_failure(layout: &Layout) -> Option<String> {
+    read_failure_file(&layout.failure_file())
+}
+
+pub fn read_failure_file(path: &Path) -> Option<String> {
+    let text = std::fs::read(path).ok()?;
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_text_keeps_the_last_lines_within_the_limit() {
+        let tail: Vec<String> = (0..200).map(|i| format!("line {i} {}", "x".repeat(20))).collect();
+        let text = failure_text("Command `x` exited with code 1.", &tail);
+        assert!(text.len() <= FAILURE_REASON_MAX, "{}", text.len());
+        assert!(text.starts_with("Command `x` exited with code 1."));
+        assert!(text.ends_with(&tail[199]));
+        assert_eq!(failure_text("head", &[]), "head");
+    }
+
+    #[test]
+    fn a_failure_the_job_wrote_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        write_failure(&layout, "mine");
+        write_failure(&layout, "theirs");
+        assert_eq!(read_failure(&layout).unwrap(), "mine");
+    }
+}

@@ -1,0 +1,204 @@
+//! Attached runs: the job runs in this process tree, as a child `grounds entry`, on a temporary folder laid
+//! out like `/opt/ml`. No Docker, no AWS: the fastest way to find a typo or a logic error.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::mpsc;
+
+use super::{JobLog, Outcome};
+use crate::contract::{self, ChannelConfig, JobConfig, Layout, ResourceConfig};
+use crate::entry;
+use crate::package::Package;
+use crate::printer::Reporter;
+use crate::results::Status;
+use crate::task::{ChannelSource, Task};
+
+pub struct AttachedJob<'a> {
+    pub id: &'a str,
+    pub task: &'a Task,
+    pub package: &'a Package,
+    /// A private folder for this run; the root is `work/ml`.
+    pub work: &'a Path,
+    /// How long a stopped job gets between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+impl AttachedJob<'_> {
+    pub fn layout(&self) -> Layout {
+        Layout::new(self.work.join("ml"))
+    }
+
+    pub fn logs_path(&self) -> PathBuf {
+        self.work.join("logs.txt")
+    }
+
+    fn prepare(&self) -> anyhow::Result<PathBuf> {
+        let layout = self.layout();
+        layout.create_dirs().with_context(|| format!("creating the job root {}", layout.root.display()))?;
+        let mut input_data_config = std::collections::BTreeMap::new();
+        for (name, source) in &self.task.channels {
+            let ChannelSource::Local(path) = source else {
+                anyhow::bail!(
+                    "channel `{name}` is in S3 ({}); attached runs read local data only: download it and point \
+                     the channel at the local copy, or use `grounds train remote`",
+                    source.describe()
+                );
+            };
+            link_channel(path, &layout.channel_dir(name))?;
+            input_data_config.insert(name.clone(), ChannelConfig::default());
+        }
+        let config = JobConfig {
+            hyperparameters: self.task.spec.hyperparameters.clone(),
+            input_data_config,
+            resource_config: ResourceConfig::for_host(1, 1, "local"),
+        };
+        config.write(&layout)?;
+        let package_path = self.work.join("package.zip");
+        std::fs::write(&package_path, &self.package.bytes).context("writing the package for the entry")?;
+        Ok(package_path)
+    }
+
+    pub async fn run(&self, reporter: &dyn Reporter) -> anyhow::Result<Outcome> {
+        let package_path = self.prepare()?;
+        let layout = self.layout();
+        let exe = std::env::current_exe().context("finding the grounds binary to run the entry")?;
+        let mut command = tokio::process::Command::new(&exe);
+        command
+            .arg("entry")
+            .env(contract::ROOT_ENV, &layout.root)
+            .env(entry::PACKAGE_ENV, &package_path)
+            .env("TRAINING_JOB_NAME", self.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group: Ctrl-C reaches grounds only, which stops the job the way SageMaker
+            // does, and everything the job started can be killed as one group.
+            .process_group(0);
+        let started_at = Utc::now();
+        let mut child = command.spawn().with_context(|| format!("starting {} entry", exe.display()))?;
+        let pid = child.id().map(|p| p as i32);
+
+        let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<String>();
+        let readers = [
+            read_lines(child.stdout.take().expect("piped"), lines_tx.clone()),
+            read_lines(child.stderr.take().expect("piped"), lines_tx),
+        ];
+        let mut log = JobLog::create(&self.logs_path(), reporter)?;
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut stopped = false;
+        let mut stop_deadline: Option<tokio::time::Instant> = None;
+        let status = loop {
+            let deadline = stop_deadline;
+            tokio::select! {
+                status = child.wait() => break status?,
+                Some(line) = lines_rx.recv() => log.line(None, &line),
+                _ = tokio::signal::ctrl_c(), if !stopped => {
+                    stopped = true;
+                    stop_deadline = Some(self.begin_stop(pid, reporter));
+                }
+                _ = terminate.recv(), if !stopped => {
+                    stopped = true;
+                    stop_deadline = Some(self.begin_stop(pid, reporter));
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                    reporter.warn(&format!("the job did not stop within {}s; killing it", self.grace.as_secs()));
+                    kill_group(pid, libc::SIGKILL);
+                    stop_deadline = None;
+                }
+            }
+        };
+        // Whatever the job left running in its group goes with it, as it would with its container.
+        kill_group(pid, libc::SIGKILL);
+        for reader in readers {
+            let _ = reader.await;
+        }
+        while let Some(line) = lines_rx.recv().await {
+            log.line(None, &line);
+        }
+        let metrics = log.finish()?;
+        let ended_at = Utc::now();
+
+        use std::os::unix::process::ExitStatusExt;
+        let exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s));
+        let job_status = if stopped {
+            Status::Stopped
+        } else if status.success() {
+            Status::Completed
+        } else {
+            Status::Failed
+        };
+        let mut failure_reason = entry::read_failure(&layout);
+        if job_status == Status::Stopped {
+            let reason = "Stopped by the user (Ctrl-C or SIGTERM)".to_string();
+            failure_reason = Some(match failure_reason {
+                Some(theirs) => format!("{reason}; the job said: {theirs}"),
+                None => reason,
+            });
+        } else if job_status == Status::Failed && failure_reason.is_none() {
+            failure_reason = Some(format!("The entry exited with code {} and left no failure file", exit_code.unwrap_or(-1)));
+        }
+        Ok(Outcome {
+            status: job_status,
+            exit_code,
+            failure_reason,
+            started_at,
+            ended_at,
+            metrics,
+            hosts: vec!["algo-1".into()],
+        })
+    }
+
+    fn begin_stop(&self, pid: Option<i32>, reporter: &dyn Reporter) -> tokio::time::Instant {
+        reporter.stage("Stopping", &format!("{} (SIGTERM, then SIGKILL after {}s)", self.id, self.grace.as_secs()));
+        if let Some(pid) = pid {
+            // SAFETY: kill(2) on the entry we spawned; SageMaker, too, signals only the entry.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        tokio::time::Instant::now() + self.grace
+    }
+}
+
+fn kill_group(pid: Option<i32>, signal: i32) {
+    if let Some(pid) = pid {
+        // SAFETY: killpg(2) on the process group we created for the entry.
+        unsafe {
+            libc::killpg(pid, signal);
+        }
+    }
+}
+
+fn read_lines<R: AsyncRead + Unpin + Send + 'static>(stream: R, tx: mpsc::UnboundedSender<String>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stream);
+        let mut buffer = Vec::new();
+        while let Ok(n) = reader.read_until(b'\n', &mut buffer).await {
+            if n == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&buffer);
+            let _ = tx.send(text.trim_end_matches(['\n', '\r']).to_string());
+            buffer.clear();
+        }
+    })
+}
+
+/// Makes a local channel appear at `dir`: a folder by a link to it, a file as that file inside `dir`.
+fn link_channel(source: &Path, dir: &Path) -> anyhow::Result<()> {
+    if source.is_dir() {
+        std::os::unix::fs::symlink(source, dir)
+            .with_context(|| format!("linking {} to {}", dir.display(), source.display()))?;
+    } else {
+        std::fs::create_dir_all(dir)?;
+        let name = source.file_name().context("a channel file has a name")?;
+        std::os::unix::fs::symlink(source, dir.join(name))
+            .with_context(|| format!("linking {} into {}", source.display(), dir.display()))?;
+    }
+    Ok(())
+}

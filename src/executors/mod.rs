@@ -1,0 +1,57 @@
+//! Executors run a packaged job somewhere (this process tree, local Docker, SageMaker) and hand back
+//! the same outcome: status, exit code, failure reason, metrics and logs, with the job's `/opt/ml` files.
+
+pub mod attached;
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use crate::metrics::Metrics;
+use crate::printer::Reporter;
+use crate::results::Status;
+
+/// What a run of a job came to.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    pub failure_reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub metrics: Metrics,
+    pub hosts: Vec<String>,
+}
+
+/// Every line a job prints goes through here: shown live, kept in `logs.txt`, scanned for metrics.
+pub struct JobLog<'a> {
+    writer: BufWriter<std::fs::File>,
+    pub path: PathBuf,
+    pub metrics: Metrics,
+    reporter: &'a dyn Reporter,
+}
+
+impl<'a> JobLog<'a> {
+    pub fn create(path: &Path, reporter: &'a dyn Reporter) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(JobLog { writer: BufWriter::new(file), path: path.to_path_buf(), metrics: Metrics::default(), reporter })
+    }
+
+    /// One line of output; `host` is given when a job has several and is then kept in the log.
+    pub fn line(&mut self, host: Option<&str>, text: &str) {
+        let now = Utc::now();
+        self.metrics.observe(text, now);
+        let _ = match host {
+            Some(host) => writeln!(self.writer, "{host} | {text}"),
+            None => writeln!(self.writer, "{text}"),
+        };
+        self.reporter.job_line(host, text);
+    }
+
+    pub fn finish(mut self) -> anyhow::Result<Metrics> {
+        self.writer.flush().with_context(|| format!("writing {}", self.path.display()))?;
+        Ok(self.metrics)
+    }
+}

@@ -1,0 +1,79 @@
+//! Fingerprints: one hash over everything that decides what a job computes.
+//!
+//! It covers the package, the resolved task with its hyperparameters, the content of the local channels
+//! and the mode, so that a completed result with the same fingerprint can stand in for a new run.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use crate::archive;
+use crate::package::PackageInfo;
+use crate::results::Mode;
+use crate::task::{ChannelSource, TaskSpec};
+
+pub fn fingerprint(
+    package: &PackageInfo,
+    spec: &TaskSpec,
+    channels: &BTreeMap<String, ChannelSource>,
+    mode: Mode,
+) -> anyhow::Result<String> {
+    let mut hasher = Sha256::new();
+    hasher.update(b"grounds-fingerprint-v1\0");
+    hasher.update(package.content_hash.as_bytes());
+    hasher.update(serde_json::to_vec(spec)?);
+    hasher.update(mode.to_string().as_bytes());
+    for (name, source) in channels {
+        hasher.update(format!("\0channel\0{name}\0").as_bytes());
+        match source {
+            ChannelSource::S3(uri) => hasher.update(uri.as_bytes()),
+            ChannelSource::Local(path) => {
+                hasher.update(content_hash(path).with_context(|| format!("reading channel `{name}` at {}", path.display()))?)
+            }
+        }
+    }
+    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+}
+
+/// A hash of a file, or of every file below a folder with its relative name.
+pub fn content_hash(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    let files = if path.is_dir() {
+        archive::files_below(path)?
+    } else {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        vec![(name, path.to_path_buf())]
+    };
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    for (relative, full) in files {
+        hasher.update(relative.as_bytes());
+        hasher.update([0]);
+        let mut file = std::fs::File::open(&full)?;
+        loop {
+            let n = file.read(&mut buffer)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+        hasher.update([0xff]);
+    }
+    Ok(hasher.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_byte_of_data_changes_the_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.csv"), "x,y\n1,2\n").unwrap();
+        let before = content_hash(dir.path()).unwrap();
+        assert_eq!(before, content_hash(dir.path()).unwrap());
+        std::fs::write(dir.path().join("a.csv"), "x,y\n1,3\n").unwrap();
+        assert_ne!(before, content_hash(dir.path()).unwrap());
+    }
+}
