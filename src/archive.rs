@@ -19,25 +19,45 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bytes: 16 << 30, max_entries: 200_000 }
+        Limits {
+            max_bytes: 16 << 30,
+            max_entries: 200_000,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
     #[error("refusing to unpack {archive}: entry `{entry}` {reason}")]
-    UnsafeEntry { archive: String, entry: String, reason: &'static str },
+    UnsafeEntry {
+        archive: String,
+        entry: String,
+        reason: &'static str,
+    },
     #[error(
         "refusing to unpack {archive}: it would expand to more than {limit} bytes (raise the bound with \
          --max-bytes if you trust it)"
     )]
     TooLarge { archive: String, limit: u64 },
-    #[error("refusing to unpack {archive}: it has {count} entries, more than the bound of {limit}")]
-    TooManyEntries { archive: String, count: usize, limit: usize },
+    #[error(
+        "refusing to unpack {archive}: it has {count} entries, more than the bound of {limit}"
+    )]
+    TooManyEntries {
+        archive: String,
+        count: usize,
+        limit: usize,
+    },
     #[error("{archive} is not a readable zip file: {source}")]
-    Zip { archive: String, source: ::zip::result::ZipError },
+    Zip {
+        archive: String,
+        source: ::zip::result::ZipError,
+    },
     #[error("unpacking {archive} into {dest}: {source}")]
-    Io { archive: String, dest: PathBuf, source: std::io::Error },
+    Io {
+        archive: String,
+        dest: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Writes zip entries with fixed time stamps and modes, so that equal content gives equal bytes.
@@ -47,7 +67,9 @@ pub struct DeterministicZip<W: Write + Seek> {
 
 impl<W: Write + Seek> DeterministicZip<W> {
     pub fn new(inner: W) -> Self {
-        DeterministicZip { writer: ZipWriter::new(inner) }
+        DeterministicZip {
+            writer: ZipWriter::new(inner),
+        }
     }
 
     fn options(executable: bool) -> SimpleFileOptions {
@@ -58,7 +80,12 @@ impl<W: Write + Seek> DeterministicZip<W> {
             .large_file(false)
     }
 
-    pub fn add(&mut self, name: &str, bytes: &[u8], executable: bool) -> ::zip::result::ZipResult<()> {
+    pub fn add(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+        executable: bool,
+    ) -> ::zip::result::ZipResult<()> {
         self.writer.start_file(name, Self::options(executable))?;
         self.writer.write_all(bytes)?;
         Ok(())
@@ -100,7 +127,11 @@ fn walk(dir: &Path, prefix: &str, found: &mut Vec<(String, PathBuf)>) -> std::io
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+        let relative = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
         let path = entry.path();
         let meta = std::fs::metadata(&path)?;
         if meta.is_dir() {
@@ -115,7 +146,9 @@ fn walk(dir: &Path, prefix: &str, found: &mut Vec<(String, PathBuf)>) -> std::io
 #[cfg(unix)]
 pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Why an entry name is unsafe to unpack, if it is.
@@ -153,10 +186,17 @@ pub fn unpack<R: Read + Seek>(
     limits: Limits,
 ) -> Result<u64, UnpackError> {
     let archive = archive_name.to_string();
-    let zip_err = |source| UnpackError::Zip { archive: archive.clone(), source };
+    let zip_err = |source| UnpackError::Zip {
+        archive: archive.clone(),
+        source,
+    };
     let mut zip = ZipArchive::new(reader).map_err(zip_err)?;
     if zip.len() > limits.max_entries {
-        return Err(UnpackError::TooManyEntries { archive, count: zip.len(), limit: limits.max_entries });
+        return Err(UnpackError::TooManyEntries {
+            archive,
+            count: zip.len(),
+            limit: limits.max_entries,
+        });
     }
     let mut declared: u64 = 0;
     let mut selected = Vec::new();
@@ -164,25 +204,47 @@ pub fn unpack<R: Read + Seek>(
         let file = zip.by_index_raw(index).map_err(zip_err)?;
         let name = file.name().to_string();
         if let Some(reason) = unsafe_reason(&name) {
-            return Err(UnpackError::UnsafeEntry { archive, entry: name, reason });
+            return Err(UnpackError::UnsafeEntry {
+                archive,
+                entry: name,
+                reason,
+            });
         }
-        let is_symlink = file.unix_mode().is_some_and(|mode| mode & 0o170000 == 0o120000);
+        let is_symlink = file
+            .unix_mode()
+            .is_some_and(|mode| mode & 0o170000 == 0o120000);
         if is_symlink {
-            return Err(UnpackError::UnsafeEntry { archive, entry: name, reason: "is a symbolic link" });
+            return Err(UnpackError::UnsafeEntry {
+                archive,
+                entry: name,
+                reason: "is a symbolic link",
+            });
         }
-        let Some(relative) = name.strip_prefix(only) else { continue };
+        let Some(relative) = name.strip_prefix(only) else {
+            continue;
+        };
         if relative.is_empty() {
             continue;
         }
         declared = declared.saturating_add(file.size());
         if declared > limits.max_bytes {
-            return Err(UnpackError::TooLarge { archive, limit: limits.max_bytes });
+            return Err(UnpackError::TooLarge {
+                archive,
+                limit: limits.max_bytes,
+            });
         }
         selected.push((index, relative.to_string(), file.is_dir()));
     }
 
-    let io_err = |dest: &Path, source| UnpackError::Io { archive: archive_name.to_string(), dest: dest.to_path_buf(), source };
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let io_err = |dest: &Path, source| UnpackError::Io {
+        archive: archive_name.to_string(),
+        dest: dest.to_path_buf(),
+        source,
+    };
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
     let staging = tempfile::Builder::new()
         .prefix(".unpacking-")
@@ -203,15 +265,20 @@ pub fn unpack<R: Read + Seek>(
         let mut out = std::fs::File::create(&target).map_err(|e| io_err(&target, e))?;
         // Declared sizes can lie: count what really comes out.
         let budget = limits.max_bytes - written;
-        let copied = std::io::copy(&mut (&mut file).take(budget + 1), &mut out).map_err(|e| io_err(&target, e))?;
+        let copied = std::io::copy(&mut (&mut file).take(budget + 1), &mut out)
+            .map_err(|e| io_err(&target, e))?;
         if copied > budget {
-            return Err(UnpackError::TooLarge { archive, limit: limits.max_bytes });
+            return Err(UnpackError::TooLarge {
+                archive,
+                limit: limits.max_bytes,
+            });
         }
         written += copied;
         #[cfg(unix)]
         if let Some(mode) = mode {
             use std::os::unix::fs::PermissionsExt;
-            let perms = std::fs::Permissions::from_mode(if mode & 0o111 != 0 { 0o755 } else { 0o644 });
+            let perms =
+                std::fs::Permissions::from_mode(if mode & 0o111 != 0 { 0o755 } else { 0o644 });
             std::fs::set_permissions(&target, perms).map_err(|e| io_err(&target, e))?;
         }
     }
@@ -224,7 +291,10 @@ pub fn unpack<R: Read + Seek>(
 }
 
 /// Reads one entry of a zip into memory; `None` when it is not there.
-pub fn read_entry<R: Read + Seek>(zip: &mut ZipArchive<R>, name: &str) -> ::zip::result::ZipResult<Option<Vec<u8>>> {
+pub fn read_entry<R: Read + Seek>(
+    zip: &mut ZipArchive<R>,
+    name: &str,
+) -> ::zip::result::ZipResult<Option<Vec<u8>>> {
     match zip.by_name(name) {
         Ok(mut file) => {
             let mut bytes = Vec::with_capacity(file.size() as usize);
@@ -262,8 +332,18 @@ mod tests {
         let bytes = zip_with(&[("code/a.py", b"print(1)"), ("task.json", b"{}")]);
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out");
-        unpack(Cursor::new(bytes), "p.zip", "code/", &dest, Limits::default()).unwrap();
-        assert_eq!(std::fs::read_to_string(dest.join("a.py")).unwrap(), "print(1)");
+        unpack(
+            Cursor::new(bytes),
+            "p.zip",
+            "code/",
+            &dest,
+            Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dest.join("a.py")).unwrap(),
+            "print(1)"
+        );
         assert!(!dest.join("task.json").exists());
     }
 
@@ -273,7 +353,8 @@ mod tests {
             let bytes = zip_with(&[("fine.txt", b"ok"), (name, b"x")]);
             let dir = tempfile::tempdir().unwrap();
             let dest = dir.path().join("out");
-            let err = unpack(Cursor::new(bytes), "bad.zip", "", &dest, Limits::default()).unwrap_err();
+            let err =
+                unpack(Cursor::new(bytes), "bad.zip", "", &dest, Limits::default()).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
             assert!(!dest.exists(), "nothing is written for {name}");
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -283,10 +364,19 @@ mod tests {
     #[test]
     fn refuses_symlinks() {
         let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
-        writer.add_symlink("link", "/etc/passwd", SimpleFileOptions::default()).unwrap();
+        writer
+            .add_symlink("link", "/etc/passwd", SimpleFileOptions::default())
+            .unwrap();
         let bytes = writer.finish().unwrap().into_inner();
         let dir = tempfile::tempdir().unwrap();
-        let err = unpack(Cursor::new(bytes), "l.zip", "", &dir.path().join("o"), Limits::default()).unwrap_err();
+        let err = unpack(
+            Cursor::new(bytes),
+            "l.zip",
+            "",
+            &dir.path().join("o"),
+            Limits::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
     }
 
@@ -295,11 +385,31 @@ mod tests {
         let big = vec![0u8; 10_000];
         let bytes = zip_with(&[("a", &big), ("b", &big)]);
         let dir = tempfile::tempdir().unwrap();
-        let limits = Limits { max_bytes: 15_000, max_entries: 10 };
-        let err = unpack(Cursor::new(bytes.clone()), "bomb.zip", "", &dir.path().join("o"), limits).unwrap_err();
+        let limits = Limits {
+            max_bytes: 15_000,
+            max_entries: 10,
+        };
+        let err = unpack(
+            Cursor::new(bytes.clone()),
+            "bomb.zip",
+            "",
+            &dir.path().join("o"),
+            limits,
+        )
+        .unwrap_err();
         assert!(matches!(err, UnpackError::TooLarge { .. }), "{err}");
-        let limits = Limits { max_bytes: 1 << 20, max_entries: 1 };
-        let err = unpack(Cursor::new(bytes), "many.zip", "", &dir.path().join("o"), limits).unwrap_err();
+        let limits = Limits {
+            max_bytes: 1 << 20,
+            max_entries: 1,
+        };
+        let err = unpack(
+            Cursor::new(bytes),
+            "many.zip",
+            "",
+            &dir.path().join("o"),
+            limits,
+        )
+        .unwrap_err();
         assert!(matches!(err, UnpackError::TooManyEntries { .. }), "{err}");
     }
 }

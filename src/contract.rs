@@ -71,7 +71,13 @@ impl Layout {
 
     /// Creates the folders a job expects to exist before it starts.
     pub fn create_dirs(&self) -> std::io::Result<()> {
-        for dir in [self.config_dir(), self.data_dir(), self.model_dir(), self.output_data_dir(), self.checkpoints_dir()] {
+        for dir in [
+            self.config_dir(),
+            self.data_dir(),
+            self.model_dir(),
+            self.output_data_dir(),
+            self.checkpoints_dir(),
+        ] {
             std::fs::create_dir_all(dir)?;
         }
         Ok(())
@@ -138,7 +144,11 @@ pub struct ChannelConfig {
     pub s3_distribution_type: String,
     #[serde(rename = "RecordWrapperType", default = "default_wrapper")]
     pub record_wrapper_type: String,
-    #[serde(rename = "ContentType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ContentType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub content_type: Option<String>,
 }
 
@@ -182,15 +192,25 @@ impl JobConfig {
 
     pub fn read(layout: &Layout) -> anyhow::Result<JobConfig> {
         // SageMaker always writes all three; a hand-made root may omit the first two.
-        let hyperparameters: BTreeMap<String, Value> = read_json_or_default(&layout.hyperparameters_file())?;
+        let hyperparameters: BTreeMap<String, Value> =
+            read_json_or_default(&layout.hyperparameters_file())?;
         let hyperparameters = hyperparameters
             .into_iter()
-            .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
             .collect();
         Ok(JobConfig {
             hyperparameters,
             input_data_config: read_json_or_default(&layout.input_data_config_file())?,
-            resource_config: match read_json_or_default::<Option<ResourceConfig>>(&layout.resource_config_file())? {
+            resource_config: match read_json_or_default::<Option<ResourceConfig>>(
+                &layout.resource_config_file(),
+            )? {
                 Some(config) => config,
                 None => ResourceConfig::for_host(1, 1, "local"),
             },
@@ -203,10 +223,16 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(path: &Path) -> anyhow::Result<T> {
+fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+) -> anyhow::Result<T> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not valid JSON of the SageMaker contract", path.display())),
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is not valid JSON of the SageMaker contract",
+                path.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -232,7 +258,12 @@ fn sort_keys(value: &Value) -> Value {
         Value::Object(map) => {
             let mut sorted: Vec<(&String, &Value)> = map.iter().collect();
             sorted.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), sort_keys(v))).collect::<Map<_, _>>())
+            Value::Object(
+                sorted
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sort_keys(v)))
+                    .collect::<Map<_, _>>(),
+            )
         }
         Value::Array(items) => Value::Array(items.iter().map(sort_keys).collect()),
         other => other.clone(),
@@ -271,7 +302,10 @@ pub fn python_str(value: &Value) -> String {
         },
         Value::Object(map) => {
             // The toolkit writes a mapping as k=v pairs, sorted by key.
-            let mut pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", python_str(v))).collect();
+            let mut pairs: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}={}", python_str(v)))
+                .collect();
             pairs.sort();
             pairs.join(",")
         }
@@ -287,7 +321,10 @@ fn python_repr(value: &Value) -> String {
         Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
         Value::Null => "None".into(),
         Value::Object(map) => {
-            let parts: Vec<String> = map.iter().map(|(k, v)| format!("'{k}': {}", python_repr(v))).collect();
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("'{k}': {}", python_repr(v)))
+                .collect();
             format!("{{{}}}", parts.join(", "))
         }
         other => python_str(other),
@@ -303,7 +340,11 @@ pub fn python_float_repr(f: f64) -> String {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if f.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     let sci = format!("{f:e}"); // e.g. "1.5e-5", "1e16"
     let (mantissa, exponent) = sci.split_once('e').expect("{:e} has an exponent");
@@ -325,7 +366,11 @@ pub fn python_float_repr(f: f64) -> String {
 pub fn hyperparameter_args(hyperparameters: &BTreeMap<String, String>) -> Vec<String> {
     let mut args = Vec::new();
     for (key, text) in hyperparameters {
-        args.push(if key.chars().count() > 1 { format!("--{key}") } else { format!("-{key}") });
+        args.push(if key.chars().count() > 1 {
+            format!("--{key}")
+        } else {
+            format!("-{key}")
+        });
         args.push(python_str(&decode_hyperparameter(text)));
     }
     args
@@ -340,7 +385,12 @@ pub struct Host {
 }
 
 /// The `SM_*` environment (and `TRAINING_JOB_NAME`) the toolkit would set for a job under `layout`.
-pub fn environment(layout: &Layout, config: &JobConfig, host: &Host, module_name: &str) -> BTreeMap<String, String> {
+pub fn environment(
+    layout: &Layout,
+    config: &JobConfig,
+    host: &Host,
+    module_name: &str,
+) -> BTreeMap<String, String> {
     let path = |p: PathBuf| p.to_string_lossy().into_owned();
     let hyperparameters: Map<String, Value> = config
         .hyperparameters
@@ -361,16 +411,29 @@ pub fn environment(layout: &Layout, config: &JobConfig, host: &Host, module_name
         .find(|g| g.instance_group_name == resource.current_group_name)
         .map(|g| g.hosts.clone())
         .unwrap_or_else(|| resource.hosts.clone());
-    let instance_groups: Vec<&String> = resource.instance_groups.iter().map(|g| &g.instance_group_name).collect();
+    let instance_groups: Vec<&String> = resource
+        .instance_groups
+        .iter()
+        .map(|g| &g.instance_group_name)
+        .collect();
     let instance_groups_dict: Map<String, Value> = resource
         .instance_groups
         .iter()
-        .map(|g| (g.instance_group_name.clone(), serde_json::to_value(g).expect("serializable")))
+        .map(|g| {
+            (
+                g.instance_group_name.clone(),
+                serde_json::to_value(g).expect("serializable"),
+            )
+        })
         .collect();
     let user_args = hyperparameter_args(&config.hyperparameters);
     let resource_value = serde_json::to_value(resource).expect("serializable");
     let input_data_config = serde_json::to_value(&config.input_data_config).expect("serializable");
-    let master = resource.hosts.first().cloned().unwrap_or_else(|| resource.current_host.clone());
+    let master = resource
+        .hosts
+        .first()
+        .cloned()
+        .unwrap_or_else(|| resource.current_host.clone());
 
     let training_env = json!({
         "additional_framework_parameters": {},
@@ -413,20 +476,35 @@ pub fn environment(layout: &Layout, config: &JobConfig, host: &Host, module_name
 
     let mut source: Vec<(String, Value)> = vec![
         ("hosts".into(), json!(resource.hosts)),
-        ("network_interface_name".into(), json!(resource.network_interface_name)),
+        (
+            "network_interface_name".into(),
+            json!(resource.network_interface_name),
+        ),
         ("hps".into(), Value::Object(hyperparameters.clone())),
         ("user_entry_point".into(), json!(module_name)),
         ("framework_params".into(), json!({})),
         ("resource_config".into(), resource_value),
         ("input_data_config".into(), input_data_config),
-        ("output_data_dir".into(), json!(path(layout.output_data_dir()))),
+        (
+            "output_data_dir".into(),
+            json!(path(layout.output_data_dir())),
+        ),
         ("channels".into(), json!(channels)),
         ("current_host".into(), json!(resource.current_host)),
-        ("current_instance_type".into(), json!(resource.current_instance_type)),
-        ("current_instance_group".into(), json!(resource.current_group_name)),
+        (
+            "current_instance_type".into(),
+            json!(resource.current_instance_type),
+        ),
+        (
+            "current_instance_group".into(),
+            json!(resource.current_group_name),
+        ),
         ("current_instance_group_hosts".into(), json!(group_hosts)),
         ("instance_groups".into(), json!(instance_groups)),
-        ("instance_groups_dict".into(), Value::Object(instance_groups_dict)),
+        (
+            "instance_groups_dict".into(),
+            Value::Object(instance_groups_dict),
+        ),
         ("distribution_instance_groups".into(), json!([])),
         ("is_hetero".into(), json!(false)),
         ("module_name".into(), json!(module_name)),
@@ -441,19 +519,33 @@ pub fn environment(layout: &Layout, config: &JobConfig, host: &Host, module_name
         ("module_dir".into(), json!(path(layout.code_dir()))),
         ("training_env".into(), training_env),
         ("user_args".into(), json!(user_args)),
-        ("output_intermediate_dir".into(), json!(path(layout.output_intermediate_dir()))),
+        (
+            "output_intermediate_dir".into(),
+            json!(path(layout.output_intermediate_dir())),
+        ),
     ];
     for name in config.input_data_config.keys() {
-        source.push((format!("channel_{name}"), json!(path(layout.channel_dir(name)))));
+        source.push((
+            format!("channel_{name}"),
+            json!(path(layout.channel_dir(name))),
+        ));
     }
     for (key, value) in &hyperparameters {
         source.push((format!("hp_{key}"), value.clone()));
     }
 
-    let mut env: BTreeMap<String, String> =
-        source.into_iter().map(|(k, v)| (format!("SM_{}", k.to_uppercase()), env_value(&v))).collect();
-    env.insert("SM_INPUT_DATA_CONFIG_FILE".into(), path(layout.input_data_config_file()));
-    env.insert("SM_RESOURCE_CONFIG_FILE".into(), path(layout.resource_config_file()));
+    let mut env: BTreeMap<String, String> = source
+        .into_iter()
+        .map(|(k, v)| (format!("SM_{}", k.to_uppercase()), env_value(&v)))
+        .collect();
+    env.insert(
+        "SM_INPUT_DATA_CONFIG_FILE".into(),
+        path(layout.input_data_config_file()),
+    );
+    env.insert(
+        "SM_RESOURCE_CONFIG_FILE".into(),
+        path(layout.resource_config_file()),
+    );
     env.insert("SM_HP_FILE".into(), path(layout.hyperparameters_file()));
     env.insert("TRAINING_JOB_NAME".into(), host.job_name.clone());
     env
@@ -475,15 +567,22 @@ mod tests {
             ]
             .into_iter()
             .collect(),
-            input_data_config: [("training".to_string(), ChannelConfig::default()), ("testing".to_string(), ChannelConfig::default())]
-                .into_iter()
-                .collect(),
+            input_data_config: [
+                ("training".to_string(), ChannelConfig::default()),
+                ("testing".to_string(), ChannelConfig::default()),
+            ]
+            .into_iter()
+            .collect(),
             resource_config: ResourceConfig::for_host(2, 2, "ml.m5.large"),
         }
     }
 
     fn env() -> BTreeMap<String, String> {
-        let host = Host { num_cpus: 4, num_gpus: 0, job_name: "job-1".into() };
+        let host = Host {
+            num_cpus: 4,
+            num_gpus: 0,
+            job_name: "job-1".into(),
+        };
         environment(&Layout::new("/opt/ml"), &config(), &host, "train.py")
     }
 
@@ -529,7 +628,10 @@ mod tests {
         let training_env: Value = serde_json::from_str(&env["SM_TRAINING_ENV"]).unwrap();
         assert_eq!(training_env["hyperparameters"]["batch_size"], 25);
         assert_eq!(training_env["current_host"], "algo-2");
-        assert_eq!(training_env["channel_input_dirs"]["training"], "/opt/ml/input/data/training");
+        assert_eq!(
+            training_env["channel_input_dirs"]["training"],
+            "/opt/ml/input/data/training"
+        );
         let resource: Value = serde_json::from_str(&env["SM_RESOURCE_CONFIG"]).unwrap();
         assert_eq!(resource["current_instance_type"], "ml.m5.large");
         assert_eq!(resource["instance_groups"][0]["hosts"][1], "algo-2");
@@ -539,7 +641,15 @@ mod tests {
 
     #[test]
     fn python_str_of_floats_matches_python() {
-        for (f, expected) in [(0.001, "0.001"), (1e-5, "1e-05"), (1.0, "1.0"), (1e16, "1e+16"), (123.5, "123.5"), (0.0001, "0.0001"), (-2.5e-7, "-2.5e-07")] {
+        for (f, expected) in [
+            (0.001, "0.001"),
+            (1e-5, "1e-05"),
+            (1.0, "1.0"),
+            (1e16, "1e+16"),
+            (123.5, "123.5"),
+            (0.0001, "0.0001"),
+            (-2.5e-7, "-2.5e-07"),
+        ] {
             assert_eq!(python_float_repr(f), expected, "{f}");
         }
     }
@@ -550,7 +660,11 @@ mod tests {
         let layout = Layout::new(dir.path());
         config().write(&layout).unwrap();
         assert_eq!(JobConfig::read(&layout).unwrap(), config());
-        let written: Value = serde_json::from_slice(&std::fs::read(layout.hyperparameters_file()).unwrap()).unwrap();
-        assert!(written.as_object().unwrap().values().all(Value::is_string), "all values are strings");
+        let written: Value =
+            serde_json::from_slice(&std::fs::read(layout.hyperparameters_file()).unwrap()).unwrap();
+        assert!(
+            written.as_object().unwrap().values().all(Value::is_string),
+            "all values are strings"
+        );
     }
 }

@@ -64,23 +64,42 @@ pub async fn run(args: EntryArgs) -> i32 {
 }
 
 async fn run_job(args: &EntryArgs, layout: &Layout) -> anyhow::Result<i32> {
-    let config = JobConfig::read(layout).context("reading the job's configuration under input/config")?;
+    let config =
+        JobConfig::read(layout).context("reading the job's configuration under input/config")?;
     let bytes = std::fs::read(&args.package).with_context(|| {
-        format!("reading the package {} (set {PACKAGE_ENV} to where it is)", args.package.display())
+        format!(
+            "reading the package {} (set {PACKAGE_ENV} to where it is)",
+            args.package.display()
+        )
     })?;
     let (spec, info) = package::read_manifest(&bytes)?;
     let code_dir = layout.code_dir();
-    archive::unpack(std::io::Cursor::new(&bytes), &args.package.display().to_string(), CODE_PREFIX, &code_dir, Limits::default())?;
-    for dir in [layout.model_dir(), layout.output_data_dir(), layout.checkpoints_dir()] {
+    archive::unpack(
+        std::io::Cursor::new(&bytes),
+        &args.package.display().to_string(),
+        CODE_PREFIX,
+        &code_dir,
+        Limits::default(),
+    )?;
+    for dir in [
+        layout.model_dir(),
+        layout.output_data_dir(),
+        layout.checkpoints_dir(),
+    ] {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let job_name = std::env::var("TRAINING_JOB_NAME").unwrap_or_else(|_| spec.name.clone());
     say(&format!(
         "job {job_name}: package {} {} ({}) on {}",
-        info.name, info.version, &info.content_hash[..19.min(info.content_hash.len())], config.resource_config.current_host
+        info.name,
+        info.version,
+        &info.content_hash[..19.min(info.content_hash.len())],
+        config.resource_config.current_host
     ));
     let host = Host {
-        num_cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        num_cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         num_gpus: 0,
         job_name,
     };
@@ -101,7 +120,13 @@ async fn run_command(
     command: &CommandSpec,
 ) -> anyhow::Result<i32> {
     let code_dir = layout.code_dir();
-    let module = command.run.iter().skip(1).find(|a| !a.starts_with('-')).cloned().unwrap_or_else(|| command.run[0].clone());
+    let module = command
+        .run
+        .iter()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .cloned()
+        .unwrap_or_else(|| command.run[0].clone());
     let env = contract::environment(layout, config, host, &module);
     let mut program = PathBuf::from(&command.run[0]);
     if program.is_relative() && program.components().count() > 1 {
@@ -109,11 +134,20 @@ async fn run_command(
     }
     let mut argv: Vec<String> = command.run[1..].to_vec();
     argv.extend(contract::hyperparameter_args(&config.hyperparameters));
-    let shown = std::iter::once(command.run[0].clone()).chain(argv.iter().cloned()).collect::<Vec<_>>().join(" ");
+    let shown = std::iter::once(command.run[0].clone())
+        .chain(argv.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
     say(&format!("running `{shown}` in {}", code_dir.display()));
 
     let mut child_command = tokio::process::Command::new(&program);
-    child_command.args(&argv).current_dir(&code_dir).envs(&env).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    child_command
+        .args(&argv)
+        .current_dir(&code_dir)
+        .envs(&env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if std::env::var_os("PYTHONUNBUFFERED").is_none() {
         // Output that arrives only at the end is the classic local-mode complaint.
         child_command.env("PYTHONUNBUFFERED", "1");
@@ -125,7 +159,9 @@ async fn run_command(
         Ok(child) => child,
         Err(e) => {
             let (code, why) = match e.kind() {
-                std::io::ErrorKind::NotFound => (127, "was not found (is it installed, and on PATH?)"),
+                std::io::ErrorKind::NotFound => {
+                    (127, "was not found (is it installed, and on PATH?)")
+                }
                 std::io::ErrorKind::PermissionDenied => (126, "is not executable"),
                 _ => (126, "could not be started"),
             };
@@ -191,7 +227,10 @@ fn signal_name(signal: i32) -> &'static str {
 }
 
 /// Copies a child's stream to ours line by line as it comes; keeps the last lines of stderr.
-fn pass_through<R: AsyncRead + Unpin + Send + 'static>(stream: R, is_stderr: bool) -> tokio::task::JoinHandle<Vec<String>> {
+fn pass_through<R: AsyncRead + Unpin + Send + 'static>(
+    stream: R,
+    is_stderr: bool,
+) -> tokio::task::JoinHandle<Vec<String>> {
     tokio::spawn(async move {
         let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
@@ -244,7 +283,9 @@ pub fn failure_text(head: &str, stderr_tail: &[String]) -> String {
 /// Writes `output/failure` unless the job already wrote one.
 pub fn write_failure(layout: &Layout, reason: &str) {
     let path = layout.failure_file();
-    let already = std::fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(false);
+    let already = std::fs::metadata(&path)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false);
     if already {
         return;
     }
@@ -271,7 +312,9 @@ mod tests {
 
     #[test]
     fn failure_text_keeps_the_last_lines_within_the_limit() {
-        let tail: Vec<String> = (0..200).map(|i| format!("line {i} {}", "x".repeat(20))).collect();
+        let tail: Vec<String> = (0..200)
+            .map(|i| format!("line {i} {}", "x".repeat(20)))
+            .collect();
         let text = failure_text("Command `x` exited with code 1.", &tail);
         assert!(text.len() <= FAILURE_REASON_MAX, "{}", text.len());
         assert!(text.starts_with("Command `x` exited with code 1."));

@@ -29,9 +29,10 @@ pub fn fingerprint(
         hasher.update(format!("\0channel\0{name}\0").as_bytes());
         match source {
             ChannelSource::S3(uri) => hasher.update(uri.as_bytes()),
-            ChannelSource::Local(path) => {
-                hasher.update(content_hash(path).with_context(|| format!("reading channel `{name}` at {}", path.display()))?)
-            }
+            ChannelSource::Local(path) => hasher.update(
+                content_hash(path)
+                    .with_context(|| format!("reading channel `{name}` at {}", path.display()))?,
+            ),
         }
     }
     Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
@@ -42,7 +43,10 @@ pub fn content_hash(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
     let files = if path.is_dir() {
         archive::files_below(path)?
     } else {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         vec![(name, path.to_path_buf())]
     };
     let mut hasher = Sha256::new();

@@ -27,7 +27,10 @@ use printer::{Format, Printer};
 use results::Mode;
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -36,20 +39,38 @@ fn main() -> ExitCode {
     };
     // In an image the binary is /usr/local/bin/train, started by SageMaker as `train`.
     let invoked_as = std::env::args_os().next().map(std::path::PathBuf::from);
-    if invoked_as.as_deref().and_then(|p| p.file_name()).is_some_and(|n| n == "train") {
-        let args = cli::EntryArgs { root: None, package: None };
+    if invoked_as
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == "train")
+    {
+        let args = cli::EntryArgs {
+            root: None,
+            package: None,
+        };
         return ExitCode::from(runtime.block_on(commands::entry::run(args)).clamp(0, 255) as u8);
     }
 
     let cli = Cli::parse();
-    let printer = Printer::new(if cli.json { Format::Json } else { Format::Human }, cli.quiet);
+    let printer = Printer::new(
+        if cli.json {
+            Format::Json
+        } else {
+            Format::Human
+        },
+        cli.quiet,
+    );
     let result = runtime.block_on(async {
         match cli.command {
             Command::Entry(args) => Ok(commands::entry::run(args).await),
             Command::Train(TrainCommand::Attached(args)) => {
-                commands::train::run(args, Mode::Attached, &printer).await.map(|e| e as i32)
+                commands::train::run(args, Mode::Attached, &printer)
+                    .await
+                    .map(|e| e as i32)
             }
-            Command::Results(command) => commands::results::run(command, &printer).await.map(|e| e as i32),
+            Command::Results(command) => commands::results::run(command, &printer)
+                .await
+                .map(|e| e as i32),
         }
     });
     match result {

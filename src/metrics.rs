@@ -35,7 +35,10 @@ pub fn parse_line(line: &str) -> Vec<(String, f64)> {
 
 /// The SageMaker `MetricDefinitions` regex for one metric name: its one group is the value.
 pub fn sagemaker_regex(name: &str) -> String {
-    format!(r"###METRIC###{}:\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*###", regex::escape(name))
+    format!(
+        r"###METRIC###{}:\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*###",
+        regex::escape(name)
+    )
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -59,10 +62,10 @@ pub struct Metrics(pub BTreeMap<String, Series>);
 
 impl Metrics {
     pub fn record(&mut self, name: &str, value: f64, timestamp: DateTime<Utc>) {
-        let entry = self
-            .0
-            .entry(name.to_string())
-            .or_insert_with(|| Series { last: value, series: Vec::new() });
+        let entry = self.0.entry(name.to_string()).or_insert_with(|| Series {
+            last: value,
+            series: Vec::new(),
+        });
         entry.last = value;
         entry.series.push(Sample { timestamp, value });
     }
@@ -91,9 +94,14 @@ mod tests {
 
     #[test]
     fn parses_metrics_anywhere_in_a_line() {
-        assert_eq!(parse_line("###METRIC###auc:0.85###"), vec![("auc".to_string(), 0.85)]);
         assert_eq!(
-            parse_line("algo-1 2026-11-22 12:00:01 INFO ###METRIC###roc_auc_score_test:0.854###  trailing"),
+            parse_line("###METRIC###auc:0.85###"),
+            vec![("auc".to_string(), 0.85)]
+        );
+        assert_eq!(
+            parse_line(
+                "algo-1 2026-11-22 12:00:01 INFO ###METRIC###roc_auc_score_test:0.854###  trailing"
+            ),
             vec![("roc_auc_score_test".to_string(), 0.854)]
         );
         assert_eq!(
@@ -137,7 +145,10 @@ mod tests {
             }
         }
         let metric = format_line("roc_auc_score_test", 0.854);
-        assert_eq!(parse_line(&metric), vec![("roc_auc_score_test".to_string(), 0.854)]);
+        assert_eq!(
+            parse_line(&metric),
+            vec![("roc_auc_score_test".to_string(), 0.854)]
+        );
         // A name with regex characters matches only itself.
         let regex = Regex::new(&sagemaker_regex("a.b")).unwrap();
         assert!(!regex.is_match("###METRIC###axb:1###"));

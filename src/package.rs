@@ -24,9 +24,17 @@ pub enum PackageError {
          the source folder, list them in .groundsignore, or, to deliver one on purpose, name it in \
          [task.command] include_secrets = [\"{first}\"]"
     )]
-    Secrets { source_dir: PathBuf, count: usize, names: String, first: String },
+    Secrets {
+        source_dir: PathBuf,
+        count: usize,
+        names: String,
+        first: String,
+    },
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("walking the source folder {path}: {message}")]
     Walk { path: PathBuf, message: String },
     #[error("writing the package: {0}")]
@@ -62,7 +70,11 @@ pub fn build(task: &Task) -> Result<Package, PackageError> {
         entries = source_entries(source, &task.include_secrets)?;
     }
     let task_json = serde_json::to_vec_pretty(&task.spec).expect("a task serializes");
-    entries.push(Entry { name: TASK_JSON.into(), bytes: task_json, executable: false });
+    entries.push(Entry {
+        name: TASK_JSON.into(),
+        bytes: task_json,
+        executable: false,
+    });
     entries.sort_by(|a, b| a.name.cmp(&b.name));
 
     let mut hasher = Sha256::new();
@@ -79,11 +91,18 @@ pub fn build(task: &Task) -> Result<Package, PackageError> {
         files: entries.len() - 1,
     };
     let mut zip = DeterministicZip::new(Cursor::new(Vec::new()));
-    zip.add(PACKAGE_JSON, &serde_json::to_vec_pretty(&info).expect("serializes"), false)?;
+    zip.add(
+        PACKAGE_JSON,
+        &serde_json::to_vec_pretty(&info).expect("serializes"),
+        false,
+    )?;
     for entry in &entries {
         zip.add(&entry.name, &entry.bytes, entry.executable)?;
     }
-    Ok(Package { info, bytes: zip.finish()?.into_inner() })
+    Ok(Package {
+        info,
+        bytes: zip.finish()?.into_inner(),
+    })
 }
 
 /// Whether a file name looks like it holds a secret that should never travel in a package or image.
@@ -116,7 +135,10 @@ fn source_entries(source: &Path, include_secrets: &[String]) -> Result<Vec<Entry
     let mut entries = Vec::new();
     let mut secrets = Vec::new();
     for item in walker {
-        let item = item.map_err(|e| PackageError::Walk { path: source.to_path_buf(), message: e.to_string() })?;
+        let item = item.map_err(|e| PackageError::Walk {
+            path: source.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let path = item.path();
         let is_file = item.file_type().is_some_and(|t| t.is_file())
             || (item.path_is_symlink() && path.is_file());
@@ -128,12 +150,18 @@ fn source_entries(source: &Path, include_secrets: &[String]) -> Result<Vec<Entry
             .expect("walked below the source")
             .to_string_lossy()
             .replace('\\', "/");
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if looks_like_secret(&file_name) && !include_secrets.iter().any(|s| s == &relative) {
             secrets.push(relative);
             continue;
         }
-        let bytes = std::fs::read(path).map_err(|e| PackageError::Read { path: path.to_path_buf(), source: e })?;
+        let bytes = std::fs::read(path).map_err(|e| PackageError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         entries.push(Entry {
             name: format!("{CODE_PREFIX}{relative}"),
             bytes,
@@ -155,11 +183,16 @@ fn source_entries(source: &Path, include_secrets: &[String]) -> Result<Vec<Entry
 /// Reads `task.json` and `package.json` back out of a package.
 pub fn read_manifest(bytes: &[u8]) -> anyhow::Result<(TaskSpec, PackageInfo)> {
     let mut zip = ::zip::ZipArchive::new(Cursor::new(bytes))?;
-    let task = archive::read_entry(&mut zip, TASK_JSON)?
-        .ok_or_else(|| anyhow::anyhow!("the package has no {TASK_JSON}; was it made by grounds?"))?;
-    let info = archive::read_entry(&mut zip, PACKAGE_JSON)?
-        .ok_or_else(|| anyhow::anyhow!("the package has no {PACKAGE_JSON}; was it made by grounds?"))?;
-    Ok((serde_json::from_slice(&task)?, serde_json::from_slice(&info)?))
+    let task = archive::read_entry(&mut zip, TASK_JSON)?.ok_or_else(|| {
+        anyhow::anyhow!("the package has no {TASK_JSON}; was it made by grounds?")
+    })?;
+    let info = archive::read_entry(&mut zip, PACKAGE_JSON)?.ok_or_else(|| {
+        anyhow::anyhow!("the package has no {PACKAGE_JSON}; was it made by grounds?")
+    })?;
+    Ok((
+        serde_json::from_slice(&task)?,
+        serde_json::from_slice(&info)?,
+    ))
 }
 
 #[cfg(test)]
@@ -200,7 +233,15 @@ mod tests {
         assert_ne!(first.info.content_hash, third.info.content_hash);
         let mut listed = names(&first);
         listed.sort();
-        assert_eq!(listed, ["code/lib/util.py", "code/train.py", "package.json", "task.json"]);
+        assert_eq!(
+            listed,
+            [
+                "code/lib/util.py",
+                "code/train.py",
+                "package.json",
+                "task.json"
+            ]
+        );
         let (spec, info) = read_manifest(&first.bytes).unwrap();
         assert_eq!(spec.name, "pkg");
         assert_eq!(info, first.info);
@@ -218,7 +259,12 @@ mod tests {
         std::fs::create_dir(src.join(".git")).unwrap();
         std::fs::write(src.join(".git/HEAD"), "x").unwrap();
         let listed = names(&build(&task_in(dir.path())).unwrap());
-        assert!(!listed.iter().any(|n| n.contains("run.log") || n.contains("big.bin") || n.contains(".git/")), "{listed:?}");
+        assert!(
+            !listed
+                .iter()
+                .any(|n| n.contains("run.log") || n.contains("big.bin") || n.contains(".git/")),
+            "{listed:?}"
+        );
         assert!(listed.contains(&"code/.gitignore".to_string()));
     }
 
@@ -229,11 +275,20 @@ mod tests {
         std::fs::write(src.join(".env"), "AWS_SECRET_ACCESS_KEY=x").unwrap();
         std::fs::write(src.join("server.pem"), "x").unwrap();
         let err = build(&task_in(dir.path())).unwrap_err().to_string();
-        assert!(err.contains(".env, server.pem") && err.contains("include_secrets"), "{err}");
+        assert!(
+            err.contains(".env, server.pem") && err.contains("include_secrets"),
+            "{err}"
+        );
         let mut task = task_in(dir.path());
         task.include_secrets = vec![".env".into(), "server.pem".into()];
         assert!(names(&build(&task).unwrap()).contains(&"code/server.pem".to_string()));
-        for name in ["id_rsa", "id_rsa.pub", "credentials", "tls.key", ".env.local"] {
+        for name in [
+            "id_rsa",
+            "id_rsa.pub",
+            "credentials",
+            "tls.key",
+            ".env.local",
+        ] {
             assert!(looks_like_secret(name), "{name}");
         }
         assert!(!looks_like_secret("keys.py"));

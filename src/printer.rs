@@ -36,7 +36,12 @@ pub struct Printer {
 impl Printer {
     pub fn new(format: Format, quiet: bool) -> Self {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Printer { format, quiet, color, lock: Mutex::new(()) }
+        Printer {
+            format,
+            quiet,
+            color,
+            lock: Mutex::new(()),
+        }
     }
 
     pub fn is_json(&self) -> bool {
@@ -159,8 +164,17 @@ mod tests {
 
     #[test]
     fn tables_align_columns() {
-        let text = table(&["ID", "STATUS"], &[vec!["a-long-id".into(), "Completed".into()], vec!["b".into(), "Failed".into()]]);
-        assert_eq!(text, "ID         STATUS\na-long-id  Completed\nb          Failed\n");
+        let text = table(
+            &["ID", "STATUS"],
+            &[
+                vec!["a-long-id".into(), "Completed".into()],
+                vec!["b".into(), "Failed".into()],
+            ],
+        );
+        assert_eq!(
+            text,
+            "ID         STATUS\na-long-id  Completed\nb          Failed\n"
+        );
     }
 
     #[test]

@@ -114,15 +114,27 @@ impl Drop for Reservation {
 impl Reservation {
     /// Writes the result zip to the staging file and renames it into place.
     pub fn commit(mut self, contents: &ResultContents) -> anyhow::Result<PathBuf> {
-        let file = File::create(&self.staging).with_context(|| format!("writing {}", self.staging.display()))?;
+        let file = File::create(&self.staging)
+            .with_context(|| format!("writing {}", self.staging.display()))?;
         let mut zip = DeterministicZip::new(file);
         zip.add("job.json", &serde_json::to_vec_pretty(contents.job)?, false)?;
-        zip.add("package.json", &serde_json::to_vec_pretty(&contents.package.info)?, false)?;
+        zip.add(
+            "package.json",
+            &serde_json::to_vec_pretty(&contents.package.info)?,
+            false,
+        )?;
         zip.add("package.zip", &contents.package.bytes, false)?;
-        zip.add("metrics.json", &serde_json::to_vec_pretty(contents.metrics)?, false)?;
-        zip.add_file("logs.txt", contents.logs).context("storing logs.txt")?;
-        zip.add_tree("model", contents.model_dir).context("storing the model folder")?;
-        zip.add_tree("output", contents.output_dir).context("storing the output folder")?;
+        zip.add(
+            "metrics.json",
+            &serde_json::to_vec_pretty(contents.metrics)?,
+            false,
+        )?;
+        zip.add_file("logs.txt", contents.logs)
+            .context("storing logs.txt")?;
+        zip.add_tree("model", contents.model_dir)
+            .context("storing the model folder")?;
+        zip.add_tree("output", contents.output_dir)
+            .context("storing the output folder")?;
         let mut file = zip.finish()?;
         file.flush()?;
         file.sync_all()?;
@@ -161,7 +173,9 @@ impl Store {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(".grounds"));
-        Store { home: std::path::absolute(&home).unwrap_or(home) }
+        Store {
+            home: std::path::absolute(&home).unwrap_or(home),
+        }
     }
 
     pub fn results_dir(&self) -> PathBuf {
@@ -179,18 +193,36 @@ impl Store {
     /// Reserves a fresh id `<base>-<YYYYmmdd-HHMMSS>-<xxxx>`.
     pub fn reserve(&self, base: &str) -> anyhow::Result<Reservation> {
         let dir = self.results_dir();
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating the result store {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the result store {}", dir.display()))?;
         for _ in 0..1000 {
-            let id = format!("{base}-{}-{:04x}", Utc::now().format("%Y%m%d-%H%M%S"), fastrand::u16(..));
+            let id = format!(
+                "{base}-{}-{:04x}",
+                Utc::now().format("%Y%m%d-%H%M%S"),
+                fastrand::u16(..)
+            );
             let target = self.result_path(&id);
             let staging = dir.join(format!(".{id}.zip.partial"));
             if target.exists() {
                 continue;
             }
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&staging) {
-                Ok(_) => return Ok(Reservation { id, staging, target, committed: false }),
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&staging)
+            {
+                Ok(_) => {
+                    return Ok(Reservation {
+                        id,
+                        staging,
+                        target,
+                        committed: false,
+                    })
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e).with_context(|| format!("reserving {}", staging.display())),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("reserving {}", staging.display()))
+                }
             }
         }
         bail!("could not find a free result id in {}", dir.display())
@@ -208,7 +240,9 @@ impl Store {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                (!name.starts_with('.')).then(|| name.strip_suffix(".zip").map(str::to_string)).flatten()
+                (!name.starts_with('.'))
+                    .then(|| name.strip_suffix(".zip").map(str::to_string))
+                    .flatten()
             })
             .collect();
         ids.sort();
@@ -224,10 +258,16 @@ impl Store {
         let matches: Vec<&String> = ids.iter().filter(|id| id.starts_with(prefix)).collect();
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
-            [] if ids.is_empty() => bail!("no result matches `{prefix}`: the store {} is empty", self.results_dir().display()),
+            [] if ids.is_empty() => bail!(
+                "no result matches `{prefix}`: the store {} is empty",
+                self.results_dir().display()
+            ),
             [] => {
                 let recent: Vec<&str> = ids.iter().rev().take(5).map(String::as_str).collect();
-                bail!("no result matches `{prefix}`; the most recent are: {}", recent.join(", "))
+                bail!(
+                    "no result matches `{prefix}`; the most recent are: {}",
+                    recent.join(", ")
+                )
             }
             many => {
                 let names: Vec<&str> = many.iter().take(10).map(|s| s.as_str()).collect();
@@ -248,8 +288,8 @@ impl Store {
             .with_context(|| format!("{} is not a readable result zip", path.display()))?;
         let job = archive::read_entry(&mut zip, "job.json")?
             .with_context(|| format!("{} has no job.json", path.display()))?;
-        let job: JobRecord =
-            serde_json::from_slice(&job).with_context(|| format!("{}: job.json is not valid", path.display()))?;
+        let job: JobRecord = serde_json::from_slice(&job)
+            .with_context(|| format!("{}: job.json is not valid", path.display()))?;
         let metrics = match archive::read_entry(&mut zip, "metrics.json")? {
             Some(bytes) => serde_json::from_slice(&bytes)
                 .with_context(|| format!("{}: metrics.json is not valid", path.display()))?,
@@ -262,7 +302,12 @@ impl Store {
                 files.push((entry.name().to_string(), entry.size()));
             }
         }
-        Ok(Stored { path, job, metrics, files })
+        Ok(Stored {
+            path,
+            job,
+            metrics,
+            files,
+        })
     }
 
     /// Summaries of every readable result, oldest first; unreadable zips are reported, not fatal.
@@ -292,7 +337,13 @@ impl Store {
     pub fn unpack(&self, id: &str, dest: &Path, limits: Limits) -> anyhow::Result<u64> {
         let path = self.result_path(id);
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        Ok(archive::unpack(BufReader::new(file), &path.display().to_string(), "", dest, limits)?)
+        Ok(archive::unpack(
+            BufReader::new(file),
+            &path.display().to_string(),
+            "",
+            dest,
+            limits,
+        )?)
     }
 }
 
@@ -303,7 +354,9 @@ mod tests {
     #[test]
     fn reservations_are_unique_and_dropping_one_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store { home: dir.path().to_path_buf() };
+        let store = Store {
+            home: dir.path().to_path_buf(),
+        };
         let a = store.reserve("t").unwrap();
         let b = store.reserve("t").unwrap();
         assert_ne!(a.id, b.id);
@@ -317,7 +370,9 @@ mod tests {
     #[test]
     fn prefixes_resolve_to_one_id_or_explain() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store { home: dir.path().to_path_buf() };
+        let store = Store {
+            home: dir.path().to_path_buf(),
+        };
         std::fs::create_dir_all(store.results_dir()).unwrap();
         for id in ["titanic-1-aaaa", "titanic-1-aabb", "other-2-cccc"] {
             std::fs::write(store.result_path(id), b"").unwrap();
@@ -325,7 +380,10 @@ mod tests {
         assert_eq!(store.resolve("other").unwrap(), "other-2-cccc");
         assert_eq!(store.resolve("titanic-1-aab").unwrap(), "titanic-1-aabb");
         let ambiguous = store.resolve("titanic").unwrap_err().to_string();
-        assert!(ambiguous.contains("ambiguous") && ambiguous.contains("titanic-1-aaaa"), "{ambiguous}");
+        assert!(
+            ambiguous.contains("ambiguous") && ambiguous.contains("titanic-1-aaaa"),
+            "{ambiguous}"
+        );
         let unknown = store.resolve("zzz").unwrap_err().to_string();
         assert!(unknown.contains("no result matches `zzz`"), "{unknown}");
     }

@@ -31,7 +31,11 @@ impl TrainSettings {
     }
 
     pub fn channel_sources(&self) -> BTreeMap<String, String> {
-        self.task.channels.iter().map(|(name, source)| (name.clone(), source.describe())).collect()
+        self.task
+            .channels
+            .iter()
+            .map(|(name, source)| (name.clone(), source.describe()))
+            .collect()
     }
 
     /// The plan `--dry-run` prints.

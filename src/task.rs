@@ -25,9 +25,16 @@ pub const HYPERPARAMETER_VALUE_MAX: usize = 2500;
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     #[error("cannot read task file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}{location}: {message}")]
-    Invalid { path: PathBuf, location: Location, message: String },
+    Invalid {
+        path: PathBuf,
+        location: Location,
+        message: String,
+    },
 }
 
 /// Where in a file a problem is; printed as `:line:column`, or nothing when unknown.
@@ -38,7 +45,10 @@ impl Location {
     fn of(text: &str, offset: usize) -> Self {
         let before = &text[..offset.min(text.len())];
         let line = before.matches('\n').count() + 1;
-        let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+        let column = before
+            .rfind('\n')
+            .map_or(before.len(), |nl| before.len() - nl - 1)
+            + 1;
         Location(Some((line, column)))
     }
 }
@@ -228,15 +238,19 @@ pub struct Task {
 
 impl Task {
     pub fn load(path: &Path) -> Result<Task, TaskError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TaskError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| TaskError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(path, &text)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Task, TaskError> {
         let invalid = |span: Option<std::ops::Range<usize>>, message: String| TaskError::Invalid {
             path: path.to_path_buf(),
-            location: span.map(|s| Location::of(text, s.start)).unwrap_or_default(),
+            location: span
+                .map(|s| Location::of(text, s.start))
+                .unwrap_or_default(),
             message,
         };
         let file: TaskFile = toml::from_str(text).map_err(|e| {
@@ -245,7 +259,13 @@ impl Task {
         })?;
         let base = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."));
         let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
 
@@ -258,17 +278,16 @@ impl Task {
             (Some(_), Some(command)) => {
                 return Err(invalid(
                     Some(command.span()),
-                    "a task has either [task.builtin] or [task.command], not both: remove one".into(),
-                ))
-            }
-            (None, None) => {
-                return Err(invalid(
-                    Some(file.task.name.span()),
-                    "[task] needs [task.builtin] (tabular training inside grounds) or [task.command] \
-                     (your own program): add one of them"
+                    "a task has either [task.builtin] or [task.command], not both: remove one"
                         .into(),
                 ))
             }
+            (None, None) => return Err(invalid(
+                Some(file.task.name.span()),
+                "[task] needs [task.builtin] (tabular training inside grounds) or [task.command] \
+                     (your own program): add one of them"
+                    .into(),
+            )),
             (Some(builtin), None) => {
                 if let (Some(_), Some(_)) = (builtin.folds, builtin.test_size) {
                     return Err(invalid(
@@ -304,7 +323,10 @@ impl Task {
                     None => None,
                     Some(req) => {
                         let full = base.join(req.get_ref());
-                        let relative = full.strip_prefix(&source).ok().map(|r| r.to_string_lossy().into_owned());
+                        let relative = full
+                            .strip_prefix(&source)
+                            .ok()
+                            .map(|r| r.to_string_lossy().into_owned());
                         match relative {
                             Some(rel) if full.is_file() => Some(rel),
                             Some(_) => {
@@ -329,7 +351,10 @@ impl Task {
                 };
                 let _ = span;
                 (
-                    Runner::Command(CommandSpec { run: command.run.into_inner(), requirements }),
+                    Runner::Command(CommandSpec {
+                        run: command.run.into_inner(),
+                        requirements,
+                    }),
                     Some(source),
                     command.include_secrets,
                 )
@@ -355,7 +380,10 @@ impl Task {
                 if value.len() <= "s3://".len() || value["s3://".len()..].starts_with('/') {
                     return Err(invalid(
                         Some(location.span()),
-                        format!("channel `{}`: `{value}` is not an s3://bucket/prefix URI", channel.get_ref()),
+                        format!(
+                            "channel `{}`: `{value}` is not an s3://bucket/prefix URI",
+                            channel.get_ref()
+                        ),
                     ));
                 }
                 ChannelSource::S3(value.clone())
@@ -380,7 +408,10 @@ impl Task {
         let mut hyperparameters = BTreeMap::new();
         for (key, value) in &file.hyperparameters {
             let text = hyperparameter_string(value.get_ref()).map_err(|why| {
-                invalid(Some(value.span()), format!("hyperparameter `{}`: {why}", key.get_ref()))
+                invalid(
+                    Some(value.span()),
+                    format!("hyperparameter `{}`: {why}", key.get_ref()),
+                )
             })?;
             hyperparameters.insert(key.get_ref().clone(), text);
         }
@@ -434,8 +465,12 @@ fn hyperparameter_string(value: &toml::Value) -> Result<String, String> {
 /// Parses `key=value` as given to `--hp`.
 pub fn parse_override(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.to_string())),
-        _ => Err(format!("`{text}` is not key=value (e.g. --hp max_iter=500)")),
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "`{text}` is not key=value (e.g. --hp max_iter=500)"
+        )),
     }
 }
 
@@ -467,13 +502,18 @@ pub fn check_task_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("task name is empty: give it a name of letters, digits and hyphens".into());
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
         return Err(format!(
             "task name `{name}` has `{bad}`; job names allow only letters, digits and hyphens (a-z A-Z 0-9 -)"
         ));
     }
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(format!("task name `{name}` must start with a letter or digit"));
+        return Err(format!(
+            "task name `{name}` must start with a letter or digit"
+        ));
     }
     if name.len() > TASK_NAME_MAX {
         return Err(format!(
@@ -487,9 +527,14 @@ pub fn check_task_name(name: &str) -> Result<(), String> {
 
 fn check_channel_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > CHANNEL_NAME_MAX {
-        return Err(format!("channel name `{name}` must have 1 to {CHANNEL_NAME_MAX} characters"));
+        return Err(format!(
+            "channel name `{name}` must have 1 to {CHANNEL_NAME_MAX} characters"
+        ));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))) {
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+    {
         return Err(format!(
             "channel name `{name}` has `{bad}`; channel names allow letters, digits, `.`, `-` and `_`"
         ));
@@ -523,7 +568,8 @@ mod tests {
         parse(text).unwrap_err().to_string()
     }
 
-    const BUILTIN: &str = "[task]\nname = \"t\"\n[task.builtin]\nkind = \"single-frame\"\nlabel = \"b\"\n";
+    const BUILTIN: &str =
+        "[task]\nname = \"t\"\n[task.builtin]\nkind = \"single-frame\"\nlabel = \"b\"\n";
 
     #[test]
     fn builtin_task_parses_with_channels_and_hyperparameters() {
@@ -533,7 +579,9 @@ mod tests {
         assert_eq!(task.spec.hyperparameters["C"], "0.5");
         assert_eq!(task.spec.hyperparameters["flag"], "true");
         assert_eq!(task.spec.hyperparameters["name"], "x y");
-        assert!(matches!(task.channels["training"], ChannelSource::Local(ref p) if p.ends_with("data.csv")));
+        assert!(
+            matches!(task.channels["training"], ChannelSource::Local(ref p) if p.ends_with("data.csv"))
+        );
     }
 
     #[test]
@@ -545,10 +593,17 @@ mod tests {
 
     #[test]
     fn bad_name_characters_and_length() {
-        let message = error("[task]\nname = \"my_task\"\n[task.builtin]\nkind = \"single-frame\"\nlabel = \"b\"\n");
-        assert!(message.contains(":2:8") && message.contains("`_`"), "{message}");
+        let message = error(
+            "[task]\nname = \"my_task\"\n[task.builtin]\nkind = \"single-frame\"\nlabel = \"b\"\n",
+        );
+        assert!(
+            message.contains(":2:8") && message.contains("`_`"),
+            "{message}"
+        );
         let long = "a".repeat(TASK_NAME_MAX + 1);
-        let message = error(&format!("[task]\nname = \"{long}\"\n[task.builtin]\nkind = \"single-frame\"\nlabel = \"b\"\n"));
+        let message = error(&format!(
+            "[task]\nname = \"{long}\"\n[task.builtin]\nkind = \"single-frame\"\nlabel = \"b\"\n"
+        ));
         assert!(message.contains("at most 42"), "{message}");
     }
 
@@ -561,10 +616,18 @@ mod tests {
 
     #[test]
     fn channel_names_paths_and_count() {
-        assert!(error(&format!("{BUILTIN}[channels]\n\"bad name\" = \"data.csv\"\n")).contains("channel name `bad name`"));
+        assert!(error(&format!(
+            "{BUILTIN}[channels]\n\"bad name\" = \"data.csv\"\n"
+        ))
+        .contains("channel name `bad name`"));
         let missing = error(&format!("{BUILTIN}[channels]\ntraining = \"nope.csv\"\n"));
-        assert!(missing.contains("nope.csv does not exist") && missing.contains(":7:12"), "{missing}");
-        let many: String = (0..21).map(|i| format!("c{i} = \"s3://b/{i}\"\n")).collect();
+        assert!(
+            missing.contains("nope.csv does not exist") && missing.contains(":7:12"),
+            "{missing}"
+        );
+        let many: String = (0..21)
+            .map(|i| format!("c{i} = \"s3://b/{i}\"\n"))
+            .collect();
         assert!(error(&format!("{BUILTIN}[channels]\n{many}")).contains("at most 20"));
     }
 
@@ -573,18 +636,32 @@ mod tests {
         let many: String = (0..101).map(|i| format!("h{i} = {i}\n")).collect();
         assert!(error(&format!("{BUILTIN}[hyperparameters]\n{many}")).contains("at most 100"));
         let long = "x".repeat(2501);
-        assert!(error(&format!("{BUILTIN}[hyperparameters]\nh = \"{long}\"\n")).contains("at most 2500"));
+        assert!(
+            error(&format!("{BUILTIN}[hyperparameters]\nh = \"{long}\"\n"))
+                .contains("at most 2500")
+        );
         let task = parse(BUILTIN).unwrap();
-        let err = task.with_overrides(&[("k".repeat(257), "1".into())]).unwrap_err().to_string();
+        let err = task
+            .with_overrides(&[("k".repeat(257), "1".into())])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("1 to 256 characters"), "{err}");
     }
 
     #[test]
     fn command_task_checks_source_and_run() {
         let ok = parse("[task]\nname = \"t\"\n[task.command]\nsource = \"src\"\nrun = [\"python3\", \"train.py\"]\n").unwrap();
-        assert!(matches!(ok.spec.runner, Runner::Command(ref c) if c.run == ["python3", "train.py"]));
-        assert!(error("[task]\nname = \"t\"\n[task.command]\nsource = \"nowhere\"\nrun = [\"x\"]\n").contains("source folder `nowhere` does not exist"));
-        assert!(error("[task]\nname = \"t\"\n[task.command]\nsource = \"src\"\nrun = []\n").contains("must name the program"));
+        assert!(
+            matches!(ok.spec.runner, Runner::Command(ref c) if c.run == ["python3", "train.py"])
+        );
+        assert!(error(
+            "[task]\nname = \"t\"\n[task.command]\nsource = \"nowhere\"\nrun = [\"x\"]\n"
+        )
+        .contains("source folder `nowhere` does not exist"));
+        assert!(
+            error("[task]\nname = \"t\"\n[task.command]\nsource = \"src\"\nrun = []\n")
+                .contains("must name the program")
+        );
         assert!(error("[task]\nname = \"t\"\n[task.command]\nsource = \"src\"\nrun = [\"x\"]\nrequirements = \"data.csv\"\n").contains("outside the source folder"));
     }
 

@@ -31,7 +31,13 @@ pub async fn run(args: TrainArgs, mode: Mode, printer: &Printer) -> anyhow::Resu
     };
     printer.stage(
         "Packaged",
-        &format!("{} {} ({} files, {})", package.info.name, package.info.version, package.info.files, short_hash(&package.info.content_hash)),
+        &format!(
+            "{} {} ({} files, {})",
+            package.info.name,
+            package.info.version,
+            package.info.files,
+            short_hash(&package.info.content_hash)
+        ),
     );
     let reservation = settings.store.reserve(&task.spec.name)?;
     let id = reservation.id.clone();
@@ -40,7 +46,13 @@ pub async fn run(args: TrainArgs, mode: Mode, printer: &Printer) -> anyhow::Resu
         .tempdir()
         .context("creating a temporary folder for the job")?;
     printer.stage("Running", &format!("{id} {mode}: {what}"));
-    let job = AttachedJob { id: &id, task, package: &package, work: work.path(), grace: settings.grace };
+    let job = AttachedJob {
+        id: &id,
+        task,
+        package: &package,
+        work: work.path(),
+        grace: settings.grace,
+    };
     let outcome = job.run(printer).await?;
 
     let record = JobRecord {
@@ -54,7 +66,9 @@ pub async fn run(args: TrainArgs, mode: Mode, printer: &Printer) -> anyhow::Resu
         hosts: outcome.hosts.clone(),
         started_at: outcome.started_at,
         ended_at: Some(outcome.ended_at),
-        duration_seconds: Some((outcome.ended_at - outcome.started_at).num_milliseconds() as f64 / 1000.0),
+        duration_seconds: Some(
+            (outcome.ended_at - outcome.started_at).num_milliseconds() as f64 / 1000.0,
+        ),
         exit_code: outcome.exit_code,
         failure_reason: outcome.failure_reason.clone(),
         fingerprint,
@@ -105,7 +119,9 @@ fn summary(record: &JobRecord, metrics: &BTreeMap<String, f64>, path: &std::path
         "status:  {} ({:.1}s, exit code {})\n",
         record.status,
         record.duration_seconds.unwrap_or(0.0),
-        record.exit_code.map_or("none".to_string(), |c| c.to_string())
+        record
+            .exit_code
+            .map_or("none".to_string(), |c| c.to_string())
     ));
     if let Some(reason) = &record.failure_reason {
         let mut lines = reason.lines();
@@ -117,7 +133,10 @@ fn summary(record: &JobRecord, metrics: &BTreeMap<String, f64>, path: &std::path
     text.push_str(&format!("result:  {}\n", path.display()));
     if !metrics.is_empty() {
         text.push('\n');
-        let rows: Vec<Vec<String>> = metrics.iter().map(|(k, v)| vec![k.clone(), printer::metric_value(*v)]).collect();
+        let rows: Vec<Vec<String>> = metrics
+            .iter()
+            .map(|(k, v)| vec![k.clone(), printer::metric_value(*v)])
+            .collect();
         text.push_str(&printer::table(&["METRIC", "VALUE"], &rows));
     }
     text

@@ -39,7 +39,9 @@ impl AttachedJob<'_> {
 
     fn prepare(&self) -> anyhow::Result<PathBuf> {
         let layout = self.layout();
-        layout.create_dirs().with_context(|| format!("creating the job root {}", layout.root.display()))?;
+        layout
+            .create_dirs()
+            .with_context(|| format!("creating the job root {}", layout.root.display()))?;
         let mut input_data_config = std::collections::BTreeMap::new();
         for (name, source) in &self.task.channels {
             let ChannelSource::Local(path) = source else {
@@ -59,7 +61,8 @@ impl AttachedJob<'_> {
         };
         config.write(&layout)?;
         let package_path = self.work.join("package.zip");
-        std::fs::write(&package_path, &self.package.bytes).context("writing the package for the entry")?;
+        std::fs::write(&package_path, &self.package.bytes)
+            .context("writing the package for the entry")?;
         Ok(package_path)
     }
 
@@ -80,7 +83,9 @@ impl AttachedJob<'_> {
             // does, and everything the job started can be killed as one group.
             .process_group(0);
         let started_at = Utc::now();
-        let mut child = command.spawn().with_context(|| format!("starting {} entry", exe.display()))?;
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {} entry", exe.display()))?;
         let pid = child.id().map(|p| p as i32);
 
         let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<String>();
@@ -89,7 +94,8 @@ impl AttachedJob<'_> {
             read_lines(child.stderr.take().expect("piped"), lines_tx),
         ];
         let mut log = JobLog::create(&self.logs_path(), reporter)?;
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut stopped = false;
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         let status = loop {
@@ -140,7 +146,10 @@ impl AttachedJob<'_> {
                 None => reason,
             });
         } else if job_status == Status::Failed && failure_reason.is_none() {
-            failure_reason = Some(format!("The entry exited with code {} and left no failure file", exit_code.unwrap_or(-1)));
+            failure_reason = Some(format!(
+                "The entry exited with code {} and left no failure file",
+                exit_code.unwrap_or(-1)
+            ));
         }
         Ok(Outcome {
             status: job_status,
@@ -154,7 +163,14 @@ impl AttachedJob<'_> {
     }
 
     fn begin_stop(&self, pid: Option<i32>, reporter: &dyn Reporter) -> tokio::time::Instant {
-        reporter.stage("Stopping", &format!("{} (SIGTERM, then SIGKILL after {}s)", self.id, self.grace.as_secs()));
+        reporter.stage(
+            "Stopping",
+            &format!(
+                "{} (SIGTERM, then SIGKILL after {}s)",
+                self.id,
+                self.grace.as_secs()
+            ),
+        );
         if let Some(pid) = pid {
             // SAFETY: kill(2) on the entry we spawned; SageMaker, too, signals only the entry.
             unsafe {
@@ -174,7 +190,10 @@ fn kill_group(pid: Option<i32>, signal: i32) {
     }
 }
 
-fn read_lines<R: AsyncRead + Unpin + Send + 'static>(stream: R, tx: mpsc::UnboundedSender<String>) -> tokio::task::JoinHandle<()> {
+fn read_lines<R: AsyncRead + Unpin + Send + 'static>(
+    stream: R,
+    tx: mpsc::UnboundedSender<String>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut reader = BufReader::new(stream);
         let mut buffer = Vec::new();

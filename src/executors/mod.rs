@@ -35,8 +35,14 @@ pub struct JobLog<'a> {
 
 impl<'a> JobLog<'a> {
     pub fn create(path: &Path, reporter: &'a dyn Reporter) -> anyhow::Result<Self> {
-        let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(JobLog { writer: BufWriter::new(file), path: path.to_path_buf(), metrics: Metrics::default(), reporter })
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(JobLog {
+            writer: BufWriter::new(file),
+            path: path.to_path_buf(),
+            metrics: Metrics::default(),
+            reporter,
+        })
     }
 
     /// One line of output; `host` is given when a job has several and is then kept in the log.
@@ -51,7 +57,9 @@ impl<'a> JobLog<'a> {
     }
 
     pub fn finish(mut self) -> anyhow::Result<Metrics> {
-        self.writer.flush().with_context(|| format!("writing {}", self.path.display()))?;
+        self.writer
+            .flush()
+            .with_context(|| format!("writing {}", self.path.display()))?;
         Ok(self.metrics)
     }
 }
