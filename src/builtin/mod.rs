@@ -1,9 +1,26 @@
 //! Builtin tasks: training that runs inside grounds itself, with no Python and no Docker.
+//!
+//! A builtin is the job: it runs in the entry like any program would, reads the same `/opt/ml` contract
+//! and reports on standard output, metrics included, exactly as a script would.
+
+mod data;
+mod linalg;
+mod models;
+mod prep;
+mod scores;
+mod single_frame;
 
 use crate::contract::{JobConfig, Layout};
-use crate::task::BuiltinSpec;
+use crate::task::{BuiltinKind, BuiltinSpec};
 
 pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::Result<()> {
-    let _ = (spec, layout, config);
-    anyhow::bail!("builtin tasks are not available in this build yet")
+    match spec.kind {
+        BuiltinKind::SingleFrame => single_frame::run(spec, layout, config),
+    }
+}
+
+/// The metric names a builtin reports, for SageMaker's MetricDefinitions.
+#[allow(dead_code)]
+pub fn metric_names(spec: &BuiltinSpec) -> Vec<String> {
+    single_frame::metric_names(spec.model)
 }

@@ -27,7 +27,16 @@ pub async fn run(args: TrainArgs, mode: Mode, printer: &Printer) -> anyhow::Resu
     }
     let what = match &task.spec.runner {
         Runner::Command(command) => format!("`{}`", command.run.join(" ")),
-        Runner::Builtin(builtin) => format!("builtin {:?} on `{}`", builtin.model, builtin.label),
+        Runner::Builtin(builtin) => format!(
+            "builtin {} {} on `{}`",
+            serde_json::to_value(builtin.kind)?
+                .as_str()
+                .unwrap_or_default(),
+            serde_json::to_value(builtin.model)?
+                .as_str()
+                .unwrap_or_default(),
+            builtin.label
+        ),
     };
     printer.stage(
         "Packaged",

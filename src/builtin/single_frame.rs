@@ -1,0 +1,580 @@
+//! The single-frame task: one data frame in, a fitted model, predictions and metrics out; the counterpart
+//! of Training Grounds' `SingleFrameTrainingTask`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+
+use super::data::{self, ColumnData, ResultRows};
+use super::linalg::Matrix;
+use super::models::{self, Fitted};
+use super::prep::Preprocessor;
+use super::scores;
+use crate::contract::{JobConfig, Layout};
+use crate::metrics;
+use crate::task::{BuiltinSpec, ModelKind};
+
+pub const DEFAULT_SEED: u64 = 42;
+pub const DEFAULT_FOLDS: usize = 5;
+const PARAMETERS: &[&str] = &["C", "l2", "max_iter", "tol", "folds", "test_size", "seed"];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Split {
+    Folds(usize),
+    Holdout(f64),
+}
+
+#[derive(Debug, Clone)]
+struct Params {
+    model: ModelKind,
+    /// Inverse regularisation strength of the logistic regression.
+    c: f64,
+    /// Ridge penalty of the linear regression.
+    alpha: f64,
+    max_iter: usize,
+    tol: f64,
+    split: Split,
+    seed: u64,
+}
+
+fn parse<T: std::str::FromStr>(
+    hyperparameters: &BTreeMap<String, String>,
+    key: &str,
+) -> anyhow::Result<Option<T>> {
+    match hyperparameters.get(key) {
+        None => Ok(None),
+        Some(text) => text.trim().parse::<T>().map(Some).map_err(|_| {
+            anyhow::anyhow!(
+                "hyperparameter `{key}` = `{text}` is not a valid {}",
+                std::any::type_name::<T>()
+            )
+        }),
+    }
+}
+
+impl Params {
+    /// The task file's settings, overridden by hyperparameters.
+    fn resolve(
+        spec: &BuiltinSpec,
+        hyperparameters: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Params> {
+        if let Some(unknown) = hyperparameters
+            .keys()
+            .find(|k| !PARAMETERS.contains(&k.as_str()))
+        {
+            bail!(
+                "hyperparameter `{unknown}` is not a parameter of the single-frame task; it takes {}",
+                PARAMETERS.join(", ")
+            );
+        }
+        let c: Option<f64> = parse(hyperparameters, "C")?;
+        let l2: Option<f64> = parse(hyperparameters, "l2")?;
+        if c.is_some() && l2.is_some() {
+            bail!("give the regularisation as `C` or as `l2` (= 1/C), not both");
+        }
+        if let Some(bad) = c.filter(|c| !(*c > 0.0 && c.is_finite())) {
+            bail!("hyperparameter `C` must be a positive number, not {bad}");
+        }
+        if let Some(bad) = l2.filter(|l| !(*l >= 0.0 && l.is_finite())) {
+            bail!("hyperparameter `l2` must be zero or positive, not {bad}");
+        }
+        let hp_folds: Option<usize> = parse(hyperparameters, "folds")?;
+        let hp_test_size: Option<f64> = parse(hyperparameters, "test_size")?;
+        let split = match (hp_folds, hp_test_size, spec.folds, spec.test_size) {
+            (Some(_), Some(_), _, _) => {
+                bail!("hyperparameters `folds` and `test_size` exclude each other: give one")
+            }
+            (Some(k), None, _, _) => Split::Folds(k),
+            (None, Some(t), _, _) => Split::Holdout(t),
+            (None, None, Some(k), _) => Split::Folds(k as usize),
+            (None, None, None, Some(t)) => Split::Holdout(t),
+            (None, None, None, None) => Split::Folds(DEFAULT_FOLDS),
+        };
+        match split {
+            Split::Folds(k) if k < 2 => {
+                bail!("`folds` must be at least 2, not {k} (use test_size for one hold-out split)")
+            }
+            Split::Holdout(t) if !(t > 0.0 && t < 1.0) => {
+                bail!("`test_size` must be between 0 and 1, not {t}")
+            }
+            _ => {}
+        }
+        let regularisation = match (c, l2) {
+            (Some(c), _) => c,
+            (_, Some(l2)) if l2 > 0.0 => 1.0 / l2,
+            (_, Some(_)) => f64::INFINITY,
+            _ => 1.0,
+        };
+        let max_iter: usize = parse(hyperparameters, "max_iter")?.unwrap_or(100);
+        if max_iter == 0 {
+            bail!("`max_iter` must be at least 1");
+        }
+        Ok(Params {
+            model: spec.model,
+            c: if spec.model == ModelKind::LogisticRegression && regularisation.is_infinite() {
+                1e12
+            } else {
+                regularisation
+            },
+            alpha: match (c, l2) {
+                (Some(c), _) => 1.0 / c,
+                (_, Some(l2)) => l2,
+                _ => 0.0,
+            },
+            max_iter,
+            tol: parse(hyperparameters, "tol")?.unwrap_or(1e-4),
+            split,
+            seed: parse(hyperparameters, "seed")?
+                .or(spec.seed)
+                .unwrap_or(DEFAULT_SEED),
+        })
+    }
+}
+
+pub fn metric_names(model: ModelKind) -> Vec<String> {
+    let base: &[&str] = match model {
+        ModelKind::LogisticRegression => &["roc_auc_score", "accuracy_score", "log_loss"],
+        ModelKind::LinearRegression => &["r2_score", "root_mean_squared_error"],
+    };
+    base.iter()
+        .flat_map(|m| [format!("{m}_test"), format!("{m}_train")])
+        .collect()
+}
+
+/// The job's own output: what a script would print.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The label as numbers: 0/1 for a classification (with the class names), the values for a regression.
+fn encode_label(
+    name: &str,
+    data: &ColumnData,
+    model: ModelKind,
+) -> anyhow::Result<(Vec<f64>, Option<[String; 2]>)> {
+    let missing = data.missing();
+    if missing > 0 {
+        bail!(
+            "label `{name}` is missing in {missing} of {} rows; remove or fill those rows",
+            data.len()
+        );
+    }
+    match (model, data) {
+        (ModelKind::LinearRegression, ColumnData::Numeric(values)) => {
+            Ok((values.iter().map(|v| v.unwrap_or(0.0)).collect(), None))
+        }
+        (ModelKind::LinearRegression, ColumnData::Categorical(_)) => {
+            bail!("label `{name}` holds text; linear-regression needs a numeric label (use logistic-regression for two classes)")
+        }
+        (ModelKind::LogisticRegression, _) => {
+            let texts: Vec<String> = match data {
+                ColumnData::Numeric(values) => values
+                    .iter()
+                    .map(|v| format_number(v.unwrap_or(0.0)))
+                    .collect(),
+                ColumnData::Categorical(values) => values
+                    .iter()
+                    .map(|v| v.clone().unwrap_or_default())
+                    .collect(),
+            };
+            let mut classes: Vec<&String> = texts.iter().collect();
+            classes.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(x), Ok(y)) => x.total_cmp(&y),
+                _ => a.cmp(b),
+            });
+            classes.dedup();
+            if classes.len() != 2 {
+                let shown: Vec<&str> = classes.iter().take(6).map(|s| s.as_str()).collect();
+                bail!(
+                    "label `{name}` has {} distinct value(s) ({}{}); logistic-regression needs exactly two{}",
+                    classes.len(),
+                    shown.join(", "),
+                    if classes.len() > 6 { ", …" } else { "" },
+                    if classes.len() > 2 { " (use linear-regression for a numeric target)" } else { "" }
+                );
+            }
+            let positive = classes[1].clone();
+            let negative = classes[0].clone();
+            Ok((
+                texts
+                    .iter()
+                    .map(|t| if *t == positive { 1.0 } else { 0.0 })
+                    .collect(),
+                Some([negative, positive]),
+            ))
+        }
+    }
+}
+
+fn format_number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
+    }
+}
+
+/// A small, fixed pseudo-random generator (SplitMix64), so that splits depend on the seed alone.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = SplitMix(seed);
+    for i in (1..n).rev() {
+        let j = (rng.next() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// (train rows, test rows) of each split, rows in their original order.
+fn splits(n: usize, split: Split, seed: u64) -> anyhow::Result<Vec<(Vec<usize>, Vec<usize>)>> {
+    let order = shuffled(n, seed);
+    let sorted = |mut v: Vec<usize>| {
+        v.sort_unstable();
+        v
+    };
+    match split {
+        Split::Folds(k) => {
+            if k > n {
+                bail!("{k} folds need at least {k} rows; the data has {n}");
+            }
+            let mut parts = Vec::new();
+            let mut start = 0;
+            for fold in 0..k {
+                let size = n / k + usize::from(fold < n % k);
+                let test: Vec<usize> = order[start..start + size].to_vec();
+                let train: Vec<usize> = order[..start]
+                    .iter()
+                    .chain(&order[start + size..])
+                    .copied()
+                    .collect();
+                parts.push((sorted(train), sorted(test)));
+                start += size;
+            }
+            Ok(parts)
+        }
+        Split::Holdout(fraction) => {
+            let test_rows = ((fraction * n as f64).ceil() as usize).max(1);
+            if test_rows >= n {
+                bail!("test_size {fraction} leaves no rows to train on ({n} rows)");
+            }
+            Ok(vec![(
+                sorted(order[test_rows..].to_vec()),
+                sorted(order[..test_rows].to_vec()),
+            )])
+        }
+    }
+}
+
+struct Scored {
+    predictions: Vec<f64>,
+    probabilities: Option<Vec<f64>>,
+    metrics: Vec<(String, f64)>,
+}
+
+fn fit(params: &Params, x: &Matrix, y: &[f64]) -> Fitted {
+    match params.model {
+        ModelKind::LogisticRegression => {
+            models::fit_logistic(x, y, params.c, params.max_iter, params.tol)
+        }
+        ModelKind::LinearRegression => models::fit_linear(x, y, params.alpha),
+    }
+}
+
+fn score(
+    params: &Params,
+    model: &Fitted,
+    x: &Matrix,
+    y: &[f64],
+    part: &str,
+) -> anyhow::Result<Scored> {
+    Ok(match params.model {
+        ModelKind::LogisticRegression => {
+            let probabilities = model.probabilities(x);
+            let auc = scores::roc_auc(y, &probabilities)
+                .with_context(|| format!("the {part} rows hold one class only"))?;
+            Scored {
+                predictions: probabilities
+                    .iter()
+                    .map(|p| if *p > 0.5 { 1.0 } else { 0.0 })
+                    .collect(),
+                metrics: vec![
+                    ("roc_auc_score".into(), auc),
+                    ("accuracy_score".into(), scores::accuracy(y, &probabilities)),
+                    ("log_loss".into(), scores::log_loss(y, &probabilities)),
+                ],
+                probabilities: Some(probabilities),
+            }
+        }
+        ModelKind::LinearRegression => {
+            let predictions = model.decision(x);
+            Scored {
+                metrics: vec![
+                    ("r2_score".into(), scores::r2(y, &predictions)),
+                    (
+                        "root_mean_squared_error".into(),
+                        scores::rmse(y, &predictions),
+                    ),
+                ],
+                predictions,
+                probabilities: None,
+            }
+        }
+    })
+}
+
+pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let params = Params::resolve(spec, &config.hyperparameters)?;
+    let channel = layout.channel_dir("training");
+    say(&format!(
+        "[single-frame] stage load: reading {}",
+        channel.display()
+    ));
+    let frame = data::load(&channel, &spec.label, spec.features.as_deref())?;
+    say(&format!(
+        "[single-frame] read {} rows, {} features from {} file(s) in {:.2}s",
+        frame.rows,
+        frame.features.len(),
+        frame.files.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    let (y, classes) = encode_label(&frame.label.0, &frame.label.1, params.model)?;
+    let parts = splits(frame.rows, params.split, params.seed)?;
+    let count = parts.len();
+    if params.model == ModelKind::LogisticRegression {
+        for (k, (train, test)) in parts.iter().enumerate() {
+            for (rows, part) in [(train, "training"), (test, "test")] {
+                let positives = rows.iter().filter(|&&i| y[i] > 0.5).count();
+                if positives == 0 || positives == rows.len() {
+                    let classes = classes.as_ref().expect("classification has classes");
+                    let absent = if positives == 0 {
+                        &classes[1]
+                    } else {
+                        &classes[0]
+                    };
+                    bail!(
+                        "split {} of {count}: its {part} part has no rows with {} = {absent}; use fewer folds, a larger test_size or more data",
+                        k + 1,
+                        frame.label.0
+                    );
+                }
+            }
+        }
+    }
+
+    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+    let mut rows_out = ResultRows::new();
+    for (k, (train, test)) in parts.iter().enumerate() {
+        let fold_started = Instant::now();
+        let part = format!("split {} of {count}", k + 1);
+        let prep = Preprocessor::fit(&frame.features, train, &part)?;
+        let x_train = prep.transform(&frame.features, train);
+        let x_test = prep.transform(&frame.features, test);
+        let y_train: Vec<f64> = train.iter().map(|&i| y[i]).collect();
+        let y_test: Vec<f64> = test.iter().map(|&i| y[i]).collect();
+        let model = fit(&params, &x_train, &y_train);
+        if !model.converged {
+            say(&format!(
+                "[single-frame] warning: {part} did not converge in max_iter={} iterations",
+                params.max_iter
+            ));
+        }
+        let on_train = score(
+            &params,
+            &model,
+            &x_train,
+            &y_train,
+            &format!("training rows of {part}"),
+        )?;
+        let on_test = score(
+            &params,
+            &model,
+            &x_test,
+            &y_test,
+            &format!("test rows of {part}"),
+        )?;
+        let mut shown = Vec::new();
+        for (suffix, scored) in [("test", &on_test), ("train", &on_train)] {
+            for (name, value) in &scored.metrics {
+                let key = format!("{name}_{suffix}");
+                *sums.entry(key.clone()).or_default() += value;
+                shown.push(format!("{key}={value:.4}"));
+            }
+        }
+        say(&format!(
+            "[single-frame] stage fit: {part}: {} train / {} test rows, {} iterations, {:.2}s: {}",
+            train.len(),
+            test.len(),
+            model.iterations,
+            fold_started.elapsed().as_secs_f64(),
+            shown.join(" ")
+        ));
+        // The running mean over the splits so far; after the last split it is the reported figure.
+        for (name, total) in &sums {
+            say(&metrics::format_line(name, total / (k + 1) as f64));
+        }
+        for (rows, scored, split) in [(test, &on_test, "test"), (train, &on_train, "train")] {
+            for (r, &i) in rows.iter().enumerate() {
+                rows_out.row.push(i as u64);
+                rows_out.fold.push(k as u32 + 1);
+                rows_out.split.push(split);
+                rows_out.label.push(y[i]);
+                rows_out.prediction.push(scored.predictions[r]);
+                rows_out
+                    .probability
+                    .push(scored.probabilities.as_ref().map(|p| p[r]));
+            }
+        }
+    }
+    let averaged: BTreeMap<String, f64> = sums
+        .iter()
+        .map(|(k, v)| (k.clone(), v / count as f64))
+        .collect();
+
+    say("[single-frame] stage refit: fitting on all rows");
+    let all: Vec<usize> = (0..frame.rows).collect();
+    let prep = Preprocessor::fit(&frame.features, &all, "all rows")?;
+    let x_all = prep.transform(&frame.features, &all);
+    let final_model = fit(&params, &x_all, &y);
+    let model_dir = layout.model_dir();
+    std::fs::create_dir_all(&model_dir)?;
+    let model_json = json!({
+        "kind": "single-frame",
+        "model": params.model,
+        "label": frame.label.0,
+        "classes": classes,
+        "features": prep.transforms,
+        "columns": prep.column_names(),
+        "intercept": final_model.intercept,
+        "coefficients": final_model.coefficients,
+        "iterations": final_model.iterations,
+        "converged": final_model.converged,
+        "rows": frame.rows,
+        "parameters": {
+            "C": params.c, "alpha": params.alpha, "max_iter": params.max_iter, "tol": params.tol, "seed": params.seed,
+            "folds": match params.split { Split::Folds(k) => Some(k), Split::Holdout(_) => None },
+            "test_size": match params.split { Split::Holdout(t) => Some(t), Split::Folds(_) => None },
+        },
+    });
+    std::fs::write(
+        model_dir.join("model.json"),
+        serde_json::to_vec_pretty(&model_json)?,
+    )?;
+    let result_rows = rows_out.row.len();
+    rows_out
+        .write_parquet(&model_dir.join("result_df.parquet"))
+        .context("writing result_df.parquet")?;
+    let folds: Vec<usize> = (1..=count).collect();
+    std::fs::write(
+        model_dir.join("metrics.json"),
+        serde_json::to_vec_pretty(&json!({"metrics": averaged, "splits": folds.len()}))?,
+    )?;
+    say(&format!(
+        "[single-frame] stage save: model.json, result_df.parquet ({result_rows} rows), metrics.json; done in {:.2}s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_partition_the_rows_and_depend_on_the_seed() {
+        let parts = splits(11, Split::Folds(3), 7).unwrap();
+        let mut seen: Vec<usize> = parts.iter().flat_map(|(_, test)| test.clone()).collect();
+        seen.sort();
+        assert_eq!(seen, (0..11).collect::<Vec<_>>());
+        assert_eq!(
+            parts.iter().map(|(_, t)| t.len()).collect::<Vec<_>>(),
+            [4, 4, 3]
+        );
+        for (train, test) in &parts {
+            assert_eq!(train.len() + test.len(), 11);
+            assert!(train.iter().all(|i| !test.contains(i)));
+        }
+        assert_eq!(splits(11, Split::Folds(3), 7).unwrap(), parts);
+        assert_ne!(splits(11, Split::Folds(3), 8).unwrap(), parts);
+        let holdout = splits(10, Split::Holdout(0.25), 1).unwrap();
+        assert_eq!(holdout[0].1.len(), 3);
+    }
+
+    #[test]
+    fn hyperparameters_override_the_task_and_are_checked() {
+        let spec: BuiltinSpec =
+            toml::from_str("kind = \"single-frame\"\nlabel = \"y\"\nfolds = 3\n").unwrap();
+        let hps = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let params = Params::resolve(&spec, &hps(&[])).unwrap();
+        assert_eq!(params.split, Split::Folds(3));
+        assert_eq!(params.c, 1.0);
+        let params = Params::resolve(
+            &spec,
+            &hps(&[("test_size", "0.2"), ("C", "0.5"), ("seed", "9")]),
+        )
+        .unwrap();
+        assert_eq!(params.split, Split::Holdout(0.2));
+        assert_eq!((params.c, params.seed), (0.5, 9));
+        assert_eq!(
+            Params::resolve(&spec, &hps(&[("l2", "4")])).unwrap().c,
+            0.25
+        );
+        for (bad, message) in [
+            (vec![("max_iters", "5")], "`max_iters` is not a parameter"),
+            (vec![("C", "abc")], "`C` = `abc` is not a valid"),
+            (vec![("C", "1"), ("l2", "1")], "not both"),
+            (vec![("folds", "1")], "at least 2"),
+            (vec![("test_size", "1.5")], "between 0 and 1"),
+        ] {
+            let err = Params::resolve(&spec, &hps(&bad)).unwrap_err().to_string();
+            assert!(err.contains(message), "{err}");
+        }
+    }
+
+    #[test]
+    fn labels_encode_two_classes_and_refuse_others() {
+        let (y, classes) = encode_label(
+            "s",
+            &ColumnData::Categorical(vec![Some("yes".into()), Some("no".into())]),
+            ModelKind::LogisticRegression,
+        )
+        .unwrap();
+        assert_eq!(y, [1.0, 0.0]);
+        assert_eq!(classes.unwrap(), ["no".to_string(), "yes".to_string()]);
+        let three = ColumnData::Numeric(vec![Some(0.0), Some(1.0), Some(2.0)]);
+        let err = encode_label("s", &three, ModelKind::LogisticRegression)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("3 distinct value(s) (0, 1, 2)") && err.contains("linear-regression"),
+            "{err}"
+        );
+        let missing = ColumnData::Numeric(vec![Some(0.0), None]);
+        assert!(encode_label("s", &missing, ModelKind::LogisticRegression)
+            .unwrap_err()
+            .to_string()
+            .contains("missing in 1 of 2"));
+    }
+}
