@@ -35,5 +35,9 @@ install: release
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/grounds
 
+## bench: builtin single-frame task against scikit-learn (installs it into bench/.venv); writes bench/RESULTS.md
+bench: release
+	GROUNDS=$(RELEASE_BIN) bench/run.sh
+
 clean:
 	$(CARGO) clean

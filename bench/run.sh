@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# make bench: grounds' builtin single-frame task against the same pipeline in scikit-learn, on titanic and
+# on a synthetic 1,000,000-row, 20-feature frame. Writes bench/RESULTS.md (wall time, peak memory, AUC).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GROUNDS="${GROUNDS:?set GROUNDS to the release binary}"
+ROWS="${BENCH_ROWS:-1000000}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+venv=bench/.venv
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "bench: installing scikit-learn into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet -r bench/requirements.txt
+fi
+py="$venv/bin/python"
+
+echo "bench: writing the synthetic frame ($ROWS rows)" >&2
+mkdir -p "$work/synthetic"
+"$py" bench/make_synthetic.py "$ROWS" "$work/synthetic/synthetic.csv"
+synthetic_features="$(head -1 "$work/synthetic/synthetic.csv" | tr ',' '\n' | grep -v '^label$' | paste -sd, -)"
+cat > "$work/synthetic/task.toml" <<TOML
+[task]
+name = "synthetic"
+[task.builtin]
+kind = "single-frame"
+label = "label"
+model = "logistic-regression"
+folds = 5
+[channels]
+training = "synthetic.csv"
+[hyperparameters]
+max_iter = 1000
+TOML
+
+# Runs a command under GNU time; prints "seconds peak_mib" and leaves its stdout in $work/out.json.
+measure() {
+  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" > "$work/out.json" 2> "$work/err.txt" || { cat "$work/err.txt" >&2; exit 1; }
+  read -r seconds kib < "$work/time.txt"
+  echo "$seconds $((kib / 1024))"
+}
+
+auc() { "$py" -c "import json,sys; print('%.4f' % json.load(open(sys.argv[1]))$1['roc_auc_score_test'])" "$work/out.json"; }
+
+rows=()
+run_pair() {
+  local name="$1" task="$2" csv="$3" label="$4" features="$5"
+  echo "bench: $name with grounds" >&2
+  read -r g_s g_m < <(GROUNDS_HOME="$work/home" measure "$GROUNDS" train attached "$task" --json --quiet)
+  local g_auc; g_auc="$(auc "['metrics']")"
+  echo "bench: $name with scikit-learn" >&2
+  read -r s_s s_m < <(measure "$py" bench/sklearn_pipeline.py "$csv" "$label" "$features")
+  local s_auc; s_auc="$(auc "")"
+  local speedup; speedup="$("$py" -c "print('%.1f' % ($s_s / max($g_s, 0.01)))")"
+  rows+=("| $name | grounds train attached | $g_s | $g_m | $g_auc | ${speedup}× |")
+  rows+=("| $name | scikit-learn | $s_s | $s_m | $s_auc | 1.0× |")
+}
+
+run_pair "titanic (891 × 7)" fixtures/titanic/task.toml fixtures/titanic/titanic.csv Survived "Pclass,Sex,Age,SibSp,Parch,Fare,Embarked"
+run_pair "synthetic ($ROWS × 20)" "$work/synthetic/task.toml" "$work/synthetic/synthetic.csv" label "$synthetic_features"
+
+sklearn_version="$("$py" -c 'import sklearn; print(sklearn.__version__)')"
+{
+  echo "# Benchmarks"
+  echo
+  echo "Measured by \`make bench\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo);"
+  echo "grounds $("$GROUNDS" --version | cut -d' ' -f2) (release build) against scikit-learn $sklearn_version."
+  echo
+  echo "## Builtin single-frame task against scikit-learn"
+  echo
+  echo "Both run the same pipeline: mean-impute and standardise numbers, most-frequent-impute and one-hot"
+  echo "categories, logistic regression (C = 1), 5 shuffled folds with train and test ROC AUC, then a refit on"
+  echo "all rows. grounds is measured end to end (\`grounds train attached\`: packaging, the job, writing"
+  echo "model.json, result_df.parquet and the result zip); scikit-learn from reading the CSV to the refit."
+  echo "Peak memory is the largest resident set of one process (GNU time)."
+  echo
+  echo "| data | run | wall s | peak MiB | ROC AUC test | speed-up |"
+  echo "|---|---|---:|---:|---:|---:|"
+  printf '%s\n' "${rows[@]}"
+} > bench/RESULTS.md
+cat bench/RESULTS.md
