@@ -8,7 +8,9 @@ TARGET_DIR   := $(or $(CARGO_TARGET_DIR),target)
 DEBUG_BIN    := $(TARGET_DIR)/$(TARGET)/debug/grounds
 RELEASE_BIN  := $(TARGET_DIR)/$(TARGET)/release/grounds
 
-.PHONY: build release demo test test-deps install bench clean
+PYTHON_BASE  := grounds-test/python:bookworm
+
+.PHONY: build release demo test test-deps base-image install bench clean
 
 ## build: the debug build (static, as the entry in images needs), used by demo and tests
 build:
@@ -22,12 +24,17 @@ release:
 demo: build
 	$(DEBUG_BIN) train attached fixtures/titanic/task.toml
 
-## test-deps: install what the tests need (python3 for command tasks)
+## test-deps: install what the tests need (python3 for command tasks; the Docker engine must be running)
 test-deps:
 	@command -v python3 >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends python3; }
+	@docker info >/dev/null 2>&1 || { echo "make test: the Docker engine is not reachable (DOCKER_HOST=$${DOCKER_HOST:-unset})" >&2; exit 1; }
+
+## base-image: a Python image made from Debian packages (debootstrap), for command tasks in Docker tests
+base-image:
+	container/python-base.sh $(PYTHON_BASE)
 
 ## test: install and start what the tests need, then run every test
-test: test-deps
+test: test-deps base-image
 	$(CARGO) test --no-fail-fast
 
 ## install: install the release build as $(PREFIX)/bin/grounds

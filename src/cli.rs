@@ -39,9 +39,37 @@ pub enum Command {
 pub enum TrainCommand {
     /// In this process tree, on a temporary folder laid out like /opt/ml: for debugging in seconds.
     Attached(TrainArgs),
+    /// In the local Docker engine, /opt/ml mounted: proves the job is deliverable.
+    Local(LocalArgs),
 }
 
 #[derive(Debug, Args)]
+pub struct LocalArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// How many hosts (containers) to run: algo-1 … algo-N (default: [remote] instance_count, else 1).
+    #[arg(long, value_name = "N")]
+    pub instance_count: Option<u32>,
+    /// The static Linux x86-64 grounds binary to put into the image as its entry (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub entry_binary: Option<PathBuf>,
+    /// Run the containers as UID:GID (default: you).
+    #[arg(long, value_name = "UID:GID", value_parser = parse_user)]
+    pub user: Option<(u32, u32)>,
+}
+
+fn parse_user(text: &str) -> Result<(u32, u32), String> {
+    let parse = |part: &str| {
+        part.parse::<u32>()
+            .map_err(|_| format!("`{text}` is not UID:GID, e.g. 1000:1000"))
+    };
+    match text.split_once(':') {
+        Some((uid, gid)) => Ok((parse(uid)?, parse(gid)?)),
+        None => Err(format!("`{text}` is not UID:GID, e.g. 1000:1000")),
+    }
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     /// The task file (TOML).
     pub task: PathBuf,

@@ -7,9 +7,11 @@ mod builtin;
 mod cli;
 mod commands;
 mod contract;
+mod docker;
 mod entry;
 mod executors;
 mod fingerprint;
+mod image;
 mod metrics;
 mod package;
 mod printer;
@@ -64,7 +66,12 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Entry(args) => Ok(commands::entry::run(args).await),
             Command::Train(TrainCommand::Attached(args)) => {
-                commands::train::run(args, Mode::Attached, &printer)
+                commands::train::run(args, None, Mode::Attached, &printer)
+                    .await
+                    .map(|e| e as i32)
+            }
+            Command::Train(TrainCommand::Local(args)) => {
+                commands::train::run(args.train.clone(), Some(args), Mode::Local, &printer)
                     .await
                     .map(|e| e as i32)
             }

@@ -1,11 +1,12 @@
 //! Settings: raw flags, the task file and the environment, resolved once into what a command needs.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cli::TrainArgs;
+use crate::cli::{LocalArgs, TrainArgs};
 use crate::package::PackageInfo;
 use crate::results::{Mode, Store};
 use crate::task::Task;
@@ -16,17 +17,55 @@ pub struct TrainSettings {
     pub store: Store,
     pub dry_run: bool,
     pub grace: Duration,
+    pub container: ContainerSettings,
+}
+
+/// What container runs (local and remote) need beyond the task.
+pub struct ContainerSettings {
+    pub instance_count: usize,
+    pub entry_binary: PathBuf,
+    pub user: (u32, u32),
+}
+
+impl ContainerSettings {
+    fn resolve(task: &Task, local: Option<&LocalArgs>) -> anyhow::Result<Self> {
+        let instance_count = local
+            .and_then(|l| l.instance_count)
+            .or(task.spec.remote.instance_count)
+            .unwrap_or(1);
+        if instance_count == 0 {
+            anyhow::bail!("the instance count must be at least 1");
+        }
+        let entry_binary = match local.and_then(|l| l.entry_binary.clone()) {
+            Some(path) => path,
+            None => std::env::current_exe()
+                .map_err(|e| anyhow::anyhow!("finding the grounds binary: {e}"))?,
+        };
+        // SAFETY: getuid/getgid cannot fail.
+        let me = unsafe { (libc::getuid(), libc::getgid()) };
+        Ok(ContainerSettings {
+            instance_count: instance_count as usize,
+            entry_binary,
+            user: local.and_then(|l| l.user).unwrap_or(me),
+        })
+    }
 }
 
 impl TrainSettings {
-    pub fn resolve(args: &TrainArgs, mode: Mode) -> anyhow::Result<Self> {
+    pub fn resolve(
+        args: &TrainArgs,
+        local: Option<&LocalArgs>,
+        mode: Mode,
+    ) -> anyhow::Result<Self> {
         let task = Task::load(&args.task)?.with_overrides(&args.hyperparameters)?;
+        let container = ContainerSettings::resolve(&task, local)?;
         Ok(TrainSettings {
             task,
             mode,
             store: Store::from_env(),
             dry_run: args.dry_run,
             grace: Duration::from_secs(args.grace),
+            container,
         })
     }
 

@@ -1,4 +1,4 @@
-//! `grounds train attached TASK`: package the task, run it, store the result, print what it did.
+//! `grounds train attached|local TASK`: package the task, run it, store the result, print what it did.
 
 use std::collections::BTreeMap;
 
@@ -6,21 +6,41 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::Exit;
-use crate::cli::TrainArgs;
+use crate::cli::{LocalArgs, TrainArgs};
 use crate::executors::attached::AttachedJob;
+use crate::executors::local::LocalJob;
 use crate::fingerprint::fingerprint;
+use crate::image;
 use crate::printer::{self, Printer, Reporter};
 use crate::results::{JobRecord, Mode, ResultContents, Status};
 use crate::settings::TrainSettings;
 use crate::task::Runner;
 
-pub async fn run(args: TrainArgs, mode: Mode, printer: &Printer) -> anyhow::Result<Exit> {
-    let settings = TrainSettings::resolve(&args, mode)?;
+pub async fn run(
+    args: TrainArgs,
+    local: Option<LocalArgs>,
+    mode: Mode,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let settings = TrainSettings::resolve(&args, local.as_ref(), mode)?;
     let task = &settings.task;
     let package = crate::package::build(task)?;
     let fingerprint = fingerprint(&package.info, &task.spec, &task.channels, mode)?;
+    let image = match mode {
+        Mode::Local | Mode::Remote => Some(image::plan(
+            task,
+            &package,
+            &settings.container.entry_binary,
+        )?),
+        Mode::Attached => None,
+    };
     if settings.dry_run {
-        let plan = settings.plan(&package.info, &fingerprint);
+        let mut plan = settings.plan(&package.info, &fingerprint);
+        if let Some(image) = &image {
+            let job = local_job(&settings, "<id>", std::path::Path::new("<work>"));
+            plan["image"] = serde_json::to_value(image)?;
+            plan["containers"] = serde_json::to_value(job.plan(&image.tag, printer)?)?;
+        }
         // The plan is the answer of a dry run, whatever the output format.
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(Exit::Success);
@@ -41,13 +61,22 @@ pub async fn run(args: TrainArgs, mode: Mode, printer: &Printer) -> anyhow::Resu
     printer.stage(
         "Packaged",
         &format!(
-            "{} {} ({} files, {})",
+            "{} {} ({} source files, {})",
             package.info.name,
             package.info.version,
             package.info.files,
             short_hash(&package.info.content_hash)
         ),
     );
+    // Everything that can fail before the job runs fails before an id is taken.
+    let docker = match &image {
+        Some(image) => {
+            let docker = crate::docker::connect().await?;
+            image::ensure(&docker, image, &package, printer).await?;
+            Some(docker)
+        }
+        None => None,
+    };
     let reservation = settings.store.reserve(&task.spec.name)?;
     let id = reservation.id.clone();
     let work = tempfile::Builder::new()
@@ -55,14 +84,26 @@ pub async fn run(args: TrainArgs, mode: Mode, printer: &Printer) -> anyhow::Resu
         .tempdir()
         .context("creating a temporary folder for the job")?;
     printer.stage("Running", &format!("{id} {mode}: {what}"));
-    let job = AttachedJob {
-        id: &id,
-        task,
-        package: &package,
-        work: work.path(),
-        grace: settings.grace,
+    let (outcome, layout, logs) = match (mode, &docker, &image) {
+        (Mode::Local, Some(docker), Some(image)) => {
+            let job = local_job(&settings, &id, work.path());
+            let plan = job.plan(&image.tag, printer)?;
+            let outcome = job.run(docker, &plan, printer).await?;
+            (outcome, job.merged(), job.logs_path())
+        }
+        (Mode::Attached, _, _) => {
+            let job = AttachedJob {
+                id: &id,
+                task,
+                package: &package,
+                work: work.path(),
+                grace: settings.grace,
+            };
+            let outcome = job.run(printer).await?;
+            (outcome, job.layout(), job.logs_path())
+        }
+        _ => anyhow::bail!("`train {mode}` is not available yet"),
     };
-    let outcome = job.run(printer).await?;
 
     let record = JobRecord {
         id: id.clone(),
@@ -84,8 +125,6 @@ pub async fn run(args: TrainArgs, mode: Mode, printer: &Printer) -> anyhow::Resu
         package: package.info.clone(),
         grounds_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let layout = job.layout();
-    let logs = job.logs_path();
     let path = reservation.commit(&ResultContents {
         job: &record,
         package: &package,
@@ -108,6 +147,7 @@ pub async fn run(args: TrainArgs, mode: Mode, printer: &Printer) -> anyhow::Resu
         "failure_reason": record.failure_reason,
         "duration_seconds": record.duration_seconds,
         "fingerprint": record.fingerprint,
+        "image": image.as_ref().map(|i| &i.tag),
     }));
     printer.out(&summary(&record, &finals, &path));
     Ok(match record.status {
@@ -115,6 +155,21 @@ pub async fn run(args: TrainArgs, mode: Mode, printer: &Printer) -> anyhow::Resu
         Status::Stopped => Exit::Stopped,
         Status::Failed | Status::InProgress => Exit::JobFailed,
     })
+}
+
+fn local_job<'a>(
+    settings: &'a TrainSettings,
+    id: &'a str,
+    work: &'a std::path::Path,
+) -> LocalJob<'a> {
+    LocalJob {
+        id,
+        task: &settings.task,
+        work,
+        grace: settings.grace,
+        instance_count: settings.container.instance_count,
+        user: settings.container.user,
+    }
 }
 
 fn short_hash(hash: &str) -> &str {

@@ -2,6 +2,7 @@
 //! the same outcome: status, exit code, failure reason, metrics and logs, with the job's `/opt/ml` files.
 
 pub mod attached;
+pub mod local;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,74 @@
+//! The Docker engine: connecting through `DOCKER_HOST` (or the local socket) with errors that say which
+//! engine could not be reached, and the few calls grounds needs beyond building and running.
+
+use bollard::errors::Error as BollardError;
+use bollard::Docker;
+
+/// Every container and network grounds creates carries this label, so leftovers can be found.
+pub const LABEL: &str = "grounds";
+pub const JOB_LABEL: &str = "grounds.job";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error(
+        "cannot reach the Docker engine at {host}: {message}. Is it running, and may you use it? Set DOCKER_HOST \
+         to reach another engine (e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock)"
+    )]
+    Unreachable { host: String, message: String },
+    #[error("Docker engine call `{call}` failed: {message}")]
+    Call { call: String, message: String },
+}
+
+pub fn engine_address() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
+
+/// The engine's own message where it sent one, else bollard's.
+pub fn explain(error: &BollardError) -> String {
+    match error {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => format!("{message} (HTTP {status_code})"),
+        other => other.to_string(),
+    }
+}
+
+pub fn call_error(call: &str, error: BollardError) -> DockerError {
+    DockerError::Call {
+        call: call.to_string(),
+        message: explain(&error),
+    }
+}
+
+/// Connects, agrees on an API version and checks that the engine answers.
+pub async fn connect() -> Result<Docker, DockerError> {
+    let host = engine_address();
+    let unreachable = |message: String| DockerError::Unreachable {
+        host: host.clone(),
+        message,
+    };
+    let docker = Docker::connect_with_defaults().map_err(|e| unreachable(explain(&e)))?;
+    let docker = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        docker.negotiate_version(),
+    )
+    .await
+    .map_err(|_| unreachable("no answer within 20 s".into()))?
+    .map_err(|e| unreachable(explain(&e)))?;
+    docker.ping().await.map_err(|e| unreachable(explain(&e)))?;
+    Ok(docker)
+}
+
+pub async fn image_exists(docker: &Docker, name: &str) -> Result<bool, DockerError> {
+    match docker.inspect_image(name).await {
+        Ok(_) => Ok(true),
+        Err(BollardError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(false),
+        Err(e) => Err(call_error(&format!("inspect image {name}"), e)),
+    }
+}

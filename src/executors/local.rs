@@ -1,0 +1,539 @@
+//! Local runs: the job's image in the local Docker engine, one container per host with a job root on the
+//! host disk mounted at `/opt/ml`, the way SageMaker runs it.
+//!
+//! Containers run as the invoking user, so nothing they write is owned by root; logs stream line by line;
+//! containers, networks and roots are removed after the run whatever its end.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::{JobLog, Outcome};
+use crate::contract::{ChannelConfig, JobConfig, Layout, ResourceConfig};
+use crate::docker::{self, call_error, JOB_LABEL, LABEL};
+use crate::entry;
+use crate::printer::Reporter;
+use crate::results::Status;
+use crate::task::{ChannelSource, Task};
+
+/// One container of the job, as planned.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPlan {
+    pub host: String,
+    pub container: String,
+    pub root: PathBuf,
+    /// `source:target[:ro]` bind mounts.
+    pub mounts: Vec<String>,
+}
+
+/// Everything about a local run that can be known without running it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalPlan {
+    pub image: String,
+    pub user: String,
+    pub network: Option<String>,
+    pub hosts: Vec<HostPlan>,
+    /// Environment of every container; values of passed-through and secret-looking variables masked in
+    /// `masked_env`.
+    #[serde(skip)]
+    pub env: Vec<(String, String)>,
+    #[serde(rename = "env")]
+    pub masked_env: BTreeMap<String, String>,
+}
+
+pub struct LocalJob<'a> {
+    pub id: &'a str,
+    pub task: &'a Task,
+    pub work: &'a Path,
+    pub grace: Duration,
+    pub instance_count: usize,
+    /// `uid:gid` the containers run as.
+    pub user: (u32, u32),
+}
+
+fn looks_secret(name: &str) -> bool {
+    let upper = name.to_uppercase();
+    [
+        "SECRET",
+        "TOKEN",
+        "PASSWORD",
+        "KEY",
+        "CREDENTIAL",
+        "SESSION",
+    ]
+    .iter()
+    .any(|s| upper.contains(s))
+}
+
+impl LocalJob<'_> {
+    pub fn host_root(&self, host: &str) -> PathBuf {
+        self.work.join("hosts").join(host)
+    }
+
+    pub fn merged(&self) -> Layout {
+        Layout::new(self.work.join("merged"))
+    }
+
+    pub fn logs_path(&self) -> PathBuf {
+        self.work.join("logs.txt")
+    }
+
+    /// The plan, with the environment taken from this process for `pass_env`.
+    pub fn plan(&self, image: &str, reporter: &dyn Reporter) -> anyhow::Result<LocalPlan> {
+        let hosts: Vec<String> = (1..=self.instance_count)
+            .map(|i| format!("algo-{i}"))
+            .collect();
+        let mut env = vec![("TRAINING_JOB_NAME".to_string(), self.id.to_string())];
+        let mut masked = BTreeMap::from([("TRAINING_JOB_NAME".to_string(), self.id.to_string())]);
+        for (key, value) in &self.task.spec.container.env {
+            env.push((key.clone(), value.clone()));
+            masked.insert(
+                key.clone(),
+                if looks_secret(key) {
+                    "***".into()
+                } else {
+                    value.clone()
+                },
+            );
+        }
+        for name in &self.task.spec.container.pass_env {
+            match std::env::var(name) {
+                Ok(value) => {
+                    env.push((name.clone(), value));
+                    masked.insert(name.clone(), "***".into());
+                }
+                Err(_) => reporter.warn(&format!(
+                    "[container] pass_env names `{name}`, which is not set here; it is not passed"
+                )),
+            }
+        }
+        let mut plans = Vec::new();
+        for host in &hosts {
+            let root = self.host_root(host);
+            let mut mounts = vec![format!("{}:/opt/ml", root.display())];
+            for (name, source) in &self.task.channels {
+                let ChannelSource::Local(path) = source else {
+                    anyhow::bail!(
+                        "channel `{name}` is in S3 ({}); local runs read local data only: download it and point \
+                         the channel at the local copy, or use `grounds train remote`",
+                        source.describe()
+                    );
+                };
+                let target = format!("/opt/ml/input/data/{name}");
+                if path.is_dir() {
+                    mounts.push(format!("{}:{target}:ro", path.display()));
+                } else {
+                    let file = path
+                        .file_name()
+                        .context("a channel file has a name")?
+                        .to_string_lossy()
+                        .into_owned();
+                    mounts.push(format!("{}:{target}/{file}:ro", path.display()));
+                }
+            }
+            plans.push(HostPlan {
+                host: host.clone(),
+                container: format!("grounds-{}-{host}", self.id),
+                root,
+                mounts,
+            });
+        }
+        Ok(LocalPlan {
+            image: image.to_string(),
+            user: format!("{}:{}", self.user.0, self.user.1),
+            network: (self.instance_count > 1).then(|| format!("grounds-{}", self.id)),
+            hosts: plans,
+            env,
+            masked_env: masked,
+        })
+    }
+
+    /// Lays out each host's root: config files, mount points for the channels, and the output folders.
+    fn prepare(&self, plan: &LocalPlan) -> anyhow::Result<()> {
+        let channels: BTreeMap<String, ChannelConfig> = self
+            .task
+            .channels
+            .keys()
+            .map(|name| (name.clone(), ChannelConfig::default()))
+            .collect();
+        for (index, host) in plan.hosts.iter().enumerate() {
+            let layout = Layout::new(&host.root);
+            layout
+                .create_dirs()
+                .with_context(|| format!("creating {}", host.root.display()))?;
+            JobConfig {
+                hyperparameters: self.task.spec.hyperparameters.clone(),
+                input_data_config: channels.clone(),
+                resource_config: ResourceConfig::for_host(index + 1, plan.hosts.len(), "local"),
+            }
+            .write(&layout)?;
+            // Mount points made here, as the user: the engine would make them as root.
+            for (name, source) in &self.task.channels {
+                if let ChannelSource::Local(path) = source {
+                    let dir = layout.channel_dir(name);
+                    std::fs::create_dir_all(&dir)?;
+                    if path.is_file() {
+                        std::fs::write(
+                            dir.join(path.file_name().context("a channel file has a name")?),
+                            b"",
+                        )?;
+                    }
+                }
+            }
+            std::fs::create_dir_all(layout.code_dir())?;
+            give_to(&host.root, self.user)?;
+        }
+        Ok(())
+    }
+
+    pub async fn run(
+        &self,
+        docker: &Docker,
+        plan: &LocalPlan,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Outcome> {
+        self.prepare(plan)?;
+        let mut created: Vec<String> = Vec::new();
+        let result = self
+            .run_containers(docker, plan, &mut created, reporter)
+            .await;
+        // Whatever happened, nothing is left in the engine.
+        for name in &created {
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            if let Err(e) = docker.remove_container(name, Some(options)).await {
+                reporter.warn(&format!(
+                    "could not remove container {name}: {}",
+                    docker::explain(&e)
+                ));
+            }
+        }
+        if let Some(network) = &plan.network {
+            if let Err(e) = docker.remove_network(network).await {
+                if !matches!(
+                    e,
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }
+                ) {
+                    reporter.warn(&format!(
+                        "could not remove network {network}: {}",
+                        docker::explain(&e)
+                    ));
+                }
+            }
+        }
+        result
+    }
+
+    async fn run_containers(
+        &self,
+        docker: &Docker,
+        plan: &LocalPlan,
+        created: &mut Vec<String>,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Outcome> {
+        let labels = HashMap::from([
+            (LABEL.to_string(), "1".to_string()),
+            (JOB_LABEL.to_string(), self.id.to_string()),
+        ]);
+        if let Some(network) = &plan.network {
+            let request = NetworkCreateRequest {
+                name: network.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            };
+            docker
+                .create_network(request)
+                .await
+                .map_err(|e| call_error(&format!("create network {network}"), e))?;
+        }
+        let env: Vec<String> = plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for host in &plan.hosts {
+            let networking = plan.network.as_ref().map(|network| NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network.clone(),
+                    EndpointSettings {
+                        aliases: Some(vec![host.host.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            });
+            let body = ContainerCreateBody {
+                image: Some(plan.image.clone()),
+                cmd: Some(vec!["train".into()]),
+                hostname: Some(host.host.clone()),
+                user: Some(plan.user.clone()),
+                env: Some(env.clone()),
+                labels: Some(labels.clone()),
+                host_config: Some(HostConfig {
+                    binds: Some(host.mounts.clone()),
+                    network_mode: plan.network.clone(),
+                    ..Default::default()
+                }),
+                networking_config: networking,
+                ..Default::default()
+            };
+            let options = CreateContainerOptionsBuilder::default()
+                .name(&host.container)
+                .build();
+            docker
+                .create_container(Some(options), body)
+                .await
+                .map_err(|e| {
+                    call_error(
+                        &format!("create container {} from {}", host.container, plan.image),
+                        e,
+                    )
+                })?;
+            created.push(host.container.clone());
+        }
+
+        let started_at = Utc::now();
+        let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<(String, String)>();
+        let mut streams = Vec::new();
+        let mut waits = Vec::new();
+        for host in &plan.hosts {
+            docker
+                .start_container(
+                    &host.container,
+                    None::<bollard::query_parameters::StartContainerOptions>,
+                )
+                .await
+                .map_err(|e| call_error(&format!("start container {}", host.container), e))?;
+            streams.push(tokio::spawn(stream_logs(
+                docker.clone(),
+                host.container.clone(),
+                host.host.clone(),
+                lines_tx.clone(),
+            )));
+            waits.push(tokio::spawn(wait_exit(
+                docker.clone(),
+                host.container.clone(),
+            )));
+        }
+        drop(lines_tx);
+        reporter.stage(
+            "Running",
+            &format!("{} container(s) of {}", plan.hosts.len(), plan.image),
+        );
+
+        let multi_host = plan.hosts.len() > 1;
+        let mut log = JobLog::create(&self.logs_path(), reporter)?;
+        let mut all_exited = Box::pin(futures_util::future::join_all(waits));
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut stopped = false;
+        let exits = loop {
+            tokio::select! {
+                exits = &mut all_exited => break exits,
+                Some((host, line)) = lines_rx.recv() => log.line(multi_host.then_some(host.as_str()), &line),
+                _ = tokio::signal::ctrl_c(), if !stopped => {
+                    stopped = true;
+                    self.stop_all(docker, plan, reporter);
+                }
+                _ = terminate.recv(), if !stopped => {
+                    stopped = true;
+                    self.stop_all(docker, plan, reporter);
+                }
+            }
+        };
+        for stream in streams {
+            let _ = stream.await;
+        }
+        while let Some((host, line)) = lines_rx.recv().await {
+            log.line(multi_host.then_some(host.as_str()), &line);
+        }
+        let metrics = log.finish()?;
+        let ended_at = Utc::now();
+
+        let mut codes = Vec::new();
+        for (host, exit) in plan.hosts.iter().zip(exits) {
+            let code = exit.context("waiting for a container")??;
+            codes.push((host, code));
+        }
+        let merged = self.merged();
+        merge_outputs(plan, &merged)?;
+        let failed: Vec<&(&HostPlan, i64)> = codes.iter().filter(|(_, code)| *code != 0).collect();
+        let status = if stopped {
+            Status::Stopped
+        } else if failed.is_empty() {
+            Status::Completed
+        } else {
+            Status::Failed
+        };
+        let exit_code = failed.first().map(|(_, code)| *code as i32).or(Some(0));
+        let mut reasons = Vec::new();
+        for (host, code) in &failed {
+            let reason = entry::read_failure(&Layout::new(&host.root)).unwrap_or_else(|| {
+                format!("the container exited with code {code} and left no failure file")
+            });
+            reasons.push(if multi_host {
+                format!("{}: {reason}", host.host)
+            } else {
+                reason
+            });
+        }
+        let mut failure_reason = (!reasons.is_empty()).then(|| reasons.join("\n"));
+        if stopped {
+            let reason = "Stopped by the user (Ctrl-C or SIGTERM)".to_string();
+            failure_reason = Some(match failure_reason {
+                Some(theirs) => format!("{reason}; the job said: {theirs}"),
+                None => reason,
+            });
+        }
+        if let Some(reason) = &failure_reason {
+            if multi_host || !merged.failure_file().exists() {
+                std::fs::create_dir_all(merged.output_dir())?;
+                std::fs::write(merged.failure_file(), reason)?;
+            }
+        }
+        Ok(Outcome {
+            status,
+            exit_code,
+            failure_reason,
+            started_at,
+            ended_at,
+            metrics,
+            hosts: plan.hosts.iter().map(|h| h.host.clone()).collect(),
+        })
+    }
+
+    /// SIGTERM to every container, SIGKILL after the grace period, as `docker stop -t` does.
+    fn stop_all(&self, docker: &Docker, plan: &LocalPlan, reporter: &dyn Reporter) {
+        reporter.stage(
+            "Stopping",
+            &format!(
+                "{} (SIGTERM, then SIGKILL after {}s)",
+                self.id,
+                self.grace.as_secs()
+            ),
+        );
+        for host in &plan.hosts {
+            let docker = docker.clone();
+            let name = host.container.clone();
+            let grace = self.grace.as_secs() as i32;
+            tokio::spawn(async move {
+                let options = StopContainerOptionsBuilder::default().t(grace).build();
+                let _ = docker.stop_container(&name, Some(options)).await;
+            });
+        }
+    }
+}
+
+/// Hands a folder tree to the user the containers run as, when that is not who we are.
+fn give_to(root: &Path, (uid, gid): (u32, u32)) -> anyhow::Result<()> {
+    // SAFETY: getuid/getgid cannot fail.
+    let (me, my_group) = unsafe { (libc::getuid(), libc::getgid()) };
+    if (uid, gid) == (me, my_group) {
+        return Ok(());
+    }
+    fn walk(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+        if path.is_dir() && !path.is_symlink() {
+            for entry in std::fs::read_dir(path)? {
+                walk(&entry?.path(), uid, gid)?;
+            }
+        }
+        Ok(())
+    }
+    walk(root, uid, gid).with_context(|| {
+        format!(
+            "giving {} to {uid}:{gid} (only root can run jobs as another user)",
+            root.display()
+        )
+    })
+}
+
+/// Copies every host's `model/` and `output/` into one; on a name clash the lower host number wins.
+fn merge_outputs(plan: &LocalPlan, merged: &Layout) -> anyhow::Result<()> {
+    for host in plan.hosts.iter().rev() {
+        let layout = Layout::new(&host.root);
+        for (from, to) in [
+            (layout.model_dir(), merged.model_dir()),
+            (layout.output_dir(), merged.output_dir()),
+        ] {
+            for (relative, path) in crate::archive::files_below(&from)? {
+                let target = to.join(&relative);
+                std::fs::create_dir_all(target.parent().expect("below a folder"))?;
+                std::fs::copy(&path, &target)
+                    .with_context(|| format!("collecting {}", path.display()))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(merged.model_dir())?;
+    std::fs::create_dir_all(merged.output_dir())?;
+    Ok(())
+}
+
+async fn wait_exit(docker: Docker, container: String) -> anyhow::Result<i64> {
+    let mut stream = docker.wait_container(
+        &container,
+        None::<bollard::query_parameters::WaitContainerOptions>,
+    );
+    match stream.next().await {
+        Some(Ok(response)) => Ok(response.status_code),
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+        Some(Err(e)) => Err(call_error(&format!("wait for container {container}"), e).into()),
+        None => anyhow::bail!("the engine stopped answering about container {container}"),
+    }
+}
+
+/// Follows a container's output, splitting it into lines as they complete.
+async fn stream_logs(
+    docker: Docker,
+    container: String,
+    host: String,
+    tx: mpsc::UnboundedSender<(String, String)>,
+) {
+    let options = LogsOptionsBuilder::default()
+        .follow(true)
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut stream = docker.logs(&container, Some(options));
+    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    while let Some(Ok(chunk)) = stream.next().await {
+        let (index, bytes) = match chunk {
+            bollard::container::LogOutput::StdErr { message } => (1, message),
+            bollard::container::LogOutput::StdOut { message }
+            | bollard::container::LogOutput::Console { message } => (0, message),
+            bollard::container::LogOutput::StdIn { .. } => continue,
+        };
+        let buffer = &mut pending[index];
+        buffer.extend_from_slice(&bytes);
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line)
+                .trim_end_matches(['\n', '\r'])
+                .to_string();
+            let _ = tx.send((host.clone(), text));
+        }
+    }
+    for buffer in pending {
+        if !buffer.is_empty() {
+            let _ = tx.send((
+                host.clone(),
+                String::from_utf8_lossy(&buffer).trim_end().to_string(),
+            ));
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Images: the Dockerfile rendered from `container/Dockerfile.template`, a tag derived from everything that
+//! goes into the image, and the build through the Docker Engine API with its steps shown as they run.
+//!
+//! The entry in the image is grounds itself, which must be a static Linux x86-64 executable so that it
+//! runs in any base image, `scratch` included.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::docker::DockerError;
+use crate::package::Package;
+use crate::printer::Reporter;
+use crate::task::{Runner, Task};
+
+pub const TEMPLATE: &str = include_str!("../container/Dockerfile.template");
+pub const DEFAULT_COMMAND_BASE: &str = "python:3.11-slim";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(
+        "{path} cannot serve as the entry in an image: {why}. Build grounds as a static Linux x86-64 \
+         executable (`make build` does: see .cargo/config.toml) or pass --entry-binary PATH"
+    )]
+    EntryNotStatic { path: PathBuf, why: String },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "base image `{image}` is not in the local Docker engine, and grounds does not pull images: \
+         `docker pull {image}` (or `docker load`) it first, or set [container] base_image to an image you have"
+    )]
+    BaseImageMissing { image: String },
+    #[error("building image {tag} failed at {step}: {message}\n{output}")]
+    BuildFailed {
+        tag: String,
+        step: String,
+        message: String,
+        output: String,
+    },
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+}
+
+/// Everything that defines an image, before it is built.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImagePlan {
+    pub tag: String,
+    pub base_image: String,
+    pub dockerfile: String,
+    pub entry_binary: PathBuf,
+    #[serde(skip)]
+    pub requirements: Option<(String, Vec<u8>)>,
+}
+
+/// Checks that `path` is an x86-64 Linux ELF executable without a dynamic loader.
+pub fn check_static_entry(path: &Path) -> Result<(), ImageError> {
+    let mut header = vec![0u8; 64];
+    let mut file = std::fs::File::open(path).map_err(|source| ImageError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    file.read_exact(&mut header)
+        .map_err(|source| ImageError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let not = |why: &str| {
+        Err(ImageError::EntryNotStatic {
+            path: path.to_path_buf(),
+            why: why.to_string(),
+        })
+    };
+    if &header[..4] != b"\x7fELF" {
+        return not("it is not an ELF executable (Linux)");
+    }
+    if header[4] != 2 || header[5] != 1 {
+        return not("it is not a 64-bit little-endian executable");
+    }
+    if u16::from_le_bytes([header[18], header[19]]) != 62 {
+        return not("it is not built for x86-64");
+    }
+    let phoff = u64::from_le_bytes(header[32..40].try_into().expect("8 bytes")) as usize;
+    let phentsize = u16::from_le_bytes([header[54], header[55]]) as usize;
+    let phnum = u16::from_le_bytes([header[56], header[57]]) as usize;
+    let mut rest = Vec::new();
+    file.read_to_end(&mut rest)
+        .map_err(|source| ImageError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let all = [header, rest].concat();
+    for i in 0..phnum {
+        let start = phoff + i * phentsize;
+        let Some(entry) = all.get(start..start + 4) else {
+            return not("its program headers are truncated");
+        };
+        if u32::from_le_bytes(entry.try_into().expect("4 bytes")) == 3 {
+            return not("it is dynamically linked (it names a program interpreter)");
+        }
+    }
+    Ok(())
+}
+
+fn sha256_file(path: &Path) -> Result<String, ImageError> {
+    let mut file = std::fs::File::open(path).map_err(|source| ImageError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(|source| ImageError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The base image a task builds on.
+pub fn base_image(task: &Task) -> String {
+    task.spec
+        .container
+        .base_image
+        .clone()
+        .unwrap_or_else(|| match task.spec.runner {
+            Runner::Command(_) => DEFAULT_COMMAND_BASE.to_string(),
+            Runner::Builtin(_) => "scratch".to_string(),
+        })
+}
+
+/// Renders the Dockerfile and derives the tag from it, the entry binary, the package and the requirements.
+pub fn plan(task: &Task, package: &Package, entry_binary: &Path) -> anyhow::Result<ImagePlan> {
+    check_static_entry(entry_binary)?;
+    let template = match &task.spec.container.dockerfile {
+        Some(path) => {
+            let full = task.file.parent().unwrap_or(Path::new(".")).join(path);
+            std::fs::read_to_string(&full)
+                .map_err(|source| ImageError::Read { path: full, source })?
+        }
+        None => TEMPLATE.to_string(),
+    };
+    let base = base_image(task);
+    let packages = &task.spec.container.system_packages;
+    let system_packages = if packages.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "RUN apt-get update && apt-get install -y --no-install-recommends {} && rm -rf /var/lib/apt/lists/*",
+            packages.join(" ")
+        )
+    };
+    let requirements = match (&task.spec.runner, &task.source) {
+        (Runner::Command(command), Some(source)) => match &command.requirements {
+            Some(relative) => {
+                let path = source.join(relative);
+                let bytes = std::fs::read(&path).map_err(|source| ImageError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Some((relative.clone(), bytes))
+            }
+            None => None,
+        },
+        _ => None,
+    };
+    let requirements_block = if requirements.is_some() {
+        "COPY requirements.txt /opt/grounds/requirements.txt\n\
+         RUN PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir -r /opt/grounds/requirements.txt"
+            .to_string()
+    } else {
+        String::new()
+    };
+    let dockerfile = template
+        .replace("{{BASE_IMAGE}}", &base)
+        .replace("{{SYSTEM_PACKAGES}}", &system_packages)
+        .replace("{{REQUIREMENTS}}", &requirements_block);
+    let mut hasher = Sha256::new();
+    hasher.update(dockerfile.as_bytes());
+    hasher.update(sha256_file(entry_binary)?.as_bytes());
+    hasher.update(package.info.content_hash.as_bytes());
+    if let Some((_, bytes)) = &requirements {
+        hasher.update(bytes);
+    }
+    let digest = hex::encode(hasher.finalize());
+    Ok(ImagePlan {
+        tag: format!(
+            "grounds/{}:{}",
+            task.spec.name.to_lowercase(),
+            &digest[..16]
+        ),
+        base_image: base,
+        dockerfile,
+        entry_binary: entry_binary.to_path_buf(),
+        requirements,
+    })
+}
+
+fn context(plan: &ImagePlan, package: &Package) -> Result<Vec<u8>, ImageError> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, bytes: &[u8], mode: u32| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder.append_data(&mut header, name, bytes)
+    };
+    let io = |source| ImageError::Read {
+        path: PathBuf::from("<build context>"),
+        source,
+    };
+    add("Dockerfile", plan.dockerfile.as_bytes(), 0o644).map_err(io)?;
+    let binary = std::fs::read(&plan.entry_binary).map_err(|source| ImageError::Read {
+        path: plan.entry_binary.clone(),
+        source,
+    })?;
+    add("train", &binary, 0o755).map_err(io)?;
+    add("package.zip", &package.bytes, 0o644).map_err(io)?;
+    if let Some((_, bytes)) = &plan.requirements {
+        add("requirements.txt", bytes, 0o644).map_err(io)?;
+    }
+    builder.into_inner().map_err(io)
+}
+
+/// Makes sure the image exists: reuses it when its tag is there, builds it otherwise.
+/// Returns whether it was built.
+pub async fn ensure(
+    docker: &Docker,
+    plan: &ImagePlan,
+    package: &Package,
+    reporter: &dyn Reporter,
+) -> Result<bool, ImageError> {
+    if crate::docker::image_exists(docker, &plan.tag).await? {
+        reporter.stage("Reusing", &format!("image {} (nothing changed)", plan.tag));
+        return Ok(false);
+    }
+    if plan.base_image != "scratch"
+        && !crate::docker::image_exists(docker, &plan.base_image).await?
+    {
+        return Err(ImageError::BaseImageMissing {
+            image: plan.base_image.clone(),
+        });
+    }
+    let body = context(plan, package)?;
+    reporter.stage(
+        "Building",
+        &format!(
+            "image {} from {} ({} MB context)",
+            plan.tag,
+            plan.base_image,
+            body.len() >> 20
+        ),
+    );
+    let options = BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .t(&plan.tag)
+        .rm(true)
+        .forcerm(true)
+        .labels(&HashMap::from([("grounds".to_string(), "1".to_string())]))
+        .build();
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(body.into())));
+    let mut step = String::from("the start");
+    let mut output: Vec<String> = Vec::new();
+    while let Some(item) = stream.next().await {
+        let info = match item {
+            Ok(info) => info,
+            Err(e) => {
+                return Err(ImageError::BuildFailed {
+                    tag: plan.tag.clone(),
+                    step,
+                    message: crate::docker::explain(&e),
+                    output: output.join("\n"),
+                })
+            }
+        };
+        if let Some(detail) = info.error_detail.as_ref().and_then(|d| d.message.clone()) {
+            return Err(ImageError::BuildFailed {
+                tag: plan.tag.clone(),
+                step,
+                message: detail,
+                output: output.join("\n"),
+            });
+        }
+        if let Some(text) = info.stream {
+            for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+                if line.starts_with("Step ") {
+                    step = line.to_string();
+                    output.clear();
+                    reporter.stage("Step", line.trim_start_matches("Step "));
+                } else if line.trim_start().starts_with("--->")
+                    || line.starts_with("Removing intermediate container")
+                {
+                    continue;
+                } else {
+                    output.push(line.to_string());
+                    if output.len() > 30 {
+                        output.remove(0);
+                    }
+                    reporter.job_line(Some("build"), line);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_running_test_binary_is_static() {
+        // The test binaries are built like grounds itself (.cargo/config.toml), so this checks that build.
+        check_static_entry(&std::env::current_exe().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn dynamic_and_foreign_binaries_are_refused() {
+        let err = check_static_entry(Path::new("/bin/sh"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dynamically linked") && err.contains("--entry-binary"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("script");
+        std::fs::write(&script, "#!/bin/sh\necho hi\n".repeat(8)).unwrap();
+        assert!(check_static_entry(&script)
+            .unwrap_err()
+            .to_string()
+            .contains("not an ELF"));
+    }
+}
