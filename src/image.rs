@@ -184,10 +184,10 @@ pub fn plan(task: &Task, package: &Package, entry_binary: &Path) -> anyhow::Resu
     } else {
         String::new()
     };
-    let dockerfile = template
-        .replace("{{BASE_IMAGE}}", &base)
-        .replace("{{SYSTEM_PACKAGES}}", &system_packages)
-        .replace("{{REQUIREMENTS}}", &requirements_block);
+    let dockerfile = render(
+        &template,
+        &[("{{BASE_IMAGE}}", &base), ("{{SYSTEM_PACKAGES}}", &system_packages), ("{{REQUIREMENTS}}", &requirements_block)],
+    );
     let mut hasher = Sha256::new();
     hasher.update(dockerfile.as_bytes());
     hasher.update(sha256_file(entry_binary)?.as_bytes());
@@ -207,6 +207,24 @@ pub fn plan(task: &Task, package: &Package, entry_binary: &Path) -> anyhow::Resu
         entry_binary: entry_binary.to_path_buf(),
         requirements,
     })
+}
+
+/// Fills the placeholders on instruction lines; comments are left as written.
+fn render(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    for line in template.lines() {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            let mut line = line.to_string();
+            for (placeholder, value) in values {
+                line = line.replace(placeholder, value);
+            }
+            out.push_str(&line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn context(plan: &ImagePlan, package: &Package) -> Result<Vec<u8>, ImageError> {
@@ -301,6 +319,8 @@ pub async fn ensure(
                     step = line.to_string();
                     output.clear();
                     reporter.stage("Step", line.trim_start_matches("Step "));
+                } else if line.trim_start() == "---> Using cache" {
+                    reporter.job_line(Some("build"), "Using cache");
                 } else if line.trim_start().starts_with("--->")
                     || line.starts_with("Removing intermediate container")
                 {
@@ -321,6 +341,12 @@ pub async fn ensure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_filled_on_instruction_lines_only() {
+        let text = render("# {{BASE_IMAGE}} is the base\nFROM {{BASE_IMAGE}}\n{{REQUIREMENTS}}\n", &[("{{BASE_IMAGE}}", "scratch"), ("{{REQUIREMENTS}}", "")]);
+        assert_eq!(text, "# {{BASE_IMAGE}} is the base\nFROM scratch\n\n");
+    }
 
     #[test]
     fn the_running_test_binary_is_static() {
