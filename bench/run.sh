@@ -60,6 +60,33 @@ run_pair() {
 run_pair "titanic (891 × 7)" fixtures/titanic/task.toml fixtures/titanic/titanic.csv Survived "Pclass,Sex,Age,SibSp,Parch,Fare,Embarked"
 run_pair "synthetic ($ROWS × 20)" "$work/synthetic/task.toml" "$work/synthetic/synthetic.csv" label "$synthetic_features"
 
+# Overhead of the modes on the same task: wall time minus the job's own work (the builtin's "done in" time).
+job_seconds() {
+  "$py" - "$work/out.json" <<'PY'
+import json, re, sys, zipfile
+result = json.load(open(sys.argv[1]))["result"]
+logs = zipfile.ZipFile(result).read("logs.txt").decode()
+print(re.findall(r"done in ([0-9.]+)s", logs)[-1])
+PY
+}
+overhead_rows=()
+overhead() {
+  local label="$1"; shift
+  read -r wall _ < <(GROUNDS_HOME="$work/home" measure "$GROUNDS" "$@" --json --quiet)
+  local own; own="$(job_seconds)"
+  overhead_rows+=("| $label | $wall | $own | $("$py" -c "print('%.2f' % ($wall - $own))") |")
+}
+titanic=fixtures/titanic/task.toml
+if docker info >/dev/null 2>&1; then
+  echo "bench: overhead of train attached and train local" >&2
+  image="$("$GROUNDS" train local "$titanic" --dry-run | "$py" -c 'import json,sys; print(json.load(sys.stdin)["image"]["tag"])')"
+  docker rmi -f "$image" >/dev/null 2>&1 || true
+  overhead "train attached" train attached "$titanic"
+  overhead "train local, cold (image built)" train local "$titanic"
+  overhead "train local, warm (image reused)" train local "$titanic"
+  docker rmi -f "$image" >/dev/null 2>&1 || true
+fi
+
 sklearn_version="$("$py" -c 'import sklearn; print(sklearn.__version__)')"
 {
   echo "# Benchmarks"
@@ -78,5 +105,18 @@ sklearn_version="$("$py" -c 'import sklearn; print(sklearn.__version__)')"
   echo "| data | run | wall s | peak MiB | ROC AUC test | speed-up |"
   echo "|---|---|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
+  if [ ${#overhead_rows[@]} -gt 0 ]; then
+    echo
+    echo "## Overhead of the modes"
+    echo
+    echo "The titanic task end to end in each mode; the job's own work is the time the builtin reports"
+    echo "(\"done in\"), the overhead everything else: packaging, the entry, the image (cold: built from"
+    echo "scratch with the release binary as entry; warm: reused by its content tag), containers, logs and"
+    echo "the result zip."
+    echo
+    echo "| mode | wall s | job's own work s | overhead s |"
+    echo "|---|---:|---:|---:|"
+    printf '%s\n' "${overhead_rows[@]}"
+  fi
 } > bench/RESULTS.md
 cat bench/RESULTS.md
