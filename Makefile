@@ -33,9 +33,9 @@ test-deps:
 base-image:
 	container/python-base.sh $(PYTHON_BASE)
 
-## test: install and start what the tests need, then run every test
+## test: install and start what the tests need (moto, a registry: tests/services.sh), then run every test
 test: test-deps base-image
-	$(CARGO) test --no-fail-fast
+	tests/services.sh $(CARGO) test --no-fail-fast
 
 ## install: install the release build as $(PREFIX)/bin/grounds
 install: release

@@ -30,6 +30,11 @@ pub enum Command {
     /// Find, read and unpack stored results.
     #[command(subcommand)]
     Results(ResultsCommand),
+    /// Ask SageMaker to stop a remote job (StopTrainingJob).
+    Stop {
+        /// A result id, or any unique prefix of one.
+        id: String,
+    },
     /// The container entry (what SageMaker starts as `train`); reads the /opt/ml contract.
     #[command(hide = true)]
     Entry(EntryArgs),
@@ -41,6 +46,38 @@ pub enum TrainCommand {
     Attached(TrainArgs),
     /// In the local Docker engine, /opt/ml mounted: proves the job is deliverable.
     Local(LocalArgs),
+    /// On Amazon SageMaker: image to ECR (or [remote] registry), data to S3, a training job, results home.
+    Remote(RemoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// How many instances (default: [remote] instance_count, else 1).
+    #[arg(long, value_name = "N")]
+    pub instance_count: Option<u32>,
+    /// The static Linux x86-64 grounds binary to put into the image as its entry (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub entry_binary: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Submit and return at once; `grounds results fetch ID` completes the result later.
+    #[arg(long)]
+    pub detach: bool,
+    /// On Ctrl-C while waiting, stop the training job (StopTrainingJob) instead of detaching from it.
+    #[arg(long)]
+    pub stop_on_interrupt: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AwsArgs {
+    /// The AWS profile (default: AWS_PROFILE, else the default profile).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The AWS region (default: AWS_REGION, else the profile's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +129,14 @@ pub enum ResultsCommand {
     Show {
         /// A result id, or any unique prefix of one.
         id: String,
+    },
+    /// Wait for a remote job submitted with --detach (or left by Ctrl-C) and complete its result.
+    Fetch {
+        /// A result id, or any unique prefix of one.
+        id: String,
+        /// Take the job as it is now instead of waiting for it to end.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Unpack a result into a folder and print the folder and the metrics.
     Open {

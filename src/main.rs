@@ -3,11 +3,13 @@
 //! `main` only parses, dispatches and maps errors to exit codes; the work lives in the modules.
 
 mod archive;
+mod aws;
 mod builtin;
 mod cli;
 mod commands;
 mod contract;
 mod docker;
+mod dotenv;
 mod entry;
 mod executors;
 mod fingerprint;
@@ -15,7 +17,10 @@ mod image;
 mod metrics;
 mod package;
 mod printer;
+mod registry;
 mod results;
+mod s3sync;
+mod sagemaker;
 mod settings;
 mod task;
 
@@ -74,6 +79,13 @@ fn main() -> ExitCode {
                 commands::train::run(args.train.clone(), Some(args), Mode::Local, &printer)
                     .await
                     .map(|e| e as i32)
+            }
+            Command::Train(TrainCommand::Remote(args)) => {
+                commands::remote::train(args, &printer).await.map(|e| e as i32)
+            }
+            Command::Stop { id } => commands::remote::stop(&id, &printer).await.map(|e| e as i32),
+            Command::Results(cli::ResultsCommand::Fetch { id, no_wait }) => {
+                commands::remote::fetch(&id, no_wait, &printer).await.map(|e| e as i32)
             }
             Command::Results(command) => commands::results::run(command, &printer)
                 .await

@@ -78,6 +78,9 @@ pub struct JobRecord {
     pub fingerprint: String,
     pub package: PackageInfo,
     pub grounds_version: String,
+    /// Where a remote job lives, for `results fetch` and `stop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::executors::remote::RemoteJob>,
 }
 
 /// Everything a finished job leaves, to be written as one zip.
@@ -226,6 +229,28 @@ impl Store {
             }
         }
         bail!("could not find a free result id in {}", dir.display())
+    }
+
+    /// A reservation that replaces the stored result `id` when committed (as `results fetch` does).
+    pub fn rewrite(&self, id: &str) -> anyhow::Result<Reservation> {
+        let target = self.result_path(id);
+        let staging = self.results_dir().join(format!(".{id}.{:08x}.zip.partial", fastrand::u32(..)));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staging)
+            .with_context(|| format!("reserving {}", staging.display()))?;
+        Ok(Reservation { id: id.to_string(), staging, target, committed: false })
+    }
+
+    /// The package a result was made from.
+    pub fn package(&self, id: &str) -> anyhow::Result<Package> {
+        let path = self.result_path(id);
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut zip = ::zip::ZipArchive::new(BufReader::new(file))?;
+        let bytes = archive::read_entry(&mut zip, "package.zip")?.with_context(|| format!("{} has no package.zip", path.display()))?;
+        let (_, info) = crate::package::read_manifest(&bytes)?;
+        Ok(Package { info, bytes })
     }
 
     /// Ids of all stored results, sorted.

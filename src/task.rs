@@ -170,6 +170,14 @@ pub struct RemoteSpec {
     pub registry: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<String>,
+    /// Managed spot training; `max_wait` bounds the wait for capacity plus the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wait: Option<String>,
+    /// Sync /opt/ml/checkpoints to s3://<bucket>/sagemaker/<task>/checkpoints/<job>/.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<bool>,
 }
 
 // ---- the task as resolved ------------------------------------------------------------------------------

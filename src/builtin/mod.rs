@@ -20,7 +20,6 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
 }
 
 /// The metric names a builtin reports, for SageMaker's MetricDefinitions.
-#[allow(dead_code)]
 pub fn metric_names(spec: &BuiltinSpec) -> Vec<String> {
     single_frame::metric_names(spec.model)
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with `async fn run(args, printer)`.
 
 pub mod entry;
+pub mod remote;
 pub mod results;
 pub mod train;
 

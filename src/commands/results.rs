@@ -19,6 +19,7 @@ pub async fn run(command: ResultsCommand, printer: &Printer) -> anyhow::Result<E
         ResultsCommand::List => list(&store, printer),
         ResultsCommand::Show { id } => show(&store, &id, printer),
         ResultsCommand::Open { id, to, max_bytes } => open(&store, &id, to, max_bytes, printer),
+        ResultsCommand::Fetch { .. } => unreachable!("dispatched to commands::remote"),
     }
 }
 

@@ -124,6 +124,7 @@ pub async fn run(
         fingerprint,
         package: package.info.clone(),
         grounds_version: env!("CARGO_PKG_VERSION").to_string(),
+        remote: None,
     };
     let path = reservation.commit(&ResultContents {
         job: &record,

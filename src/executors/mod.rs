@@ -3,6 +3,7 @@
 
 pub mod attached;
 pub mod local;
+pub mod remote;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

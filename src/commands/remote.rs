@@ -1,0 +1,298 @@
+//! `grounds train remote`, `grounds results fetch` and `grounds stop`: jobs on Amazon SageMaker.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use bollard::auth::DockerCredentials;
+use chrono::Utc;
+use serde_json::json;
+
+use super::Exit;
+use crate::aws::{call_error, Aws};
+use crate::cli::{LocalArgs, RemoteArgs};
+use crate::executors::remote::{self, RemoteJob, RemoteOptions, WaitEnd};
+use crate::executors::JobLog;
+use crate::fingerprint::fingerprint;
+use crate::image;
+use crate::metrics::Metrics;
+use crate::package::Package;
+use crate::printer::{Printer, Reporter};
+use crate::results::{JobRecord, Mode, ResultContents, Status, Store};
+use crate::settings::TrainSettings;
+
+/// `.env` values for AWS that the environment lacks are put into it before the SDK reads it.
+fn apply_dotenv(values: &std::collections::BTreeMap<String, String>) {
+    for (key, value) in values {
+        if key.starts_with("AWS_") && std::env::var_os(key).is_none() {
+            // Before any AWS client exists; nothing else reads these concurrently.
+            std::env::set_var(key, value);
+        }
+    }
+}
+
+/// ECR credentials for a push, from GetAuthorizationToken: given to the push only, never stored.
+async fn ecr_credentials(aws: &Aws, repository: &str, reporter: &dyn Reporter) -> anyhow::Result<DockerCredentials> {
+    let ecr = aws.ecr();
+    let exists = ecr.describe_repositories().repository_names(repository).send().await;
+    if let Err(e) = exists {
+        if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) {
+            reporter.stage("Creating", &format!("ECR repository {repository}"));
+            ecr.create_repository().repository_name(repository).send().await.map_err(|e| call_error("ecr:CreateRepository", e))?;
+        } else {
+            return Err(call_error("ecr:DescribeRepositories", e).into());
+        }
+    }
+    let token = ecr.get_authorization_token().send().await.map_err(|e| call_error("ecr:GetAuthorizationToken", e))?;
+    let data = token.authorization_data().first().context("ECR returned no authorization data")?;
+    let decoded = aws_smithy_types::base64::decode(data.authorization_token().unwrap_or_default())
+        .context("ECR's authorization token is not base64")?;
+    let decoded = String::from_utf8(decoded).context("ECR's authorization token is not text")?;
+    let (username, password) = decoded.split_once(':').context("ECR's authorization token is not user:password")?;
+    Ok(DockerCredentials {
+        username: Some(username.to_string()),
+        password: Some(password.to_string()),
+        serveraddress: data.proxy_endpoint().map(str::to_string),
+        ..Default::default()
+    })
+}
+
+pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> {
+    let local = LocalArgs { train: args.train.clone(), instance_count: args.instance_count, entry_binary: args.entry_binary.clone(), user: None };
+    let settings = TrainSettings::resolve(&args.train, Some(&local), Mode::Remote)?;
+    let task = &settings.task;
+    let package = crate::package::build(task)?;
+    let fingerprint = fingerprint(&package.info, &task.spec, &task.channels, Mode::Remote)?;
+    let image_plan = image::plan(task, &package, &settings.container.entry_binary)?;
+    let task_dir = task.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dotenv = crate::dotenv::load(&task_dir);
+    apply_dotenv(&dotenv);
+    let aws = Aws::connect(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?;
+    let image_tag = image_plan.tag.rsplit_once(':').map(|(_, t)| t.to_string()).unwrap_or_default();
+
+    if settings.dry_run {
+        let preview = format!("{}-{}-0000", task.spec.name, Utc::now().format("%Y%m%d-%H%M%S"));
+        let options = RemoteOptions {
+            id: &preview,
+            task,
+            image_tag: &image_tag,
+            instance_count: settings.container.instance_count,
+            fingerprint: &fingerprint,
+            package_hash: &package.info.content_hash,
+            dotenv: &dotenv,
+        };
+        let plan = remote::plan(&aws, &options)?;
+        let mut answer = settings.plan(&package.info, &fingerprint);
+        answer["image"] = serde_json::to_value(&image_plan)?;
+        answer["remote"] = serde_json::to_value(&plan)?;
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(Exit::Success);
+    }
+
+    let reservation = settings.store.reserve(&task.spec.name)?;
+    let id = reservation.id.clone();
+    let options = RemoteOptions {
+        id: &id,
+        task,
+        image_tag: &image_tag,
+        instance_count: settings.container.instance_count,
+        fingerprint: &fingerprint,
+        package_hash: &package.info.content_hash,
+        dotenv: &dotenv,
+    };
+    // Every check before anything is built, pushed, uploaded or created.
+    let plan = remote::plan(&aws, &options)?;
+    printer.stage("Packaged", &format!("{} {} ({})", package.info.name, package.info.version, &package.info.content_hash[..19]));
+
+    let s3 = aws.s3();
+    crate::s3sync::ensure_bucket(&s3, &plan.bucket, &aws.region, printer).await?;
+    let docker = crate::docker::connect().await?;
+    image::ensure(&docker, &image_plan, &package, printer).await?;
+    let credentials = match &task.spec.remote.registry {
+        Some(_) => None,
+        None => Some(ecr_credentials(&aws, &format!("grounds/{}", task.spec.name.to_lowercase()), printer).await?),
+    };
+    let pushed = crate::registry::push(&docker, &image_plan.tag, &plan.image_uri, credentials, printer).await?;
+
+    let mut uploads = crate::s3sync::SyncReport::default();
+    for (channel, (path, prefix)) in &plan.uploads {
+        let report = crate::s3sync::sync(&s3, path, &plan.bucket, prefix, printer).await?;
+        printer.stage("Synced", &format!("channel `{channel}`: {} uploaded, {} unchanged, {} removed", report.uploaded, report.unchanged, report.deleted));
+        uploads.uploaded += report.uploaded;
+        uploads.unchanged += report.unchanged;
+        uploads.deleted += report.deleted;
+        uploads.bytes_uploaded += report.bytes_uploaded;
+    }
+
+    let sagemaker = aws.sagemaker();
+    remote::create(&sagemaker, &plan.create_training_job).await?;
+    printer.stage("Submitted", &format!("training job {id} in {}", aws.region));
+    let started_at = Utc::now();
+    let remote_job = RemoteJob {
+        job_name: id.clone(),
+        region: aws.region.clone(),
+        profile: args.aws.profile.clone(),
+        bucket: plan.bucket.clone(),
+        output_path: plan.output_path.clone(),
+        image_uri: plan.image_uri.clone(),
+    };
+    let record = JobRecord {
+        id: id.clone(),
+        mode: Mode::Remote,
+        status: Status::InProgress,
+        task: task.spec.clone(),
+        task_file: task.file.display().to_string(),
+        hyperparameters: task.spec.hyperparameters.clone(),
+        channels: settings.channel_sources(),
+        hosts: (1..=settings.container.instance_count).map(|i| format!("algo-{i}")).collect(),
+        started_at,
+        ended_at: None,
+        duration_seconds: None,
+        exit_code: None,
+        failure_reason: None,
+        fingerprint,
+        package: package.info.clone(),
+        grounds_version: env!("CARGO_PKG_VERSION").to_string(),
+        remote: Some(remote_job.clone()),
+    };
+    let extra = json!({"image": plan.image_uri, "pushed": pushed, "uploads": uploads});
+    if args.detach {
+        return store_in_progress(reservation, &record, &package, printer, extra);
+    }
+    let work = tempfile::Builder::new().prefix(&format!("grounds-{id}-")).tempdir()?;
+    let mut log = JobLog::create(&work.path().join("logs.txt"), printer)?;
+    match remote::wait(&aws, &id, &mut log, args.stop_on_interrupt, printer).await? {
+        WaitEnd::Detached => {
+            log.finish()?;
+            printer.warn(&format!("detached: the job goes on in SageMaker; `grounds results fetch {id}` completes it, `grounds stop {id}` stops it"));
+            store_in_progress(reservation, &record, &package, printer, extra)
+        }
+        WaitEnd::Finished(state) => {
+            let (_, model_dir, output_dir) = remote::collect(&aws, &remote_job, &state, work.path(), printer).await?;
+            let outcome = remote::outcome(&state, log, started_at, settings.container.instance_count)?;
+            finish(reservation, record, &package, outcome, &model_dir, &output_dir, &work.path().join("logs.txt"), printer, extra)
+        }
+    }
+}
+
+fn store_in_progress(
+    reservation: crate::results::Reservation,
+    record: &JobRecord,
+    package: &Package,
+    printer: &Printer,
+    extra: serde_json::Value,
+) -> anyhow::Result<Exit> {
+    let empty = tempfile::tempdir()?;
+    let logs = empty.path().join("logs.txt");
+    std::fs::write(&logs, b"")?;
+    let path = reservation.commit(&ResultContents {
+        job: record,
+        package,
+        metrics: &Metrics::default(),
+        logs: &logs,
+        model_dir: &empty.path().join("model"),
+        output_dir: &empty.path().join("output"),
+    })?;
+    printer.json(&json!({"id": record.id, "status": record.status, "mode": record.mode, "metrics": {}, "result": path, "reused": false, "remote": record.remote, "submitted": extra}));
+    printer.out(&format!("id:      {}\nstatus:  InProgress (submitted to SageMaker)\nfetch:   grounds results fetch {}\n", record.id, record.id));
+    Ok(Exit::Success)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    reservation: crate::results::Reservation,
+    mut record: JobRecord,
+    package: &Package,
+    outcome: crate::executors::Outcome,
+    model_dir: &Path,
+    output_dir: &Path,
+    logs: &Path,
+    printer: &Printer,
+    extra: serde_json::Value,
+) -> anyhow::Result<Exit> {
+    record.status = outcome.status;
+    record.ended_at = Some(outcome.ended_at);
+    record.duration_seconds = Some((outcome.ended_at - record.started_at).num_milliseconds() as f64 / 1000.0);
+    record.exit_code = outcome.exit_code;
+    record.failure_reason = outcome.failure_reason.clone();
+    let path = reservation.commit(&ResultContents { job: &record, package, metrics: &outcome.metrics, logs, model_dir, output_dir })?;
+    let finals = outcome.metrics.finals();
+    printer.json(&json!({
+        "id": record.id, "status": record.status, "mode": record.mode, "metrics": finals, "result": path, "reused": false,
+        "failure_reason": record.failure_reason, "remote": record.remote, "submitted": extra,
+    }));
+    let mut text = format!("id:      {}\nstatus:  {}\n", record.id, record.status);
+    if let Some(reason) = &record.failure_reason {
+        text.push_str(&format!("reason:  {reason}\n"));
+    }
+    text.push_str(&format!("result:  {}\n", path.display()));
+    for (name, value) in &finals {
+        text.push_str(&format!("{name}  {}\n", crate::printer::metric_value(*value)));
+    }
+    printer.out(&text);
+    Ok(match record.status {
+        Status::Completed | Status::InProgress => Exit::Success,
+        Status::Stopped => Exit::Stopped,
+        Status::Failed => Exit::JobFailed,
+    })
+}
+
+fn remote_of(store: &Store, prefix: &str) -> anyhow::Result<(JobRecord, RemoteJob)> {
+    let id = store.resolve(prefix)?;
+    let stored = store.read(&id)?;
+    let Some(remote) = stored.job.remote.clone() else {
+        bail!("{id} is a {} run, not a SageMaker job", stored.job.mode);
+    };
+    Ok((stored.job, remote))
+}
+
+/// `grounds results fetch ID`: waits for a remote job (or takes it as it is) and completes its result.
+pub async fn fetch(prefix: &str, no_wait: bool, printer: &Printer) -> anyhow::Result<Exit> {
+    let store = Store::from_env();
+    let (record, remote_job) = remote_of(&store, prefix)?;
+    if record.status != Status::InProgress {
+        printer.stage("Fetched", &format!("{} is {} already", record.id, record.status));
+        printer.json(&json!({"id": record.id, "status": record.status, "mode": record.mode, "result": store.result_path(&record.id)}));
+        printer.out(&format!("id:      {}\nstatus:  {}\n", record.id, record.status));
+        return Ok(Exit::Success);
+    }
+    let aws = Aws::connect(remote_job.profile.as_deref(), Some(&remote_job.region)).await?;
+    let package = store.package(&record.id)?;
+    let work = tempfile::Builder::new().prefix(&format!("grounds-{}-", record.id)).tempdir()?;
+    let mut log = JobLog::create(&work.path().join("logs.txt"), printer)?;
+    let state = if no_wait {
+        let state = remote::describe(&aws.sagemaker(), &remote_job.job_name).await?;
+        let mut tail = remote::LogTail::new(aws.logs(), &remote_job.job_name);
+        for (host, line) in tail.poll().await {
+            log.line(Some(&host), &line);
+        }
+        state
+    } else {
+        match remote::wait(&aws, &remote_job.job_name, &mut log, false, printer).await? {
+            WaitEnd::Finished(state) => state,
+            WaitEnd::Detached => {
+                printer.warn("detached again; the result stays InProgress");
+                return Ok(Exit::Success);
+            }
+        }
+    };
+    if state.status == Status::InProgress {
+        printer.stage("Running", &format!("{} is still {} / {}", record.id, state.status, state.secondary));
+        printer.json(&json!({"id": record.id, "status": state.status, "secondary_status": state.secondary}));
+        return Ok(Exit::Success);
+    }
+    let (_, model_dir, output_dir) = remote::collect(&aws, &remote_job, &state, work.path(), printer).await?;
+    let outcome = remote::outcome(&state, log, record.started_at, record.hosts.len().max(1))?;
+    let reservation = store.rewrite(&record.id)?;
+    finish(reservation, record, &package, outcome, &model_dir, &output_dir, &work.path().join("logs.txt"), printer, json!(null))
+}
+
+/// `grounds stop ID`: StopTrainingJob for a remote job.
+pub async fn stop(prefix: &str, printer: &Printer) -> anyhow::Result<Exit> {
+    let store = Store::from_env();
+    let (record, remote_job) = remote_of(&store, prefix)?;
+    let aws = Aws::connect(remote_job.profile.as_deref(), Some(&remote_job.region)).await?;
+    remote::stop(&aws.sagemaker(), &remote_job.job_name).await?;
+    printer.stage("Stopping", &format!("{}: SageMaker sends SIGTERM, then SIGKILL after 120 s; `grounds results fetch {}` brings home what it left", record.id, record.id));
+    printer.json(&json!({"id": record.id, "stopping": true}));
+    Ok(Exit::Success)
+}

@@ -1,0 +1,270 @@
+//! Local channels to S3: a file is uploaded only when it is missing or its content differs (size, then
+//! MD5 or the multipart ETag), several at a time; objects under the prefix that are no longer local are
+//! removed, so the channel is exactly the local data. Uploads are whole or absent: single PUTs are atomic
+//! and a multipart upload that fails is aborted.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::Client;
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+use serde::Serialize;
+
+use crate::aws::call_error;
+use crate::printer::Reporter;
+
+/// Files above this size go up in parts of [`PART_SIZE`].
+pub const MULTIPART_THRESHOLD: u64 = 64 << 20;
+pub const PART_SIZE: u64 = 8 << 20;
+const CONCURRENT_UPLOADS: usize = 4;
+
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct SyncReport {
+    pub uploaded: usize,
+    pub unchanged: usize,
+    pub deleted: usize,
+    pub bytes_uploaded: u64,
+}
+
+/// The ETag S3 gives `path` when uploaded as we upload it: plain MD5, or MD5 of part MD5s with `-N`.
+pub fn expected_etag(path: &Path, size: u64) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    if size <= MULTIPART_THRESHOLD {
+        let mut hasher = Md5::new();
+        std::io::copy(&mut file, &mut HashWriter(&mut hasher))?;
+        return Ok(hex::encode(hasher.finalize()));
+    }
+    multipart_etag(&mut file, PART_SIZE)
+}
+
+fn multipart_etag(reader: &mut impl Read, part_size: u64) -> std::io::Result<String> {
+    let mut parts = Md5::new();
+    let mut count = 0;
+    loop {
+        let mut hasher = Md5::new();
+        let copied = std::io::copy(&mut reader.take(part_size), &mut HashWriter(&mut hasher))?;
+        if copied == 0 {
+            break;
+        }
+        parts.update(hasher.finalize());
+        count += 1;
+    }
+    Ok(format!("{}-{count}", hex::encode(parts.finalize())))
+}
+
+struct HashWriter<'a>(&'a mut Md5);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The files of a channel: the file itself, or every file below the folder, by relative name.
+fn local_files(source: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    if source.is_dir() {
+        crate::archive::files_below(source)
+    } else {
+        let name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(vec![(name, source.to_path_buf())])
+    }
+}
+
+async fn remote_objects(s3: &Client, bucket: &str, prefix: &str) -> anyhow::Result<BTreeMap<String, (u64, String)>> {
+    let mut objects = BTreeMap::new();
+    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| call_error(&format!("s3:ListObjectsV2 s3://{bucket}/{prefix}"), e))?;
+        for object in page.contents() {
+            let key = object.key().unwrap_or_default().to_string();
+            let etag = object.e_tag().unwrap_or_default().trim_matches('"').to_string();
+            objects.insert(key, (object.size().unwrap_or(0) as u64, etag));
+        }
+    }
+    Ok(objects)
+}
+
+async fn upload(s3: &Client, bucket: &str, key: &str, path: &Path, size: u64) -> anyhow::Result<()> {
+    if size <= MULTIPART_THRESHOLD {
+        let body = ByteStream::from_path(path).await?;
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| call_error(&format!("s3:PutObject s3://{bucket}/{key}"), e))?;
+        return Ok(());
+    }
+    let created = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| call_error(&format!("s3:CreateMultipartUpload s3://{bucket}/{key}"), e))?;
+    let upload_id = created.upload_id().unwrap_or_default().to_string();
+    let result = upload_parts(s3, bucket, key, path, &upload_id).await;
+    if result.is_err() {
+        // Never leave a partial upload behind that could later be taken as whole.
+        let _ = s3.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
+    }
+    result
+}
+
+async fn upload_parts(s3: &Client, bucket: &str, key: &str, path: &Path, upload_id: &str) -> anyhow::Result<()> {
+    let mut file = std::fs::File::open(path)?;
+    let mut parts = Vec::new();
+    let mut number = 1;
+    loop {
+        let mut chunk = Vec::with_capacity(PART_SIZE as usize);
+        (&mut file).take(PART_SIZE).read_to_end(&mut chunk)?;
+        if chunk.is_empty() {
+            break;
+        }
+        let part = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(chunk))
+            .send()
+            .await
+            .map_err(|e| call_error(&format!("s3:UploadPart {number} of s3://{bucket}/{key}"), e))?;
+        parts.push(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag().map(str::to_string)).build());
+        number += 1;
+    }
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .map_err(|e| call_error(&format!("s3:CompleteMultipartUpload s3://{bucket}/{key}"), e))?;
+    Ok(())
+}
+
+/// Makes `s3://bucket/prefix` hold exactly the files of `source`.
+pub async fn sync(s3: &Client, source: &Path, bucket: &str, prefix: &str, reporter: &dyn Reporter) -> anyhow::Result<SyncReport> {
+    let files = local_files(source)?;
+    let remote = remote_objects(s3, bucket, prefix).await?;
+    let mut report = SyncReport::default();
+    let mut uploads = Vec::new();
+    for (relative, path) in &files {
+        let key = format!("{prefix}{relative}");
+        let size = std::fs::metadata(path)?.len();
+        let same = match remote.get(&key) {
+            Some((remote_size, etag)) if *remote_size == size => expected_etag(path, size)? == *etag,
+            _ => false,
+        };
+        if same {
+            report.unchanged += 1;
+        } else {
+            uploads.push((key, path.clone(), size));
+        }
+    }
+    let total: u64 = uploads.iter().map(|(_, _, size)| size).sum();
+    if !uploads.is_empty() {
+        reporter.stage("Uploading", &format!("{} file(s), {} bytes to s3://{bucket}/{prefix}", uploads.len(), total));
+    }
+    let mut done: u64 = 0;
+    let mut results = futures_util::stream::iter(uploads.into_iter().map(|(key, path, size)| async move {
+        upload(s3, bucket, &key, &path, size).await.map(|_| (key, size))
+    }))
+    .buffer_unordered(CONCURRENT_UPLOADS);
+    while let Some(result) = results.next().await {
+        let (key, size) = result?;
+        done += size;
+        report.uploaded += 1;
+        report.bytes_uploaded += size;
+        let percent = if total == 0 { 100 } else { done * 100 / total };
+        reporter.stage("Uploaded", &format!("[{percent:>3}%] s3://{bucket}/{key} ({size} bytes)"));
+    }
+    let local_keys: std::collections::BTreeSet<String> = files.iter().map(|(r, _)| format!("{prefix}{r}")).collect();
+    let stale: Vec<ObjectIdentifier> = remote
+        .keys()
+        .filter(|key| !local_keys.contains(*key))
+        .filter_map(|key| ObjectIdentifier::builder().key(key).build().ok())
+        .collect();
+    if !stale.is_empty() {
+        report.deleted = stale.len();
+        reporter.stage("Removing", &format!("{} object(s) under s3://{bucket}/{prefix} that are no longer local", stale.len()));
+        let delete = Delete::builder().set_objects(Some(stale)).build()?;
+        s3.delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| call_error(&format!("s3:DeleteObjects s3://{bucket}/{prefix}"), e))?;
+    }
+    Ok(report)
+}
+
+/// Whether `name` is a valid S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens).
+pub fn valid_bucket_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !name.contains("..")
+}
+
+/// Creates the bucket when it does not exist.
+pub async fn ensure_bucket(s3: &Client, bucket: &str, region: &str, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    if !valid_bucket_name(bucket) {
+        anyhow::bail!(
+            "bucket `{bucket}` cannot be created: S3 bucket names have 3 to 63 lowercase letters, digits, dots and \
+             hyphens, starting and ending with a letter or digit. Set [remote] bucket or GROUNDS_BUCKET"
+        );
+    }
+    if s3.head_bucket().bucket(bucket).send().await.is_ok() {
+        return Ok(());
+    }
+    reporter.stage("Creating", &format!("bucket s3://{bucket} in {region}"));
+    let mut request = s3.create_bucket().bucket(bucket);
+    if region != "us-east-1" {
+        let constraint = aws_sdk_s3::types::BucketLocationConstraint::from(region);
+        request = request.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder().location_constraint(constraint).build(),
+        );
+    }
+    request.send().await.map_err(|e| {
+        anyhow::anyhow!(
+            "bucket s3://{bucket} does not exist and cannot be created: {}. Set [remote] bucket or GROUNDS_BUCKET to a \
+             bucket you may write to",
+            crate::aws::explain(&e)
+        )
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Multipart ETags are the MD5 of the parts' MD5s, with the part count (as S3 computes them).
+    #[test]
+    fn multipart_etags_follow_s3() {
+        let data = vec![7u8; 10];
+        let etag = multipart_etag(&mut &data[..], 4).unwrap();
+        let parts: Vec<u8> = [&data[0..4], &data[4..8], &data[8..10]]
+            .iter()
+            .flat_map(|chunk| Md5::digest(chunk).to_vec())
+            .collect();
+        assert_eq!(etag, format!("{}-3", hex::encode(Md5::digest(&parts))));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"hello").unwrap();
+        assert_eq!(expected_etag(&path, 5).unwrap(), "5d41402abc4b2a76b9719d911017c592");
+    }
+}

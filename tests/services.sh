@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs a command with the services the tests need, on free 127.0.0.1 ports, and stops them afterwards:
+#   moto's server (S3, ECR, SageMaker, CloudWatch Logs, STS), from PyPI into a virtual environment;
+#   a registry server (Debian's docker-registry, registry 2.8) with its own config, run unprivileged.
+# The command sees GROUNDS_TEST_MOTO (http://127.0.0.1:PORT) and GROUNDS_TEST_REGISTRY (127.0.0.1:PORT).
+set -euo pipefail
+venv="${GROUNDS_TEST_VENV:-$HOME/.cache/grounds-test-venv}"
+if [ ! -x "$venv/bin/moto_server" ]; then
+  echo "services: installing moto[server] into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "moto[server]>=5,<6"
+fi
+if [ ! -x /usr/bin/docker-registry ]; then
+  echo "services: installing docker-registry" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
+  # The package starts a system service where it can; ours runs on its own port and config.
+  (systemctl stop docker-registry || service docker-registry stop || pkill -x docker-registry) >/dev/null 2>&1 || true
+fi
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+moto_port="$(free_port)"
+registry_port="$(free_port)"
+state="$(mktemp -d /tmp/grounds-services.XXXXXX)"
+chmod 755 "$state"
+mkdir -p "$state/registry" && chmod 777 "$state/registry"
+cat > "$state/registry.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $state/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$registry_port
+YML
+chmod 644 "$state/registry.yml"
+
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" > "$state/moto.log" 2>&1 &
+moto_pid=$!
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+  setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/docker-registry serve "$state/registry.yml" > "$state/registry.log" 2>&1 &
+else
+  /usr/bin/docker-registry serve "$state/registry.yml" > "$state/registry.log" 2>&1 &
+fi
+registry_pid=$!
+stop_services() {
+  kill "$moto_pid" "$registry_pid" 2>/dev/null || true
+  wait "$moto_pid" "$registry_pid" 2>/dev/null || true
+  rm -rf "$state"
+}
+trap stop_services EXIT
+
+wait_for() {
+  local what="$1" url="$2" log="$3"
+  for _ in $(seq 1 100); do
+    if python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$url" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.3
+  done
+  echo "services: $what did not start; its log:" >&2
+  cat "$log" >&2
+  exit 1
+}
+wait_for moto "http://127.0.0.1:$moto_port/moto-api/" "$state/moto.log"
+wait_for registry "http://127.0.0.1:$registry_port/v2/" "$state/registry.log"
+echo "services: moto on 127.0.0.1:$moto_port, registry on 127.0.0.1:$registry_port" >&2
+
+export GROUNDS_TEST_MOTO="http://127.0.0.1:$moto_port"
+export GROUNDS_TEST_REGISTRY="127.0.0.1:$registry_port"
+"$@"
