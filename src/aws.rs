@@ -6,11 +6,42 @@ use aws_credential_types::provider::ProvideCredentials;
 
 /// The commercial, China and GovCloud regions SageMaker serves; anything else is almost surely a typo.
 const KNOWN_REGIONS: &[&str] = &[
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1", "sa-east-1", "mx-central-1",
-    "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2",
-    "af-south-1", "me-south-1", "me-central-1", "il-central-1", "ap-east-1", "ap-east-2", "ap-south-1", "ap-south-2",
-    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
-    "ap-southeast-4", "ap-southeast-5", "ap-southeast-7", "cn-north-1", "cn-northwest-1", "us-gov-west-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "ca-west-1",
+    "sa-east-1",
+    "mx-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "af-south-1",
+    "me-south-1",
+    "me-central-1",
+    "il-central-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "cn-north-1",
+    "cn-northwest-1",
+    "us-gov-west-1",
     "us-gov-east-1",
 ];
 
@@ -44,13 +75,18 @@ pub fn explain<E: std::error::Error + 'static>(error: &E) -> String {
 }
 
 pub fn call_error<E: std::error::Error + 'static>(call: &str, error: E) -> AwsError {
-    AwsError::Call { call: call.to_string(), message: explain(&error) }
+    AwsError::Call {
+        call: call.to_string(),
+        message: explain(&error),
+    }
 }
 
 /// Whether `AWS_ENDPOINT_URL` (or a service's own) points the SDK elsewhere, as for moto or LocalStack:
 /// S3 is then addressed path-style.
 pub fn endpoint_overridden() -> bool {
-    std::env::vars().any(|(k, v)| (k == "AWS_ENDPOINT_URL" || k.starts_with("AWS_ENDPOINT_URL_")) && !v.is_empty())
+    std::env::vars().any(|(k, v)| {
+        (k == "AWS_ENDPOINT_URL" || k.starts_with("AWS_ENDPOINT_URL_")) && !v.is_empty()
+    })
 }
 
 pub struct Aws {
@@ -70,27 +106,47 @@ impl Aws {
             loader = loader.region(Region::new(region.to_string()));
         }
         let config = loader.load().await;
-        let region = config.region().map(|r| r.to_string()).ok_or(AwsError::NoRegion)?;
+        let region = config
+            .region()
+            .map(|r| r.to_string())
+            .ok_or(AwsError::NoRegion)?;
         if !KNOWN_REGIONS.contains(&region.as_str()) && !endpoint_overridden() {
             return Err(AwsError::UnknownRegion(region));
         }
-        let profile_text = profile.map(|p| format!(" for profile `{p}`")).unwrap_or_default();
-        let provider = config.credentials_provider().ok_or_else(|| AwsError::NoCredentials {
-            profile: profile_text.clone(),
-            message: "no credential provider is configured".into(),
-        })?;
+        let profile_text = profile
+            .map(|p| format!(" for profile `{p}`"))
+            .unwrap_or_default();
+        let provider = config
+            .credentials_provider()
+            .ok_or_else(|| AwsError::NoCredentials {
+                profile: profile_text.clone(),
+                message: "no credential provider is configured".into(),
+            })?;
         provider
             .provide_credentials()
             .await
-            .map_err(|e| AwsError::NoCredentials { profile: profile_text.clone(), message: explain(&e) })?;
+            .map_err(|e| AwsError::NoCredentials {
+                profile: profile_text.clone(),
+                message: explain(&e),
+            })?;
         let sts = aws_sdk_sts::Client::new(&config);
-        let identity = sts.get_caller_identity().send().await.map_err(|e| call_error("sts:GetCallerIdentity", e))?;
+        let identity = sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| call_error("sts:GetCallerIdentity", e))?;
         let account = identity.account().unwrap_or_default().to_string();
-        Ok(Aws { config, region, account })
+        Ok(Aws {
+            config,
+            region,
+            account,
+        })
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::config::Builder::from(&self.config).force_path_style(endpoint_overridden()).build();
+        let config = aws_sdk_s3::config::Builder::from(&self.config)
+            .force_path_style(endpoint_overridden())
+            .build();
         aws_sdk_s3::Client::from_conf(config)
     }
 

@@ -14,14 +14,17 @@ pub fn parse(text: &str) -> BTreeMap<String, String> {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         let key = key.trim();
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             continue;
         }
         let value = value.trim();
         let value = if value.len() >= 2
-            && ((value.starts_with('"') && value.ends_with('"')) || (value.starts_with('\'') && value.ends_with('\'')))
+            && ((value.starts_with('"') && value.ends_with('"'))
+                || (value.starts_with('\'') && value.ends_with('\'')))
         {
             value[1..value.len() - 1].to_string()
         } else {
@@ -45,7 +48,10 @@ pub fn load(task_dir: &Path) -> BTreeMap<String, String> {
 
 /// A variable from the environment, else from the `.env` values.
 pub fn lookup(values: &BTreeMap<String, String>, key: &str) -> Option<String> {
-    std::env::var(key).ok().filter(|v| !v.is_empty()).or_else(|| values.get(key).cloned().filter(|v| !v.is_empty()))
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| values.get(key).cloned().filter(|v| !v.is_empty()))
 }
 
 #[cfg(test)]

@@ -186,7 +186,11 @@ pub fn plan(task: &Task, package: &Package, entry_binary: &Path) -> anyhow::Resu
     };
     let dockerfile = render(
         &template,
-        &[("{{BASE_IMAGE}}", &base), ("{{SYSTEM_PACKAGES}}", &system_packages), ("{{REQUIREMENTS}}", &requirements_block)],
+        &[
+            ("{{BASE_IMAGE}}", &base),
+            ("{{SYSTEM_PACKAGES}}", &system_packages),
+            ("{{REQUIREMENTS}}", &requirements_block),
+        ],
     );
     let mut hasher = Sha256::new();
     hasher.update(dockerfile.as_bytes());
@@ -344,7 +348,10 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_on_instruction_lines_only() {
-        let text = render("# {{BASE_IMAGE}} is the base\nFROM {{BASE_IMAGE}}\n{{REQUIREMENTS}}\n", &[("{{BASE_IMAGE}}", "scratch"), ("{{REQUIREMENTS}}", "")]);
+        let text = render(
+            "# {{BASE_IMAGE}} is the base\nFROM {{BASE_IMAGE}}\n{{REQUIREMENTS}}\n",
+            &[("{{BASE_IMAGE}}", "scratch"), ("{{REQUIREMENTS}}", "")],
+        );
         assert_eq!(text, "# {{BASE_IMAGE}} is the base\nFROM scratch\n\n");
     }
 

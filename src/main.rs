@@ -80,12 +80,16 @@ fn main() -> ExitCode {
                     .await
                     .map(|e| e as i32)
             }
-            Command::Train(TrainCommand::Remote(args)) => {
-                commands::remote::train(args, &printer).await.map(|e| e as i32)
-            }
-            Command::Stop { id } => commands::remote::stop(&id, &printer).await.map(|e| e as i32),
+            Command::Train(TrainCommand::Remote(args)) => commands::remote::train(args, &printer)
+                .await
+                .map(|e| e as i32),
+            Command::Stop { id } => commands::remote::stop(&id, &printer)
+                .await
+                .map(|e| e as i32),
             Command::Results(cli::ResultsCommand::Fetch { id, no_wait }) => {
-                commands::remote::fetch(&id, no_wait, &printer).await.map(|e| e as i32)
+                commands::remote::fetch(&id, no_wait, &printer)
+                    .await
+                    .map(|e| e as i32)
             }
             Command::Results(command) => commands::results::run(command, &printer)
                 .await

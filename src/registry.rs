@@ -28,7 +28,10 @@ pub fn split_reference(reference: &str) -> (&str, &str) {
 
 /// Whether the registry already has this reference (asked through the engine, with the credentials).
 pub async fn has(docker: &Docker, reference: &str, credentials: Option<DockerCredentials>) -> bool {
-    docker.inspect_registry_image(reference, credentials).await.is_ok()
+    docker
+        .inspect_registry_image(reference, credentials)
+        .await
+        .is_ok()
 }
 
 /// Pushes `local` as `reference` unless the registry has it; returns whether it pushed.
@@ -40,20 +43,35 @@ pub async fn push(
     reporter: &dyn Reporter,
 ) -> Result<bool, PushError> {
     if has(docker, reference, credentials.clone()).await {
-        reporter.stage("Present", &format!("{reference} is in the registry already; not pushed"));
+        reporter.stage(
+            "Present",
+            &format!("{reference} is in the registry already; not pushed"),
+        );
         return Ok(false);
     }
     let (repository, tag) = split_reference(reference);
-    let options = TagImageOptionsBuilder::default().repo(repository).tag(tag).build();
-    docker.tag_image(local, Some(options)).await.map_err(|e| call_error(&format!("tag {local} as {reference}"), e))?;
+    let options = TagImageOptionsBuilder::default()
+        .repo(repository)
+        .tag(tag)
+        .build();
+    docker
+        .tag_image(local, Some(options))
+        .await
+        .map_err(|e| call_error(&format!("tag {local} as {reference}"), e))?;
     reporter.stage("Pushing", reference);
     let options = PushImageOptionsBuilder::default().tag(tag).build();
     let mut stream = docker.push_image(repository, Some(options), credentials);
     let mut last = String::new();
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| PushError::Failed { image: reference.to_string(), message: explain(&e) })?;
+        let info = item.map_err(|e| PushError::Failed {
+            image: reference.to_string(),
+            message: explain(&e),
+        })?;
         if let Some(message) = info.error_detail.and_then(|d| d.message) {
-            return Err(PushError::Failed { image: reference.to_string(), message });
+            return Err(PushError::Failed {
+                image: reference.to_string(),
+                message,
+            });
         }
         if let Some(status) = info.status {
             // One line per layer state change; progress bars of bytes would flood a log.
@@ -72,7 +90,13 @@ mod tests {
 
     #[test]
     fn references_split_at_the_tag_not_the_port() {
-        assert_eq!(split_reference("127.0.0.1:5000/grounds/t:abc"), ("127.0.0.1:5000/grounds/t", "abc"));
-        assert_eq!(split_reference("127.0.0.1:5000/grounds/t"), ("127.0.0.1:5000/grounds/t", "latest"));
+        assert_eq!(
+            split_reference("127.0.0.1:5000/grounds/t:abc"),
+            ("127.0.0.1:5000/grounds/t", "abc")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/grounds/t"),
+            ("127.0.0.1:5000/grounds/t", "latest")
+        );
     }
 }

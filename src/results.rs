@@ -234,13 +234,20 @@ impl Store {
     /// A reservation that replaces the stored result `id` when committed (as `results fetch` does).
     pub fn rewrite(&self, id: &str) -> anyhow::Result<Reservation> {
         let target = self.result_path(id);
-        let staging = self.results_dir().join(format!(".{id}.{:08x}.zip.partial", fastrand::u32(..)));
+        let staging = self
+            .results_dir()
+            .join(format!(".{id}.{:08x}.zip.partial", fastrand::u32(..)));
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&staging)
             .with_context(|| format!("reserving {}", staging.display()))?;
-        Ok(Reservation { id: id.to_string(), staging, target, committed: false })
+        Ok(Reservation {
+            id: id.to_string(),
+            staging,
+            target,
+            committed: false,
+        })
     }
 
     /// The package a result was made from.
@@ -248,7 +255,8 @@ impl Store {
         let path = self.result_path(id);
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         let mut zip = ::zip::ZipArchive::new(BufReader::new(file))?;
-        let bytes = archive::read_entry(&mut zip, "package.zip")?.with_context(|| format!("{} has no package.zip", path.display()))?;
+        let bytes = archive::read_entry(&mut zip, "package.zip")?
+            .with_context(|| format!("{} has no package.zip", path.display()))?;
         let (_, info) = crate::package::read_manifest(&bytes)?;
         Ok(Package { info, bytes })
     }

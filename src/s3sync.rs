@@ -73,26 +73,49 @@ fn local_files(source: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     if source.is_dir() {
         crate::archive::files_below(source)
     } else {
-        let name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Ok(vec![(name, source.to_path_buf())])
     }
 }
 
-async fn remote_objects(s3: &Client, bucket: &str, prefix: &str) -> anyhow::Result<BTreeMap<String, (u64, String)>> {
+async fn remote_objects(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> anyhow::Result<BTreeMap<String, (u64, String)>> {
     let mut objects = BTreeMap::new();
-    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| call_error(&format!("s3:ListObjectsV2 s3://{bucket}/{prefix}"), e))?;
+        let page =
+            page.map_err(|e| call_error(&format!("s3:ListObjectsV2 s3://{bucket}/{prefix}"), e))?;
         for object in page.contents() {
             let key = object.key().unwrap_or_default().to_string();
-            let etag = object.e_tag().unwrap_or_default().trim_matches('"').to_string();
+            let etag = object
+                .e_tag()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string();
             objects.insert(key, (object.size().unwrap_or(0) as u64, etag));
         }
     }
     Ok(objects)
 }
 
-async fn upload(s3: &Client, bucket: &str, key: &str, path: &Path, size: u64) -> anyhow::Result<()> {
+async fn upload(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+    size: u64,
+) -> anyhow::Result<()> {
     if size <= MULTIPART_THRESHOLD {
         let body = ByteStream::from_path(path).await?;
         s3.put_object()
@@ -115,12 +138,24 @@ async fn upload(s3: &Client, bucket: &str, key: &str, path: &Path, size: u64) ->
     let result = upload_parts(s3, bucket, key, path, &upload_id).await;
     if result.is_err() {
         // Never leave a partial upload behind that could later be taken as whole.
-        let _ = s3.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
+        let _ = s3
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .send()
+            .await;
     }
     result
 }
 
-async fn upload_parts(s3: &Client, bucket: &str, key: &str, path: &Path, upload_id: &str) -> anyhow::Result<()> {
+async fn upload_parts(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+    upload_id: &str,
+) -> anyhow::Result<()> {
     let mut file = std::fs::File::open(path)?;
     let mut parts = Vec::new();
     let mut number = 1;
@@ -139,23 +174,45 @@ async fn upload_parts(s3: &Client, bucket: &str, key: &str, path: &Path, upload_
             .body(ByteStream::from(chunk))
             .send()
             .await
-            .map_err(|e| call_error(&format!("s3:UploadPart {number} of s3://{bucket}/{key}"), e))?;
-        parts.push(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag().map(str::to_string)).build());
+            .map_err(|e| {
+                call_error(&format!("s3:UploadPart {number} of s3://{bucket}/{key}"), e)
+            })?;
+        parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(part.e_tag().map(str::to_string))
+                .build(),
+        );
         number += 1;
     }
     s3.complete_multipart_upload()
         .bucket(bucket)
         .key(key)
         .upload_id(upload_id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
         .send()
         .await
-        .map_err(|e| call_error(&format!("s3:CompleteMultipartUpload s3://{bucket}/{key}"), e))?;
+        .map_err(|e| {
+            call_error(
+                &format!("s3:CompleteMultipartUpload s3://{bucket}/{key}"),
+                e,
+            )
+        })?;
     Ok(())
 }
 
 /// Makes `s3://bucket/prefix` hold exactly the files of `source`.
-pub async fn sync(s3: &Client, source: &Path, bucket: &str, prefix: &str, reporter: &dyn Reporter) -> anyhow::Result<SyncReport> {
+pub async fn sync(
+    s3: &Client,
+    source: &Path,
+    bucket: &str,
+    prefix: &str,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<SyncReport> {
     let files = local_files(source)?;
     let remote = remote_objects(s3, bucket, prefix).await?;
     let mut report = SyncReport::default();
@@ -164,7 +221,9 @@ pub async fn sync(s3: &Client, source: &Path, bucket: &str, prefix: &str, report
         let key = format!("{prefix}{relative}");
         let size = std::fs::metadata(path)?.len();
         let same = match remote.get(&key) {
-            Some((remote_size, etag)) if *remote_size == size => expected_etag(path, size)? == *etag,
+            Some((remote_size, etag)) if *remote_size == size => {
+                expected_etag(path, size)? == *etag
+            }
             _ => false,
         };
         if same {
@@ -175,22 +234,36 @@ pub async fn sync(s3: &Client, source: &Path, bucket: &str, prefix: &str, report
     }
     let total: u64 = uploads.iter().map(|(_, _, size)| size).sum();
     if !uploads.is_empty() {
-        reporter.stage("Uploading", &format!("{} file(s), {} bytes to s3://{bucket}/{prefix}", uploads.len(), total));
+        reporter.stage(
+            "Uploading",
+            &format!(
+                "{} file(s), {} bytes to s3://{bucket}/{prefix}",
+                uploads.len(),
+                total
+            ),
+        );
     }
     let mut done: u64 = 0;
-    let mut results = futures_util::stream::iter(uploads.into_iter().map(|(key, path, size)| async move {
-        upload(s3, bucket, &key, &path, size).await.map(|_| (key, size))
-    }))
-    .buffer_unordered(CONCURRENT_UPLOADS);
+    let mut results =
+        futures_util::stream::iter(uploads.into_iter().map(|(key, path, size)| async move {
+            upload(s3, bucket, &key, &path, size)
+                .await
+                .map(|_| (key, size))
+        }))
+        .buffer_unordered(CONCURRENT_UPLOADS);
     while let Some(result) = results.next().await {
         let (key, size) = result?;
         done += size;
         report.uploaded += 1;
         report.bytes_uploaded += size;
         let percent = if total == 0 { 100 } else { done * 100 / total };
-        reporter.stage("Uploaded", &format!("[{percent:>3}%] s3://{bucket}/{key} ({size} bytes)"));
+        reporter.stage(
+            "Uploaded",
+            &format!("[{percent:>3}%] s3://{bucket}/{key} ({size} bytes)"),
+        );
     }
-    let local_keys: std::collections::BTreeSet<String> = files.iter().map(|(r, _)| format!("{prefix}{r}")).collect();
+    let local_keys: std::collections::BTreeSet<String> =
+        files.iter().map(|(r, _)| format!("{prefix}{r}")).collect();
     let stale: Vec<ObjectIdentifier> = remote
         .keys()
         .filter(|key| !local_keys.contains(*key))
@@ -198,7 +271,13 @@ pub async fn sync(s3: &Client, source: &Path, bucket: &str, prefix: &str, report
         .collect();
     if !stale.is_empty() {
         report.deleted = stale.len();
-        reporter.stage("Removing", &format!("{} object(s) under s3://{bucket}/{prefix} that are no longer local", stale.len()));
+        reporter.stage(
+            "Removing",
+            &format!(
+                "{} object(s) under s3://{bucket}/{prefix} that are no longer local",
+                stale.len()
+            ),
+        );
         let delete = Delete::builder().set_objects(Some(stale)).build()?;
         s3.delete_objects()
             .bucket(bucket)
@@ -213,14 +292,21 @@ pub async fn sync(s3: &Client, source: &Path, bucket: &str, prefix: &str, report
 /// Whether `name` is a valid S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens).
 pub fn valid_bucket_name(name: &str) -> bool {
     (3..=63).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
         && !name.contains("..")
 }
 
 /// Creates the bucket when it does not exist.
-pub async fn ensure_bucket(s3: &Client, bucket: &str, region: &str, reporter: &dyn Reporter) -> anyhow::Result<()> {
+pub async fn ensure_bucket(
+    s3: &Client,
+    bucket: &str,
+    region: &str,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
     if !valid_bucket_name(bucket) {
         anyhow::bail!(
             "bucket `{bucket}` cannot be created: S3 bucket names have 3 to 63 lowercase letters, digits, dots and \
@@ -235,7 +321,9 @@ pub async fn ensure_bucket(s3: &Client, bucket: &str, region: &str, reporter: &d
     if region != "us-east-1" {
         let constraint = aws_sdk_s3::types::BucketLocationConstraint::from(region);
         request = request.create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder().location_constraint(constraint).build(),
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(constraint)
+                .build(),
         );
     }
     request.send().await.map_err(|e| {
@@ -265,6 +353,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"hello").unwrap();
-        assert_eq!(expected_etag(&path, 5).unwrap(), "5d41402abc4b2a76b9719d911017c592");
+        assert_eq!(
+            expected_etag(&path, 5).unwrap(),
+            "5d41402abc4b2a76b9719d911017c592"
+        );
     }
 }

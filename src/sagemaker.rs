@@ -18,15 +18,20 @@ pub const DEFAULT_MAX_RUNTIME: u64 = 24 * 3600;
 /// SageMaker's longest allowed MaxRuntimeInSeconds (28 days).
 pub const MAX_RUNTIME_LIMIT: u64 = 28 * 24 * 3600;
 
-static JOB_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$").expect("compiles"));
-static ROLE_ARN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$").expect("compiles"));
-static INSTANCE_TYPE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^ml\.[a-z0-9]+\.[a-z0-9]+$").expect("compiles"));
+static JOB_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$").expect("compiles"));
+static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$").expect("compiles")
+});
+static INSTANCE_TYPE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^ml\.[a-z0-9]+\.[a-z0-9]+$").expect("compiles"));
 
 /// A rule of SageMaker's that the job breaks; found before anything is uploaded, pushed or created.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LimitError {
-    #[error("job name `{0}` is not a valid SageMaker job name ([a-zA-Z0-9](-*[a-zA-Z0-9]){{0,62}})")]
+    #[error(
+        "job name `{0}` is not a valid SageMaker job name ([a-zA-Z0-9](-*[a-zA-Z0-9]){{0,62}})"
+    )]
     JobName(String),
     #[error(
         "role `{0}` is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>); set [remote] role, \
@@ -45,7 +50,9 @@ pub enum LimitError {
     Duration { field: &'static str, text: String },
     #[error("max_runtime of {0} s is beyond SageMaker's limit of 28 days")]
     RuntimeTooLong(u64),
-    #[error("max_wait ({wait} s) must be at least max_runtime ({runtime} s) for managed spot training")]
+    #[error(
+        "max_wait ({wait} s) must be at least max_runtime ({runtime} s) for managed spot training"
+    )]
     SpotWait { wait: u64, runtime: u64 },
 }
 
@@ -67,7 +74,10 @@ pub fn check_role_arn(role: &str) -> Result<(), LimitError> {
 
 /// `3600`, `90s`, `90m`, `2h`, `1d`, or combinations like `1h30m`.
 pub fn parse_duration(field: &'static str, text: &str) -> Result<u64, LimitError> {
-    let bad = || LimitError::Duration { field, text: text.to_string() };
+    let bad = || LimitError::Duration {
+        field,
+        text: text.to_string(),
+    };
     let trimmed = text.trim();
     if let Ok(seconds) = trimmed.parse::<u64>() {
         return Ok(seconds);
@@ -113,9 +123,15 @@ pub fn metric_definitions(names: &[String]) -> Result<Vec<MetricDefinition>, Lim
         .map(|name| {
             let regex = metrics::sagemaker_regex(name);
             if regex.len() > MAX_METRIC_REGEX {
-                return Err(LimitError::MetricRegex { name: name.clone(), length: regex.len() });
+                return Err(LimitError::MetricRegex {
+                    name: name.clone(),
+                    length: regex.len(),
+                });
             }
-            Ok(MetricDefinition { name: name.clone(), regex })
+            Ok(MetricDefinition {
+                name: name.clone(),
+                regex,
+            })
         })
         .collect()
 }
@@ -240,7 +256,10 @@ pub fn create_training_job(inputs: &JobInputs) -> Result<CreateTrainingJob, Limi
     }
     if let Some(wait) = inputs.spot_max_wait {
         if wait < inputs.max_runtime {
-            return Err(LimitError::SpotWait { wait, runtime: inputs.max_runtime });
+            return Err(LimitError::SpotWait {
+                wait,
+                runtime: inputs.max_runtime,
+            });
         }
     }
     Ok(CreateTrainingJob {
@@ -266,7 +285,9 @@ pub fn create_training_job(inputs: &JobInputs) -> Result<CreateTrainingJob, Limi
                 input_mode: "File".into(),
             })
             .collect(),
-        output_data_config: OutputDataConfig { s3_output_path: inputs.output_path.clone() },
+        output_data_config: OutputDataConfig {
+            s3_output_path: inputs.output_path.clone(),
+        },
         resource_config: ResourceConfig {
             instance_type: inputs.instance_type.clone(),
             instance_count: inputs.instance_count,
@@ -278,8 +299,18 @@ pub fn create_training_job(inputs: &JobInputs) -> Result<CreateTrainingJob, Limi
         },
         hyper_parameters: inputs.hyperparameters.clone(),
         enable_managed_spot_training: inputs.spot_max_wait.is_some(),
-        checkpoint_config: inputs.checkpoint_uri.clone().map(|s3_uri| CheckpointConfig { s3_uri }),
-        tags: inputs.tags.iter().map(|(key, value)| Tag { key: key.clone(), value: value.clone() }).collect(),
+        checkpoint_config: inputs
+            .checkpoint_uri
+            .clone()
+            .map(|s3_uri| CheckpointConfig { s3_uri }),
+        tags: inputs
+            .tags
+            .iter()
+            .map(|(key, value)| Tag {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
     })
 }
 
@@ -292,7 +323,10 @@ mod tests {
             job_name: "titanic-20261122-143012-a1b2".into(),
             image_uri: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/grounds/titanic:abc".into(),
             role_arn: "arn:aws:iam::123456789012:role/service-role/SageMakerRole".into(),
-            channels: BTreeMap::from([("training".into(), "s3://b/sagemaker/titanic/datasets/training/".into())]),
+            channels: BTreeMap::from([(
+                "training".into(),
+                "s3://b/sagemaker/titanic/datasets/training/".into(),
+            )]),
             output_path: "s3://b/sagemaker/titanic/output/".into(),
             hyperparameters: BTreeMap::from([("max_iter".into(), "1000".into())]),
             metric_names: vec!["roc_auc_score_test".into()],
@@ -310,9 +344,18 @@ mod tests {
     fn the_request_has_the_api_shape() {
         let request = serde_json::to_value(create_training_job(&inputs()).unwrap()).unwrap();
         assert_eq!(request["TrainingJobName"], "titanic-20261122-143012-a1b2");
-        assert_eq!(request["AlgorithmSpecification"]["TrainingInputMode"], "File");
-        assert_eq!(request["AlgorithmSpecification"]["MetricDefinitions"][0]["Name"], "roc_auc_score_test");
-        assert_eq!(request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"], "S3Prefix");
+        assert_eq!(
+            request["AlgorithmSpecification"]["TrainingInputMode"],
+            "File"
+        );
+        assert_eq!(
+            request["AlgorithmSpecification"]["MetricDefinitions"][0]["Name"],
+            "roc_auc_score_test"
+        );
+        assert_eq!(
+            request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"],
+            "S3Prefix"
+        );
         assert_eq!(request["ResourceConfig"]["VolumeSizeInGB"], 30);
         assert_eq!(request["StoppingCondition"]["MaxRuntimeInSeconds"], 3600);
         assert_eq!(request["HyperParameters"]["max_iter"], "1000");
@@ -324,26 +367,50 @@ mod tests {
     fn limits_are_checked_before_any_call() {
         let mut bad = inputs();
         bad.role_arn = "SageMakerRole".into();
-        assert!(matches!(create_training_job(&bad), Err(LimitError::RoleArn(_))));
+        assert!(matches!(
+            create_training_job(&bad),
+            Err(LimitError::RoleArn(_))
+        ));
         let mut bad = inputs();
         bad.job_name = "x".repeat(64);
-        assert!(matches!(create_training_job(&bad), Err(LimitError::JobName(_))));
+        assert!(matches!(
+            create_training_job(&bad),
+            Err(LimitError::JobName(_))
+        ));
         let mut bad = inputs();
         bad.metric_names = (0..41).map(|i| format!("m{i}")).collect();
-        assert_eq!(create_training_job(&bad).unwrap_err(), LimitError::TooManyMetrics(41));
+        assert_eq!(
+            create_training_job(&bad).unwrap_err(),
+            LimitError::TooManyMetrics(41)
+        );
         let mut bad = inputs();
         bad.metric_names = vec!["n".repeat(480)];
-        assert!(matches!(create_training_job(&bad), Err(LimitError::MetricRegex { .. })));
+        assert!(matches!(
+            create_training_job(&bad),
+            Err(LimitError::MetricRegex { .. })
+        ));
         let mut bad = inputs();
         bad.instance_type = "m5.large".into();
-        assert!(matches!(create_training_job(&bad), Err(LimitError::InstanceType(_))));
+        assert!(matches!(
+            create_training_job(&bad),
+            Err(LimitError::InstanceType(_))
+        ));
         let mut bad = inputs();
         bad.spot_max_wait = Some(60);
-        assert!(matches!(create_training_job(&bad), Err(LimitError::SpotWait { .. })));
-        for role in ["arn:aws:iam::123456789012:role/x", "arn:aws-cn:iam::123456789012:role/path/x"] {
+        assert!(matches!(
+            create_training_job(&bad),
+            Err(LimitError::SpotWait { .. })
+        ));
+        for role in [
+            "arn:aws:iam::123456789012:role/x",
+            "arn:aws-cn:iam::123456789012:role/path/x",
+        ] {
             check_role_arn(role).unwrap();
         }
-        for role in ["arn:aws:iam::12345:role/x", "arn:aws:iam::123456789012:user/x"] {
+        for role in [
+            "arn:aws:iam::12345:role/x",
+            "arn:aws:iam::123456789012:user/x",
+        ] {
             assert!(check_role_arn(role).is_err(), "{role}");
         }
     }

@@ -449,18 +449,45 @@ fn requirements_get_their_own_layer_that_a_code_change_reuses() {
     sandbox.write("req/src/requirements.txt", "pip\n");
     // A fresh package each time the test runs, so the image cannot come from an earlier run.
     let unique = format!("# {:?}\n", std::time::SystemTime::now());
-    sandbox.write("req/src/train.py", &format!("{unique}print('###METRIC###version:1###')\n"));
+    sandbox.write(
+        "req/src/train.py",
+        &format!("{unique}print('###METRIC###version:1###')\n"),
+    );
     let task = command_task(&sandbox, "req", &sandbox.path().join("req/src"), "");
-    std::fs::write(&task, std::fs::read_to_string(&task).unwrap().replace("run = [", "requirements = \"src/requirements.txt\"\nrun = [")).unwrap();
+    std::fs::write(
+        &task,
+        std::fs::read_to_string(&task).unwrap().replace(
+            "run = [",
+            "requirements = \"src/requirements.txt\"\nrun = [",
+        ),
+    )
+    .unwrap();
     let source_line = format!("source = \"{}\"", sandbox.path().join("req/src").display());
-    std::fs::write(&task, std::fs::read_to_string(&task).unwrap().replace(&source_line, "source = \"src\"")).unwrap();
+    std::fs::write(
+        &task,
+        std::fs::read_to_string(&task)
+            .unwrap()
+            .replace(&source_line, "source = \"src\""),
+    )
+    .unwrap();
     let (first_out, first) = sandbox.json(&["train", "local", task.to_str().unwrap()]);
     assert!(first_out.status.success(), "{}", both(&first_out));
-    assert!(text(&first_out.stderr).contains("pip install --no-cache-dir -r /opt/grounds/requirements.txt"), "{}", both(&first_out));
-    sandbox.write("req/src/train.py", &format!("{unique}print('###METRIC###version:2###')\n"));
+    assert!(
+        text(&first_out.stderr)
+            .contains("pip install --no-cache-dir -r /opt/grounds/requirements.txt"),
+        "{}",
+        both(&first_out)
+    );
+    sandbox.write(
+        "req/src/train.py",
+        &format!("{unique}print('###METRIC###version:2###')\n"),
+    );
     let (second_out, second) = sandbox.json(&["train", "local", task.to_str().unwrap()]);
     assert!(second_out.status.success(), "{}", both(&second_out));
-    assert_ne!(first["image"], second["image"], "a code change makes a new image");
+    assert_ne!(
+        first["image"], second["image"],
+        "a code change makes a new image"
+    );
     assert_eq!(second["metrics"]["version"], 2.0);
     // The pip step came from the cache: only the code layer was built again.
     let stderr = text(&second_out.stderr);
@@ -473,11 +500,19 @@ fn a_failed_build_step_is_shown_with_its_output() {
     let sandbox = Sandbox::new();
     sandbox.write("broken/src/train.py", "print('never')\n");
     sandbox.write("broken/Dockerfile", "FROM {{BASE_IMAGE}}\nRUN echo about to fail && exit 3\nCOPY train /usr/local/bin/train\nCOPY package.zip /opt/grounds/package.zip\n");
-    let task = command_task(&sandbox, "broken", &sandbox.path().join("broken/src"), "dockerfile = \"Dockerfile\"\n");
+    let task = command_task(
+        &sandbox,
+        "broken",
+        &sandbox.path().join("broken/src"),
+        "dockerfile = \"Dockerfile\"\n",
+    );
     let output = sandbox.run(&["train", "local", task.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("failed at Step 2/5 : RUN echo about to fail && exit 3"), "{stderr}");
+    assert!(
+        stderr.contains("failed at Step 2/5 : RUN echo about to fail && exit 3"),
+        "{stderr}"
+    );
     assert!(stderr.contains("returned a non-zero code: 3"), "{stderr}");
     assert!(sandbox.result_zips().is_empty());
 }
@@ -485,8 +520,18 @@ fn a_failed_build_step_is_shown_with_its_output() {
 #[test]
 fn an_entry_binary_that_cannot_serve_is_refused() {
     let sandbox = Sandbox::new();
-    let output = sandbox.run(&["train", "local", fixture("titanic/task.toml").to_str().unwrap(), "--entry-binary", "/bin/sh"]);
+    let output = sandbox.run(&[
+        "train",
+        "local",
+        fixture("titanic/task.toml").to_str().unwrap(),
+        "--entry-binary",
+        "/bin/sh",
+    ]);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("/bin/sh cannot serve as the entry") && stderr.contains("dynamically linked"), "{stderr}");
+    assert!(
+        stderr.contains("/bin/sh cannot serve as the entry")
+            && stderr.contains("dynamically linked"),
+        "{stderr}"
+    );
 }

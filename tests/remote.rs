@@ -16,11 +16,13 @@ const REGION: &str = "us-east-1";
 const ROLE: &str = "arn:aws:iam::123456789012:role/GroundsTestRole";
 
 fn moto() -> String {
-    std::env::var("GROUNDS_TEST_MOTO").expect("GROUNDS_TEST_MOTO is set by `make test` (tests/services.sh)")
+    std::env::var("GROUNDS_TEST_MOTO")
+        .expect("GROUNDS_TEST_MOTO is set by `make test` (tests/services.sh)")
 }
 
 fn registry() -> String {
-    std::env::var("GROUNDS_TEST_REGISTRY").expect("GROUNDS_TEST_REGISTRY is set by `make test` (tests/services.sh)")
+    std::env::var("GROUNDS_TEST_REGISTRY")
+        .expect("GROUNDS_TEST_REGISTRY is set by `make test` (tests/services.sh)")
 }
 
 /// The environment of a user pointed at moto, with no other AWS configuration to find.
@@ -31,7 +33,10 @@ fn aws_env(command: &mut Command, sandbox: &Sandbox) {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", REGION)
         .env("AWS_CONFIG_FILE", sandbox.path().join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", sandbox.path().join("no-aws-credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            sandbox.path().join("no-aws-credentials"),
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE")
         .env_remove("GROUNDS_ROLE")
@@ -51,18 +56,25 @@ async fn sdk() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(REGION))
         .endpoint_url(moto())
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
         .load()
         .await
 }
 
 async fn s3() -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(&sdk().await).force_path_style(true).build();
+    let config = aws_sdk_s3::config::Builder::from(&sdk().await)
+        .force_path_style(true)
+        .build();
     aws_sdk_s3::Client::from_conf(config)
 }
 
 fn titanic_task(sandbox: &Sandbox, name: &str, bucket: &str) -> std::path::PathBuf {
-    sandbox.write("data/titanic.csv", &std::fs::read_to_string(fixture("titanic/titanic.csv")).unwrap());
+    sandbox.write(
+        "data/titanic.csv",
+        &std::fs::read_to_string(fixture("titanic/titanic.csv")).unwrap(),
+    );
     sandbox.write(
         &format!("{name}/task.toml"),
         &format!(
@@ -84,26 +96,65 @@ async fn a_detached_job_is_fetched_after_sagemaker_ran_it() {
     let sandbox = Sandbox::new();
     sandbox.write(".env", &format!("AWS_ROLE={ROLE}\n"));
     let task = titanic_task(&sandbox, "remote-e2e", "grounds-e2e-bucket");
-    let (output, submitted) = grounds(&sandbox, &["train", "remote", task.to_str().unwrap(), "--detach", "--json"]);
+    let (output, submitted) = grounds(
+        &sandbox,
+        &[
+            "train",
+            "remote",
+            task.to_str().unwrap(),
+            "--detach",
+            "--json",
+        ],
+    );
     assert!(output.status.success(), "{}", both(&output));
     assert_eq!(submitted["status"], "InProgress");
     assert_eq!(submitted["submitted"]["pushed"], true);
     assert_eq!(submitted["submitted"]["uploads"]["uploaded"], 1);
     let id = submitted["id"].as_str().unwrap().to_string();
-    let image = submitted["submitted"]["image"].as_str().unwrap().to_string();
-    assert!(image.starts_with(&format!("{}/grounds/remote-e2e:", registry())), "{image}");
+    let image = submitted["submitted"]["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        image.starts_with(&format!("{}/grounds/remote-e2e:", registry())),
+        "{image}"
+    );
 
     // What moto recorded of the request.
     let sagemaker = aws_sdk_sagemaker::Client::new(&sdk().await);
-    let described = sagemaker.describe_training_job().training_job_name(&id).send().await.unwrap();
-    assert_eq!(described.algorithm_specification().unwrap().training_image(), Some(image.as_str()));
+    let described = sagemaker
+        .describe_training_job()
+        .training_job_name(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described
+            .algorithm_specification()
+            .unwrap()
+            .training_image(),
+        Some(image.as_str())
+    );
     assert_eq!(described.role_arn(), Some(ROLE));
     let channel = &described.input_data_config()[0];
     assert_eq!(channel.channel_name(), Some("training"));
-    let channel_uri = channel.data_source().unwrap().s3_data_source().unwrap().s3_uri().unwrap().to_string();
-    assert_eq!(channel_uri, "s3://grounds-e2e-bucket/sagemaker/remote-e2e/datasets/training/");
+    let channel_uri = channel
+        .data_source()
+        .unwrap()
+        .s3_data_source()
+        .unwrap()
+        .s3_uri()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        channel_uri,
+        "s3://grounds-e2e-bucket/sagemaker/remote-e2e/datasets/training/"
+    );
     assert_eq!(described.hyper_parameters().unwrap()["max_iter"], "200");
-    assert_eq!(described.output_data_config().unwrap().s3_output_path(), Some("s3://grounds-e2e-bucket/sagemaker/remote-e2e/output/"));
+    assert_eq!(
+        described.output_data_config().unwrap().s3_output_path(),
+        Some("s3://grounds-e2e-bucket/sagemaker/remote-e2e/output/")
+    );
     // moto 5 answers DescribeTrainingJob with fixed MetricDefinitions of its own, so the ones grounds sends
     // are checked in the dry-run test instead.
 
@@ -121,8 +172,16 @@ async fn a_detached_job_is_fetched_after_sagemaker_ran_it() {
         .unwrap();
     let bytes = object.body.collect().await.unwrap().into_bytes();
     std::fs::write(root.join("input/data/training/titanic.csv"), &bytes).unwrap();
-    std::fs::write(root.join("input/config/hyperparameters.json"), r#"{"max_iter": "200"}"#).unwrap();
-    std::fs::write(root.join("input/config/inputdataconfig.json"), r#"{"training": {"TrainingInputMode": "File"}}"#).unwrap();
+    std::fs::write(
+        root.join("input/config/hyperparameters.json"),
+        r#"{"max_iter": "200"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("input/config/inputdataconfig.json"),
+        r#"{"training": {"TrainingInputMode": "File"}}"#,
+    )
+    .unwrap();
     std::fs::write(
         root.join("input/config/resourceconfig.json"),
         r#"{"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}"#,
@@ -137,26 +196,47 @@ async fn a_detached_job_is_fetched_after_sagemaker_ran_it() {
     assert!(ran.status.success(), "{}", both(&ran));
     let _ = docker(&["rmi", &image]);
 
-    let mut model_tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    let mut model_tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
     model_tar.append_dir_all(".", root.join("model")).unwrap();
     let gz = model_tar.into_inner().unwrap().finish().unwrap();
     s3.put_object()
         .bucket("grounds-e2e-bucket")
-        .key(format!("sagemaker/remote-e2e/output/{id}/output/model.tar.gz"))
+        .key(format!(
+            "sagemaker/remote-e2e/output/{id}/output/model.tar.gz"
+        ))
         .body(gz.into())
         .send()
         .await
         .unwrap();
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk().await);
-    let _ = logs.create_log_group().log_group_name("/aws/sagemaker/TrainingJobs").send().await;
+    let _ = logs
+        .create_log_group()
+        .log_group_name("/aws/sagemaker/TrainingJobs")
+        .send()
+        .await;
     let stream = format!("{id}/algo-1-1763800000");
-    logs.create_log_stream().log_group_name("/aws/sagemaker/TrainingJobs").log_stream_name(&stream).send().await.unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    logs.create_log_stream()
+        .log_group_name("/aws/sagemaker/TrainingJobs")
+        .log_stream_name(&stream)
+        .send()
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let events: Vec<_> = text(&ran.stdout)
         .lines()
         .enumerate()
         .map(|(i, line)| {
-            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder().timestamp(now + i as i64).message(line).build().unwrap()
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now + i as i64)
+                .message(line)
+                .build()
+                .unwrap()
         })
         .collect();
     logs.put_log_events()
@@ -168,23 +248,48 @@ async fn a_detached_job_is_fetched_after_sagemaker_ran_it() {
         .unwrap();
 
     // Now grounds brings it home.
-    let (output, fetched) = grounds(&sandbox, &["results", "fetch", &id[..id.len() - 2], "--json"]);
+    let (output, fetched) = grounds(
+        &sandbox,
+        &["results", "fetch", &id[..id.len() - 2], "--json"],
+    );
     assert!(output.status.success(), "{}", both(&output));
     assert_eq!(fetched["status"], "Completed");
     let auc = fetched["metrics"]["roc_auc_score_test"].as_f64().unwrap();
     assert!((auc - 0.854).abs() < 0.01, "{auc}");
     let mut zip = ZipFile::open(Path::new(fetched["result"].as_str().unwrap()));
     let names = zip.names();
-    for name in ["job.json", "package.zip", "metrics.json", "logs.txt", "model/model.json", "model/result_df.parquet"] {
+    for name in [
+        "job.json",
+        "package.zip",
+        "metrics.json",
+        "logs.txt",
+        "model/model.json",
+        "model/result_df.parquet",
+    ] {
         assert!(names.contains(&name.to_string()), "{name} in {names:?}");
     }
     assert_eq!(zip.json("job.json")["status"], "Completed");
-    assert!(zip.read("logs.txt").contains("algo-1 | [single-frame] stage save"));
+    assert!(zip
+        .read("logs.txt")
+        .contains("algo-1 | [single-frame] stage save"));
     let (_, listed) = sandbox.json(&["results", "list"]);
-    assert_eq!(listed.as_array().unwrap().len(), 1, "fetch replaced the InProgress result");
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "fetch replaced the InProgress result"
+    );
 
     // A second run of the unchanged job uploads nothing and pushes nothing.
-    let (output, again) = grounds(&sandbox, &["train", "remote", task.to_str().unwrap(), "--detach", "--json"]);
+    let (output, again) = grounds(
+        &sandbox,
+        &[
+            "train",
+            "remote",
+            task.to_str().unwrap(),
+            "--detach",
+            "--json",
+        ],
+    );
     assert!(output.status.success(), "{}", both(&output));
     assert_eq!(again["submitted"]["pushed"], false);
     assert_eq!(again["submitted"]["uploads"]["uploaded"], 0);
@@ -202,12 +307,28 @@ fn dry_run_prints_the_request_and_changes_nothing() {
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let request = &plan["remote"]["create_training_job"];
     assert_eq!(request["RoleArn"], ROLE);
-    assert_eq!(request["AlgorithmSpecification"]["MetricDefinitions"].as_array().unwrap().len(), 6);
-    assert_eq!(request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"], "s3://grounds-dry-bucket/sagemaker/remote-dry/datasets/training/");
+    assert_eq!(
+        request["AlgorithmSpecification"]["MetricDefinitions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+    assert_eq!(
+        request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"],
+        "s3://grounds-dry-bucket/sagemaker/remote-dry/datasets/training/"
+    );
     assert_eq!(plan["remote"]["account"], "123456789012");
     // Nothing was created: no bucket.
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let exists = runtime.block_on(async { s3().await.head_bucket().bucket("grounds-dry-bucket").send().await.is_ok() });
+    let exists = runtime.block_on(async {
+        s3().await
+            .head_bucket()
+            .bucket("grounds-dry-bucket")
+            .send()
+            .await
+            .is_ok()
+    });
     assert!(!exists, "a dry run created the bucket");
 }
 
@@ -228,15 +349,36 @@ fn bad_inputs_are_refused_before_any_call_that_changes_anything() {
         command.output().unwrap()
     };
     let cases: Vec<(Vec<(&str, &str)>, Vec<&str>, &str)> = vec![
-        (vec![("GROUNDS_ROLE", ROLE)], vec!["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"], "no AWS credentials"),
+        (
+            vec![("GROUNDS_ROLE", ROLE)],
+            vec!["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+            "no AWS credentials",
+        ),
         (vec![], vec![], "no SageMaker execution role"),
-        (vec![("GROUNDS_ROLE", "MySageMakerRole")], vec![], "is not an IAM role ARN"),
-        (vec![("GROUNDS_ROLE", ROLE), ("AWS_REGION", "eu-wst-1")], vec!["AWS_ENDPOINT_URL"], "unknown AWS region `eu-wst-1`"),
+        (
+            vec![("GROUNDS_ROLE", "MySageMakerRole")],
+            vec![],
+            "is not an IAM role ARN",
+        ),
+        (
+            vec![("GROUNDS_ROLE", ROLE), ("AWS_REGION", "eu-wst-1")],
+            vec!["AWS_ENDPOINT_URL"],
+            "unknown AWS region `eu-wst-1`",
+        ),
     ];
     for (env, remove, expected) in cases {
         let output = run(&env, &remove, &task);
-        assert_eq!(output.status.code(), Some(2), "{expected}: {}", both(&output));
-        assert!(text(&output.stderr).contains(expected), "expected `{expected}`: {}", both(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{expected}: {}",
+            both(&output)
+        );
+        assert!(
+            text(&output.stderr).contains(expected),
+            "expected `{expected}`: {}",
+            both(&output)
+        );
     }
     // A limit exceeded: 41 metric definitions.
     let metrics: Vec<String> = (0..41).map(|i| format!("\"m{i}\"")).collect();
@@ -251,11 +393,22 @@ fn bad_inputs_are_refused_before_any_call_that_changes_anything() {
     );
     let output = run(&[("GROUNDS_ROLE", ROLE)], &[], &many);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
-    assert!(text(&output.stderr).contains("41 metric definitions; SageMaker takes at most 40"), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains("41 metric definitions; SageMaker takes at most 40"),
+        "{}",
+        both(&output)
+    );
     // A bucket that cannot be created.
     let bad_bucket = titanic_task(&sandbox, "remote-bucket", "Not_A_Valid_Bucket");
     let output = run(&[("GROUNDS_ROLE", ROLE)], &[], &bad_bucket);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
-    assert!(text(&output.stderr).contains("cannot be created"), "{}", both(&output));
-    assert!(sandbox.result_zips().is_empty(), "no result for a job that was never created");
+    assert!(
+        text(&output.stderr).contains("cannot be created"),
+        "{}",
+        both(&output)
+    );
+    assert!(
+        sandbox.result_zips().is_empty(),
+        "no result for a job that was never created"
+    );
 }

@@ -31,23 +31,46 @@ fn apply_dotenv(values: &std::collections::BTreeMap<String, String>) {
 }
 
 /// ECR credentials for a push, from GetAuthorizationToken: given to the push only, never stored.
-async fn ecr_credentials(aws: &Aws, repository: &str, reporter: &dyn Reporter) -> anyhow::Result<DockerCredentials> {
+async fn ecr_credentials(
+    aws: &Aws,
+    repository: &str,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<DockerCredentials> {
     let ecr = aws.ecr();
-    let exists = ecr.describe_repositories().repository_names(repository).send().await;
+    let exists = ecr
+        .describe_repositories()
+        .repository_names(repository)
+        .send()
+        .await;
     if let Err(e) = exists {
-        if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) {
+        if e.as_service_error()
+            .is_some_and(|s| s.is_repository_not_found_exception())
+        {
             reporter.stage("Creating", &format!("ECR repository {repository}"));
-            ecr.create_repository().repository_name(repository).send().await.map_err(|e| call_error("ecr:CreateRepository", e))?;
+            ecr.create_repository()
+                .repository_name(repository)
+                .send()
+                .await
+                .map_err(|e| call_error("ecr:CreateRepository", e))?;
         } else {
             return Err(call_error("ecr:DescribeRepositories", e).into());
         }
     }
-    let token = ecr.get_authorization_token().send().await.map_err(|e| call_error("ecr:GetAuthorizationToken", e))?;
-    let data = token.authorization_data().first().context("ECR returned no authorization data")?;
+    let token = ecr
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| call_error("ecr:GetAuthorizationToken", e))?;
+    let data = token
+        .authorization_data()
+        .first()
+        .context("ECR returned no authorization data")?;
     let decoded = aws_smithy_types::base64::decode(data.authorization_token().unwrap_or_default())
         .context("ECR's authorization token is not base64")?;
     let decoded = String::from_utf8(decoded).context("ECR's authorization token is not text")?;
-    let (username, password) = decoded.split_once(':').context("ECR's authorization token is not user:password")?;
+    let (username, password) = decoded
+        .split_once(':')
+        .context("ECR's authorization token is not user:password")?;
     Ok(DockerCredentials {
         username: Some(username.to_string()),
         password: Some(password.to_string()),
@@ -57,20 +80,37 @@ async fn ecr_credentials(aws: &Aws, repository: &str, reporter: &dyn Reporter) -
 }
 
 pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let local = LocalArgs { train: args.train.clone(), instance_count: args.instance_count, entry_binary: args.entry_binary.clone(), user: None };
+    let local = LocalArgs {
+        train: args.train.clone(),
+        instance_count: args.instance_count,
+        entry_binary: args.entry_binary.clone(),
+        user: None,
+    };
     let settings = TrainSettings::resolve(&args.train, Some(&local), Mode::Remote)?;
     let task = &settings.task;
     let package = crate::package::build(task)?;
     let fingerprint = fingerprint(&package.info, &task.spec, &task.channels, Mode::Remote)?;
     let image_plan = image::plan(task, &package, &settings.container.entry_binary)?;
-    let task_dir = task.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let task_dir = task
+        .file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let dotenv = crate::dotenv::load(&task_dir);
     apply_dotenv(&dotenv);
     let aws = Aws::connect(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?;
-    let image_tag = image_plan.tag.rsplit_once(':').map(|(_, t)| t.to_string()).unwrap_or_default();
+    let image_tag = image_plan
+        .tag
+        .rsplit_once(':')
+        .map(|(_, t)| t.to_string())
+        .unwrap_or_default();
 
     if settings.dry_run {
-        let preview = format!("{}-{}-0000", task.spec.name, Utc::now().format("%Y%m%d-%H%M%S"));
+        let preview = format!(
+            "{}-{}-0000",
+            task.spec.name,
+            Utc::now().format("%Y%m%d-%H%M%S")
+        );
         let options = RemoteOptions {
             id: &preview,
             task,
@@ -101,7 +141,15 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
     };
     // Every check before anything is built, pushed, uploaded or created.
     let plan = remote::plan(&aws, &options)?;
-    printer.stage("Packaged", &format!("{} {} ({})", package.info.name, package.info.version, &package.info.content_hash[..19]));
+    printer.stage(
+        "Packaged",
+        &format!(
+            "{} {} ({})",
+            package.info.name,
+            package.info.version,
+            &package.info.content_hash[..19]
+        ),
+    );
 
     let s3 = aws.s3();
     crate::s3sync::ensure_bucket(&s3, &plan.bucket, &aws.region, printer).await?;
@@ -109,14 +157,34 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
     image::ensure(&docker, &image_plan, &package, printer).await?;
     let credentials = match &task.spec.remote.registry {
         Some(_) => None,
-        None => Some(ecr_credentials(&aws, &format!("grounds/{}", task.spec.name.to_lowercase()), printer).await?),
+        None => Some(
+            ecr_credentials(
+                &aws,
+                &format!("grounds/{}", task.spec.name.to_lowercase()),
+                printer,
+            )
+            .await?,
+        ),
     };
-    let pushed = crate::registry::push(&docker, &image_plan.tag, &plan.image_uri, credentials, printer).await?;
+    let pushed = crate::registry::push(
+        &docker,
+        &image_plan.tag,
+        &plan.image_uri,
+        credentials,
+        printer,
+    )
+    .await?;
 
     let mut uploads = crate::s3sync::SyncReport::default();
     for (channel, (path, prefix)) in &plan.uploads {
         let report = crate::s3sync::sync(&s3, path, &plan.bucket, prefix, printer).await?;
-        printer.stage("Synced", &format!("channel `{channel}`: {} uploaded, {} unchanged, {} removed", report.uploaded, report.unchanged, report.deleted));
+        printer.stage(
+            "Synced",
+            &format!(
+                "channel `{channel}`: {} uploaded, {} unchanged, {} removed",
+                report.uploaded, report.unchanged, report.deleted
+            ),
+        );
         uploads.uploaded += report.uploaded;
         uploads.unchanged += report.unchanged;
         uploads.deleted += report.deleted;
@@ -143,7 +211,9 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
         task_file: task.file.display().to_string(),
         hyperparameters: task.spec.hyperparameters.clone(),
         channels: settings.channel_sources(),
-        hosts: (1..=settings.container.instance_count).map(|i| format!("algo-{i}")).collect(),
+        hosts: (1..=settings.container.instance_count)
+            .map(|i| format!("algo-{i}"))
+            .collect(),
         started_at,
         ended_at: None,
         duration_seconds: None,
@@ -158,18 +228,42 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
     if args.detach {
         return store_in_progress(reservation, &record, &package, printer, extra);
     }
-    let work = tempfile::Builder::new().prefix(&format!("grounds-{id}-")).tempdir()?;
+    let work = tempfile::Builder::new()
+        .prefix(&format!("grounds-{id}-"))
+        .tempdir()?;
     let mut log = JobLog::create(&work.path().join("logs.txt"), printer)?;
-    match remote::wait(&aws, &id, &mut log, args.stop_on_interrupt, printer).await? {
+    match remote::wait(
+        &aws.sagemaker(),
+        aws.logs(),
+        &id,
+        &mut log,
+        args.stop_on_interrupt,
+        remote::FIRST_POLL,
+        printer,
+    )
+    .await?
+    {
         WaitEnd::Detached => {
             log.finish()?;
             printer.warn(&format!("detached: the job goes on in SageMaker; `grounds results fetch {id}` completes it, `grounds stop {id}` stops it"));
             store_in_progress(reservation, &record, &package, printer, extra)
         }
         WaitEnd::Finished(state) => {
-            let (_, model_dir, output_dir) = remote::collect(&aws, &remote_job, &state, work.path(), printer).await?;
-            let outcome = remote::outcome(&state, log, started_at, settings.container.instance_count)?;
-            finish(reservation, record, &package, outcome, &model_dir, &output_dir, &work.path().join("logs.txt"), printer, extra)
+            let (_, model_dir, output_dir) =
+                remote::collect(&aws, &remote_job, &state, work.path(), printer).await?;
+            let outcome =
+                remote::outcome(&state, log, started_at, settings.container.instance_count)?;
+            finish(
+                reservation,
+                record,
+                &package,
+                outcome,
+                &model_dir,
+                &output_dir,
+                &work.path().join("logs.txt"),
+                printer,
+                extra,
+            )
         }
     }
 }
@@ -211,10 +305,18 @@ fn finish(
 ) -> anyhow::Result<Exit> {
     record.status = outcome.status;
     record.ended_at = Some(outcome.ended_at);
-    record.duration_seconds = Some((outcome.ended_at - record.started_at).num_milliseconds() as f64 / 1000.0);
+    record.duration_seconds =
+        Some((outcome.ended_at - record.started_at).num_milliseconds() as f64 / 1000.0);
     record.exit_code = outcome.exit_code;
     record.failure_reason = outcome.failure_reason.clone();
-    let path = reservation.commit(&ResultContents { job: &record, package, metrics: &outcome.metrics, logs, model_dir, output_dir })?;
+    let path = reservation.commit(&ResultContents {
+        job: &record,
+        package,
+        metrics: &outcome.metrics,
+        logs,
+        model_dir,
+        output_dir,
+    })?;
     let finals = outcome.metrics.finals();
     printer.json(&json!({
         "id": record.id, "status": record.status, "mode": record.mode, "metrics": finals, "result": path, "reused": false,
@@ -226,7 +328,10 @@ fn finish(
     }
     text.push_str(&format!("result:  {}\n", path.display()));
     for (name, value) in &finals {
-        text.push_str(&format!("{name}  {}\n", crate::printer::metric_value(*value)));
+        text.push_str(&format!(
+            "{name}  {}\n",
+            crate::printer::metric_value(*value)
+        ));
     }
     printer.out(&text);
     Ok(match record.status {
@@ -250,14 +355,22 @@ pub async fn fetch(prefix: &str, no_wait: bool, printer: &Printer) -> anyhow::Re
     let store = Store::from_env();
     let (record, remote_job) = remote_of(&store, prefix)?;
     if record.status != Status::InProgress {
-        printer.stage("Fetched", &format!("{} is {} already", record.id, record.status));
+        printer.stage(
+            "Fetched",
+            &format!("{} is {} already", record.id, record.status),
+        );
         printer.json(&json!({"id": record.id, "status": record.status, "mode": record.mode, "result": store.result_path(&record.id)}));
-        printer.out(&format!("id:      {}\nstatus:  {}\n", record.id, record.status));
+        printer.out(&format!(
+            "id:      {}\nstatus:  {}\n",
+            record.id, record.status
+        ));
         return Ok(Exit::Success);
     }
     let aws = Aws::connect(remote_job.profile.as_deref(), Some(&remote_job.region)).await?;
     let package = store.package(&record.id)?;
-    let work = tempfile::Builder::new().prefix(&format!("grounds-{}-", record.id)).tempdir()?;
+    let work = tempfile::Builder::new()
+        .prefix(&format!("grounds-{}-", record.id))
+        .tempdir()?;
     let mut log = JobLog::create(&work.path().join("logs.txt"), printer)?;
     let state = if no_wait {
         let state = remote::describe(&aws.sagemaker(), &remote_job.job_name).await?;
@@ -267,7 +380,17 @@ pub async fn fetch(prefix: &str, no_wait: bool, printer: &Printer) -> anyhow::Re
         }
         state
     } else {
-        match remote::wait(&aws, &remote_job.job_name, &mut log, false, printer).await? {
+        match remote::wait(
+            &aws.sagemaker(),
+            aws.logs(),
+            &remote_job.job_name,
+            &mut log,
+            false,
+            remote::FIRST_POLL,
+            printer,
+        )
+        .await?
+        {
             WaitEnd::Finished(state) => state,
             WaitEnd::Detached => {
                 printer.warn("detached again; the result stays InProgress");
@@ -276,14 +399,33 @@ pub async fn fetch(prefix: &str, no_wait: bool, printer: &Printer) -> anyhow::Re
         }
     };
     if state.status == Status::InProgress {
-        printer.stage("Running", &format!("{} is still {} / {}", record.id, state.status, state.secondary));
-        printer.json(&json!({"id": record.id, "status": state.status, "secondary_status": state.secondary}));
+        printer.stage(
+            "Running",
+            &format!(
+                "{} is still {} / {}",
+                record.id, state.status, state.secondary
+            ),
+        );
+        printer.json(
+            &json!({"id": record.id, "status": state.status, "secondary_status": state.secondary}),
+        );
         return Ok(Exit::Success);
     }
-    let (_, model_dir, output_dir) = remote::collect(&aws, &remote_job, &state, work.path(), printer).await?;
+    let (_, model_dir, output_dir) =
+        remote::collect(&aws, &remote_job, &state, work.path(), printer).await?;
     let outcome = remote::outcome(&state, log, record.started_at, record.hosts.len().max(1))?;
     let reservation = store.rewrite(&record.id)?;
-    finish(reservation, record, &package, outcome, &model_dir, &output_dir, &work.path().join("logs.txt"), printer, json!(null))
+    finish(
+        reservation,
+        record,
+        &package,
+        outcome,
+        &model_dir,
+        &output_dir,
+        &work.path().join("logs.txt"),
+        printer,
+        json!(null),
+    )
 }
 
 /// `grounds stop ID`: StopTrainingJob for a remote job.

@@ -19,6 +19,8 @@ use crate::sagemaker::{self, CreateTrainingJob, JobInputs, LimitError};
 use crate::task::{ChannelSource, Runner, Task};
 
 pub const LOG_GROUP: &str = "/aws/sagemaker/TrainingJobs";
+/// The first pause between two DescribeTrainingJob calls; it grows by half each time, up to 30 s.
+pub const FIRST_POLL: Duration = Duration::from_secs(2);
 
 /// Where a remote job lives; kept in job.json so that `results fetch` and `stop` can find it again.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -70,7 +72,9 @@ pub struct RemoteOptions<'a> {
 }
 
 fn s3_parts(uri: &str) -> anyhow::Result<(&str, &str)> {
-    let rest = uri.strip_prefix("s3://").with_context(|| format!("`{uri}` is not an s3:// URI"))?;
+    let rest = uri
+        .strip_prefix("s3://")
+        .with_context(|| format!("`{uri}` is not an s3:// URI"))?;
     Ok(rest.split_once('/').unwrap_or((rest, "")))
 }
 
@@ -93,10 +97,16 @@ pub fn plan(aws: &Aws, options: &RemoteOptions) -> Result<RemotePlan, anyhow::Er
     let name = task.spec.name.as_str();
     let repository = format!("grounds/{}", name.to_lowercase());
     let (registry, image_uri) = match &remote.registry {
-        Some(host) => (host.clone(), format!("{host}/{repository}:{}", options.image_tag)),
+        Some(host) => (
+            host.clone(),
+            format!("{host}/{repository}:{}", options.image_tag),
+        ),
         None => (
             "ecr".to_string(),
-            format!("{}.dkr.ecr.{}.amazonaws.com/{repository}:{}", aws.account, aws.region, options.image_tag),
+            format!(
+                "{}.dkr.ecr.{}.amazonaws.com/{repository}:{}",
+                aws.account, aws.region, options.image_tag
+            ),
         ),
     };
     let mut uploads = BTreeMap::new();
@@ -119,12 +129,16 @@ pub fn plan(aws: &Aws, options: &RemoteOptions) -> Result<RemotePlan, anyhow::Er
         Runner::Command(_) => remote.metrics.clone(),
     };
     let max_runtime = match &remote.max_runtime {
-        Some(text) => sagemaker::parse_duration("max_runtime", text).map_err(RemoteSettingsError::from)?,
+        Some(text) => {
+            sagemaker::parse_duration("max_runtime", text).map_err(RemoteSettingsError::from)?
+        }
         None => sagemaker::DEFAULT_MAX_RUNTIME,
     };
     let spot_max_wait = match (remote.spot.unwrap_or(false), &remote.max_wait) {
         (false, _) => None,
-        (true, Some(text)) => Some(sagemaker::parse_duration("max_wait", text).map_err(RemoteSettingsError::from)?),
+        (true, Some(text)) => {
+            Some(sagemaker::parse_duration("max_wait", text).map_err(RemoteSettingsError::from)?)
+        }
         (true, None) => Some(max_runtime),
     };
     let inputs = JobInputs {
@@ -135,9 +149,14 @@ pub fn plan(aws: &Aws, options: &RemoteOptions) -> Result<RemotePlan, anyhow::Er
         output_path: output_path.clone(),
         hyperparameters: task.spec.hyperparameters.clone(),
         metric_names,
-        instance_type: remote.instance_type.clone().unwrap_or_else(|| sagemaker::DEFAULT_INSTANCE_TYPE.to_string()),
+        instance_type: remote
+            .instance_type
+            .clone()
+            .unwrap_or_else(|| sagemaker::DEFAULT_INSTANCE_TYPE.to_string()),
         instance_count: options.instance_count as u32,
-        volume_gb: remote.volume_size_gb.unwrap_or(sagemaker::DEFAULT_VOLUME_GB),
+        volume_gb: remote
+            .volume_size_gb
+            .unwrap_or(sagemaker::DEFAULT_VOLUME_GB),
         max_runtime,
         spot_max_wait,
         checkpoint_uri: remote
@@ -146,8 +165,14 @@ pub fn plan(aws: &Aws, options: &RemoteOptions) -> Result<RemotePlan, anyhow::Er
             .then(|| format!("s3://{bucket}/sagemaker/{name}/checkpoints/{}/", options.id)),
         tags: BTreeMap::from([
             ("grounds:task".to_string(), name.to_string()),
-            ("grounds:fingerprint".to_string(), options.fingerprint.to_string()),
-            ("grounds:package".to_string(), options.package_hash.to_string()),
+            (
+                "grounds:fingerprint".to_string(),
+                options.fingerprint.to_string(),
+            ),
+            (
+                "grounds:package".to_string(),
+                options.package_hash.to_string(),
+            ),
         ]),
     };
     let request = sagemaker::create_training_job(&inputs).map_err(RemoteSettingsError::from)?;
@@ -165,23 +190,37 @@ pub fn plan(aws: &Aws, options: &RemoteOptions) -> Result<RemotePlan, anyhow::Er
 }
 
 /// The SDK request made from the plan's request, field for field.
-pub async fn create(client: &aws_sdk_sagemaker::Client, request: &CreateTrainingJob) -> anyhow::Result<()> {
+pub async fn create(
+    client: &aws_sdk_sagemaker::Client,
+    request: &CreateTrainingJob,
+) -> anyhow::Result<()> {
     let algorithm = &request.algorithm_specification;
     let mut spec = sm::AlgorithmSpecification::builder()
         .training_image(&algorithm.training_image)
         .training_input_mode(sm::TrainingInputMode::File);
     for definition in &algorithm.metric_definitions {
-        spec = spec.metric_definitions(sm::MetricDefinition::builder().name(&definition.name).regex(&definition.regex).build());
+        spec = spec.metric_definitions(
+            sm::MetricDefinition::builder()
+                .name(&definition.name)
+                .regex(&definition.regex)
+                .build(),
+        );
     }
     let mut call = client
         .create_training_job()
         .training_job_name(&request.training_job_name)
         .algorithm_specification(spec.build())
         .role_arn(&request.role_arn)
-        .output_data_config(sm::OutputDataConfig::builder().s3_output_path(&request.output_data_config.s3_output_path).build())
+        .output_data_config(
+            sm::OutputDataConfig::builder()
+                .s3_output_path(&request.output_data_config.s3_output_path)
+                .build(),
+        )
         .resource_config(
             sm::ResourceConfig::builder()
-                .instance_type(sm::TrainingInstanceType::from(request.resource_config.instance_type.as_str()))
+                .instance_type(sm::TrainingInstanceType::from(
+                    request.resource_config.instance_type.as_str(),
+                ))
                 .instance_count(request.resource_config.instance_count as i32)
                 .volume_size_in_gb(request.resource_config.volume_size_in_gb as i32)
                 .build(),
@@ -189,7 +228,12 @@ pub async fn create(client: &aws_sdk_sagemaker::Client, request: &CreateTraining
         .stopping_condition(
             sm::StoppingCondition::builder()
                 .max_runtime_in_seconds(request.stopping_condition.max_runtime_in_seconds as i32)
-                .set_max_wait_time_in_seconds(request.stopping_condition.max_wait_time_in_seconds.map(|s| s as i32))
+                .set_max_wait_time_in_seconds(
+                    request
+                        .stopping_condition
+                        .max_wait_time_in_seconds
+                        .map(|s| s as i32),
+                )
                 .build(),
         )
         .enable_managed_spot_training(request.enable_managed_spot_training)
@@ -215,12 +259,18 @@ pub async fn create(client: &aws_sdk_sagemaker::Client, request: &CreateTraining
         );
     }
     if let Some(checkpoint) = &request.checkpoint_config {
-        call = call.checkpoint_config(sm::CheckpointConfig::builder().s3_uri(&checkpoint.s3_uri).build());
+        call = call.checkpoint_config(
+            sm::CheckpointConfig::builder()
+                .s3_uri(&checkpoint.s3_uri)
+                .build(),
+        );
     }
     for tag in &request.tags {
         call = call.tags(sm::Tag::builder().key(&tag.key).value(&tag.value).build());
     }
-    call.send().await.map_err(|e| call_error("sagemaker:CreateTrainingJob", e))?;
+    call.send()
+        .await
+        .map_err(|e| call_error("sagemaker:CreateTrainingJob", e))?;
     Ok(())
 }
 
@@ -235,14 +285,21 @@ pub struct JobState {
 }
 
 fn is_throttling(message: &str) -> bool {
-    message.contains("Throttling") || message.contains("ThrottlingException") || message.contains("Rate exceeded")
+    message.contains("Throttling")
+        || message.contains("ThrottlingException")
+        || message.contains("Rate exceeded")
 }
 
 /// DescribeTrainingJob, retried with backoff when AWS throttles.
 pub async fn describe(client: &aws_sdk_sagemaker::Client, job: &str) -> anyhow::Result<JobState> {
     let mut delay = Duration::from_millis(500);
     for attempt in 0.. {
-        match client.describe_training_job().training_job_name(job).send().await {
+        match client
+            .describe_training_job()
+            .training_job_name(job)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let status = match out.training_job_status() {
                     Some(sm::TrainingJobStatus::Completed) => Status::Completed,
@@ -252,14 +309,22 @@ pub async fn describe(client: &aws_sdk_sagemaker::Client, job: &str) -> anyhow::
                 };
                 return Ok(JobState {
                     status,
-                    secondary: out.secondary_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    secondary: out
+                        .secondary_status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
                     failure_reason: out.failure_reason().map(str::to_string),
-                    model_artifacts: out.model_artifacts().and_then(|m| m.s3_model_artifacts()).map(str::to_string),
+                    model_artifacts: out
+                        .model_artifacts()
+                        .and_then(|m| m.s3_model_artifacts())
+                        .map(str::to_string),
                     final_metrics: out
                         .final_metric_data_list()
                         .iter()
                         .filter_map(|m| {
-                            let time = m.timestamp().and_then(|t| Utc.timestamp_opt(t.secs(), t.subsec_nanos()).single());
+                            let time = m.timestamp().and_then(|t| {
+                                Utc.timestamp_opt(t.secs(), t.subsec_nanos()).single()
+                            });
                             Some((m.metric_name()?.to_string(), m.value()? as f64, time))
                         })
                         .collect(),
@@ -272,7 +337,9 @@ pub async fn describe(client: &aws_sdk_sagemaker::Client, job: &str) -> anyhow::
                     delay = (delay * 2).min(Duration::from_secs(20));
                     continue;
                 }
-                return Err(anyhow::anyhow!("sagemaker:DescribeTrainingJob {job}: {message}"));
+                return Err(anyhow::anyhow!(
+                    "sagemaker:DescribeTrainingJob {job}: {message}"
+                ));
             }
         }
     }
@@ -288,14 +355,23 @@ pub struct LogTail {
 
 impl LogTail {
     pub fn new(client: aws_sdk_cloudwatchlogs::Client, job: &str) -> Self {
-        LogTail { client, job: job.to_string(), tokens: BTreeMap::new() }
+        LogTail {
+            client,
+            job: job.to_string(),
+            tokens: BTreeMap::new(),
+        }
     }
 
     /// New lines since the last call, as (host, line).
     pub async fn poll(&mut self) -> Vec<(String, String)> {
         let prefix = format!("{}/", self.job);
-        if let Ok(streams) =
-            self.client.describe_log_streams().log_group_name(LOG_GROUP).log_stream_name_prefix(&prefix).send().await
+        if let Ok(streams) = self
+            .client
+            .describe_log_streams()
+            .log_group_name(LOG_GROUP)
+            .log_stream_name_prefix(&prefix)
+            .send()
+            .await
         {
             for stream in streams.log_streams() {
                 if let Some(name) = stream.log_stream_name() {
@@ -307,7 +383,11 @@ impl LogTail {
         let names: Vec<String> = self.tokens.keys().cloned().collect();
         for name in names {
             // Stream names are <job>/algo-1-<epoch>: the host is algo-1.
-            let host = name.trim_start_matches(&prefix).rsplit_once('-').map(|(h, _)| h.to_string()).unwrap_or(name.clone());
+            let host = name
+                .trim_start_matches(&prefix)
+                .rsplit_once('-')
+                .map(|(h, _)| h.to_string())
+                .unwrap_or(name.clone());
             loop {
                 let token = self.tokens.get(&name).cloned().flatten();
                 let Ok(out) = self
@@ -348,23 +428,27 @@ pub enum WaitEnd {
 
 /// Polls with backoff until the job ends, printing each status change and tailing its logs.
 pub async fn wait(
-    aws: &Aws,
+    sagemaker: &aws_sdk_sagemaker::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
     job: &str,
     log: &mut JobLog<'_>,
     stop_on_interrupt: bool,
+    first_delay: Duration,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<WaitEnd> {
-    let sagemaker = aws.sagemaker();
-    let mut tail = LogTail::new(aws.logs(), job);
+    let mut tail = LogTail::new(logs, job);
     let mut seen = (Status::InProgress, String::new());
-    let mut delay = Duration::from_secs(2);
+    let mut delay = first_delay;
     let mut stopping = false;
     loop {
-        let state = describe(&sagemaker, job).await?;
+        let state = describe(sagemaker, job).await?;
         if (state.status, state.secondary.clone()) != seen {
-            reporter.stage("Status", &format!("{job}: {} / {}", state.status, state.secondary));
+            reporter.stage(
+                "Status",
+                &format!("{job}: {} / {}", state.status, state.secondary),
+            );
             seen = (state.status, state.secondary.clone());
-            delay = Duration::from_secs(2);
+            delay = first_delay;
         }
         for (host, line) in tail.poll().await {
             log.line(Some(&host), &line);
@@ -380,7 +464,7 @@ pub async fn wait(
                 }
                 stopping = true;
                 reporter.stage("Stopping", &format!("{job} (StopTrainingJob; SageMaker sends SIGTERM, then SIGKILL after 120 s)"));
-                stop(&sagemaker, job).await?;
+                stop(sagemaker, job).await?;
             }
         }
         delay = (delay.mul_f64(1.5)).min(Duration::from_secs(30));
@@ -388,26 +472,50 @@ pub async fn wait(
 }
 
 pub async fn stop(client: &aws_sdk_sagemaker::Client, job: &str) -> anyhow::Result<()> {
-    client.stop_training_job().training_job_name(job).send().await.map_err(|e| call_error("sagemaker:StopTrainingJob", e))?;
+    client
+        .stop_training_job()
+        .training_job_name(job)
+        .send()
+        .await
+        .map_err(|e| call_error("sagemaker:StopTrainingJob", e))?;
     Ok(())
 }
 
 /// Downloads and unpacks a `.tar.gz` from S3 into `into`; refuses entries that would land outside it.
-pub async fn download_tarball(s3: &aws_sdk_s3::Client, uri: &str, into: &Path) -> anyhow::Result<bool> {
+pub async fn download_tarball(
+    s3: &aws_sdk_s3::Client,
+    uri: &str,
+    into: &Path,
+) -> anyhow::Result<bool> {
     let (bucket, key) = s3_parts(uri)?;
     let object = match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(object) => object,
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(false),
         Err(e) => return Err(call_error(&format!("s3:GetObject {uri}"), e).into()),
     };
-    let bytes = object.body.collect().await.with_context(|| format!("downloading {uri}"))?.into_bytes();
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .with_context(|| format!("downloading {uri}"))?
+        .into_bytes();
     std::fs::create_dir_all(into)?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-    for entry in archive.entries().with_context(|| format!("{uri} is not a .tar.gz"))? {
+    for entry in archive
+        .entries()
+        .with_context(|| format!("{uri} is not a .tar.gz"))?
+    {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
-        if path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            bail!("refusing {uri}: entry {} would land outside the result", path.display());
+        if path.is_absolute()
+            || path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            bail!(
+                "refusing {uri}: entry {} would land outside the result",
+                path.display()
+            );
         }
         if entry.header().entry_type().is_symlink() || entry.header().entry_type().is_hard_link() {
             bail!("refusing {uri}: entry {} is a link", path.display());
@@ -430,10 +538,12 @@ pub async fn collect(
     let output_dir = work.join("output");
     std::fs::create_dir_all(&model_dir)?;
     std::fs::create_dir_all(output_dir.join("data"))?;
-    let model_uri = state
-        .model_artifacts
-        .clone()
-        .unwrap_or_else(|| format!("{}{}/output/model.tar.gz", remote.output_path, remote.job_name));
+    let model_uri = state.model_artifacts.clone().unwrap_or_else(|| {
+        format!(
+            "{}{}/output/model.tar.gz",
+            remote.output_path, remote.job_name
+        )
+    });
     if download_tarball(&s3, &model_uri, &model_dir).await? {
         reporter.stage("Downloaded", &model_uri);
     } else if state.status == Status::Completed {
@@ -450,7 +560,12 @@ pub async fn collect(
 }
 
 /// The outcome of a finished job, with `FinalMetricDataList` added to what the logs showed.
-pub fn outcome(state: &JobState, log: JobLog, started_at: DateTime<Utc>, hosts: usize) -> anyhow::Result<Outcome> {
+pub fn outcome(
+    state: &JobState,
+    log: JobLog,
+    started_at: DateTime<Utc>,
+    hosts: usize,
+) -> anyhow::Result<Outcome> {
     let mut metrics = log.finish()?;
     for (name, value, time) in &state.final_metrics {
         if !metrics.0.contains_key(name) {
@@ -469,4 +584,157 @@ pub fn outcome(state: &JobState, log: JobLog, started_at: DateTime<Utc>, hosts: 
         metrics,
         hosts: (1..=hosts).map(|i| format!("algo-{i}")).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudwatchlogs::operation::describe_log_streams::DescribeLogStreamsOutput;
+    use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
+    use aws_sdk_sagemaker::operation::stop_training_job::StopTrainingJobOutput;
+    use aws_sdk_sagemaker::Client as SageMaker;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use std::sync::Mutex;
+
+    /// Records what the core reports, instead of printing it.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Reporter for Recorder {
+        fn stage(&self, stage: &str, detail: &str) {
+            self.0.lock().unwrap().push(format!("{stage} {detail}"));
+        }
+        fn job_line(&self, _: Option<&str>, _: &str) {}
+        fn warn(&self, message: &str) {
+            self.0.lock().unwrap().push(format!("warning {message}"));
+        }
+    }
+
+    fn state(
+        status: sm::TrainingJobStatus,
+        secondary: sm::SecondaryStatus,
+    ) -> DescribeTrainingJobOutput {
+        DescribeTrainingJobOutput::builder()
+            .training_job_status(status)
+            .secondary_status(secondary)
+            .build()
+    }
+
+    fn no_logs() -> aws_sdk_cloudwatchlogs::Client {
+        let streams = mock!(aws_sdk_cloudwatchlogs::Client::describe_log_streams)
+            .then_output(|| DescribeLogStreamsOutput::builder().build());
+        mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, [&streams])
+    }
+
+    /// The status sequence moto cannot produce: InProgress (Starting, Training) and then Failed.
+    #[tokio::test]
+    async fn waiting_follows_status_transitions_to_a_failure() {
+        let rule = mock!(SageMaker::describe_training_job)
+            .sequence()
+            .output(|| {
+                state(
+                    sm::TrainingJobStatus::InProgress,
+                    sm::SecondaryStatus::Starting,
+                )
+            })
+            .output(|| {
+                state(
+                    sm::TrainingJobStatus::InProgress,
+                    sm::SecondaryStatus::Training,
+                )
+            })
+            .times(2)
+            .output(|| {
+                DescribeTrainingJobOutput::builder()
+                    .training_job_status(sm::TrainingJobStatus::Failed)
+                    .secondary_status(sm::SecondaryStatus::Failed)
+                    .failure_reason("AlgorithmError: ZeroDivisionError: division by zero")
+                    .build()
+            })
+            .build();
+        let client = mock_client!(aws_sdk_sagemaker, [&rule]);
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Recorder::default();
+        let mut log = JobLog::create(&dir.path().join("logs.txt"), &recorder).unwrap();
+        let end = wait(
+            &client,
+            no_logs(),
+            "job-1",
+            &mut log,
+            false,
+            Duration::from_millis(10),
+            &recorder,
+        )
+        .await
+        .unwrap();
+        let WaitEnd::Finished(state) = end else {
+            panic!("the job ended")
+        };
+        assert_eq!(state.status, Status::Failed);
+        assert_eq!(
+            state.failure_reason.as_deref(),
+            Some("AlgorithmError: ZeroDivisionError: division by zero")
+        );
+        let stages = recorder.0.lock().unwrap().clone();
+        assert_eq!(
+            stages,
+            [
+                "Status job-1: InProgress / Starting",
+                "Status job-1: InProgress / Training",
+                "Status job-1: Failed / Failed",
+            ]
+        );
+        assert_eq!(rule.num_calls(), 4);
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_with_backoff() {
+        let throttled = || {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                aws_smithy_types::body::SdkBody::from(
+                    r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+                ),
+            )
+        };
+        let rule = mock!(SageMaker::describe_training_job)
+            .sequence()
+            .http_response(throttled)
+            .times(2)
+            .output(|| {
+                state(
+                    sm::TrainingJobStatus::Completed,
+                    sm::SecondaryStatus::Completed,
+                )
+            })
+            .build();
+        let client = mock_client!(aws_sdk_sagemaker, [&rule]);
+        let described = describe(&client, "job-2").await.unwrap();
+        assert_eq!(described.status, Status::Completed);
+        assert!(rule.num_calls() >= 3, "{}", rule.num_calls());
+    }
+
+    #[tokio::test]
+    async fn stop_calls_stop_training_job_and_reports_its_errors() {
+        let ok = mock!(SageMaker::stop_training_job)
+            .match_requests(|r| r.training_job_name() == Some("job-3"))
+            .then_output(|| StopTrainingJobOutput::builder().build());
+        let client = mock_client!(aws_sdk_sagemaker, [&ok]);
+        stop(&client, "job-3").await.unwrap();
+        assert_eq!(ok.num_calls(), 1);
+        let failing = mock!(SageMaker::stop_training_job).then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                aws_smithy_types::body::SdkBody::from(
+                    r#"{"__type":"ValidationException","message":"The job is not in progress"}"#,
+                ),
+            )
+        });
+        let client = mock_client!(aws_sdk_sagemaker, [&failing]);
+        let err = stop(&client, "job-4").await.unwrap_err().to_string();
+        assert!(
+            err.contains("sagemaker:StopTrainingJob") && err.contains("not in progress"),
+            "{err}"
+        );
+    }
 }
