@@ -319,6 +319,19 @@ fn dry_run_prints_the_request_and_changes_nothing() {
         "s3://grounds-dry-bucket/sagemaker/remote-dry/datasets/training/"
     );
     assert_eq!(plan["remote"]["account"], "123456789012");
+    // Without [remote] registry and bucket: ECR in the caller's account, and SageMaker's default bucket.
+    let plain = sandbox.write(
+        "plain/task.toml",
+        "[task]\nname = \"Plain\"\n[task.builtin]\nkind = \"single-frame\"\nlabel = \"Survived\"\n[channels]\ntraining = \"../data/titanic.csv\"\n",
+    );
+    let mut command = sandbox.command(&["train", "remote", plain.to_str().unwrap(), "--dry-run"]);
+    aws_env(&mut command, &sandbox);
+    let output = command.env("AWS_ROLE", ROLE).output().unwrap();
+    assert!(output.status.success(), "{}", both(&output));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let image = plan["remote"]["image_uri"].as_str().unwrap();
+    assert!(image.starts_with("123456789012.dkr.ecr.us-east-1.amazonaws.com/grounds/plain:"), "{image}");
+    assert_eq!(plan["remote"]["bucket"], "sagemaker-us-east-1-123456789012");
     // Nothing was created: no bucket.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let exists = runtime.block_on(async {
