@@ -47,7 +47,7 @@ rows=()
 run_pair() {
   local name="$1" task="$2" csv="$3" label="$4" features="$5"
   echo "bench: $name with grounds" >&2
-  read -r g_s g_m < <(GROUNDS_HOME="$work/home" measure "$GROUNDS" train attached "$task" --json --quiet)
+  read -r g_s g_m < <(GROUNDS_HOME="$work/home" measure "$GROUNDS" train attached "$task" --json --quiet --force)
   local g_auc; g_auc="$(auc "['metrics']")"
   echo "bench: $name with scikit-learn" >&2
   read -r s_s s_m < <(measure "$py" bench/sklearn_pipeline.py "$csv" "$label" "$features")
@@ -72,7 +72,7 @@ PY
 overhead_rows=()
 overhead() {
   local label="$1"; shift
-  read -r wall _ < <(GROUNDS_HOME="$work/home" measure "$GROUNDS" "$@" --json --quiet)
+  read -r wall _ < <(GROUNDS_HOME="$work/home" measure "$GROUNDS" "$@" --json --quiet --force)
   local own; own="$(job_seconds)"
   overhead_rows+=("| $label | $wall | $own | $("$py" -c "print('%.2f' % ($wall - $own))") |")
 }

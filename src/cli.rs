@@ -119,12 +119,46 @@ pub struct TrainArgs {
     /// Seconds a stopped job gets between SIGTERM and SIGKILL.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub grace: u64,
+    /// Sweep a hyperparameter: --set name=v1,v2 (repeatable); every combination runs as its own job.
+    #[arg(long = "set", value_name = "NAME=V1,V2", value_parser = crate::sweep::parse_set)]
+    pub sweep: Vec<(String, Vec<String>)>,
+    /// How many sweep members run at once (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Order a sweep's table by this metric, highest first.
+    #[arg(long, value_name = "METRIC")]
+    pub sort: Option<String>,
+    /// Run even when a completed result with the same fingerprint (code, task, hyperparameters, data, mode)
+    /// exists; without it that result is reused.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ResultsCommand {
     /// A table of stored results, oldest first.
-    List,
+    List {
+        /// Only results of this task.
+        #[arg(long, value_name = "NAME")]
+        task: Option<String>,
+        /// Only results with this status (Completed, Failed, Stopped, InProgress).
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// Order by this metric, highest first (results without it last).
+        #[arg(long, value_name = "METRIC")]
+        sort: Option<String>,
+        /// With --sort: lowest first (for losses and errors).
+        #[arg(long, requires = "sort")]
+        ascending: bool,
+    },
+    /// Hyperparameters and metrics of several results side by side, differing values marked.
+    Compare {
+        /// Result ids or unique prefixes.
+        ids: Vec<String>,
+        /// Compare every result of this task.
+        #[arg(long, value_name = "NAME")]
+        task: Option<String>,
+    },
     /// One result: job, hyperparameters, metrics and files.
     Show {
         /// A result id, or any unique prefix of one.

@@ -22,6 +22,7 @@ mod results;
 mod s3sync;
 mod sagemaker;
 mod settings;
+mod sweep;
 mod task;
 
 use std::process::ExitCode;

@@ -94,6 +94,7 @@ pub struct ResultContents<'a> {
     pub output_dir: &'a Path,
 }
 
+#[derive(Clone)]
 pub struct Store {
     pub home: PathBuf,
 }
@@ -341,6 +342,25 @@ impl Store {
             metrics,
             files,
         })
+    }
+
+    /// The newest completed result of `mode` with this fingerprint: a run that need not be made again.
+    pub fn find_completed(&self, fingerprint: &str, mode: Mode) -> anyhow::Result<Option<Stored>> {
+        let mut newest: Option<Stored> = None;
+        for id in self.ids()? {
+            let Ok(stored) = self.read(&id) else { continue };
+            let job = &stored.job;
+            if job.status == Status::Completed
+                && job.mode == mode
+                && job.fingerprint == fingerprint
+                && newest
+                    .as_ref()
+                    .is_none_or(|n| n.job.started_at < job.started_at)
+            {
+                newest = Some(stored);
+            }
+        }
+        Ok(newest)
     }
 
     /// Summaries of every readable result, oldest first; unreadable zips are reported, not fatal.

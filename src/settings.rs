@@ -11,16 +11,19 @@ use crate::package::PackageInfo;
 use crate::results::{Mode, Store};
 use crate::task::Task;
 
+#[derive(Clone)]
 pub struct TrainSettings {
     pub task: Task,
     pub mode: Mode,
     pub store: Store,
     pub dry_run: bool,
+    pub force: bool,
     pub grace: Duration,
     pub container: ContainerSettings,
 }
 
 /// What container runs (local and remote) need beyond the task.
+#[derive(Clone)]
 pub struct ContainerSettings {
     pub instance_count: usize,
     pub entry_binary: PathBuf,
@@ -64,6 +67,7 @@ impl TrainSettings {
             mode,
             store: Store::from_env(),
             dry_run: args.dry_run,
+            force: args.force,
             grace: Duration::from_secs(args.grace),
             container,
         })

@@ -76,6 +76,8 @@ struct TaskFile {
     container: ContainerSpec,
     #[serde(default)]
     remote: RemoteSpec,
+    #[serde(default)]
+    sweep: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,6 +244,8 @@ pub struct Task {
     /// Files in the source folder that may be packaged although they look like secrets.
     pub include_secrets: Vec<String>,
     pub channels: BTreeMap<String, ChannelSource>,
+    /// `[sweep]`: hyperparameters with several values, as strings.
+    pub sweep: Vec<(String, Vec<String>)>,
 }
 
 impl Task {
@@ -306,7 +310,6 @@ impl Task {
                 (Runner::Builtin(builtin), None, Vec::new())
             }
             (None, Some(command)) => {
-                let span = command.span();
                 let command = command.into_inner();
                 if command.run.get_ref().is_empty() || command.run.get_ref()[0].trim().is_empty() {
                     return Err(invalid(
@@ -357,7 +360,6 @@ impl Task {
                         }
                     }
                 };
-                let _ = span;
                 (
                     Runner::Command(CommandSpec {
                         run: command.run.into_inner(),
@@ -425,6 +427,37 @@ impl Task {
         }
         check_hyperparameters(&hyperparameters).map_err(|why| invalid(None, why))?;
 
+        let mut sweep = Vec::new();
+        for (key, value) in &file.sweep {
+            let toml::Value::Array(items) = value.get_ref() else {
+                return Err(invalid(
+                    Some(value.span()),
+                    format!(
+                        "sweep `{}` must be a list of values, e.g. {} = [0.1, 0.01]",
+                        key.get_ref(),
+                        key.get_ref()
+                    ),
+                ));
+            };
+            if items.is_empty() {
+                return Err(invalid(
+                    Some(value.span()),
+                    format!("sweep `{}` has no values", key.get_ref()),
+                ));
+            }
+            let values = items
+                .iter()
+                .map(hyperparameter_string)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|why| {
+                    invalid(
+                        Some(value.span()),
+                        format!("sweep `{}`: {why}", key.get_ref()),
+                    )
+                })?;
+            sweep.push((key.get_ref().clone(), values));
+        }
+
         Ok(Task {
             file: path.to_path_buf(),
             spec: TaskSpec {
@@ -439,6 +472,7 @@ impl Task {
             source,
             include_secrets,
             channels,
+            sweep,
         })
     }
 

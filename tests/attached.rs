@@ -489,6 +489,8 @@ fn eight_concurrent_runs_share_one_store_safely() {
                     task.to_str().unwrap(),
                     "--json",
                     "--quiet",
+                    // Eight runs, not one run and seven reuses.
+                    "--force",
                 ])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -524,4 +526,60 @@ fn eight_concurrent_runs_share_one_store_safely() {
             .all(|n| n.ends_with(".zip") && !n.starts_with('.')),
         "{names:?}"
     );
+}
+
+/// A completed run whose code, task, hyperparameters and data are unchanged is reused, not run again.
+#[test]
+fn an_unchanged_completed_run_is_reused_and_any_change_runs_again() {
+    let sandbox = Sandbox::new();
+    sandbox.write("reuse/data/d.csv", "a\n1\n");
+    let task = sandbox.command_task(
+        "reuse",
+        "import os\nprint('###METRIC###files:' + str(len(os.listdir(os.environ['SM_CHANNEL_TRAINING']))) + '###')\n",
+        "[channels]\ntraining = \"data\"\n[hyperparameters]\nlr = 0.1\n",
+    );
+    let task = task.to_str().unwrap();
+    let (_, first) = sandbox.json(&["train", "attached", task, "--quiet"]);
+    assert_eq!(first["reused"], false);
+    let (output, second) = sandbox.json(&["train", "attached", task, "--quiet"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(second["reused"], true);
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(second["metrics"], first["metrics"]);
+    assert!(text(&output.stderr).contains("Reused"), "{}", both(&output));
+    assert_eq!(sandbox.result_zips().len(), 1);
+    let plan: serde_json::Value = serde_json::from_slice(
+        &sandbox
+            .run(&["train", "attached", task, "--dry-run"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(plan["reuses"], first["id"]);
+
+    // --force, a hyperparameter, the code, the data: each runs again.
+    let (_, forced) = sandbox.json(&["train", "attached", task, "--quiet", "--force"]);
+    assert_eq!(forced["reused"], false);
+    let (_, other_hp) = sandbox.json(&["train", "attached", task, "--quiet", "--hp", "lr=0.2"]);
+    assert_eq!(other_hp["reused"], false);
+    sandbox.write("reuse/data/d.csv", "a\n2\n");
+    let (_, other_data) = sandbox.json(&["train", "attached", task, "--quiet"]);
+    assert_eq!(other_data["reused"], false);
+    sandbox.write("reuse/src/train.py", "print('###METRIC###files:0###')\n");
+    let (_, other_code) = sandbox.json(&["train", "attached", task, "--quiet"]);
+    assert_eq!(other_code["reused"], false);
+    assert_eq!(sandbox.result_zips().len(), 5);
+}
+
+#[test]
+fn failed_runs_are_never_reused() {
+    let sandbox = Sandbox::new();
+    let task = fixture("failing/task.toml");
+    let (_, first) = sandbox.json(&["train", "attached", task.to_str().unwrap(), "--quiet"]);
+    let (_, second) = sandbox.json(&["train", "attached", task.to_str().unwrap(), "--quiet"]);
+    assert_eq!(
+        (first["status"].as_str(), second["status"].as_str()),
+        (Some("Failed"), Some("Failed"))
+    );
+    assert_eq!(second["reused"], false);
+    assert_ne!(first["id"], second["id"]);
 }

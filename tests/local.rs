@@ -101,7 +101,13 @@ fn builtin_local_run_gives_the_same_files_and_metrics_as_attached() {
     assert_nothing_left(local["id"].as_str().unwrap());
 
     // Unchanged: the image is reused, not built again.
-    let (again_out, again) = sandbox.json(&["train", "local", task.to_str().unwrap(), "--quiet"]);
+    let (again_out, again) = sandbox.json(&[
+        "train",
+        "local",
+        task.to_str().unwrap(),
+        "--quiet",
+        "--force",
+    ]);
     assert!(again_out.status.success(), "{}", both(&again_out));
     assert_eq!(again["image"], local["image"]);
     assert!(

@@ -288,6 +288,8 @@ async fn a_detached_job_is_fetched_after_sagemaker_ran_it() {
             task.to_str().unwrap(),
             "--detach",
             "--json",
+            // Without it the completed twin would be reused: here the upload and push are checked.
+            "--force",
         ],
     );
     assert!(output.status.success(), "{}", both(&output));
@@ -330,7 +332,10 @@ fn dry_run_prints_the_request_and_changes_nothing() {
     assert!(output.status.success(), "{}", both(&output));
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let image = plan["remote"]["image_uri"].as_str().unwrap();
-    assert!(image.starts_with("123456789012.dkr.ecr.us-east-1.amazonaws.com/grounds/plain:"), "{image}");
+    assert!(
+        image.starts_with("123456789012.dkr.ecr.us-east-1.amazonaws.com/grounds/plain:"),
+        "{image}"
+    );
     assert_eq!(plan["remote"]["bucket"], "sagemaker-us-east-1-123456789012");
     // Nothing was created: no bucket.
     let runtime = tokio::runtime::Runtime::new().unwrap();

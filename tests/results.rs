@@ -214,3 +214,84 @@ fn open_refuses_entries_that_escape_and_archives_that_explode() {
     );
     assert!(!sandbox.home().join("open/evil-bomb").exists());
 }
+
+#[test]
+fn list_filters_and_sorts_and_compare_marks_differences() {
+    let sandbox = Sandbox::new();
+    let task = fixture("script-mode/task.toml");
+    let task = task.to_str().unwrap();
+    for epochs in ["2", "8"] {
+        let (output, _) = sandbox.json(&[
+            "train",
+            "attached",
+            task,
+            "--quiet",
+            "--hp",
+            &format!("epochs={epochs}"),
+        ]);
+        assert!(output.status.success(), "{}", both(&output));
+    }
+    run_fixture(&sandbox, "failing");
+
+    let (_, all) = sandbox.json(&["results", "list"]);
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    let (_, scripts) = sandbox.json(&[
+        "results",
+        "list",
+        "--task",
+        "script-mode",
+        "--sort",
+        "train_loss",
+        "--ascending",
+    ]);
+    let scripts = scripts.as_array().unwrap();
+    assert_eq!(scripts.len(), 2);
+    let losses: Vec<f64> = scripts
+        .iter()
+        .map(|r| r["metrics"]["train_loss"].as_f64().unwrap())
+        .collect();
+    assert!(losses[0] < losses[1], "ascending: {losses:?}");
+    let (_, failed) = sandbox.json(&["results", "list", "--status", "failed"]);
+    assert_eq!(failed.as_array().unwrap().len(), 1);
+    let output = sandbox.run(&["results", "list", "--status", "broken"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("unknown status `broken`"),
+        "{}",
+        both(&output)
+    );
+
+    let (output, compared) = sandbox.json(&["results", "compare", "--task", "script-mode"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(compared["results"].as_array().unwrap().len(), 2);
+    let differing: Vec<&str> = compared["differing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        differing.contains(&"epochs") && differing.contains(&"train_loss"),
+        "{differing:?}"
+    );
+    assert!(!differing.contains(&"learning_rate"), "{differing:?}");
+    let table = text(
+        &sandbox
+            .run(&["results", "compare", "--task", "script-mode"])
+            .stdout,
+    );
+    assert!(
+        table.contains("* hp epochs")
+            || table
+                .lines()
+                .any(|l| l.starts_with('*') && l.contains("hp epochs")),
+        "{table}"
+    );
+    let output = sandbox.run(&["results", "compare", "script"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "one prefix matching two is ambiguous: {}",
+        both(&output)
+    );
+}

@@ -87,10 +87,21 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
         user: None,
     };
     let settings = TrainSettings::resolve(&args.train, Some(&local), Mode::Remote)?;
+    if !settings.task.sweep.is_empty() || !args.train.sweep.is_empty() {
+        bail!("sweeps run attached or local for now; remote sweeps (submit all, then await) are not there yet");
+    }
     let task = &settings.task;
     let package = crate::package::build(task)?;
     let fingerprint = fingerprint(&package.info, &task.spec, &task.channels, Mode::Remote)?;
     let image_plan = image::plan(task, &package, &settings.container.entry_binary)?;
+    let twin = if settings.force {
+        None
+    } else {
+        settings.store.find_completed(&fingerprint, Mode::Remote)?
+    };
+    if let (Some(twin), false) = (twin, settings.dry_run) {
+        return Ok(super::train::answer_reused(twin, printer));
+    }
     let task_dir = task
         .file
         .parent()
@@ -318,27 +329,12 @@ fn finish(
         output_dir,
     })?;
     let finals = outcome.metrics.finals();
-    printer.json(&json!({
-        "id": record.id, "status": record.status, "mode": record.mode, "metrics": finals, "result": path, "reused": false,
-        "failure_reason": record.failure_reason, "remote": record.remote, "submitted": extra,
-    }));
-    let mut text = format!("id:      {}\nstatus:  {}\n", record.id, record.status);
-    if let Some(reason) = &record.failure_reason {
-        text.push_str(&format!("reason:  {reason}\n"));
-    }
-    text.push_str(&format!("result:  {}\n", path.display()));
-    for (name, value) in &finals {
-        text.push_str(&format!(
-            "{name}  {}\n",
-            crate::printer::metric_value(*value)
-        ));
-    }
-    printer.out(&text);
-    Ok(match record.status {
-        Status::Completed | Status::InProgress => Exit::Success,
-        Status::Stopped => Exit::Stopped,
-        Status::Failed => Exit::JobFailed,
-    })
+    let mut answer = super::train::answer(&record, &finals, &path, false);
+    answer["remote"] = json!(record.remote);
+    answer["submitted"] = extra;
+    printer.json(&answer);
+    printer.out(&super::train::summary(&record, &finals, &path));
+    Ok(super::train::exit_for(record.status))
 }
 
 fn remote_of(store: &Store, prefix: &str) -> anyhow::Result<(JobRecord, RemoteJob)> {

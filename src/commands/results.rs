@@ -16,15 +16,74 @@ use crate::results::Store;
 pub async fn run(command: ResultsCommand, printer: &Printer) -> anyhow::Result<Exit> {
     let store = Store::from_env();
     match command {
-        ResultsCommand::List => list(&store, printer),
+        ResultsCommand::List {
+            task,
+            status,
+            sort,
+            ascending,
+        } => list(
+            &store,
+            &Filter {
+                task,
+                status,
+                sort,
+                ascending,
+            },
+            printer,
+        ),
+        ResultsCommand::Compare { ids, task } => compare(&store, &ids, task.as_deref(), printer),
         ResultsCommand::Show { id } => show(&store, &id, printer),
         ResultsCommand::Open { id, to, max_bytes } => open(&store, &id, to, max_bytes, printer),
         ResultsCommand::Fetch { .. } => unreachable!("dispatched to commands::remote"),
     }
 }
 
-fn list(store: &Store, printer: &Printer) -> anyhow::Result<Exit> {
+/// What `results list` shows, and in which order.
+pub struct Filter {
+    pub task: Option<String>,
+    pub status: Option<String>,
+    pub sort: Option<String>,
+    pub ascending: bool,
+}
+
+impl Filter {
+    fn apply(
+        &self,
+        rows: Vec<crate::results::Summary>,
+    ) -> anyhow::Result<Vec<crate::results::Summary>> {
+        if let Some(status) = &self.status {
+            let known = ["Completed", "Failed", "Stopped", "InProgress"];
+            if !known.iter().any(|k| k.eq_ignore_ascii_case(status)) {
+                bail!("unknown status `{status}`: use one of {}", known.join(", "));
+            }
+        }
+        let mut rows: Vec<_> = rows
+            .into_iter()
+            .filter(|r| self.task.as_ref().is_none_or(|t| &r.task == t))
+            .filter(|r| {
+                self.status
+                    .as_ref()
+                    .is_none_or(|s| r.status.to_string().eq_ignore_ascii_case(s))
+            })
+            .collect();
+        if let Some(metric) = &self.sort {
+            rows.sort_by(
+                |a, b| match (a.metrics.get(metric), b.metrics.get(metric)) {
+                    (Some(x), Some(y)) if self.ascending => x.total_cmp(y),
+                    (Some(x), Some(y)) => y.total_cmp(x),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                },
+            );
+        }
+        Ok(rows)
+    }
+}
+
+fn list(store: &Store, filter: &Filter, printer: &Printer) -> anyhow::Result<Exit> {
     let (rows, problems) = store.list()?;
+    let rows = filter.apply(rows)?;
     for problem in &problems {
         printer.warn(&format!("skipping an unreadable result: {problem}"));
     }
@@ -95,6 +154,110 @@ pub fn duration(seconds: f64) -> String {
             ((seconds % 3600.0) / 60.0) as u64
         )
     }
+}
+
+fn compare(
+    store: &Store,
+    prefixes: &[String],
+    task: Option<&str>,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let mut ids: Vec<String> = prefixes
+        .iter()
+        .map(|p| store.resolve(p))
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(task) = task {
+        let (rows, _) = store.list()?;
+        ids.extend(rows.into_iter().filter(|r| r.task == task).map(|r| r.id));
+    }
+    ids.dedup();
+    if ids.len() < 2 {
+        bail!("give at least two results to compare (ids, prefixes, or --task NAME with two or more results)");
+    }
+    let stored: Vec<_> = ids
+        .iter()
+        .map(|id| store.read(id))
+        .collect::<anyhow::Result<_>>()?;
+    let mut hyperparameters: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut metrics: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for result in &stored {
+        for (name, value) in &result.job.hyperparameters {
+            hyperparameters
+                .entry(name.clone())
+                .or_default()
+                .insert(result.job.id.clone(), value.clone());
+        }
+        for (name, value) in result.metrics.finals() {
+            metrics
+                .entry(name)
+                .or_default()
+                .insert(result.job.id.clone(), value);
+        }
+    }
+    let differs_text = |values: &BTreeMap<String, String>| {
+        values.len() < ids.len()
+            || values
+                .values()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                > 1
+    };
+    let differs_number = |values: &BTreeMap<String, f64>| {
+        values.len() < ids.len()
+            || values
+                .values()
+                .any(|v| v.to_bits() != values.values().next().unwrap_or(&0.0).to_bits())
+    };
+    let differing: Vec<String> = hyperparameters
+        .iter()
+        .filter(|(_, v)| differs_text(v))
+        .map(|(k, _)| k.clone())
+        .chain(
+            metrics
+                .iter()
+                .filter(|(_, v)| differs_number(v))
+                .map(|(k, _)| k.clone()),
+        )
+        .collect();
+    printer.json(&json!({"results": ids, "hyperparameters": hyperparameters, "metrics": metrics, "differing": differing}));
+    let mut header: Vec<String> = vec!["".into(), "NAME".into()];
+    header.extend(ids.iter().cloned());
+    let mut rows = Vec::new();
+    for (name, values) in &hyperparameters {
+        let mut row = vec![
+            if differs_text(values) {
+                "*".into()
+            } else {
+                " ".into()
+            },
+            format!("hp {name}"),
+        ];
+        row.extend(
+            ids.iter()
+                .map(|id| values.get(id).cloned().unwrap_or_else(|| "-".into())),
+        );
+        rows.push(row);
+    }
+    for (name, values) in &metrics {
+        let mut row = vec![
+            if differs_number(values) {
+                "*".into()
+            } else {
+                " ".into()
+            },
+            name.clone(),
+        ];
+        row.extend(ids.iter().map(|id| {
+            values
+                .get(id)
+                .map(|v| printer::metric_value(*v))
+                .unwrap_or_else(|| "-".into())
+        }));
+        rows.push(row);
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    printer.out(&format!("{}(* differs)\n", printer::table(&header, &rows)));
+    Ok(Exit::Success)
 }
 
 fn show(store: &Store, prefix: &str, printer: &Printer) -> anyhow::Result<Exit> {

@@ -16,13 +16,28 @@ use crate::results::{JobRecord, Mode, ResultContents, Status};
 use crate::settings::TrainSettings;
 use crate::task::Runner;
 
-pub async fn run(
-    args: TrainArgs,
-    local: Option<LocalArgs>,
-    mode: Mode,
-    printer: &Printer,
-) -> anyhow::Result<Exit> {
-    let settings = TrainSettings::resolve(&args, local.as_ref(), mode)?;
+/// What one run of a task came to.
+pub enum Ran {
+    /// `--dry-run`: the plan.
+    Plan(serde_json::Value),
+    /// A completed twin stands in for the run.
+    Reused(crate::results::Stored),
+    /// The job ran; its record and result.
+    Done {
+        record: JobRecord,
+        finals: BTreeMap<String, f64>,
+        path: std::path::PathBuf,
+        image: Option<String>,
+    },
+}
+
+/// Packages, builds, runs and stores one job of `settings.task`, named `<base>-<stamp>`.
+async fn execute(
+    settings: &TrainSettings,
+    base: &str,
+    printer: &dyn Reporter,
+) -> anyhow::Result<Ran> {
+    let mode = settings.mode;
     let task = &settings.task;
     let package = crate::package::build(task)?;
     let fingerprint = fingerprint(&package.info, &task.spec, &task.channels, mode)?;
@@ -34,16 +49,24 @@ pub async fn run(
         )?),
         Mode::Attached => None,
     };
+    let twin = if settings.force {
+        None
+    } else {
+        settings.store.find_completed(&fingerprint, mode)?
+    };
     if settings.dry_run {
         let mut plan = settings.plan(&package.info, &fingerprint);
+        plan["reuses"] = serde_json::to_value(twin.as_ref().map(|t| &t.job.id))?;
         if let Some(image) = &image {
             let job = local_job(&settings, "<id>", std::path::Path::new("<work>"));
             plan["image"] = serde_json::to_value(image)?;
             plan["containers"] = serde_json::to_value(job.plan(&image.tag, printer)?)?;
         }
-        // The plan is the answer of a dry run, whatever the output format.
-        println!("{}", serde_json::to_string_pretty(&plan)?);
-        return Ok(Exit::Success);
+        return Ok(Ran::Plan(plan));
+    }
+    if let Some(twin) = twin {
+        say_reused(&twin, printer);
+        return Ok(Ran::Reused(twin));
     }
     let what = match &task.spec.runner {
         Runner::Command(command) => format!("`{}`", command.run.join(" ")),
@@ -77,7 +100,7 @@ pub async fn run(
         }
         None => None,
     };
-    let reservation = settings.store.reserve(&task.spec.name)?;
+    let reservation = settings.store.reserve(base)?;
     let id = reservation.id.clone();
     let work = tempfile::Builder::new()
         .prefix(&format!("grounds-{id}-"))
@@ -137,25 +160,321 @@ pub async fn run(
     drop(work);
 
     let finals = outcome.metrics.finals();
-    printer.json(&json!({
-        "id": id,
+    Ok(Ran::Done {
+        record,
+        finals,
+        path,
+        image: image.map(|i| i.tag),
+    })
+}
+
+impl Ran {
+    /// The `--json` answer and the text for people.
+    fn answer(&self) -> (serde_json::Value, String, Status) {
+        match self {
+            Ran::Plan(plan) => (
+                plan.clone(),
+                serde_json::to_string_pretty(plan).unwrap_or_default(),
+                Status::Completed,
+            ),
+            Ran::Reused(twin) => {
+                let finals = twin.metrics.finals();
+                let text = format!(
+                    "reused:  yes (nothing changed since this result)\n{}",
+                    summary(&twin.job, &finals, &twin.path)
+                );
+                (
+                    answer(&twin.job, &finals, &twin.path, true),
+                    text,
+                    twin.job.status,
+                )
+            }
+            Ran::Done {
+                record,
+                finals,
+                path,
+                image,
+            } => {
+                let mut json = answer(record, finals, path, false);
+                json["image"] = json!(image);
+                (json, summary(record, finals, path), record.status)
+            }
+        }
+    }
+}
+
+fn say_reused(twin: &crate::results::Stored, reporter: &dyn Reporter) {
+    reporter.stage(
+        "Reused",
+        &format!(
+            "{} (completed {}): same code, task, hyperparameters, data and mode; --force runs again",
+            twin.job.id,
+            twin.job.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+    );
+}
+
+/// Answers with a completed twin instead of running again (for modes that run elsewhere).
+pub fn answer_reused(twin: crate::results::Stored, printer: &Printer) -> Exit {
+    say_reused(&twin, printer);
+    let (json, text, status) = Ran::Reused(twin).answer();
+    printer.json(&json);
+    printer.out(&text);
+    exit_for(status)
+}
+
+/// The sweep parameters: the task's `[sweep]`, with `--set` adding or replacing.
+fn sweep_parameters(settings: &TrainSettings, args: &TrainArgs) -> Vec<(String, Vec<String>)> {
+    let mut parameters = settings.task.sweep.clone();
+    for (name, values) in &args.sweep {
+        match parameters.iter_mut().find(|(n, _)| n == name) {
+            Some(existing) => existing.1 = values.clone(),
+            None => parameters.push((name.clone(), values.clone())),
+        }
+    }
+    parameters
+}
+
+pub async fn run(
+    args: TrainArgs,
+    local: Option<LocalArgs>,
+    mode: Mode,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let settings = TrainSettings::resolve(&args, local.as_ref(), mode)?;
+    let parameters = sweep_parameters(&settings, &args);
+    let members = crate::sweep::members(&parameters);
+    if members.len() == 1 && members[0].auto_name.is_none() {
+        let task = settings
+            .task
+            .clone()
+            .with_overrides(&members[0].overrides)?;
+        let single = TrainSettings {
+            task,
+            ..settings.clone()
+        };
+        let ran = execute(&single, &single.task.spec.name, printer).await?;
+        let (json, text, status) = ran.answer();
+        if let Ran::Plan(plan) = &ran {
+            // The plan is the answer of a dry run, whatever the output format.
+            println!("{}", serde_json::to_string_pretty(plan)?);
+            return Ok(Exit::Success);
+        }
+        printer.json(&json);
+        printer.out(&text);
+        return Ok(exit_for(status));
+    }
+    run_sweep(&settings, &args, members, printer).await
+}
+
+/// Runs every member of a sweep, `--parallel` at a time; one failing member does not stop the others.
+async fn run_sweep(
+    settings: &TrainSettings,
+    args: &TrainArgs,
+    members: Vec<crate::sweep::Member>,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    use futures_util::StreamExt;
+    let parallel = args
+        .parallel
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    printer.stage(
+        "Sweeping",
+        &format!(
+            "{} members of {}, {parallel} at a time",
+            members.len(),
+            settings.task.spec.name
+        ),
+    );
+    let mut prepared = Vec::new();
+    for member in &members {
+        // Every member is checked before any runs.
+        let task = settings.task.clone().with_overrides(&member.overrides)?;
+        let name = member.auto_name.clone().unwrap_or_default();
+        let base = crate::sweep::base_name(&settings.task.spec.name, member.auto_name.as_deref());
+        prepared.push((
+            name,
+            base,
+            TrainSettings {
+                task,
+                ..settings.clone()
+            },
+            member.overrides.clone(),
+        ));
+    }
+    let runs = futures_util::stream::iter(prepared.iter().map(
+        |(name, base, member_settings, _)| async move {
+            let reporter = MemberReporter {
+                inner: printer,
+                name,
+            };
+            (
+                name.clone(),
+                execute(member_settings, base, &reporter).await,
+            )
+        },
+    ))
+    .buffer_unordered(parallel)
+    .collect::<Vec<_>>()
+    .await;
+    let mut by_name: BTreeMap<String, anyhow::Result<Ran>> = runs.into_iter().collect();
+    let varying: Vec<String> = crate::sweep::varying(
+        &members
+            .iter()
+            .map(|m| m.overrides.clone())
+            .collect::<Vec<_>>(),
+    );
+    let mut rows = Vec::new();
+    let mut all_completed = true;
+    for (name, _, _, overrides) in &prepared {
+        let mut row = json!({"name": name, "hyperparameters": overrides.iter().filter(|(k, _)| varying.contains(k)).cloned().collect::<BTreeMap<_, _>>()});
+        match by_name.remove(name).expect("every member ran") {
+            Ok(ran) => {
+                let (answer, _, status) = ran.answer();
+                all_completed &= status == Status::Completed;
+                for (key, value) in answer.as_object().into_iter().flatten() {
+                    row[key] = value.clone();
+                }
+            }
+            Err(error) => {
+                all_completed = false;
+                row["status"] = json!("Error");
+                row["error"] = json!(format!("{error:#}"));
+            }
+        }
+        rows.push(row);
+    }
+    if let Some(metric) = &args.sort {
+        rows.sort_by(|a, b| {
+            let value = |r: &serde_json::Value| r["metrics"][metric].as_f64();
+            match (value(a), value(b)) {
+                (Some(x), Some(y)) => y.total_cmp(&x),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            }
+        });
+    }
+    if settings.dry_run {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(Exit::Success);
+    }
+    printer.json(&rows);
+    let metric_names: std::collections::BTreeSet<String> = rows
+        .iter()
+        .flat_map(|r| {
+            r["metrics"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone())
+        })
+        .collect();
+    let mut header: Vec<String> = vec!["NAME".into(), "ID".into(), "STATUS".into()];
+    header.extend(varying.iter().cloned());
+    header.extend(metric_names.iter().cloned());
+    let table_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut cells = vec![
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["id"].as_str().unwrap_or("-").to_string(),
+                format!(
+                    "{}{}",
+                    r["status"].as_str().unwrap_or_default(),
+                    if r["reused"] == true { " (reused)" } else { "" }
+                ),
+            ];
+            cells.extend(varying.iter().map(|k| {
+                r["hyperparameters"][k]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            }));
+            cells.extend(metric_names.iter().map(|m| {
+                r["metrics"][m]
+                    .as_f64()
+                    .map(printer::metric_value)
+                    .unwrap_or_else(|| "-".into())
+            }));
+            cells
+        })
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    printer.out(&printer::table(&header, &table_rows));
+    for row in rows.iter().filter(|r| r["error"].is_string()) {
+        printer.error(&format!(
+            "{}: {}",
+            row["name"].as_str().unwrap_or_default(),
+            row["error"].as_str().unwrap_or_default()
+        ));
+    }
+    Ok(if all_completed {
+        Exit::Success
+    } else {
+        Exit::JobFailed
+    })
+}
+
+/// A member's output, prefixed with its name so that parallel members can be told apart.
+struct MemberReporter<'a> {
+    inner: &'a Printer,
+    name: &'a str,
+}
+
+impl Reporter for MemberReporter<'_> {
+    fn stage(&self, stage: &str, detail: &str) {
+        self.inner
+            .stage(stage, &format!("[{}] {detail}", self.name));
+    }
+    fn job_line(&self, host: Option<&str>, line: &str) {
+        match host {
+            Some(host) => self
+                .inner
+                .job_line(Some(&format!("{}/{host}", self.name)), line),
+            None => self.inner.job_line(Some(self.name), line),
+        }
+    }
+    fn warn(&self, message: &str) {
+        self.inner.warn(&format!("[{}] {message}", self.name));
+    }
+}
+
+/// The `--json` answer of a train command.
+pub fn answer(
+    record: &JobRecord,
+    finals: &BTreeMap<String, f64>,
+    path: &std::path::Path,
+    reused: bool,
+) -> serde_json::Value {
+    json!({
+        "id": record.id,
         "status": record.status,
-        "mode": mode,
+        "mode": record.mode,
         "metrics": finals,
         "result": path,
-        "reused": false,
+        "reused": reused,
         "exit_code": record.exit_code,
         "failure_reason": record.failure_reason,
         "duration_seconds": record.duration_seconds,
         "fingerprint": record.fingerprint,
-        "image": image.as_ref().map(|i| &i.tag),
-    }));
-    printer.out(&summary(&record, &finals, &path));
-    Ok(match record.status {
+    })
+}
+
+/// The exit code for a job's status.
+pub fn exit_for(status: Status) -> Exit {
+    match status {
         Status::Completed => Exit::Success,
         Status::Stopped => Exit::Stopped,
-        Status::Failed | Status::InProgress => Exit::JobFailed,
-    })
+        Status::Failed => Exit::JobFailed,
+        // A detached remote job: submitted is success.
+        Status::InProgress => Exit::Success,
+    }
 }
 
 fn local_job<'a>(
@@ -177,7 +496,11 @@ fn short_hash(hash: &str) -> &str {
     &hash[..hash.len().min(19)]
 }
 
-fn summary(record: &JobRecord, metrics: &BTreeMap<String, f64>, path: &std::path::Path) -> String {
+pub fn summary(
+    record: &JobRecord,
+    metrics: &BTreeMap<String, f64>,
+    path: &std::path::Path,
+) -> String {
     let mut text = String::new();
     text.push_str(&format!("id:      {}\n", record.id));
     text.push_str(&format!(

@@ -140,11 +140,7 @@ impl AttachedJob<'_> {
         };
         let mut failure_reason = entry::read_failure(&layout);
         if job_status == Status::Stopped {
-            let reason = "Stopped by the user (Ctrl-C or SIGTERM)".to_string();
-            failure_reason = Some(match failure_reason {
-                Some(theirs) => format!("{reason}; the job said: {theirs}"),
-                None => reason,
-            });
+            failure_reason = Some(super::stopped_reason(failure_reason));
         } else if job_status == Status::Failed && failure_reason.is_none() {
             failure_reason = Some(format!(
                 "The entry exited with code {} and left no failure file",

@@ -394,11 +394,7 @@ impl LocalJob<'_> {
         }
         let mut failure_reason = (!reasons.is_empty()).then(|| reasons.join("\n"));
         if stopped {
-            let reason = "Stopped by the user (Ctrl-C or SIGTERM)".to_string();
-            failure_reason = Some(match failure_reason {
-                Some(theirs) => format!("{reason}; the job said: {theirs}"),
-                None => reason,
-            });
+            failure_reason = Some(super::stopped_reason(failure_reason));
         }
         if let Some(reason) = &failure_reason {
             if multi_host || !merged.failure_file().exists() {

@@ -27,6 +27,15 @@ pub struct Outcome {
     pub hosts: Vec<String>,
 }
 
+/// The failure reason of a job the user stopped, keeping what the job itself said.
+pub fn stopped_reason(theirs: Option<String>) -> String {
+    let reason = "Stopped by the user (Ctrl-C or SIGTERM)";
+    match theirs {
+        Some(theirs) => format!("{reason}; the job said: {theirs}"),
+        None => reason.to_string(),
+    }
+}
+
 /// Every line a job prints goes through here: shown live, kept in `logs.txt`, scanned for metrics.
 pub struct JobLog<'a> {
     writer: BufWriter<std::fs::File>,
