@@ -54,12 +54,8 @@ pub enum TrainCommand {
 pub struct RemoteArgs {
     #[command(flatten)]
     pub train: TrainArgs,
-    /// How many instances (default: [remote] instance_count, else 1).
-    #[arg(long, value_name = "N")]
-    pub instance_count: Option<u32>,
-    /// The static Linux x86-64 grounds binary to put into the image as its entry (default: this one).
-    #[arg(long, value_name = "PATH")]
-    pub entry_binary: Option<PathBuf>,
+    #[command(flatten)]
+    pub image: ImageArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
     /// Submit and return at once; `grounds results fetch ID` completes the result later.
@@ -80,16 +76,23 @@ pub struct AwsArgs {
     pub region: Option<String>,
 }
 
-#[derive(Debug, Args)]
-pub struct LocalArgs {
-    #[command(flatten)]
-    pub train: TrainArgs,
-    /// How many hosts (containers) to run: algo-1 … algo-N (default: [remote] instance_count, else 1).
+/// What container runs (local and remote) take beyond the task.
+#[derive(Debug, Clone, Args)]
+pub struct ImageArgs {
+    /// How many hosts: algo-1 … algo-N (default: [remote] instance_count, else 1).
     #[arg(long, value_name = "N")]
     pub instance_count: Option<u32>,
     /// The static Linux x86-64 grounds binary to put into the image as its entry (default: this one).
     #[arg(long, value_name = "PATH")]
     pub entry_binary: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    #[command(flatten)]
+    pub image: ImageArgs,
     /// Run the containers as UID:GID (default: you).
     #[arg(long, value_name = "UID:GID", value_parser = parse_user)]
     pub user: Option<(u32, u32)>,

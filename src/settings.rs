@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cli::{LocalArgs, TrainArgs};
+use crate::cli::{ImageArgs, TrainArgs};
 use crate::package::PackageInfo;
 use crate::results::{Mode, Store};
 use crate::task::Task;
@@ -31,15 +31,19 @@ pub struct ContainerSettings {
 }
 
 impl ContainerSettings {
-    fn resolve(task: &Task, local: Option<&LocalArgs>) -> anyhow::Result<Self> {
-        let instance_count = local
+    fn resolve(
+        task: &Task,
+        image: Option<&ImageArgs>,
+        user: Option<(u32, u32)>,
+    ) -> anyhow::Result<Self> {
+        let instance_count = image
             .and_then(|l| l.instance_count)
             .or(task.spec.remote.instance_count)
             .unwrap_or(1);
         if instance_count == 0 {
             anyhow::bail!("the instance count must be at least 1");
         }
-        let entry_binary = match local.and_then(|l| l.entry_binary.clone()) {
+        let entry_binary = match image.and_then(|l| l.entry_binary.clone()) {
             Some(path) => path,
             None => std::env::current_exe()
                 .map_err(|e| anyhow::anyhow!("finding the grounds binary: {e}"))?,
@@ -49,7 +53,7 @@ impl ContainerSettings {
         Ok(ContainerSettings {
             instance_count: instance_count as usize,
             entry_binary,
-            user: local.and_then(|l| l.user).unwrap_or(me),
+            user: user.unwrap_or(me),
         })
     }
 }
@@ -57,11 +61,12 @@ impl ContainerSettings {
 impl TrainSettings {
     pub fn resolve(
         args: &TrainArgs,
-        local: Option<&LocalArgs>,
+        image: Option<&ImageArgs>,
+        user: Option<(u32, u32)>,
         mode: Mode,
     ) -> anyhow::Result<Self> {
         let task = Task::load(&args.task)?.with_overrides(&args.hyperparameters)?;
-        let container = ContainerSettings::resolve(&task, local)?;
+        let container = ContainerSettings::resolve(&task, image, user)?;
         Ok(TrainSettings {
             task,
             mode,

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::Exit;
 use crate::aws::{call_error, Aws};
-use crate::cli::{LocalArgs, RemoteArgs};
+use crate::cli::RemoteArgs;
 use crate::executors::remote::{self, RemoteJob, RemoteOptions, WaitEnd};
 use crate::executors::JobLog;
 use crate::fingerprint::fingerprint;
@@ -80,13 +80,7 @@ async fn ecr_credentials(
 }
 
 pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let local = LocalArgs {
-        train: args.train.clone(),
-        instance_count: args.instance_count,
-        entry_binary: args.entry_binary.clone(),
-        user: None,
-    };
-    let settings = TrainSettings::resolve(&args.train, Some(&local), Mode::Remote)?;
+    let settings = TrainSettings::resolve(&args.train, Some(&args.image), None, Mode::Remote)?;
     if !settings.task.sweep.is_empty() || !args.train.sweep.is_empty() {
         bail!("sweeps run attached or local for now; remote sweeps (submit all, then await) are not there yet");
     }
@@ -260,21 +254,21 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
             store_in_progress(reservation, &record, &package, printer, extra)
         }
         WaitEnd::Finished(state) => {
-            let (_, model_dir, output_dir) =
-                remote::collect(&aws, &remote_job, &state, work.path(), printer).await?;
-            let outcome =
-                remote::outcome(&state, log, started_at, settings.container.instance_count)?;
-            finish(
+            let hosts = settings.container.instance_count;
+            complete(
+                &aws,
+                &remote_job,
+                &state,
+                work.path(),
+                log,
+                hosts,
                 reservation,
                 record,
                 &package,
-                outcome,
-                &model_dir,
-                &output_dir,
-                &work.path().join("logs.txt"),
                 printer,
                 extra,
             )
+            .await
         }
     }
 }
@@ -335,6 +329,36 @@ fn finish(
     printer.json(&answer);
     printer.out(&super::train::summary(&record, &finals, &path));
     Ok(super::train::exit_for(record.status))
+}
+
+/// Brings a finished job home and stores its complete result.
+#[allow(clippy::too_many_arguments)]
+async fn complete(
+    aws: &Aws,
+    remote_job: &RemoteJob,
+    state: &remote::JobState,
+    work: &Path,
+    log: JobLog<'_>,
+    hosts: usize,
+    reservation: crate::results::Reservation,
+    record: JobRecord,
+    package: &Package,
+    printer: &Printer,
+    extra: serde_json::Value,
+) -> anyhow::Result<Exit> {
+    let (model_dir, output_dir) = remote::collect(aws, remote_job, state, work, printer).await?;
+    let outcome = remote::outcome(state, log, record.started_at, hosts)?;
+    finish(
+        reservation,
+        record,
+        package,
+        outcome,
+        &model_dir,
+        &output_dir,
+        &work.join("logs.txt"),
+        printer,
+        extra,
+    )
 }
 
 fn remote_of(store: &Store, prefix: &str) -> anyhow::Result<(JobRecord, RemoteJob)> {
@@ -407,21 +431,22 @@ pub async fn fetch(prefix: &str, no_wait: bool, printer: &Printer) -> anyhow::Re
         );
         return Ok(Exit::Success);
     }
-    let (_, model_dir, output_dir) =
-        remote::collect(&aws, &remote_job, &state, work.path(), printer).await?;
-    let outcome = remote::outcome(&state, log, record.started_at, record.hosts.len().max(1))?;
     let reservation = store.rewrite(&record.id)?;
-    finish(
+    let hosts = record.hosts.len().max(1);
+    complete(
+        &aws,
+        &remote_job,
+        &state,
+        work.path(),
+        log,
+        hosts,
         reservation,
         record,
         &package,
-        outcome,
-        &model_dir,
-        &output_dir,
-        &work.path().join("logs.txt"),
         printer,
         json!(null),
     )
+    .await
 }
 
 /// `grounds stop ID`: StopTrainingJob for a remote job.

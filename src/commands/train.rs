@@ -241,7 +241,12 @@ pub async fn run(
     mode: Mode,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let settings = TrainSettings::resolve(&args, local.as_ref(), mode)?;
+    let settings = TrainSettings::resolve(
+        &args,
+        local.as_ref().map(|l| &l.image),
+        local.as_ref().and_then(|l| l.user),
+        mode,
+    )?;
     let parameters = sweep_parameters(&settings, &args);
     let members = crate::sweep::members(&parameters);
     if members.len() == 1 && members[0].auto_name.is_none() {

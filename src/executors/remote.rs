@@ -532,7 +532,7 @@ pub async fn collect(
     state: &JobState,
     work: &Path,
     reporter: &dyn Reporter,
-) -> anyhow::Result<(Option<String>, PathBuf, PathBuf)> {
+) -> anyhow::Result<(PathBuf, PathBuf)> {
     let s3 = aws.s3();
     let model_dir = work.join("model");
     let output_dir = work.join("output");
@@ -556,7 +556,7 @@ pub async fn collect(
     if let Some(reason) = &state.failure_reason {
         std::fs::write(output_dir.join("failure"), reason)?;
     }
-    Ok((state.failure_reason.clone(), model_dir, output_dir))
+    Ok((model_dir, output_dir))
 }
 
 /// The outcome of a finished job, with `FinalMetricDataList` added to what the logs showed.
