@@ -430,3 +430,55 @@ fn bad_inputs_are_refused_before_any_call_that_changes_anything() {
         "no result for a job that was never created"
     );
 }
+
+/// A remote sweep submits every member, each a training job with its own hyperparameters.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_sweep_submits_every_member() {
+    let sandbox = Sandbox::new();
+    let task = titanic_task(&sandbox, "remote-sweep", "grounds-sweep-bucket");
+    let mut command = sandbox.command(&[
+        "train",
+        "remote",
+        task.to_str().unwrap(),
+        "--set",
+        "C=0.5,1",
+        "--detach",
+        "--json",
+    ]);
+    aws_env(&mut command, &sandbox);
+    let output = command.env("GROUNDS_ROLE", ROLE).output().unwrap();
+    assert!(output.status.success(), "{}", both(&output));
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["C05", "C1"]);
+    let sagemaker = aws_sdk_sagemaker::Client::new(&sdk().await);
+    for row in rows {
+        assert_eq!(row["status"], "InProgress");
+        let id = row["id"].as_str().unwrap();
+        assert!(
+            id.starts_with(&format!("remote-sweep-{}-", row["name"].as_str().unwrap())),
+            "{id}"
+        );
+        let described = sagemaker
+            .describe_training_job()
+            .training_job_name(id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            described.hyper_parameters().unwrap()["C"],
+            row["hyperparameters"]["C"].as_str().unwrap()
+        );
+    }
+    // The data went up once: the second member found it unchanged.
+    assert_eq!(
+        rows[0]["submitted"]["uploads"]["uploaded"]
+            .as_u64()
+            .unwrap()
+            + rows[1]["submitted"]["uploads"]["uploaded"]
+                .as_u64()
+                .unwrap(),
+        1
+    );
+}

@@ -81,9 +81,112 @@ async fn ecr_credentials(
 
 pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let settings = TrainSettings::resolve(&args.train, Some(&args.image), None, Mode::Remote)?;
-    if !settings.task.sweep.is_empty() || !args.train.sweep.is_empty() {
-        bail!("sweeps run attached or local for now; remote sweeps (submit all, then await) are not there yet");
+    let parameters = super::train::sweep_parameters(&settings, &args.train);
+    let members = crate::sweep::members(&parameters);
+    let task_dir = settings
+        .task
+        .file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let dotenv = crate::dotenv::load(&task_dir);
+    apply_dotenv(&dotenv);
+    let aws = Aws::connect(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?;
+
+    if members.len() == 1 && members[0].auto_name.is_none() {
+        let task = settings
+            .task
+            .clone()
+            .with_overrides(&members[0].overrides)?;
+        let single = TrainSettings {
+            task,
+            ..settings.clone()
+        };
+        let base = single.task.spec.name.clone();
+        let submission = submit(
+            &single,
+            &base,
+            &aws,
+            &dotenv,
+            args.aws.profile.as_deref(),
+            printer,
+        )
+        .await?;
+        if let Submission::Plan(plan) = &submission {
+            println!("{}", serde_json::to_string_pretty(plan)?);
+            return Ok(Exit::Success);
+        }
+        let (json, text, status) = settle(submission, &aws, &args, printer).await?;
+        printer.json(&json);
+        printer.out(&text);
+        return Ok(super::train::exit_for(status));
     }
+
+    // A sweep: every member submitted first, then each awaited (unless --detach).
+    let prepared = super::train::prepare_members(&settings, &members)?;
+    printer.stage(
+        "Sweeping",
+        &format!(
+            "{} members of {} on SageMaker",
+            prepared.len(),
+            settings.task.spec.name
+        ),
+    );
+    let mut submissions = Vec::new();
+    for member in &prepared {
+        let reporter = super::train::MemberReporter {
+            inner: printer,
+            name: &member.name,
+        };
+        submissions.push(
+            submit(
+                &member.settings,
+                &member.base,
+                &aws,
+                &dotenv,
+                args.aws.profile.as_deref(),
+                &reporter,
+            )
+            .await,
+        );
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    for (member, submission) in prepared.iter().zip(submissions) {
+        let reporter = super::train::MemberReporter {
+            inner: printer,
+            name: &member.name,
+        };
+        let answer = match submission {
+            Ok(Submission::Plan(plan)) => Ok((plan, String::new(), Status::Completed)),
+            Ok(submission) => settle(submission, &aws, &args, &reporter).await,
+            Err(error) => Err(error),
+        };
+        answers.insert(member.name.clone(), answer);
+    }
+    super::train::sweep_table(&settings, &args.train, &prepared, answers, printer)
+}
+
+/// What submitting one job came to.
+enum Submission {
+    Plan(serde_json::Value),
+    Reused(crate::results::Stored),
+    Submitted {
+        reservation: crate::results::Reservation,
+        record: JobRecord,
+        package: Package,
+        extra: serde_json::Value,
+    },
+}
+
+/// Checks, builds, pushes, uploads and creates one training job; nothing is created when a check fails.
+async fn submit(
+    settings: &TrainSettings,
+    base: &str,
+    aws: &Aws,
+    dotenv: &std::collections::BTreeMap<String, String>,
+    profile: Option<&str>,
+    printer: &dyn Reporter,
+) -> anyhow::Result<Submission> {
     let task = &settings.task;
     let package = crate::package::build(task)?;
     let fingerprint = fingerprint(&package.info, &task.spec, &task.channels, Mode::Remote)?;
@@ -94,58 +197,40 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
         settings.store.find_completed(&fingerprint, Mode::Remote)?
     };
     if let (Some(twin), false) = (twin, settings.dry_run) {
-        return Ok(super::train::answer_reused(twin, printer));
+        super::train::say_reused(&twin, printer);
+        return Ok(Submission::Reused(twin));
     }
-    let task_dir = task
-        .file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let dotenv = crate::dotenv::load(&task_dir);
-    apply_dotenv(&dotenv);
-    let aws = Aws::connect(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?;
     let image_tag = image_plan
         .tag
         .rsplit_once(':')
         .map(|(_, t)| t.to_string())
         .unwrap_or_default();
-
+    let options = |id: &str| {
+        remote::plan(
+            aws,
+            &RemoteOptions {
+                id,
+                task,
+                image_tag: &image_tag,
+                instance_count: settings.container.instance_count,
+                fingerprint: &fingerprint,
+                package_hash: &package.info.content_hash,
+                dotenv,
+            },
+        )
+    };
     if settings.dry_run {
-        let preview = format!(
-            "{}-{}-0000",
-            task.spec.name,
-            Utc::now().format("%Y%m%d-%H%M%S")
-        );
-        let options = RemoteOptions {
-            id: &preview,
-            task,
-            image_tag: &image_tag,
-            instance_count: settings.container.instance_count,
-            fingerprint: &fingerprint,
-            package_hash: &package.info.content_hash,
-            dotenv: &dotenv,
-        };
-        let plan = remote::plan(&aws, &options)?;
+        let preview = format!("{base}-{}-0000", Utc::now().format("%Y%m%d-%H%M%S"));
+        let plan = options(&preview)?;
         let mut answer = settings.plan(&package.info, &fingerprint);
         answer["image"] = serde_json::to_value(&image_plan)?;
         answer["remote"] = serde_json::to_value(&plan)?;
-        println!("{}", serde_json::to_string_pretty(&answer)?);
-        return Ok(Exit::Success);
+        return Ok(Submission::Plan(answer));
     }
-
-    let reservation = settings.store.reserve(&task.spec.name)?;
+    let reservation = settings.store.reserve(base)?;
     let id = reservation.id.clone();
-    let options = RemoteOptions {
-        id: &id,
-        task,
-        image_tag: &image_tag,
-        instance_count: settings.container.instance_count,
-        fingerprint: &fingerprint,
-        package_hash: &package.info.content_hash,
-        dotenv: &dotenv,
-    };
     // Every check before anything is built, pushed, uploaded or created.
-    let plan = remote::plan(&aws, &options)?;
+    let plan = options(&id)?;
     printer.stage(
         "Packaged",
         &format!(
@@ -164,7 +249,7 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
         Some(_) => None,
         None => Some(
             ecr_credentials(
-                &aws,
+                aws,
                 &format!("grounds/{}", task.spec.name.to_lowercase()),
                 printer,
             )
@@ -196,18 +281,8 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
         uploads.bytes_uploaded += report.bytes_uploaded;
     }
 
-    let sagemaker = aws.sagemaker();
-    remote::create(&sagemaker, &plan.create_training_job).await?;
+    remote::create(&aws.sagemaker(), &plan.create_training_job).await?;
     printer.stage("Submitted", &format!("training job {id} in {}", aws.region));
-    let started_at = Utc::now();
-    let remote_job = RemoteJob {
-        job_name: id.clone(),
-        region: aws.region.clone(),
-        profile: args.aws.profile.clone(),
-        bucket: plan.bucket.clone(),
-        output_path: plan.output_path.clone(),
-        image_uri: plan.image_uri.clone(),
-    };
     let record = JobRecord {
         id: id.clone(),
         mode: Mode::Remote,
@@ -219,7 +294,7 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
         hosts: (1..=settings.container.instance_count)
             .map(|i| format!("algo-{i}"))
             .collect(),
-        started_at,
+        started_at: Utc::now(),
         ended_at: None,
         duration_seconds: None,
         exit_code: None,
@@ -227,12 +302,48 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
         fingerprint,
         package: package.info.clone(),
         grounds_version: env!("CARGO_PKG_VERSION").to_string(),
-        remote: Some(remote_job.clone()),
+        remote: Some(RemoteJob {
+            job_name: id.clone(),
+            region: aws.region.clone(),
+            profile: profile
+                .map(str::to_string)
+                .or_else(|| std::env::var("AWS_PROFILE").ok()),
+            bucket: plan.bucket.clone(),
+            output_path: plan.output_path.clone(),
+            image_uri: plan.image_uri.clone(),
+        }),
     };
     let extra = json!({"image": plan.image_uri, "pushed": pushed, "uploads": uploads});
+    Ok(Submission::Submitted {
+        reservation,
+        record,
+        package,
+        extra,
+    })
+}
+
+/// Stores a submitted job: as `InProgress` with --detach, else once it ended (or Ctrl-C detached from it).
+async fn settle(
+    submission: Submission,
+    aws: &Aws,
+    args: &RemoteArgs,
+    printer: &dyn Reporter,
+) -> super::train::MemberAnswer {
+    let (reservation, record, package, extra) = match submission {
+        Submission::Submitted {
+            reservation,
+            record,
+            package,
+            extra,
+        } => (reservation, record, package, extra),
+        Submission::Reused(twin) => return Ok(super::train::Ran::Reused(twin).answer()),
+        Submission::Plan(plan) => return Ok((plan, String::new(), Status::Completed)),
+    };
     if args.detach {
-        return store_in_progress(reservation, &record, &package, printer, extra);
+        return store_in_progress(reservation, &record, &package, extra);
     }
+    let id = record.id.clone();
+    let remote_job = record.remote.clone().expect("a submitted job is remote");
     let work = tempfile::Builder::new()
         .prefix(&format!("grounds-{id}-"))
         .tempdir()?;
@@ -250,13 +361,15 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
     {
         WaitEnd::Detached => {
             log.finish()?;
-            printer.warn(&format!("detached: the job goes on in SageMaker; `grounds results fetch {id}` completes it, `grounds stop {id}` stops it"));
-            store_in_progress(reservation, &record, &package, printer, extra)
+            printer.warn(&format!(
+                "detached: the job goes on in SageMaker; `grounds results fetch {id}` completes it, `grounds stop {id}` stops it"
+            ));
+            store_in_progress(reservation, &record, &package, extra)
         }
         WaitEnd::Finished(state) => {
-            let hosts = settings.container.instance_count;
+            let hosts = record.hosts.len().max(1);
             complete(
-                &aws,
+                aws,
                 &remote_job,
                 &state,
                 work.path(),
@@ -277,9 +390,8 @@ fn store_in_progress(
     reservation: crate::results::Reservation,
     record: &JobRecord,
     package: &Package,
-    printer: &Printer,
     extra: serde_json::Value,
-) -> anyhow::Result<Exit> {
+) -> super::train::MemberAnswer {
     let empty = tempfile::tempdir()?;
     let logs = empty.path().join("logs.txt");
     std::fs::write(&logs, b"")?;
@@ -291,9 +403,9 @@ fn store_in_progress(
         model_dir: &empty.path().join("model"),
         output_dir: &empty.path().join("output"),
     })?;
-    printer.json(&json!({"id": record.id, "status": record.status, "mode": record.mode, "metrics": {}, "result": path, "reused": false, "remote": record.remote, "submitted": extra}));
-    printer.out(&format!("id:      {}\nstatus:  InProgress (submitted to SageMaker)\nfetch:   grounds results fetch {}\n", record.id, record.id));
-    Ok(Exit::Success)
+    let json = json!({"id": record.id, "status": record.status, "mode": record.mode, "metrics": {}, "result": path, "reused": false, "remote": record.remote, "submitted": extra});
+    let text = format!("id:      {}\nstatus:  InProgress (submitted to SageMaker)\nfetch:   grounds results fetch {}\n", record.id, record.id);
+    Ok((json, text, record.status))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -305,9 +417,8 @@ fn finish(
     model_dir: &Path,
     output_dir: &Path,
     logs: &Path,
-    printer: &Printer,
     extra: serde_json::Value,
-) -> anyhow::Result<Exit> {
+) -> super::train::MemberAnswer {
     record.status = outcome.status;
     record.ended_at = Some(outcome.ended_at);
     record.duration_seconds =
@@ -326,9 +437,8 @@ fn finish(
     let mut answer = super::train::answer(&record, &finals, &path, false);
     answer["remote"] = json!(record.remote);
     answer["submitted"] = extra;
-    printer.json(&answer);
-    printer.out(&super::train::summary(&record, &finals, &path));
-    Ok(super::train::exit_for(record.status))
+    let text = super::train::summary(&record, &finals, &path);
+    Ok((answer, text, record.status))
 }
 
 /// Brings a finished job home and stores its complete result.
@@ -343,9 +453,9 @@ async fn complete(
     reservation: crate::results::Reservation,
     record: JobRecord,
     package: &Package,
-    printer: &Printer,
+    printer: &dyn Reporter,
     extra: serde_json::Value,
-) -> anyhow::Result<Exit> {
+) -> super::train::MemberAnswer {
     let (model_dir, output_dir) = remote::collect(aws, remote_job, state, work, printer).await?;
     let outcome = remote::outcome(state, log, record.started_at, hosts)?;
     finish(
@@ -356,7 +466,6 @@ async fn complete(
         &model_dir,
         &output_dir,
         &work.join("logs.txt"),
-        printer,
         extra,
     )
 }
@@ -433,7 +542,7 @@ pub async fn fetch(prefix: &str, no_wait: bool, printer: &Printer) -> anyhow::Re
     }
     let reservation = store.rewrite(&record.id)?;
     let hosts = record.hosts.len().max(1);
-    complete(
+    let (json, text, status) = complete(
         &aws,
         &remote_job,
         &state,
@@ -446,7 +555,10 @@ pub async fn fetch(prefix: &str, no_wait: bool, printer: &Printer) -> anyhow::Re
         printer,
         json!(null),
     )
-    .await
+    .await?;
+    printer.json(&json);
+    printer.out(&text);
+    Ok(super::train::exit_for(status))
 }
 
 /// `grounds stop ID`: StopTrainingJob for a remote job.

@@ -170,7 +170,7 @@ async fn execute(
 
 impl Ran {
     /// The `--json` answer and the text for people.
-    fn answer(&self) -> (serde_json::Value, String, Status) {
+    pub fn answer(&self) -> (serde_json::Value, String, Status) {
         match self {
             Ran::Plan(plan) => (
                 plan.clone(),
@@ -203,7 +203,7 @@ impl Ran {
     }
 }
 
-fn say_reused(twin: &crate::results::Stored, reporter: &dyn Reporter) {
+pub fn say_reused(twin: &crate::results::Stored, reporter: &dyn Reporter) {
     reporter.stage(
         "Reused",
         &format!(
@@ -214,17 +214,8 @@ fn say_reused(twin: &crate::results::Stored, reporter: &dyn Reporter) {
     );
 }
 
-/// Answers with a completed twin instead of running again (for modes that run elsewhere).
-pub fn answer_reused(twin: crate::results::Stored, printer: &Printer) -> Exit {
-    say_reused(&twin, printer);
-    let (json, text, status) = Ran::Reused(twin).answer();
-    printer.json(&json);
-    printer.out(&text);
-    exit_for(status)
-}
-
 /// The sweep parameters: the task's `[sweep]`, with `--set` adding or replacing.
-fn sweep_parameters(settings: &TrainSettings, args: &TrainArgs) -> Vec<(String, Vec<String>)> {
+pub fn sweep_parameters(settings: &TrainSettings, args: &TrainArgs) -> Vec<(String, Vec<String>)> {
     let mut parameters = settings.task.sweep.clone();
     for (name, values) in &args.sweep {
         match parameters.iter_mut().find(|(n, _)| n == name) {
@@ -272,6 +263,42 @@ pub async fn run(
     run_sweep(&settings, &args, members, printer).await
 }
 
+/// A sweep member, checked and ready to run.
+pub struct PreparedMember {
+    pub name: String,
+    pub base: String,
+    pub settings: TrainSettings,
+    pub overrides: Vec<(String, String)>,
+}
+
+/// Checks every member before any runs.
+pub fn prepare_members(
+    settings: &TrainSettings,
+    members: &[crate::sweep::Member],
+) -> anyhow::Result<Vec<PreparedMember>> {
+    members
+        .iter()
+        .map(|member| {
+            let task = settings.task.clone().with_overrides(&member.overrides)?;
+            Ok(PreparedMember {
+                name: member.auto_name.clone().unwrap_or_default(),
+                base: crate::sweep::base_name(
+                    &settings.task.spec.name,
+                    member.auto_name.as_deref(),
+                ),
+                settings: TrainSettings {
+                    task,
+                    ..settings.clone()
+                },
+                overrides: member.overrides.clone(),
+            })
+        })
+        .collect()
+}
+
+/// What a member's run answered: its `--json` object, its text and its status.
+pub type MemberAnswer = anyhow::Result<(serde_json::Value, String, Status)>;
+
 /// Runs every member of a sweep, `--parallel` at a time; one failing member does not stop the others.
 async fn run_sweep(
     settings: &TrainSettings,
@@ -296,52 +323,52 @@ async fn run_sweep(
             settings.task.spec.name
         ),
     );
-    let mut prepared = Vec::new();
-    for member in &members {
-        // Every member is checked before any runs.
-        let task = settings.task.clone().with_overrides(&member.overrides)?;
-        let name = member.auto_name.clone().unwrap_or_default();
-        let base = crate::sweep::base_name(&settings.task.spec.name, member.auto_name.as_deref());
-        prepared.push((
-            name,
-            base,
-            TrainSettings {
-                task,
-                ..settings.clone()
-            },
-            member.overrides.clone(),
-        ));
-    }
-    let runs = futures_util::stream::iter(prepared.iter().map(
-        |(name, base, member_settings, _)| async move {
+    let prepared = prepare_members(settings, &members)?;
+    let answers: BTreeMap<String, MemberAnswer> =
+        futures_util::stream::iter(prepared.iter().map(|member| async move {
             let reporter = MemberReporter {
                 inner: printer,
-                name,
+                name: &member.name,
             };
-            (
-                name.clone(),
-                execute(member_settings, base, &reporter).await,
-            )
-        },
-    ))
-    .buffer_unordered(parallel)
-    .collect::<Vec<_>>()
-    .await;
-    let mut by_name: BTreeMap<String, anyhow::Result<Ran>> = runs.into_iter().collect();
-    let varying: Vec<String> = crate::sweep::varying(
-        &members
+            let answer = execute(&member.settings, &member.base, &reporter)
+                .await
+                .map(|ran| ran.answer());
+            (member.name.clone(), answer)
+        }))
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    sweep_table(settings, args, &prepared, answers, printer)
+}
+
+/// The end of a sweep: one row per member (as a table, or a JSON array), and whether all completed.
+pub fn sweep_table(
+    settings: &TrainSettings,
+    args: &TrainArgs,
+    prepared: &[PreparedMember],
+    mut answers: BTreeMap<String, MemberAnswer>,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let varying = crate::sweep::varying(
+        &prepared
             .iter()
             .map(|m| m.overrides.clone())
             .collect::<Vec<_>>(),
     );
     let mut rows = Vec::new();
     let mut all_completed = true;
-    for (name, _, _, overrides) in &prepared {
-        let mut row = json!({"name": name, "hyperparameters": overrides.iter().filter(|(k, _)| varying.contains(k)).cloned().collect::<BTreeMap<_, _>>()});
-        match by_name.remove(name).expect("every member ran") {
-            Ok(ran) => {
-                let (answer, _, status) = ran.answer();
-                all_completed &= status == Status::Completed;
+    for member in prepared {
+        let hyperparameters: BTreeMap<_, _> = member
+            .overrides
+            .iter()
+            .filter(|(k, _)| varying.contains(k))
+            .cloned()
+            .collect();
+        let mut row = json!({"name": member.name, "hyperparameters": hyperparameters});
+        match answers.remove(&member.name).expect("every member ran") {
+            Ok((answer, _, status)) => {
+                // A detached remote member is submitted, which is all that was asked.
+                all_completed &= matches!(status, Status::Completed | Status::InProgress);
                 for (key, value) in answer.as_object().into_iter().flatten() {
                     row[key] = value.clone();
                 }
@@ -427,9 +454,9 @@ async fn run_sweep(
 }
 
 /// A member's output, prefixed with its name so that parallel members can be told apart.
-struct MemberReporter<'a> {
-    inner: &'a Printer,
-    name: &'a str,
+pub struct MemberReporter<'a> {
+    pub inner: &'a Printer,
+    pub name: &'a str,
 }
 
 impl Reporter for MemberReporter<'_> {
