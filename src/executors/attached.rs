@@ -82,6 +82,12 @@ impl AttachedJob<'_> {
             // Its own process group: Ctrl-C reaches grounds only, which stops the job the way SageMaker
             // does, and everything the job started can be killed as one group.
             .process_group(0);
+        // Listening before the job starts, and for the whole run: a signal that arrives between two turns
+        // of the loop below is kept, not lost.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let started_at = Utc::now();
         let mut child = command
             .spawn()
@@ -94,8 +100,6 @@ impl AttachedJob<'_> {
             read_lines(child.stderr.take().expect("piped"), lines_tx),
         ];
         let mut log = JobLog::create(&self.logs_path(), reporter)?;
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut stopped = false;
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         let status = loop {
@@ -103,7 +107,7 @@ impl AttachedJob<'_> {
             tokio::select! {
                 status = child.wait() => break status?,
                 Some(line) = lines_rx.recv() => log.line(None, &line),
-                _ = tokio::signal::ctrl_c(), if !stopped => {
+                _ = interrupt.recv(), if !stopped => {
                     stopped = true;
                     stop_deadline = Some(self.begin_stop(pid, reporter));
                 }

@@ -250,6 +250,12 @@ impl LocalJob<'_> {
         created: &mut Vec<String>,
         reporter: &dyn Reporter,
     ) -> anyhow::Result<Outcome> {
+        // Listening before anything is created, and for the whole run: Ctrl-C then always ends in the
+        // cleanup below, and a signal that arrives between two turns of the loop is kept, not lost.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let labels = HashMap::from([
             (LABEL.to_string(), "1".to_string()),
             (JOB_LABEL.to_string(), self.id.to_string()),
@@ -339,14 +345,12 @@ impl LocalJob<'_> {
         let multi_host = plan.hosts.len() > 1;
         let mut log = JobLog::create(&self.logs_path(), reporter)?;
         let mut all_exited = Box::pin(futures_util::future::join_all(waits));
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut stopped = false;
         let exits = loop {
             tokio::select! {
                 exits = &mut all_exited => break exits,
                 Some((host, line)) = lines_rx.recv() => log.line(multi_host.then_some(host.as_str()), &line),
-                _ = tokio::signal::ctrl_c(), if !stopped => {
+                _ = interrupt.recv(), if !stopped => {
                     stopped = true;
                     self.stop_all(docker, plan, reporter);
                 }

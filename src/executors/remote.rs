@@ -440,6 +440,8 @@ pub async fn wait(
     let mut seen = (Status::InProgress, String::new());
     let mut delay = first_delay;
     let mut stopping = false;
+    // Made once, before the loop: a Ctrl-C that arrives while DescribeTrainingJob runs is kept, not lost.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         let state = describe(sagemaker, job).await?;
         if (state.status, state.secondary.clone()) != seen {
@@ -458,7 +460,7 @@ pub async fn wait(
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = tokio::signal::ctrl_c(), if !stopping => {
+            _ = interrupt.recv(), if !stopping => {
                 if !stop_on_interrupt {
                     return Ok(WaitEnd::Detached);
                 }
