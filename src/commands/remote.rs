@@ -93,15 +93,7 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
     apply_dotenv(&dotenv);
     let aws = Aws::connect(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?;
 
-    if members.len() == 1 && members[0].auto_name.is_none() {
-        let task = settings
-            .task
-            .clone()
-            .with_overrides(&members[0].overrides)?;
-        let single = TrainSettings {
-            task,
-            ..settings.clone()
-        };
+    if let Some(single) = super::train::single_member(&settings, &members)? {
         let base = single.task.spec.name.clone();
         let submission = submit(
             &single,
@@ -367,14 +359,12 @@ async fn settle(
             store_in_progress(reservation, &record, &package, extra)
         }
         WaitEnd::Finished(state) => {
-            let hosts = record.hosts.len().max(1);
             complete(
                 aws,
                 &remote_job,
                 &state,
                 work.path(),
                 log,
-                hosts,
                 reservation,
                 record,
                 &package,
@@ -449,7 +439,6 @@ async fn complete(
     state: &remote::JobState,
     work: &Path,
     log: JobLog<'_>,
-    hosts: usize,
     reservation: crate::results::Reservation,
     record: JobRecord,
     package: &Package,
@@ -457,7 +446,7 @@ async fn complete(
     extra: serde_json::Value,
 ) -> super::train::MemberAnswer {
     let (model_dir, output_dir) = remote::collect(aws, remote_job, state, work, printer).await?;
-    let outcome = remote::outcome(state, log, record.started_at, hosts)?;
+    let outcome = remote::outcome(state, log, record.started_at, record.hosts.len().max(1))?;
     finish(
         reservation,
         record,
@@ -541,14 +530,12 @@ pub async fn fetch(prefix: &str, no_wait: bool, printer: &Printer) -> anyhow::Re
         return Ok(Exit::Success);
     }
     let reservation = store.rewrite(&record.id)?;
-    let hosts = record.hosts.len().max(1);
     let (json, text, status) = complete(
         &aws,
         &remote_job,
         &state,
         work.path(),
         log,
-        hosts,
         reservation,
         record,
         &package,

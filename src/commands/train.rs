@@ -214,6 +214,23 @@ pub fn say_reused(twin: &crate::results::Stored, reporter: &dyn Reporter) {
     );
 }
 
+/// When a run is no sweep: the settings of its one job, with any single-valued `--set` applied.
+pub fn single_member(
+    settings: &TrainSettings,
+    members: &[crate::sweep::Member],
+) -> anyhow::Result<Option<TrainSettings>> {
+    match members {
+        [only] if only.auto_name.is_none() => {
+            let task = settings.task.clone().with_overrides(&only.overrides)?;
+            Ok(Some(TrainSettings {
+                task,
+                ..settings.clone()
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// The sweep parameters: the task's `[sweep]`, with `--set` adding or replacing.
 pub fn sweep_parameters(settings: &TrainSettings, args: &TrainArgs) -> Vec<(String, Vec<String>)> {
     let mut parameters = settings.task.sweep.clone();
@@ -240,15 +257,7 @@ pub async fn run(
     )?;
     let parameters = sweep_parameters(&settings, &args);
     let members = crate::sweep::members(&parameters);
-    if members.len() == 1 && members[0].auto_name.is_none() {
-        let task = settings
-            .task
-            .clone()
-            .with_overrides(&members[0].overrides)?;
-        let single = TrainSettings {
-            task,
-            ..settings.clone()
-        };
+    if let Some(single) = single_member(&settings, &members)? {
         let ran = execute(&single, &single.task.spec.name, printer).await?;
         let (json, text, status) = ran.answer();
         if let Ran::Plan(plan) = &ran {
