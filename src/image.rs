@@ -110,6 +110,25 @@ pub fn check_static_entry(path: &Path) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// The hash of the entry binary, computed once per process and path (a sweep plans many images).
+fn entry_binary_hash(path: &Path) -> Result<String, ImageError> {
+    static HASHES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    if let Some((_, hash)) = HASHES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(p, _)| p == path)
+    {
+        return Ok(hash.clone());
+    }
+    let hash = sha256_file(path)?;
+    HASHES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((path.to_path_buf(), hash.clone()));
+    Ok(hash)
+}
+
 fn sha256_file(path: &Path) -> Result<String, ImageError> {
     let mut file = std::fs::File::open(path).map_err(|source| ImageError::Read {
         path: path.to_path_buf(),
@@ -194,7 +213,7 @@ pub fn plan(task: &Task, package: &Package, entry_binary: &Path) -> anyhow::Resu
     );
     let mut hasher = Sha256::new();
     hasher.update(dockerfile.as_bytes());
-    hasher.update(sha256_file(entry_binary)?.as_bytes());
+    hasher.update(entry_binary_hash(entry_binary)?.as_bytes());
     hasher.update(package.info.content_hash.as_bytes());
     if let Some((_, bytes)) = &requirements {
         hasher.update(bytes);

@@ -87,11 +87,6 @@ fn main() -> ExitCode {
             Command::Stop { id } => commands::remote::stop(&id, &printer)
                 .await
                 .map(|e| e as i32),
-            Command::Results(cli::ResultsCommand::Fetch { id, no_wait }) => {
-                commands::remote::fetch(&id, no_wait, &printer)
-                    .await
-                    .map(|e| e as i32)
-            }
             Command::Results(command) => commands::results::run(command, &printer)
                 .await
                 .map(|e| e as i32),

@@ -583,3 +583,26 @@ fn failed_runs_are_never_reused() {
     assert_eq!(second["reused"], false);
     assert_ne!(first["id"], second["id"]);
 }
+
+#[test]
+fn an_s3_channel_is_refused_in_attached_runs_and_nothing_is_stored() {
+    let sandbox = Sandbox::new();
+    let task = sandbox.command_task(
+        "s3data",
+        "print('never')\n",
+        "[channels]\ntraining = \"s3://some-bucket/data/\"\n",
+    );
+    let output = sandbox.run(&["train", "attached", task.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("channel `training` is in S3 (s3://some-bucket/data/); attached runs read local data only"), "{stderr}");
+    assert!(sandbox.result_zips().is_empty());
+    let leftovers: Vec<_> = std::fs::read_dir(sandbox.home().join("results"))
+        .map(|d| d.count())
+        .into_iter()
+        .collect();
+    assert!(
+        leftovers.iter().all(|n| *n == 0),
+        "no staging file left: {leftovers:?}"
+    );
+}

@@ -34,7 +34,7 @@ pub async fn run(command: ResultsCommand, printer: &Printer) -> anyhow::Result<E
         ResultsCommand::Compare { ids, task } => compare(&store, &ids, task.as_deref(), printer),
         ResultsCommand::Show { id } => show(&store, &id, printer),
         ResultsCommand::Open { id, to, max_bytes } => open(&store, &id, to, max_bytes, printer),
-        ResultsCommand::Fetch { .. } => unreachable!("dispatched to commands::remote"),
+        ResultsCommand::Fetch { id, no_wait } => super::remote::fetch(&id, no_wait, printer).await,
     }
 }
 

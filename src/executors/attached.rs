@@ -16,7 +16,7 @@ use crate::entry;
 use crate::package::Package;
 use crate::printer::Reporter;
 use crate::results::Status;
-use crate::task::{ChannelSource, Task};
+use crate::task::Task;
 
 pub struct AttachedJob<'a> {
     pub id: &'a str,
@@ -44,13 +44,7 @@ impl AttachedJob<'_> {
             .with_context(|| format!("creating the job root {}", layout.root.display()))?;
         let mut input_data_config = std::collections::BTreeMap::new();
         for (name, source) in &self.task.channels {
-            let ChannelSource::Local(path) = source else {
-                anyhow::bail!(
-                    "channel `{name}` is in S3 ({}); attached runs read local data only: download it and point \
-                     the channel at the local copy, or use `grounds train remote`",
-                    source.describe()
-                );
-            };
+            let path = super::local_channel(name, source, "attached")?;
             link_channel(path, &layout.channel_dir(name))?;
             input_data_config.insert(name.clone(), ChannelConfig::default());
         }
@@ -163,14 +157,7 @@ impl AttachedJob<'_> {
     }
 
     fn begin_stop(&self, pid: Option<i32>, reporter: &dyn Reporter) -> tokio::time::Instant {
-        reporter.stage(
-            "Stopping",
-            &format!(
-                "{} (SIGTERM, then SIGKILL after {}s)",
-                self.id,
-                self.grace.as_secs()
-            ),
-        );
+        super::stop_notice(self.id, self.grace, reporter);
         if let Some(pid) = pid {
             // SAFETY: kill(2) on the entry we spawned; SageMaker, too, signals only the entry.
             unsafe {

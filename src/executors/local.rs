@@ -126,13 +126,7 @@ impl LocalJob<'_> {
             let root = self.host_root(host);
             let mut mounts = vec![format!("{}:/opt/ml", root.display())];
             for (name, source) in &self.task.channels {
-                let ChannelSource::Local(path) = source else {
-                    anyhow::bail!(
-                        "channel `{name}` is in S3 ({}); local runs read local data only: download it and point \
-                         the channel at the local copy, or use `grounds train remote`",
-                        source.describe()
-                    );
-                };
+                let path = super::local_channel(name, source, "local")?;
                 let target = format!("/opt/ml/input/data/{name}");
                 if path.is_dir() {
                     mounts.push(format!("{}:{target}:ro", path.display()));
@@ -419,14 +413,7 @@ impl LocalJob<'_> {
 
     /// SIGTERM to every container, SIGKILL after the grace period, as `docker stop -t` does.
     fn stop_all(&self, docker: &Docker, plan: &LocalPlan, reporter: &dyn Reporter) {
-        reporter.stage(
-            "Stopping",
-            &format!(
-                "{} (SIGTERM, then SIGKILL after {}s)",
-                self.id,
-                self.grace.as_secs()
-            ),
-        );
+        super::stop_notice(self.id, self.grace, reporter);
         for host in &plan.hosts {
             let docker = docker.clone();
             let name = host.container.clone();

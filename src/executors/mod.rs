@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::metrics::Metrics;
 use crate::printer::Reporter;
 use crate::results::Status;
+use crate::task::ChannelSource;
 
 /// What a run of a job came to.
 #[derive(Debug)]
@@ -25,6 +26,29 @@ pub struct Outcome {
     pub ended_at: DateTime<Utc>,
     pub metrics: Metrics,
     pub hosts: Vec<String>,
+}
+
+/// The local path of a channel, or an error for an `s3://` channel, which only remote runs can read.
+pub fn local_channel<'a>(
+    name: &str,
+    source: &'a ChannelSource,
+    mode: &str,
+) -> anyhow::Result<&'a std::path::Path> {
+    match source {
+        ChannelSource::Local(path) => Ok(path),
+        ChannelSource::S3(uri) => anyhow::bail!(
+            "channel `{name}` is in S3 ({uri}); {mode} runs read local data only: download it and point the \
+             channel at the local copy, or use `grounds train remote`"
+        ),
+    }
+}
+
+/// What is said when a job is being stopped.
+pub fn stop_notice(id: &str, grace: std::time::Duration, reporter: &dyn Reporter) {
+    reporter.stage(
+        "Stopping",
+        &format!("{id} (SIGTERM, then SIGKILL after {}s)", grace.as_secs()),
+    );
 }
 
 /// The failure reason of a job the user stopped, keeping what the job itself said.
