@@ -47,16 +47,16 @@ pub enum UnpackError {
         count: usize,
         limit: usize,
     },
-    #[error("{archive} is not a readable zip file: {source}")]
+    #[error("{archive} is not a readable zip file: {error}")]
     Zip {
         archive: String,
-        source: ::zip::result::ZipError,
+        error: ::zip::result::ZipError,
     },
-    #[error("unpacking {archive} into {dest}: {source}")]
+    #[error("unpacking {archive} into {dest}: {error}")]
     Io {
         archive: String,
         dest: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -65,6 +65,9 @@ pub struct DeterministicZip<W: Write + Seek> {
     writer: ZipWriter<W>,
 }
 
+/// Entries this large need the zip64 format; smaller ones are written without it, as before.
+const ZIP64_FROM: u64 = 0xFFFF_FFFF;
+
 impl<W: Write + Seek> DeterministicZip<W> {
     pub fn new(inner: W) -> Self {
         DeterministicZip {
@@ -72,12 +75,12 @@ impl<W: Write + Seek> DeterministicZip<W> {
         }
     }
 
-    fn options(executable: bool) -> SimpleFileOptions {
+    fn options(executable: bool, size: u64) -> SimpleFileOptions {
         SimpleFileOptions::default()
             .compression_method(CompressionMethod::Deflated)
             .last_modified_time(DateTime::default())
             .unix_permissions(if executable { 0o755 } else { 0o644 })
-            .large_file(false)
+            .large_file(size >= ZIP64_FROM)
     }
 
     pub fn add(
@@ -86,26 +89,57 @@ impl<W: Write + Seek> DeterministicZip<W> {
         bytes: &[u8],
         executable: bool,
     ) -> ::zip::result::ZipResult<()> {
-        self.writer.start_file(name, Self::options(executable))?;
+        self.writer
+            .start_file(name, Self::options(executable, bytes.len() as u64))?;
         self.writer.write_all(bytes)?;
         Ok(())
     }
 
-    /// Streams a file from disk into the archive (for results, whose files may be large).
-    pub fn add_file(&mut self, name: &str, path: &Path) -> ::zip::result::ZipResult<()> {
-        let options = Self::options(is_executable(path)).large_file(true);
-        self.writer.start_file(name, options)?;
-        let mut file = std::fs::File::open(path)?;
-        std::io::copy(&mut file, &mut self.writer)?;
-        Ok(())
+    /// Streams `size` bytes (as far as known: a larger stream is written with zip64 too) from `reader`
+    /// into a new entry. On a read error the entry is taken out again and the archive stays whole.
+    pub fn add_reader(
+        &mut self,
+        name: &str,
+        reader: &mut dyn Read,
+        size: u64,
+        executable: bool,
+    ) -> Result<u64, AddError> {
+        self.writer
+            .start_file(name, Self::options(executable, size))
+            .map_err(AddError::Zip)?;
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut copied: u64 = 0;
+        loop {
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.writer.abort_file().map_err(AddError::Zip)?;
+                    return Err(AddError::Read(e));
+                }
+            };
+            if copied + n as u64 >= ZIP64_FROM && size < ZIP64_FROM {
+                // The file grew past what a plain entry can hold: it cannot be stored as it is now.
+                self.writer.abort_file().map_err(AddError::Zip)?;
+                return Err(AddError::Read(std::io::Error::other(
+                    "it grew beyond 4 GiB while it was being stored",
+                )));
+            }
+            self.writer
+                .write_all(&buffer[..n])
+                .map_err(|e| AddError::Zip(e.into()))?;
+            copied += n as u64;
+        }
+        Ok(copied)
     }
 
-    /// Adds every file below `dir` under `prefix/`, in sorted order; symlinks are followed.
-    pub fn add_tree(&mut self, prefix: &str, dir: &Path) -> ::zip::result::ZipResult<()> {
-        for (relative, path) in files_below(dir)? {
-            self.add_file(&format!("{prefix}/{relative}"), &path)?;
-        }
-        Ok(())
+    /// A symbolic link entry with a relative target.
+    pub fn add_symlink(&mut self, name: &str, target: &str) -> ::zip::result::ZipResult<()> {
+        let options = SimpleFileOptions::default()
+            .last_modified_time(DateTime::default())
+            .unix_permissions(0o777);
+        self.writer.add_symlink(name, target, options)
     }
 
     pub fn finish(self) -> ::zip::result::ZipResult<W> {
@@ -113,19 +147,63 @@ impl<W: Write + Seek> DeterministicZip<W> {
     }
 }
 
-/// Every regular file below `dir` (following symlinks), as (`a/b.txt`, full path), sorted by name.
-pub fn files_below(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+/// Why a streamed entry could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    /// Reading the source failed; the entry was taken out and the archive can go on.
+    #[error("{0}")]
+    Read(std::io::Error),
+    /// Writing the archive failed; it cannot go on.
+    #[error("writing the archive: {0}")]
+    Zip(::zip::result::ZipError),
+}
+
+/// A file or link below a data folder that cannot be read as data, named.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct FilesBelowError {
+    pub path: PathBuf,
+    pub problem: String,
+}
+
+/// Every regular file below `dir` (following symbolic links, as data folders are read), as
+/// (`a/b.txt`, full path), sorted by name. A dangling link, a link loop or a folder that cannot be read
+/// is an error that names it.
+pub fn files_below(dir: &Path) -> Result<Vec<(String, PathBuf)>, FilesBelowError> {
     let mut found = Vec::new();
     if dir.exists() {
-        walk(dir, "", &mut found)?;
+        let mut ancestors = Vec::new();
+        walk(dir, "", &mut ancestors, &mut found)?;
     }
     found.sort();
     Ok(found)
 }
 
-fn walk(dir: &Path, prefix: &str, found: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    ancestors: &mut Vec<(u64, u64)>,
+    found: &mut Vec<(String, PathBuf)>,
+) -> Result<(), FilesBelowError> {
+    use std::os::unix::fs::MetadataExt;
+    let problem = |path: &Path, problem: String| FilesBelowError {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| problem(dir, format!("cannot be read ({e})")))?;
+    let identity = (meta.dev(), meta.ino());
+    if ancestors.contains(&identity) {
+        return Err(problem(
+            dir,
+            "is a link back to a folder above it (a loop): remove the link".into(),
+        ));
+    }
+    ancestors.push(identity);
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| problem(dir, format!("cannot be read ({e})")))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| problem(dir, format!("cannot be read ({e})")))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let relative = if prefix.is_empty() {
             name
@@ -133,22 +211,32 @@ fn walk(dir: &Path, prefix: &str, found: &mut Vec<(String, PathBuf)>) -> std::io
             format!("{prefix}/{name}")
         };
         let path = entry.path();
-        let meta = std::fs::metadata(&path)?;
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) => {
+                let why = match std::fs::read_link(&path) {
+                    Ok(target) if e.kind() == std::io::ErrorKind::NotFound => format!(
+                        "is a symbolic link to {}, which does not exist: remove the link or restore \
+                         its target",
+                        target.display()
+                    ),
+                    Ok(target) => format!(
+                        "is a symbolic link to {} that cannot be followed ({e})",
+                        target.display()
+                    ),
+                    Err(_) => format!("cannot be read ({e})"),
+                };
+                return Err(problem(&path, why));
+            }
+        };
         if meta.is_dir() {
-            walk(&path, &relative, found)?;
+            walk(&path, &relative, ancestors, found)?;
         } else if meta.is_file() {
             found.push((relative, path));
         }
     }
+    ancestors.pop();
     Ok(())
-}
-
-#[cfg(unix)]
-pub fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
 
 /// Why an entry name is unsafe to unpack, if it is.
@@ -176,19 +264,72 @@ fn unsafe_reason(name: &str) -> Option<&'static str> {
     None
 }
 
-/// Unpacks entries under `only` (a prefix like `code/`, stripped; or everything with `""`) into `dest`,
-/// after checking every entry. Either all of it is written, or nothing is left in `dest`'s place.
-pub fn unpack<R: Read + Seek>(
+/// The longest symbolic link target an archive may hold.
+const LINK_TARGET_MAX: u64 = 4096;
+
+/// Why a link entry's target is unsafe, if it is: it must be relative, and walked from the link's folder
+/// it must stay inside the archive and pass through no other link (whose own target would then decide
+/// where `..` leads).
+fn unsafe_link_reason(
+    name: &str,
+    target: &str,
+    links: &std::collections::BTreeSet<String>,
+) -> Option<&'static str> {
+    if target.is_empty() || target.contains('\0') {
+        return Some("is a symbolic link with an empty or NUL-holding target");
+    }
+    if target.starts_with('/') || target.starts_with('\\') || target.get(1..2) == Some(":") {
+        return Some("is a symbolic link to an absolute path");
+    }
+    let mut stack: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
+    stack.pop();
+    let parts: Vec<&str> = target.split(['/', '\\']).collect();
+    for (index, part) in parts.iter().enumerate() {
+        match *part {
+            "" | "." => {}
+            ".." => {
+                if stack.pop().is_none() {
+                    return Some("is a symbolic link that leads out of the folder");
+                }
+            }
+            normal => {
+                stack.push(normal);
+                let is_last = parts[index + 1..].iter().all(|p| p.is_empty() || *p == ".");
+                if !is_last && links.contains(&stack.join("/")) {
+                    return Some("is a symbolic link through another symbolic link");
+                }
+            }
+        }
+    }
+    None
+}
+
+/// An archive checked and unpacked into a fresh folder beside where it is going.
+pub struct Staged {
+    pub dir: tempfile::TempDir,
+    pub written: u64,
+}
+
+/// Unpacks entries under `only` (a prefix like `code/`, stripped; or everything with `""`) into a new
+/// hidden folder in `parent`, after checking every entry: names that would land outside (absolute, `..`),
+/// links that would lead outside or that other entries lie below, duplicates, and the bounds. The folder
+/// is removed again when the result is dropped, so a failure leaves nothing behind.
+pub fn unpack_staged<R: Read + Seek>(
     reader: R,
     archive_name: &str,
     only: &str,
-    dest: &Path,
+    parent: &Path,
     limits: Limits,
-) -> Result<u64, UnpackError> {
+) -> Result<Staged, UnpackError> {
     let archive = archive_name.to_string();
-    let zip_err = |source| UnpackError::Zip {
+    let zip_err = |error| UnpackError::Zip {
         archive: archive.clone(),
-        source,
+        error,
+    };
+    let unsafe_entry = |entry: &str, reason: &'static str| UnpackError::UnsafeEntry {
+        archive: archive.clone(),
+        entry: entry.to_string(),
+        reason,
     };
     let mut zip = ZipArchive::new(reader).map_err(zip_err)?;
     if zip.len() > limits.max_entries {
@@ -200,31 +341,32 @@ pub fn unpack<R: Read + Seek>(
     }
     let mut declared: u64 = 0;
     let mut selected = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    let mut links = std::collections::BTreeSet::new();
     for index in 0..zip.len() {
         let file = zip.by_index_raw(index).map_err(zip_err)?;
         let name = file.name().to_string();
         if let Some(reason) = unsafe_reason(&name) {
-            return Err(UnpackError::UnsafeEntry {
-                archive,
-                entry: name,
-                reason,
-            });
-        }
-        let is_symlink = file
-            .unix_mode()
-            .is_some_and(|mode| mode & 0o170000 == 0o120000);
-        if is_symlink {
-            return Err(UnpackError::UnsafeEntry {
-                archive,
-                entry: name,
-                reason: "is a symbolic link",
-            });
+            return Err(unsafe_entry(&name, reason));
         }
         let Some(relative) = name.strip_prefix(only) else {
             continue;
         };
+        let relative = relative.trim_end_matches('/').to_string();
         if relative.is_empty() {
             continue;
+        }
+        let is_link = file
+            .unix_mode()
+            .is_some_and(|mode| mode & 0o170000 == 0o120000);
+        if is_link && file.size() > LINK_TARGET_MAX {
+            return Err(unsafe_entry(&name, "is a symbolic link with an overlong target"));
+        }
+        if !names.insert(relative.clone()) {
+            return Err(unsafe_entry(&name, "appears twice"));
+        }
+        if is_link {
+            links.insert(relative.clone());
         }
         declared = declared.saturating_add(file.size());
         if declared > limits.max_bytes {
@@ -233,39 +375,61 @@ pub fn unpack<R: Read + Seek>(
                 limit: limits.max_bytes,
             });
         }
-        selected.push((index, relative.to_string(), file.is_dir()));
+        selected.push((index, name, relative, file.is_dir(), is_link));
+    }
+    // Nothing may be written through a link: no entry lies below one.
+    for (_, name, relative, _, _) in &selected {
+        let mut prefix = String::new();
+        for part in relative.split('/') {
+            if !prefix.is_empty() && links.contains(&prefix) {
+                return Err(unsafe_entry(name, "lies below a symbolic link"));
+            }
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+        }
     }
 
-    let io_err = |dest: &Path, source| UnpackError::Io {
+    let io_err = |dest: &Path, error| UnpackError::Io {
         archive: archive_name.to_string(),
         dest: dest.to_path_buf(),
-        source,
+        error,
     };
-    let parent = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
     let staging = tempfile::Builder::new()
         .prefix(".unpacking-")
         .tempdir_in(parent)
         .map_err(|e| io_err(parent, e))?;
     let mut written: u64 = 0;
-    for (index, relative, is_dir) in selected {
+    let mut link_targets = Vec::new();
+    for (index, name, relative, is_dir, is_link) in selected {
         let target = staging.path().join(&relative);
         if is_dir {
             std::fs::create_dir_all(&target).map_err(|e| io_err(&target, e))?;
             continue;
         }
+        let mut file = zip.by_index(index).map_err(zip_err)?;
+        if is_link {
+            let mut text = String::new();
+            (&mut file)
+                .take(LINK_TARGET_MAX)
+                .read_to_string(&mut text)
+                .map_err(|e| io_err(&target, e))?;
+            if let Some(reason) = unsafe_link_reason(&relative, &text, &links) {
+                return Err(unsafe_entry(&name, reason));
+            }
+            link_targets.push((target, text));
+            continue;
+        }
         if let Some(dir) = target.parent() {
             std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         }
-        let mut file = zip.by_index(index).map_err(zip_err)?;
         let mode = file.unix_mode();
         let mut out = std::fs::File::create(&target).map_err(|e| io_err(&target, e))?;
         // Declared sizes can lie: count what really comes out.
-        let budget = limits.max_bytes - written;
-        let copied = std::io::copy(&mut (&mut file).take(budget + 1), &mut out)
+        let budget = limits.max_bytes.saturating_sub(written);
+        let copied = std::io::copy(&mut (&mut file).take(budget.saturating_add(1)), &mut out)
             .map_err(|e| io_err(&target, e))?;
         if copied > budget {
             return Err(UnpackError::TooLarge {
@@ -282,28 +446,81 @@ pub fn unpack<R: Read + Seek>(
             std::fs::set_permissions(&target, perms).map_err(|e| io_err(&target, e))?;
         }
     }
-    let staged = staging.keep();
-    if dest.exists() {
-        std::fs::remove_dir_all(dest).map_err(|e| io_err(dest, e))?;
+    // Links last, once everything they may point at is in place.
+    for (target, text) in link_targets {
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        }
+        std::os::unix::fs::symlink(&text, &target).map_err(|e| io_err(&target, e))?;
     }
-    std::fs::rename(&staged, dest).map_err(|e| io_err(dest, e))?;
-    Ok(written)
+    Ok(Staged {
+        dir: staging,
+        written,
+    })
 }
 
-/// Reads one entry of a zip into memory; `None` when it is not there.
+/// Unpacks entries under `only` (see [`unpack_staged`]) into `dest`, replacing what is there. Either all
+/// of it is written, or nothing is changed and nothing is left beside it.
+pub fn unpack<R: Read + Seek>(
+    reader: R,
+    archive_name: &str,
+    only: &str,
+    dest: &Path,
+    limits: Limits,
+) -> Result<u64, UnpackError> {
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let staged = unpack_staged(reader, archive_name, only, parent, limits)?;
+    let io_err = |error| UnpackError::Io {
+        archive: archive_name.to_string(),
+        dest: dest.to_path_buf(),
+        error,
+    };
+    match std::fs::symlink_metadata(dest) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(dest).map_err(io_err)?,
+        Ok(_) => std::fs::remove_file(dest).map_err(io_err)?,
+        Err(_) => {}
+    }
+    std::fs::rename(staged.dir.path(), dest).map_err(io_err)?;
+    // Renamed away: nothing is left for the drop to remove.
+    let _ = staged.dir.keep();
+    Ok(staged.written)
+}
+
+/// Reads one entry of a zip into memory, at most `max` bytes of it whatever its header claims; `None`
+/// when it is not there.
 pub fn read_entry<R: Read + Seek>(
     zip: &mut ZipArchive<R>,
     name: &str,
-) -> ::zip::result::ZipResult<Option<Vec<u8>>> {
+    max: u64,
+) -> Result<Option<Vec<u8>>, ReadEntryError> {
     match zip.by_name(name) {
-        Ok(mut file) => {
-            let mut bytes = Vec::with_capacity(file.size() as usize);
-            file.read_to_end(&mut bytes)?;
+        Ok(file) => {
+            let mut bytes = Vec::new();
+            file.take(max.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .map_err(|e| ReadEntryError::Zip(e.into()))?;
+            if bytes.len() as u64 > max {
+                return Err(ReadEntryError::TooLarge {
+                    name: name.to_string(),
+                    max,
+                });
+            }
             Ok(Some(bytes))
         }
         Err(::zip::result::ZipError::FileNotFound) => Ok(None),
-        Err(e) => Err(e),
+        Err(e) => Err(ReadEntryError::Zip(e)),
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadEntryError {
+    #[error("{name} is larger than the {max} bytes it may have")]
+    TooLarge { name: String, max: u64 },
+    #[error(transparent)]
+    Zip(::zip::result::ZipError),
 }
 
 #[cfg(test)]
@@ -361,23 +578,52 @@ mod tests {
         }
     }
 
+    fn zip_with_links(entries: &[(&str, &[u8])], links: &[(&str, &str)]) -> Vec<u8> {
+        let mut zip = DeterministicZip::new(Cursor::new(Vec::new()));
+        for (name, bytes) in entries {
+            zip.add(name, bytes, false).unwrap();
+        }
+        for (name, target) in links {
+            zip.add_symlink(name, target).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
     #[test]
-    fn refuses_symlinks() {
-        let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
-        writer
-            .add_symlink("link", "/etc/passwd", SimpleFileOptions::default())
-            .unwrap();
-        let bytes = writer.finish().unwrap().into_inner();
+    fn links_that_stay_inside_are_unpacked_and_others_refused() {
+        let good = zip_with_links(
+            &[("model/ckpt/3.bin", b"w"), ("output/data/p.csv", b"p")],
+            &[("model/latest", "ckpt/3.bin"), ("model/preds", "../output/data/p.csv")],
+        );
         let dir = tempfile::tempdir().unwrap();
-        let err = unpack(
-            Cursor::new(bytes),
-            "l.zip",
-            "",
-            &dir.path().join("o"),
-            Limits::default(),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("symbolic link"), "{err}");
+        let dest = dir.path().join("o");
+        unpack(Cursor::new(good), "g.zip", "", &dest, Limits::default()).unwrap();
+        assert_eq!(std::fs::read(dest.join("model/latest")).unwrap(), b"w");
+        assert_eq!(std::fs::read_link(dest.join("model/preds")).unwrap(), Path::new("../output/data/p.csv"));
+        for (links, entries, why) in [
+            (vec![("link", "/etc/passwd")], vec![], "absolute"),
+            (vec![("a/link", "../../etc/passwd")], vec![], "leads out"),
+            (vec![("here", "."), ("up", "here/..")], vec![], "through another"),
+            (vec![("d", "sub")], vec![("d/evil", b"x" as &[u8])], "below a symbolic link"),
+        ] {
+            let bytes = zip_with_links(&entries, &links);
+            let dir = tempfile::tempdir().unwrap();
+            let err = unpack(Cursor::new(bytes), "l.zip", "", &dir.path().join("o"), Limits::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{why}: {err}");
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left: {why}");
+        }
+    }
+
+    #[test]
+    fn read_entry_does_not_trust_the_declared_size() {
+        let bytes = zip_with(&[("job.json", &[b' '; 5000])]);
+        let mut zip = ZipArchive::new(Cursor::new(bytes)).unwrap();
+        assert!(read_entry(&mut zip, "job.json", 10_000).unwrap().is_some());
+        let err = read_entry(&mut zip, "job.json", 100).unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
+        assert!(read_entry(&mut zip, "nope", 100).unwrap().is_none());
     }
 
     #[test]

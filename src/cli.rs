@@ -109,6 +109,9 @@ fn parse_user(text: &str) -> Result<(u32, u32), String> {
     }
 }
 
+/// The longest grace a stopped job may get: an hour (SageMaker gives 120 seconds).
+pub const MAX_GRACE: u64 = 3600;
+
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     /// The task file (TOML).
@@ -119,8 +122,8 @@ pub struct TrainArgs {
     /// Print the resolved plan as JSON and run nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Seconds a stopped job gets between SIGTERM and SIGKILL.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    /// Seconds a stopped job gets between SIGTERM and SIGKILL (at most 3600).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_GRACE))]
     pub grace: u64,
     /// Sweep a hyperparameter: --set name=v1,v2 (repeatable); every combination runs as its own job.
     #[arg(long = "set", value_name = "NAME=V1,V2", value_parser = crate::sweep::parse_set)]

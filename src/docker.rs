@@ -7,6 +7,8 @@ use bollard::Docker;
 /// Every container and network grounds creates carries this label, so leftovers can be found.
 pub const LABEL: &str = "grounds";
 pub const JOB_LABEL: &str = "grounds.job";
+/// The process that created a container or network (see [`crate::owner::Owner`]).
+pub const OWNER_LABEL: &str = "grounds.owner";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -71,4 +73,63 @@ pub async fn image_exists(docker: &Docker, name: &str) -> Result<bool, DockerErr
         }) => Ok(false),
         Err(e) => Err(call_error(&format!("inspect image {name}"), e)),
     }
+}
+
+/// Removes the containers and networks whose owner (the grounds process that created them) is gone: a
+/// run that was killed (`kill -9`, a crash, a closed machine) could not clean up after itself. Returns
+/// the names removed.
+pub async fn remove_orphans(docker: &Docker) -> Vec<String> {
+    use bollard::query_parameters::{
+        ListContainersOptions, ListNetworksOptions, RemoveContainerOptionsBuilder,
+    };
+    use std::collections::HashMap;
+    let filters = HashMap::from([("label".to_string(), vec![OWNER_LABEL.to_string()])]);
+    let orphaned = |labels: Option<&HashMap<String, String>>| {
+        labels
+            .and_then(|l| l.get(OWNER_LABEL))
+            .and_then(|owner| crate::owner::Owner::parse(owner))
+            .is_some_and(|owner| owner.is_gone())
+    };
+    let mut removed = Vec::new();
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_or_default();
+    for container in containers {
+        if !orphaned(container.labels.as_ref()) {
+            continue;
+        }
+        let Some(id) = container.id else { continue };
+        let name = container
+            .names
+            .and_then(|n| n.first().cloned())
+            .unwrap_or_else(|| id.clone());
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        if docker.remove_container(&id, Some(options)).await.is_ok() {
+            removed.push(name.trim_start_matches('/').to_string());
+        }
+    }
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filters),
+        }))
+        .await
+        .unwrap_or_default();
+    for network in networks {
+        if !orphaned(network.labels.as_ref()) {
+            continue;
+        }
+        let Some(name) = network.name else { continue };
+        if docker.remove_network(&name).await.is_ok() {
+            removed.push(name);
+        }
+    }
+    removed
 }

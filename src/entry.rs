@@ -9,13 +9,16 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::archive::{self, Limits};
 use crate::contract::{self, Host, JobConfig, Layout};
+use crate::lines::LineSplitter;
 use crate::package::{self, CODE_PREFIX};
+use crate::signals::{self, StopSignals};
 use crate::task::{CommandSpec, Runner, TaskSpec};
 
 /// Where the package lies in an image.
@@ -24,6 +27,10 @@ pub const PACKAGE_ENV: &str = "GROUNDS_PACKAGE";
 /// SageMaker shows this many bytes of the failure file as FailureReason.
 pub const FAILURE_REASON_MAX: usize = 1024;
 const STDERR_TAIL_LINES: usize = 20;
+/// What the job's background processes get between SIGTERM and SIGKILL once its main process has exited.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
+/// How long the job's output pipes are read after every process of the job has ended.
+const DRAIN: Duration = Duration::from_secs(2);
 
 pub struct EntryArgs {
     pub root: PathBuf,
@@ -66,16 +73,18 @@ pub async fn run(args: EntryArgs) -> i32 {
 async fn run_job(args: &EntryArgs, layout: &Layout) -> anyhow::Result<i32> {
     let config =
         JobConfig::read(layout).context("reading the job's configuration under input/config")?;
-    let bytes = std::fs::read(&args.package).with_context(|| {
-        format!(
-            "reading the package {} (set {PACKAGE_ENV} to where it is)",
-            args.package.display()
-        )
-    })?;
-    let (spec, info) = package::read_manifest(&bytes)?;
+    let open = || {
+        std::fs::File::open(&args.package).with_context(|| {
+            format!(
+                "reading the package {} (set {PACKAGE_ENV} to where it is)",
+                args.package.display()
+            )
+        })
+    };
+    let (spec, info) = package::read_manifest(std::io::BufReader::new(open()?))?;
     let code_dir = layout.code_dir();
     archive::unpack(
-        std::io::Cursor::new(&bytes),
+        std::io::BufReader::new(open()?),
         &args.package.display().to_string(),
         CODE_PREFIX,
         &code_dir,
@@ -93,7 +102,7 @@ async fn run_job(args: &EntryArgs, layout: &Layout) -> anyhow::Result<i32> {
         "job {job_name}: package {} {} ({}) on {}",
         info.name,
         info.version,
-        &info.content_hash[..19.min(info.content_hash.len())],
+        info.content_hash.chars().take(19).collect::<String>(),
         config.resource_config.current_host
     ));
     let host = Host {
@@ -106,8 +115,21 @@ async fn run_job(args: &EntryArgs, layout: &Layout) -> anyhow::Result<i32> {
     match &spec.runner {
         Runner::Command(command) => run_command(layout, &config, &host, &spec, command).await,
         Runner::Builtin(builtin) => {
-            crate::builtin::run(builtin, layout, &config)?;
-            Ok(0)
+            // The builtin runs in this process: SIGTERM (which PID 1 would otherwise ignore) stops it at
+            // its next safe point, as a stopped program's would.
+            signals::install_stop_flag();
+            match crate::builtin::run(builtin, layout, &config) {
+                Ok(()) => Ok(0),
+                Err(error) => match error.downcast_ref::<signals::Stopped>() {
+                    Some(stopped) => {
+                        let reason = format!("The builtin task was {stopped}.");
+                        say(&reason);
+                        write_failure(layout, &reason);
+                        Ok(128 + stopped.signal)
+                    }
+                    None => Err(error),
+                },
+            }
         }
     }
 }
@@ -120,21 +142,22 @@ async fn run_command(
     command: &CommandSpec,
 ) -> anyhow::Result<i32> {
     let code_dir = layout.code_dir();
-    let module = command
-        .run
+    let Some((first, rest)) = command.run.split_first() else {
+        anyhow::bail!("the package's task.json has an empty `run`: nothing to start");
+    };
+    let module = rest
         .iter()
-        .skip(1)
         .find(|a| !a.starts_with('-'))
         .cloned()
-        .unwrap_or_else(|| command.run[0].clone());
+        .unwrap_or_else(|| first.clone());
     let env = contract::environment(layout, config, host, &module);
-    let mut program = PathBuf::from(&command.run[0]);
+    let mut program = PathBuf::from(first);
     if program.is_relative() && program.components().count() > 1 {
         program = code_dir.join(program);
     }
-    let mut argv: Vec<String> = command.run[1..].to_vec();
+    let mut argv: Vec<String> = rest.to_vec();
     argv.extend(contract::hyperparameter_args(&config.hyperparameters));
-    let shown = std::iter::once(command.run[0].clone())
+    let shown = std::iter::once(first.clone())
         .chain(argv.iter().cloned())
         .collect::<Vec<_>>()
         .join(" ");
@@ -155,6 +178,12 @@ async fn run_command(
     for (key, value) in &spec.container.env {
         child_command.env(key, value);
     }
+    // Orphans of the job (`cmd &`, `setsid`, daemons) stay below the entry, so they can be ended with it.
+    if let Err(e) = crate::proctree::become_subreaper() {
+        say(&format!("warning: cannot keep the job's background processes below the entry: {e}"));
+    }
+    // Listening before the job starts: a stop that comes at once is forwarded, not lost.
+    let mut stops = StopSignals::listen()?;
     let mut child = match child_command.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -165,27 +194,39 @@ async fn run_command(
                 std::io::ErrorKind::PermissionDenied => (126, "is not executable"),
                 _ => (126, "could not be started"),
             };
-            let reason = format!("program `{}` {why}: {e}", command.run[0]);
+            let reason = format!("program `{first}` {why}: {e}");
             say(&format!("error: {reason}"));
             write_failure(layout, &reason);
             return Ok(code);
         }
     };
     let pid = child.id().map(|p| p as i32);
-    let stdout = pass_through(child.stdout.take().expect("piped"), false);
-    let stderr = pass_through(child.stderr.take().expect("piped"), true);
+    let (Some(child_out), Some(child_err)) = (child.stdout.take(), child.stderr.take()) else {
+        anyhow::bail!("the job's output could not be captured");
+    };
+    let stdout = pass_through(child_out, false);
+    let stderr = pass_through(child_err, true);
 
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let status = loop {
         tokio::select! {
             status = child.wait() => break status?,
-            _ = terminate.recv() => forward(pid, libc::SIGTERM),
-            _ = interrupt.recv() => forward(pid, libc::SIGINT),
+            signal = stops.recv() => forward(pid, if signal == libc::SIGINT { libc::SIGINT } else { libc::SIGTERM }),
         }
     };
-    let _ = stdout.await;
-    let tail = stderr.await.unwrap_or_default();
+    // SageMaker ends a job when its main process exits: what it left running goes too.
+    let me = std::process::id() as i32;
+    let left = crate::proctree::end_descendants(me, LEFTOVER_GRACE, true).await;
+    if left > 0 {
+        say(&format!(
+            "the job's main process has exited; {left} process(es) it left running were stopped"
+        ));
+    }
+    // Every writer of the pipes is gone now; a pipe held open elsewhere is not waited on forever.
+    let _ = tokio::time::timeout(DRAIN, stdout).await;
+    let tail = match tokio::time::timeout(DRAIN, stderr).await {
+        Ok(Ok(tail)) => tail,
+        _ => Vec::new(),
+    };
 
     use std::os::unix::process::ExitStatusExt;
     let code = match (status.code(), status.signal()) {
@@ -195,7 +236,7 @@ async fn run_command(
     };
     if code != 0 {
         let how = match status.signal() {
-            Some(signal) => format!("was killed by signal {signal} ({})", signal_name(signal)),
+            Some(signal) => format!("was killed by signal {signal} ({})", signals::name(signal)),
             None => format!("exited with code {code}"),
         };
         let head = format!("Command `{shown}` {how}.");
@@ -207,7 +248,7 @@ async fn run_command(
 
 fn forward(pid: Option<i32>, signal: i32) {
     if let Some(pid) = pid {
-        say(&format!("forwarding {} to the job", signal_name(signal)));
+        say(&format!("forwarding {} to the job", signals::name(signal)));
         // SAFETY: kill(2) with a pid we spawned and have not yet reaped.
         unsafe {
             libc::kill(pid, signal);
@@ -215,47 +256,55 @@ fn forward(pid: Option<i32>, signal: i32) {
     }
 }
 
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGINT => "SIGINT",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGABRT => "SIGABRT",
-        _ => "signal",
-    }
-}
-
-/// Copies a child's stream to ours line by line as it comes; keeps the last lines of stderr.
+/// Copies a child's stream to ours as it comes, whatever its lines' lengths; keeps the last lines of
+/// stderr (each at most a piece long) for the failure reason.
 fn pass_through<R: AsyncRead + Unpin + Send + 'static>(
-    stream: R,
+    mut stream: R,
     is_stderr: bool,
 ) -> tokio::task::JoinHandle<Vec<String>> {
     tokio::spawn(async move {
-        let mut reader = BufReader::new(stream);
-        let mut line = Vec::new();
-        let mut tail = VecDeque::new();
-        while let Ok(n) = reader.read_until(b'\n', &mut line).await {
-            if n == 0 {
-                break;
-            }
-            if !line.ends_with(b"\n") {
-                line.push(b'\n');
-            }
-            if is_stderr {
-                let mut err = std::io::stderr().lock();
-                let _ = err.write_all(&line);
-                let _ = err.flush();
-                tail.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut splitter = LineSplitter::new();
+        let mut tail: VecDeque<String> = VecDeque::new();
+        let keep = |piece: crate::lines::Piece, tail: &mut VecDeque<String>| {
+            if piece.starts_line {
+                tail.push_back(piece.text().trim_end().to_string());
                 if tail.len() > STDERR_TAIL_LINES {
                     tail.pop_front();
                 }
+            }
+        };
+        let mut at_line_start = true;
+        loop {
+            let n = match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let chunk = &buffer[..n];
+            at_line_start = chunk.ends_with(b"\n");
+            if is_stderr {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(chunk);
+                let _ = err.flush();
+                for piece in splitter.push(chunk) {
+                    keep(piece, &mut tail);
+                }
             } else {
                 let mut out = std::io::stdout().lock();
-                let _ = out.write_all(&line);
+                let _ = out.write_all(chunk);
                 let _ = out.flush();
             }
-            line.clear();
+        }
+        if let Some(piece) = splitter.finish() {
+            keep(piece, &mut tail);
+        }
+        if !at_line_start {
+            // The stream ended without a newline: end the line so what follows starts on its own.
+            if is_stderr {
+                let _ = std::io::stderr().lock().write_all(b"\n");
+            } else {
+                let _ = std::io::stdout().lock().write_all(b"\n");
+            }
         }
         tail.into_iter().collect()
     })

@@ -30,8 +30,7 @@ pub fn fingerprint(
         match source {
             ChannelSource::S3(uri) => hasher.update(uri.as_bytes()),
             ChannelSource::Local(path) => hasher.update(
-                content_hash(path)
-                    .with_context(|| format!("reading channel `{name}` at {}", path.display()))?,
+                content_hash(path).with_context(|| format!("channel `{name}`"))?,
             ),
         }
     }
@@ -39,7 +38,7 @@ pub fn fingerprint(
 }
 
 /// A hash of a file, or of every file below a folder with its relative name.
-pub fn content_hash(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+pub fn content_hash(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
     let files = if path.is_dir() {
         archive::files_below(path)?
     } else {
@@ -54,9 +53,12 @@ pub fn content_hash(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
     for (relative, full) in files {
         hasher.update(relative.as_bytes());
         hasher.update([0]);
-        let mut file = std::fs::File::open(&full)?;
+        let mut file =
+            std::fs::File::open(&full).with_context(|| format!("reading {}", full.display()))?;
         loop {
-            let n = file.read(&mut buffer)?;
+            let n = file
+                .read(&mut buffer)
+                .with_context(|| format!("reading {}", full.display()))?;
             if n == 0 {
                 break;
             }

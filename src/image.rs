@@ -29,10 +29,10 @@ pub enum ImageError {
          executable (`make build` does: see .cargo/config.toml) or pass --entry-binary PATH"
     )]
     EntryNotStatic { path: PathBuf, why: String },
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "base image `{image}` is not in the local Docker engine, and grounds does not pull images: \
@@ -64,14 +64,14 @@ pub struct ImagePlan {
 /// Checks that `path` is an x86-64 Linux ELF executable without a dynamic loader.
 pub fn check_static_entry(path: &Path) -> Result<(), ImageError> {
     let mut header = vec![0u8; 64];
-    let mut file = std::fs::File::open(path).map_err(|source| ImageError::Read {
+    let mut file = std::fs::File::open(path).map_err(|error| ImageError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     file.read_exact(&mut header)
-        .map_err(|source| ImageError::Read {
+        .map_err(|error| ImageError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
     let not = |why: &str| {
         Err(ImageError::EntryNotStatic {
@@ -93,9 +93,9 @@ pub fn check_static_entry(path: &Path) -> Result<(), ImageError> {
     let phnum = u16::from_le_bytes([header[56], header[57]]) as usize;
     let mut rest = Vec::new();
     file.read_to_end(&mut rest)
-        .map_err(|source| ImageError::Read {
+        .map_err(|error| ImageError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
     let all = [header, rest].concat();
     for i in 0..phnum {
@@ -130,16 +130,16 @@ fn entry_binary_hash(path: &Path) -> Result<String, ImageError> {
 }
 
 fn sha256_file(path: &Path) -> Result<String, ImageError> {
-    let mut file = std::fs::File::open(path).map_err(|source| ImageError::Read {
+    let mut file = std::fs::File::open(path).map_err(|error| ImageError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buffer).map_err(|source| ImageError::Read {
+        let n = file.read(&mut buffer).map_err(|error| ImageError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         if n == 0 {
             break;
@@ -168,7 +168,7 @@ pub fn plan(task: &Task, package: &Package, entry_binary: &Path) -> anyhow::Resu
         Some(path) => {
             let full = task.file.parent().unwrap_or(Path::new(".")).join(path);
             std::fs::read_to_string(&full)
-                .map_err(|source| ImageError::Read { path: full, source })?
+                .map_err(|error| ImageError::Read { path: full, error })?
         }
         None => TEMPLATE.to_string(),
     };
@@ -186,9 +186,9 @@ pub fn plan(task: &Task, package: &Package, entry_binary: &Path) -> anyhow::Resu
         (Runner::Command(command), Some(source)) => match &command.requirements {
             Some(relative) => {
                 let path = source.join(relative);
-                let bytes = std::fs::read(&path).map_err(|source| ImageError::Read {
+                let bytes = std::fs::read(&path).map_err(|error| ImageError::Read {
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
                 Some((relative.clone(), bytes))
             }
@@ -250,31 +250,66 @@ fn render(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
-fn context(plan: &ImagePlan, package: &Package) -> Result<Vec<u8>, ImageError> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut add = |name: &str, bytes: &[u8], mode: u32| {
+/// The build context as a tar in a temporary file: the entry binary and the package are streamed into it,
+/// and from it to the engine, so neither is held in memory whole.
+fn context(plan: &ImagePlan, package: &Package) -> Result<std::fs::File, ImageError> {
+    let io = |error| ImageError::Read {
+        path: PathBuf::from("<build context>"),
+        error,
+    };
+    let file = tempfile::tempfile().map_err(io)?;
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+    let header = |size: u64, mode: u32| {
         let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
+        header.set_size(size);
         header.set_mode(mode);
         header.set_mtime(0);
         header.set_cksum();
-        builder.append_data(&mut header, name, bytes)
+        header
     };
-    let io = |source| ImageError::Read {
-        path: PathBuf::from("<build context>"),
-        source,
+    let mut add_file = |name: &str, path: &Path, mode: u32| -> Result<(), ImageError> {
+        let read = |error| ImageError::Read {
+            path: path.to_path_buf(),
+            error,
+        };
+        let file = std::fs::File::open(path).map_err(read)?;
+        let size = file.metadata().map_err(read)?.len();
+        builder
+            .append_data(&mut header(size, mode), name, file)
+            .map_err(read)
     };
-    add("Dockerfile", plan.dockerfile.as_bytes(), 0o644).map_err(io)?;
-    let binary = std::fs::read(&plan.entry_binary).map_err(|source| ImageError::Read {
-        path: plan.entry_binary.clone(),
-        source,
-    })?;
-    add("train", &binary, 0o755).map_err(io)?;
-    add("package.zip", &package.bytes, 0o644).map_err(io)?;
+    add_file("train", &plan.entry_binary, 0o755)?;
+    add_file("package.zip", package.path(), 0o644)?;
+    let mut add = |name: &str, bytes: &[u8]| {
+        builder.append_data(&mut header(bytes.len() as u64, 0o644), name, bytes)
+    };
+    add("Dockerfile", plan.dockerfile.as_bytes()).map_err(io)?;
     if let Some((_, bytes)) = &plan.requirements {
-        add("requirements.txt", bytes, 0o644).map_err(io)?;
+        add("requirements.txt", bytes).map_err(io)?;
     }
-    builder.into_inner().map_err(io)
+    let writer = builder.into_inner().map_err(io)?;
+    let mut file = writer.into_inner().map_err(|e| io(e.into_error()))?;
+    std::io::Seek::rewind(&mut file).map_err(io)?;
+    Ok(file)
+}
+
+/// A file as a stream of chunks, for a request body.
+fn file_stream(
+    file: std::fs::File,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    futures_util::stream::unfold(Some(tokio::fs::File::from_std(file)), |state| async move {
+        use tokio::io::AsyncReadExt;
+        let mut file = state?;
+        let mut chunk = vec![0u8; 1 << 20];
+        match file.read(&mut chunk).await {
+            Ok(0) => None,
+            Ok(n) => {
+                chunk.truncate(n);
+                Some((Ok(chunk), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
 }
 
 /// Makes sure the image exists: reuses it when its tag is there, builds it otherwise.
@@ -297,13 +332,14 @@ pub async fn ensure(
         });
     }
     let body = context(plan, package)?;
+    let size = body.metadata().map(|m| m.len()).unwrap_or(0);
     reporter.stage(
         "Building",
         &format!(
             "image {} from {} ({} MB context)",
             plan.tag,
             plan.base_image,
-            body.len() >> 20
+            size >> 20
         ),
     );
     let options = BuildImageOptionsBuilder::default()
@@ -313,7 +349,9 @@ pub async fn ensure(
         .forcerm(true)
         .labels(&HashMap::from([("grounds".to_string(), "1".to_string())]))
         .build();
-    let mut stream = docker.build_image(options, None, Some(bollard::body_full(body.into())));
+    use futures_util::TryStreamExt;
+    let body = bollard::body_try_stream(file_stream(body).map_ok(Into::into));
+    let mut stream = docker.build_image(options, None, Some(body));
     let mut step = String::from("the start");
     let mut output: Vec<String> = Vec::new();
     while let Some(item) = stream.next().await {

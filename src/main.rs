@@ -2,11 +2,19 @@
 //!
 //! `main` only parses, dispatches and maps errors to exit codes; the work lives in the modules.
 
+// Nothing a user or a job controls may panic grounds: outside tests, no unwrap, expect or panic.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod archive;
 mod aws;
 mod builtin;
 mod cli;
+mod collect;
 mod commands;
+mod confined;
 mod contract;
 mod docker;
 mod dotenv;
@@ -14,14 +22,19 @@ mod entry;
 mod executors;
 mod fingerprint;
 mod image;
+mod lines;
 mod metrics;
+mod owner;
 mod package;
 mod printer;
+mod proctree;
 mod registry;
 mod results;
 mod s3sync;
 mod sagemaker;
+mod secrets;
 mod settings;
+mod signals;
 mod sweep;
 mod task;
 

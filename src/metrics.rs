@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 
 pub const MARKER: &str = "###METRIC###";
 
-static METRIC_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"###METRIC###([^:#\s][^:#]*?):\s*([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|[Nn]a[Nn]|[-+]?[Ii]nf(?:inity)?))\s*###")
-        .expect("metric pattern compiles")
+static METRIC_LINE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"###METRIC###([^:#\s][^:#]*?):\s*([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|(?i:nan|inf(?:inity)?)))\s*###").ok()
 });
 
 /// The line a job prints to report a metric.
@@ -27,7 +26,10 @@ pub fn parse_line(line: &str) -> Vec<(String, f64)> {
     if !line.contains(MARKER) {
         return Vec::new();
     }
-    METRIC_LINE
+    let Some(pattern) = METRIC_LINE.as_ref() else {
+        return Vec::new();
+    };
+    pattern
         .captures_iter(line)
         .filter_map(|c| Some((c[1].trim().to_string(), c[2].parse::<f64>().ok()?)))
         .collect()
@@ -41,16 +43,113 @@ pub fn sagemaker_regex(name: &str) -> String {
     )
 }
 
+/// Metric values in JSON: finite numbers as numbers; NaN, infinity and minus infinity (a diverging loss,
+/// a value beyond f64 like `1e400`) as the strings `"NaN"`, `"Infinity"` and `"-Infinity"`, which JSON
+/// has no numbers for. Reading also takes `null` (as older results stored NaN) as NaN.
+pub mod value {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn to_json(value: f64) -> serde_json::Value {
+        if value.is_nan() {
+            serde_json::Value::from("NaN")
+        } else if value == f64::INFINITY {
+            serde_json::Value::from("Infinity")
+        } else if value == f64::NEG_INFINITY {
+            serde_json::Value::from("-Infinity")
+        } else {
+            serde_json::Value::from(value)
+        }
+    }
+
+    /// A metric value read back from JSON: a number or one of the strings [`to_json`] writes.
+    pub fn from_json(value: &serde_json::Value) -> Option<f64> {
+        match value {
+            serde_json::Value::Number(n) => n.as_f64(),
+            serde_json::Value::String(s) => match s.as_str() {
+                "NaN" => Some(f64::NAN),
+                "Infinity" => Some(f64::INFINITY),
+                "-Infinity" => Some(f64::NEG_INFINITY),
+                _ => None,
+            },
+            serde_json::Value::Null => Some(f64::NAN),
+            _ => None,
+        }
+    }
+
+    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if value.is_finite() {
+            serializer.serialize_f64(*value)
+        } else if value.is_nan() {
+            serializer.serialize_str("NaN")
+        } else if *value > 0.0 {
+            serializer.serialize_str("Infinity")
+        } else {
+            serializer.serialize_str("-Infinity")
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        from_json(&value).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{value} is not a metric value (a number, \"NaN\", \"Infinity\" or \"-Infinity\")"
+            ))
+        })
+    }
+
+    /// A map of metric values as JSON, each value as [`to_json`] writes it.
+    pub fn map_to_json<'a>(
+        values: impl IntoIterator<Item = (&'a String, &'a f64)>,
+    ) -> serde_json::Value {
+        serde_json::Value::Object(
+            values
+                .into_iter()
+                .map(|(k, v)| (k.clone(), to_json(*v)))
+                .collect(),
+        )
+    }
+
+    /// For `#[serde(serialize_with)]` on a map of metric values.
+    pub fn serialize_map<S: Serializer>(
+        values: &std::collections::BTreeMap<String, f64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&map_to_json(values), serializer)
+    }
+}
+
+/// Orders metric values for "best first" tables: finite values by `descending` or ascending, every
+/// non-finite value (NaN, infinities: a diverged run) after them, and missing values last.
+pub fn rank(a: Option<f64>, b: Option<f64>, descending: bool) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let class = |v: Option<f64>| match v {
+        Some(x) if x.is_finite() => 0,
+        Some(_) => 1,
+        None => 2,
+    };
+    match (a, b) {
+        (Some(x), Some(y)) if x.is_finite() && y.is_finite() => {
+            if descending {
+                y.total_cmp(&x)
+            } else {
+                x.total_cmp(&y)
+            }
+        }
+        _ => class(a).cmp(&class(b)).then(Ordering::Equal),
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Sample {
     pub timestamp: DateTime<Utc>,
+    #[serde(with = "value")]
     pub value: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Series {
     /// The last value reported.
-    #[serde(rename = "final")]
+    #[serde(rename = "final", with = "value")]
     pub last: f64,
     pub series: Vec<Sample>,
 }
@@ -112,6 +211,58 @@ mod tests {
         assert!(parse_line("###METRIC###x:abc###").is_empty());
         assert!(parse_line("no metric here: 0.5").is_empty());
         assert!(parse_line("###METRIC###nan:NaN###")[0].1.is_nan());
+        assert!(parse_line("###METRIC###l:nan###")[0].1.is_nan());
+        assert_eq!(parse_line("###METRIC###l:inf###")[0].1, f64::INFINITY);
+        assert_eq!(parse_line("###METRIC###l:-Infinity###")[0].1, f64::NEG_INFINITY);
+        assert_eq!(parse_line("###METRIC###l:1e400###")[0].1, f64::INFINITY);
+        assert_eq!(parse_line("###METRIC###l:-1e400###")[0].1, f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn non_finite_values_round_trip_through_json() {
+        let mut metrics = Metrics::default();
+        let t = Utc::now();
+        for line in [
+            "###METRIC###loss:NaN###",
+            "###METRIC###up:inf###",
+            "###METRIC###down:-inf###",
+            "###METRIC###big:1e400###",
+            "###METRIC###ok:0.5###",
+        ] {
+            metrics.observe(line, t);
+        }
+        let text = serde_json::to_string(&metrics).unwrap();
+        assert!(!text.contains("null"), "{text}");
+        let back: Metrics = serde_json::from_str(&text).unwrap();
+        assert!(back.0["loss"].last.is_nan());
+        assert_eq!(back.0["up"].last, f64::INFINITY);
+        assert_eq!(back.0["down"].last, f64::NEG_INFINITY);
+        assert_eq!(back.0["big"].series[0].value, f64::INFINITY);
+        assert_eq!(back.0["ok"].last, 0.5);
+        // What older results wrote for NaN still reads.
+        let old: Metrics =
+            serde_json::from_str(r#"{"loss": {"final": null, "series": []}}"#).unwrap();
+        assert!(old.0["loss"].last.is_nan());
+    }
+
+    #[test]
+    fn non_finite_values_rank_after_finite_ones_either_way() {
+        let mut values = vec![
+            Some(f64::NAN),
+            Some(0.5),
+            None,
+            Some(f64::INFINITY),
+            Some(0.9),
+            Some(f64::NEG_INFINITY),
+        ];
+        values.sort_by(|a, b| rank(*a, *b, true));
+        assert_eq!(values[0], Some(0.9));
+        assert_eq!(values[1], Some(0.5));
+        assert!(values[2..5].iter().all(|v| v.is_some_and(|x| !x.is_finite())));
+        assert_eq!(values[5], None);
+        values.sort_by(|a, b| rank(*a, *b, false));
+        assert_eq!(values[0], Some(0.5));
+        assert_eq!(values[5], None);
     }
 
     #[test]

@@ -1,21 +1,38 @@
 //! Packages: the task's source folder and the resolved task, zipped deterministically.
 //!
 //! The same inputs give byte-identical zips, so the content hash in `package.json` identifies the code
-//! that ran. Ignore files are honoured and files that look like secrets are refused unless named.
+//! that ran. Ignore files are honoured, files that look like secrets are refused unless named, and a
+//! symbolic link is kept as a link when it stays inside the source folder and refused when it leaves it:
+//! nothing outside the source folder ever enters a package. Files are streamed into a zip on disk, so a
+//! package is never held in memory whole.
 
-use std::io::Cursor;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::archive::{self, DeterministicZip};
+use crate::confined::{self, Resolution};
+use crate::printer::Reporter;
+use crate::secrets::is_secret_file_name;
 use crate::task::{Task, TaskSpec};
 
 pub const TASK_JSON: &str = "task.json";
 pub const PACKAGE_JSON: &str = "package.json";
 /// Source files live under this prefix inside the package; the entry unpacks them into `/opt/ml/code`.
 pub const CODE_PREFIX: &str = "code/";
+/// A packaged file this large is probably data, which belongs in a channel.
+const LARGE_FILE: u64 = 50 << 20;
+/// Extensions of data files, which belong in a channel when they are not tiny.
+const DATA_EXTENSIONS: &[&str] = &[
+    "csv", "tsv", "parquet", "feather", "arrow", "npy", "npz", "h5", "hdf5", "pkl", "pickle", "pt",
+    "pth", "ckpt", "safetensors", "bin", "tfrecord", "jsonl", "zip", "tar", "gz",
+];
+const DATA_FILE: u64 = 5 << 20;
+/// The most a manifest (`task.json`, `package.json`) may be when it is read back.
+const MANIFEST_MAX: u64 = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
@@ -30,15 +47,28 @@ pub enum PackageError {
         names: String,
         first: String,
     },
-    #[error("reading {path}: {source}")]
+    #[error(
+        "refusing to package {link}: it is a symbolic link to {target}, {why}. Only the source folder is \
+         delivered: copy what it points at into the source folder, or list the link in .groundsignore"
+    )]
+    Link {
+        link: PathBuf,
+        target: String,
+        why: &'static str,
+    },
+    #[error(
+        "refusing to package {path}: it is {what}, not a file, folder or link; list it in .groundsignore"
+    )]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error("reading {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("walking the source folder {path}: {message}")]
     Walk { path: PathBuf, message: String },
     #[error("writing the package: {0}")]
-    Zip(#[from] ::zip::result::ZipError),
+    Write(String),
 }
 
 /// `package.json`: what the package is.
@@ -51,72 +81,179 @@ pub struct PackageInfo {
     pub files: usize,
 }
 
-/// A package in memory.
+/// A package: its manifest, and the zip in a temporary file (removed when the last clone is dropped).
 #[derive(Debug, Clone)]
 pub struct Package {
     pub info: PackageInfo,
-    pub bytes: Vec<u8>,
+    file: Arc<tempfile::TempPath>,
 }
 
-struct Entry {
-    name: String,
-    bytes: Vec<u8>,
-    executable: bool,
+impl Package {
+    /// Where the zip lies.
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+
+    pub fn open(&self) -> std::io::Result<std::fs::File> {
+        std::fs::File::open(self.path())
+    }
+
+    pub fn size(&self) -> u64 {
+        std::fs::metadata(self.path()).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// A package from a zip held in a temporary file, its manifest read from it.
+    pub fn from_temp(file: tempfile::TempPath) -> anyhow::Result<Package> {
+        let (_, info) = read_manifest(std::fs::File::open(&file)?)?;
+        Ok(Package {
+            info,
+            file: Arc::new(file),
+        })
+    }
 }
 
-pub fn build(task: &Task) -> Result<Package, PackageError> {
+/// What goes into a package, in order.
+enum Entry {
+    File {
+        name: String,
+        path: PathBuf,
+        size: u64,
+        executable: bool,
+    },
+    Link {
+        name: String,
+        target: String,
+    },
+    Bytes {
+        name: String,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Entry {
+    fn name(&self) -> &str {
+        match self {
+            Entry::File { name, .. } | Entry::Link { name, .. } | Entry::Bytes { name, .. } => name,
+        }
+    }
+}
+
+/// Hashes what passes through: the package's content hash is computed while it is written.
+struct Hashing<'a, R> {
+    inner: R,
+    hasher: &'a mut Sha256,
+}
+
+impl<R: Read> Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+pub fn build(task: &Task, reporter: &dyn Reporter) -> Result<Package, PackageError> {
     let mut entries = Vec::new();
     if let Some(source) = &task.source {
-        entries = source_entries(source, &task.include_secrets)?;
+        entries = source_entries(source, &task.include_secrets, reporter)?;
     }
-    let task_json = serde_json::to_vec_pretty(&task.spec).expect("a task serializes");
-    entries.push(Entry {
+    let task_json = serde_json::to_vec_pretty(&task.spec)
+        .map_err(|e| PackageError::Write(format!("task.json: {e}")))?;
+    entries.push(Entry::Bytes {
         name: TASK_JSON.into(),
         bytes: task_json,
-        executable: false,
     });
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries.sort_by(|a, b| a.name().cmp(b.name()));
 
+    let write = |e: &dyn std::fmt::Display| PackageError::Write(e.to_string());
+    let file = tempfile::Builder::new()
+        .prefix("grounds-package-")
+        .suffix(".zip")
+        .tempfile()
+        .map_err(|e| write(&e))?;
+    let (file, temp_path) = file.into_parts();
+    let mut zip = DeterministicZip::new(std::io::BufWriter::new(file));
     let mut hasher = Sha256::new();
+    let mut files = 0;
     for entry in &entries {
-        hasher.update(entry.name.as_bytes());
-        hasher.update([0, entry.executable as u8, 0]);
-        hasher.update((entry.bytes.len() as u64).to_le_bytes());
-        hasher.update(&entry.bytes);
+        match entry {
+            Entry::File {
+                name,
+                path,
+                size,
+                executable,
+            } => {
+                hasher.update(name.as_bytes());
+                hasher.update([0, *executable as u8, 0]);
+                hasher.update(size.to_le_bytes());
+                let read = |error| PackageError::Read {
+                    path: path.clone(),
+                    error,
+                };
+                let source = std::fs::File::open(path).map_err(read)?;
+                let mut hashing = Hashing {
+                    inner: source,
+                    hasher: &mut hasher,
+                };
+                let copied = zip
+                    .add_reader(name, &mut hashing, *size, *executable)
+                    .map_err(|e| match e {
+                        archive::AddError::Read(e) => read(e),
+                        archive::AddError::Zip(e) => write(&e),
+                    })?;
+                if copied != *size {
+                    return Err(read(std::io::Error::other(
+                        "it changed while it was being packaged",
+                    )));
+                }
+                files += 1;
+            }
+            Entry::Link { name, target } => {
+                hasher.update(name.as_bytes());
+                hasher.update([0, 2, 0]);
+                hasher.update((target.len() as u64).to_le_bytes());
+                hasher.update(target.as_bytes());
+                zip.add_symlink(name, target).map_err(|e| write(&e))?;
+                files += 1;
+            }
+            Entry::Bytes { name, bytes } => {
+                hasher.update(name.as_bytes());
+                hasher.update([0, 0, 0]);
+                hasher.update((bytes.len() as u64).to_le_bytes());
+                hasher.update(bytes);
+                zip.add(name, bytes, false).map_err(|e| write(&e))?;
+            }
+        }
     }
     let info = PackageInfo {
         name: task.spec.name.clone(),
         version: task.spec.version.clone(),
         content_hash: format!("sha256:{}", hex::encode(hasher.finalize())),
-        files: entries.len() - 1,
+        files,
     };
-    let mut zip = DeterministicZip::new(Cursor::new(Vec::new()));
-    zip.add(
-        PACKAGE_JSON,
-        &serde_json::to_vec_pretty(&info).expect("serializes"),
-        false,
-    )?;
-    for entry in &entries {
-        zip.add(&entry.name, &entry.bytes, entry.executable)?;
-    }
+    let manifest = serde_json::to_vec_pretty(&info).map_err(|e| write(&e))?;
+    zip.add(PACKAGE_JSON, &manifest, false)
+        .map_err(|e| write(&e))?;
+    let mut out = zip.finish().map_err(|e| write(&e))?;
+    std::io::Write::flush(&mut out).map_err(|e| write(&e))?;
     Ok(Package {
         info,
-        bytes: zip.finish()?.into_inner(),
+        file: Arc::new(temp_path),
     })
 }
 
-/// Whether a file name looks like it holds a secret that should never travel in a package or image.
-pub fn looks_like_secret(file_name: &str) -> bool {
-    file_name == ".env"
-        || file_name.starts_with(".env.")
-        || file_name.ends_with(".pem")
-        || file_name.ends_with(".key")
-        || file_name.starts_with("id_rsa")
-        || file_name.starts_with("id_ed25519")
-        || file_name == "credentials"
+fn relative_name(path: &Path, source: &Path) -> String {
+    path.strip_prefix(source)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
-fn source_entries(source: &Path, include_secrets: &[String]) -> Result<Vec<Entry>, PackageError> {
+fn source_entries(
+    source: &Path,
+    include_secrets: &[String],
+    reporter: &dyn Reporter,
+) -> Result<Vec<Entry>, PackageError> {
     let walker = ignore::WalkBuilder::new(source)
         .hidden(false)
         .git_ignore(true)
@@ -134,38 +271,108 @@ fn source_entries(source: &Path, include_secrets: &[String]) -> Result<Vec<Entry
         .build();
     let mut entries = Vec::new();
     let mut secrets = Vec::new();
+    let included = |relative: &str| include_secrets.iter().any(|s| s == relative);
     for item in walker {
         let item = item.map_err(|e| PackageError::Walk {
             path: source.to_path_buf(),
             message: e.to_string(),
         })?;
         let path = item.path();
-        let is_file = item.file_type().is_some_and(|t| t.is_file())
-            || (item.path_is_symlink() && path.is_file());
-        if !is_file {
+        let Some(kind) = item.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
             continue;
         }
-        let relative = path
-            .strip_prefix(source)
-            .expect("walked below the source")
-            .to_string_lossy()
-            .replace('\\', "/");
+        let relative = relative_name(path, source);
+        if relative.is_empty() {
+            continue;
+        }
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if looks_like_secret(&file_name) && !include_secrets.iter().any(|s| s == &relative) {
+        if kind.is_symlink() {
+            let link = Path::new(&relative);
+            let written = std::fs::read_link(path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            let refuse = |why| PackageError::Link {
+                link: path.to_path_buf(),
+                target: written.clone(),
+                why,
+            };
+            // Absolute links are read with the source folder's path, as given or with its links resolved.
+            let real = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+            let target = match confined::resolve(source, &real, link) {
+                Resolution::Inside(target) => target,
+                Resolution::Outside(_) => return Err(refuse("which leaves the source folder")),
+                Resolution::Dangling(_) => return Err(refuse("which does not exist")),
+                Resolution::Loop => return Err(refuse("which is part of a loop of links")),
+                Resolution::Unreadable(_) => return Err(refuse("which cannot be read")),
+            };
+            let target_name = target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let target_relative = target.to_string_lossy().replace('\\', "/");
+            if (is_secret_file_name(&file_name) || is_secret_file_name(&target_name))
+                && !included(&relative)
+                && !included(&target_relative)
+            {
+                secrets.push(format!("{relative} (a link to {target_relative})"));
+                continue;
+            }
+            entries.push(Entry::Link {
+                name: format!("{CODE_PREFIX}{relative}"),
+                target: confined::relative_target(link, &target)
+                    .to_string_lossy()
+                    .into_owned(),
+            });
+            continue;
+        }
+        if !kind.is_file() {
+            use std::os::unix::fs::FileTypeExt;
+            let what = if kind.is_fifo() {
+                "a named pipe (FIFO)"
+            } else if kind.is_socket() {
+                "a socket"
+            } else {
+                "a device"
+            };
+            return Err(PackageError::NotAFile {
+                path: path.to_path_buf(),
+                what,
+            });
+        }
+        if is_secret_file_name(&file_name) && !included(&relative) {
             secrets.push(relative);
             continue;
         }
-        let bytes = std::fs::read(path).map_err(|e| PackageError::Read {
+        let meta = std::fs::symlink_metadata(path).map_err(|error| PackageError::Read {
             path: path.to_path_buf(),
-            source: e,
+            error,
         })?;
-        entries.push(Entry {
+        let extension = Path::new(&file_name)
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if meta.len() >= LARGE_FILE
+            || (meta.len() >= DATA_FILE && DATA_EXTENSIONS.contains(&extension.as_str()))
+        {
+            reporter.warn(&format!(
+                "{} ({}) is packaged with the code, so it goes into every image and result: data \
+                 belongs in a channel ([channels] in the task file); list it in .groundsignore",
+                path.display(),
+                human_size(meta.len())
+            ));
+        }
+        use std::os::unix::fs::PermissionsExt;
+        entries.push(Entry::File {
             name: format!("{CODE_PREFIX}{relative}"),
-            bytes,
-            executable: archive::is_executable(path),
+            path: path.to_path_buf(),
+            size: meta.len(),
+            executable: meta.permissions().mode() & 0o111 != 0,
         });
     }
     if !secrets.is_empty() {
@@ -173,20 +380,39 @@ fn source_entries(source: &Path, include_secrets: &[String]) -> Result<Vec<Entry
         return Err(PackageError::Secrets {
             source_dir: source.to_path_buf(),
             count: secrets.len(),
-            first: secrets[0].clone(),
+            first: secrets[0]
+                .split(" (a link")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
             names: secrets.join(", "),
         });
     }
     Ok(entries)
 }
 
+/// A size as people read it: `5.0 GiB`, `120 MiB`, `3 KiB`.
+pub fn human_size(bytes: u64) -> String {
+    const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
+    if bytes >= GIB {
+        format!("{:.1} GiB", bytes as f64 / GIB as f64)
+    } else if bytes >= MIB {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= 1024 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 /// Reads `task.json` and `package.json` back out of a package.
-pub fn read_manifest(bytes: &[u8]) -> anyhow::Result<(TaskSpec, PackageInfo)> {
-    let mut zip = ::zip::ZipArchive::new(Cursor::new(bytes))?;
-    let task = archive::read_entry(&mut zip, TASK_JSON)?.ok_or_else(|| {
+pub fn read_manifest<R: Read + Seek>(reader: R) -> anyhow::Result<(TaskSpec, PackageInfo)> {
+    let mut zip = ::zip::ZipArchive::new(reader)?;
+    let task = archive::read_entry(&mut zip, TASK_JSON, MANIFEST_MAX)?.ok_or_else(|| {
         anyhow::anyhow!("the package has no {TASK_JSON}; was it made by grounds?")
     })?;
-    let info = archive::read_entry(&mut zip, PACKAGE_JSON)?.ok_or_else(|| {
+    let info = archive::read_entry(&mut zip, PACKAGE_JSON, MANIFEST_MAX)?.ok_or_else(|| {
         anyhow::anyhow!("the package has no {PACKAGE_JSON}; was it made by grounds?")
     })?;
     Ok((
@@ -198,6 +424,7 @@ pub fn read_manifest(bytes: &[u8]) -> anyhow::Result<(TaskSpec, PackageInfo)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::printer::Silent;
 
     fn task_in(dir: &Path) -> Task {
         let text = "[task]\nname = \"pkg\"\nversion = \"2\"\n[task.command]\nsource = \"src\"\nrun = [\"python3\", \"train.py\"]\n";
@@ -214,27 +441,34 @@ mod tests {
     }
 
     fn names(package: &Package) -> Vec<String> {
-        let zip = ::zip::ZipArchive::new(Cursor::new(&package.bytes)).unwrap();
-        zip.file_names().map(str::to_string).collect()
+        let zip = ::zip::ZipArchive::new(package.open().unwrap()).unwrap();
+        let mut names: Vec<String> = zip.file_names().map(str::to_string).collect();
+        names.sort();
+        names
+    }
+
+    fn build_quietly(task: &Task) -> Result<Package, PackageError> {
+        build(task, &Silent)
     }
 
     #[test]
     fn packages_are_deterministic_and_hash_the_content() {
         let dir = tempfile::tempdir().unwrap();
         let src = source(dir.path());
-        let first = build(&task_in(dir.path())).unwrap();
+        let first = build_quietly(&task_in(dir.path())).unwrap();
         // Touching a file (new mtime) changes nothing.
         std::fs::write(src.join("train.py"), "print('hi')\n").unwrap();
-        let second = build(&task_in(dir.path())).unwrap();
-        assert_eq!(first.bytes, second.bytes);
+        let second = build_quietly(&task_in(dir.path())).unwrap();
+        assert_eq!(
+            std::fs::read(first.path()).unwrap(),
+            std::fs::read(second.path()).unwrap()
+        );
         assert_eq!(first.info.files, 2);
         std::fs::write(src.join("train.py"), "print('hi!')\n").unwrap();
-        let third = build(&task_in(dir.path())).unwrap();
+        let third = build_quietly(&task_in(dir.path())).unwrap();
         assert_ne!(first.info.content_hash, third.info.content_hash);
-        let mut listed = names(&first);
-        listed.sort();
         assert_eq!(
-            listed,
+            names(&first),
             [
                 "code/lib/util.py",
                 "code/train.py",
@@ -242,7 +476,7 @@ mod tests {
                 "task.json"
             ]
         );
-        let (spec, info) = read_manifest(&first.bytes).unwrap();
+        let (spec, info) = read_manifest(first.open().unwrap()).unwrap();
         assert_eq!(spec.name, "pkg");
         assert_eq!(info, first.info);
     }
@@ -258,7 +492,7 @@ mod tests {
         std::fs::write(src.join("data/big.bin"), "x").unwrap();
         std::fs::create_dir(src.join(".git")).unwrap();
         std::fs::write(src.join(".git/HEAD"), "x").unwrap();
-        let listed = names(&build(&task_in(dir.path())).unwrap());
+        let listed = names(&build_quietly(&task_in(dir.path())).unwrap());
         assert!(
             !listed
                 .iter()
@@ -274,23 +508,50 @@ mod tests {
         let src = source(dir.path());
         std::fs::write(src.join(".env"), "AWS_SECRET_ACCESS_KEY=x").unwrap();
         std::fs::write(src.join("server.pem"), "x").unwrap();
-        let err = build(&task_in(dir.path())).unwrap_err().to_string();
+        let err = build_quietly(&task_in(dir.path())).unwrap_err().to_string();
         assert!(
             err.contains(".env, server.pem") && err.contains("include_secrets"),
             "{err}"
         );
         let mut task = task_in(dir.path());
         task.include_secrets = vec![".env".into(), "server.pem".into()];
-        assert!(names(&build(&task).unwrap()).contains(&"code/server.pem".to_string()));
-        for name in [
-            "id_rsa",
-            "id_rsa.pub",
-            "credentials",
-            "tls.key",
-            ".env.local",
-        ] {
-            assert!(looks_like_secret(name), "{name}");
-        }
-        assert!(!looks_like_secret("keys.py"));
+        assert!(names(&build_quietly(&task).unwrap()).contains(&"code/server.pem".to_string()));
+    }
+
+    #[test]
+    fn links_inside_are_kept_as_links_and_links_out_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = source(dir.path());
+        std::os::unix::fs::symlink("lib", src.join("shared")).unwrap();
+        std::os::unix::fs::symlink("lib/util.py", src.join("util.py")).unwrap();
+        let package = build_quietly(&task_in(dir.path())).unwrap();
+        let listed = names(&package);
+        assert!(listed.contains(&"code/shared".to_string()), "{listed:?}");
+        let unpacked = dir.path().join("unpacked");
+        archive::unpack(
+            package.open().unwrap(),
+            "p",
+            CODE_PREFIX,
+            &unpacked,
+            archive::Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(unpacked.join("shared/util.py")).unwrap(), "X = 1\n");
+        assert_eq!(std::fs::read_to_string(unpacked.join("util.py")).unwrap(), "X = 1\n");
+
+        let outside = dir.path().join("credentials-outside.ini");
+        std::fs::write(&outside, "secret").unwrap();
+        std::os::unix::fs::symlink(&outside, src.join("settings.ini")).unwrap();
+        let err = build_quietly(&task_in(dir.path())).unwrap_err().to_string();
+        assert!(
+            err.contains("settings.ini") && err.contains("credentials-outside.ini") && err.contains("leaves"),
+            "{err}"
+        );
+        std::fs::remove_file(src.join("settings.ini")).unwrap();
+        std::fs::write(src.join(".env"), "KEY=1").unwrap();
+        std::fs::write(src.join(".groundsignore"), ".env\n").unwrap();
+        std::os::unix::fs::symlink(".env", src.join("config.txt")).unwrap();
+        let err = build_quietly(&task_in(dir.path())).unwrap_err().to_string();
+        assert!(err.contains("config.txt (a link to .env)"), "{err}");
     }
 }

@@ -25,21 +25,38 @@ pub enum Format {
     Json,
 }
 
+/// A reporter that says nothing: for work whose progress nobody reads.
+#[cfg(test)]
+pub struct Silent;
+
+#[cfg(test)]
+impl Reporter for Silent {
+    fn stage(&self, _: &str, _: &str) {}
+    fn job_line(&self, _: Option<&str>, _: &str) {}
+    fn warn(&self, _: &str) {}
+}
+
 pub struct Printer {
     pub format: Format,
     /// Hide the job's own output (it is still stored in the result).
     pub quiet: bool,
     color: bool,
+    /// Standard error and standard output are terminals: text a job controls is made safe to show there.
+    stderr_terminal: bool,
+    stdout_terminal: bool,
     lock: Mutex<()>,
 }
 
 impl Printer {
     pub fn new(format: Format, quiet: bool) -> Self {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let stderr_terminal = std::io::stderr().is_terminal();
+        let color = stderr_terminal && std::env::var_os("NO_COLOR").is_none();
         Printer {
             format,
             quiet,
             color,
+            stderr_terminal,
+            stdout_terminal: std::io::stdout().is_terminal(),
             lock: Mutex::new(()),
         }
     }
@@ -56,6 +73,15 @@ impl Printer {
         }
     }
 
+    /// Text for standard error, made safe when it is a terminal.
+    fn for_stderr<'a>(&self, text: &'a str, keep_colors: bool) -> std::borrow::Cow<'a, str> {
+        if self.stderr_terminal {
+            std::borrow::Cow::Owned(for_terminal(text, keep_colors))
+        } else {
+            std::borrow::Cow::Borrowed(text)
+        }
+    }
+
     fn stderr_line(&self, line: &str) {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut err = std::io::stderr().lock();
@@ -67,6 +93,16 @@ impl Printer {
         if self.format == Format::Human {
             let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
             let mut out = std::io::stdout().lock();
+            let text = if self.stdout_terminal {
+                std::borrow::Cow::Owned(
+                    text.split('\n')
+                        .map(|line| for_terminal(line, false))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            } else {
+                std::borrow::Cow::Borrowed(text)
+            };
             let _ = out.write_all(text.as_bytes());
             if !text.ends_with('\n') {
                 let _ = out.write_all(b"\n");
@@ -89,6 +125,7 @@ impl Printer {
     /// An error that ends the command.
     pub fn error(&self, message: &str) {
         let label = self.paint("1;31", "error");
+        let message = self.for_stderr(message, false);
         self.stderr_line(&format!("{label}: {message}"));
     }
 }
@@ -96,6 +133,7 @@ impl Printer {
 impl Reporter for Printer {
     fn stage(&self, stage: &str, detail: &str) {
         let stage = self.paint("1;32", &format!("{stage:>12}"));
+        let detail = self.for_stderr(detail, false);
         self.stderr_line(&format!("{stage} {detail}"));
     }
 
@@ -103,19 +141,59 @@ impl Reporter for Printer {
         if self.quiet {
             return;
         }
+        let line = self.for_stderr(line, true);
         match host {
             Some(host) => {
                 let host = self.paint("36", host);
                 self.stderr_line(&format!("{host} | {line}"))
             }
-            None => self.stderr_line(line),
+            None => self.stderr_line(&line),
         }
     }
 
     fn warn(&self, message: &str) {
         let label = self.paint("1;33", "warning");
+        let message = self.for_stderr(message, false);
         self.stderr_line(&format!("{label}: {message}"));
     }
+}
+
+/// Text a job controls, made safe to show on a terminal: every control character is shown escaped
+/// (`\x1b`, `\x07`, ...) so that a job cannot move the cursor, retitle the window or hide text, except tabs,
+/// colour sequences (`ESC [ ... m`) when `keep_colors`, and carriage returns, after which only the final
+/// state of the line is shown, as a terminal would show it (a progress bar's last update).
+pub fn for_terminal(text: &str, keep_colors: bool) -> String {
+    let text = match text.rfind('\r') {
+        Some(at) if at + 1 < text.len() => &text[at + 1..],
+        Some(_) => text.trim_end_matches('\r').rsplit('\r').next().unwrap_or(""),
+        None => text,
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if c == '\x1b' && keep_colors {
+            // ESC [ digits and semicolons m: a colour, kept as it is.
+            let rest = &text[at + 1..];
+            if let Some(body) = rest.strip_prefix('[') {
+                let len = body
+                    .find(|ch: char| !(ch.is_ascii_digit() || ch == ';'))
+                    .unwrap_or(body.len());
+                if body[len..].starts_with('m') {
+                    out.push_str(&text[at..at + 2 + len + 1]);
+                    for _ in 0..len + 2 {
+                        chars.next();
+                    }
+                    continue;
+                }
+            }
+        }
+        if c == '\t' || !(c.is_control()) {
+            out.push(c);
+        } else {
+            out.push_str(&c.escape_default().to_string().replace("\\u{1b}", "\\x1b"));
+        }
+    }
+    out
 }
 
 /// Formats rows as a left-aligned text table with a header.
@@ -150,7 +228,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// A metric value as people read it: up to six significant decimals, no trailing zeros.
 pub fn metric_value(value: f64) -> String {
-    if value.is_finite() && value.fract() != 0.0 && value.abs() < 1e6 {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "inf" } else { "-inf" }.into()
+    } else if value.fract() != 0.0 && value.abs() < 1e6 {
         let text = format!("{value:.6}");
         text.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
@@ -182,5 +264,22 @@ mod tests {
         assert_eq!(metric_value(0.85412345678), "0.854123");
         assert_eq!(metric_value(0.5), "0.5");
         assert_eq!(metric_value(3.0), "3");
+        assert_eq!(metric_value(f64::NAN), "NaN");
+        assert_eq!(metric_value(f64::INFINITY), "inf");
+        assert_eq!(metric_value(f64::NEG_INFINITY), "-inf");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_terminals() {
+        assert_eq!(for_terminal("plain\ttext", false), "plain\ttext");
+        assert_eq!(
+            for_terminal("\x1b]0;pwned\x07title", false),
+            "\\x1b]0;pwned\\u{7}title"
+        );
+        assert_eq!(for_terminal("\x1b[31mred\x1b[0m", true), "\x1b[31mred\x1b[0m");
+        assert_eq!(for_terminal("\x1b[2Jclear", true), "\\x1b[2Jclear");
+        assert_eq!(for_terminal("10%\r50%\r100%", false), "100%");
+        assert_eq!(for_terminal("done\r", false), "done");
+        assert_eq!(for_terminal("a\u{9b}b", false), "a\\u{9b}b");
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -13,9 +13,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::archive::{self, DeterministicZip, Limits};
+use crate::collect::{Collected, LeftOut, Source};
 use crate::metrics::Metrics;
 use crate::package::{Package, PackageInfo};
 use crate::task::TaskSpec;
+
+/// The most `job.json` may hold when it is read back (it is a few KiB; a larger one is not grounds').
+const JOB_JSON_MAX: u64 = 16 << 20;
+/// The most `metrics.json` may hold when it is read back: millions of samples, but not a zip bomb.
+const METRICS_JSON_MAX: u64 = 256 << 20;
 
 pub const HOME_ENV: &str = "GROUNDS_HOME";
 
@@ -81,6 +87,9 @@ pub struct JobRecord {
     /// Where a remote job lives, for `results fetch` and `stop`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<crate::executors::remote::RemoteJob>,
+    /// What the job left in `model/` and `output/` that is not in the result, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<LeftOut>,
 }
 
 /// Everything a finished job leaves, to be written as one zip.
@@ -89,9 +98,8 @@ pub struct ResultContents<'a> {
     pub package: &'a Package,
     pub metrics: &'a Metrics,
     pub logs: &'a Path,
-    /// What the job wrote to `/opt/ml/model` and `/opt/ml/output`.
-    pub model_dir: &'a Path,
-    pub output_dir: &'a Path,
+    /// What the job wrote to `/opt/ml/model` and `/opt/ml/output`, taken home safely.
+    pub files: Collected,
 }
 
 #[derive(Clone)]
@@ -99,12 +107,15 @@ pub struct Store {
     pub home: PathBuf,
 }
 
-/// An id that belongs to this process until its result is committed (or the reservation dropped).
+/// An id that belongs to this process until its result is committed (or the reservation dropped). The
+/// staging file is locked for as long as this process lives, so that a later run can tell one left by a
+/// killed process (and remove it) from one still being written.
 pub struct Reservation {
     pub id: String,
     staging: PathBuf,
     target: PathBuf,
     committed: bool,
+    _lock: crate::owner::Lock,
 }
 
 impl Drop for Reservation {
@@ -116,36 +127,80 @@ impl Drop for Reservation {
 }
 
 impl Reservation {
-    /// Writes the result zip to the staging file and renames it into place.
-    pub fn commit(mut self, contents: &ResultContents) -> anyhow::Result<PathBuf> {
+    /// Writes the result zip to the staging file and renames it into place. Files of the job that cannot
+    /// be read as it is stored are left out and recorded, never failing the result; returns the path and
+    /// the record as stored.
+    pub fn commit(mut self, contents: ResultContents) -> anyhow::Result<(PathBuf, JobRecord)> {
         let file = File::create(&self.staging)
             .with_context(|| format!("writing {}", self.staging.display()))?;
-        let mut zip = DeterministicZip::new(file);
-        zip.add("job.json", &serde_json::to_vec_pretty(contents.job)?, false)?;
+        let mut zip = DeterministicZip::new(std::io::BufWriter::new(file));
+        let mut job = contents.job.clone();
+        job.left_out.extend(contents.files.left_out);
+        let write = |what: &str| format!("writing {what} into {}", self.staging.display());
         zip.add(
             "package.json",
             &serde_json::to_vec_pretty(&contents.package.info)?,
             false,
-        )?;
-        zip.add("package.zip", &contents.package.bytes, false)?;
+        )
+        .with_context(|| write("package.json"))?;
+        let mut package = contents
+            .package
+            .open()
+            .context("reading the package to store it")?;
+        zip.add_reader("package.zip", &mut package, contents.package.size(), false)
+            .with_context(|| write("package.zip"))?;
         zip.add(
             "metrics.json",
             &serde_json::to_vec_pretty(contents.metrics)?,
             false,
-        )?;
-        zip.add_file("logs.txt", contents.logs)
-            .context("storing logs.txt")?;
-        zip.add_tree("model", contents.model_dir)
-            .context("storing the model folder")?;
-        zip.add_tree("output", contents.output_dir)
-            .context("storing the output folder")?;
-        let mut file = zip.finish()?;
-        file.flush()?;
+        )
+        .with_context(|| write("metrics.json"))?;
+        let mut logs = File::open(contents.logs)
+            .with_context(|| format!("reading {}", contents.logs.display()))?;
+        let size = logs.metadata().map(|m| m.len()).unwrap_or(0);
+        zip.add_reader("logs.txt", &mut logs, size, false)
+            .with_context(|| write("logs.txt"))?;
+        for item in contents.files.items {
+            let problem = match &item.source {
+                Source::Bytes(bytes) => zip.add(&item.name, bytes, false).err().map(|e| {
+                    archive::AddError::Zip(e)
+                }),
+                Source::Link(target) => zip
+                    .add_symlink(&item.name, &target.to_string_lossy())
+                    .err()
+                    .map(archive::AddError::Zip),
+                Source::File(path) => match crate::collect::open_regular(path) {
+                    Ok((mut file, size, executable)) => zip
+                        .add_reader(&item.name, &mut file, size, executable)
+                        .err(),
+                    Err(e) => Some(archive::AddError::Read(e)),
+                },
+            };
+            match problem {
+                None => {}
+                Some(archive::AddError::Read(e)) => job.left_out.push(LeftOut {
+                    path: item.name.clone(),
+                    reason: format!("could not be read: {e}"),
+                }),
+                Some(archive::AddError::Zip(e)) => {
+                    return Err(e).with_context(|| write(&item.name));
+                }
+            }
+        }
+        // Last, so that it records everything that was left out.
+        zip.add("job.json", &serde_json::to_vec_pretty(&job)?, false)
+            .with_context(|| write("job.json"))?;
+        let file = zip
+            .finish()
+            .with_context(|| write("the zip directory"))?
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| write("the zip"))?;
         file.sync_all()?;
         std::fs::rename(&self.staging, &self.target)
             .with_context(|| format!("moving the result into {}", self.target.display()))?;
         self.committed = true;
-        Ok(self.target.clone())
+        Ok((self.target.clone(), job))
     }
 }
 
@@ -158,6 +213,7 @@ pub struct Summary {
     pub status: Status,
     pub created: DateTime<Utc>,
     pub duration_seconds: Option<f64>,
+    #[serde(serialize_with = "crate::metrics::value::serialize_map")]
     pub metrics: BTreeMap<String, f64>,
     pub result: PathBuf,
 }
@@ -215,13 +271,16 @@ impl Store {
                 .create_new(true)
                 .open(&staging)
             {
-                Ok(_) => {
+                Ok(file) => {
+                    let lock = crate::owner::lock(file)
+                        .with_context(|| format!("locking {}", staging.display()))?;
                     return Ok(Reservation {
                         id,
                         staging,
                         target,
                         committed: false,
-                    })
+                        _lock: lock,
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
@@ -238,28 +297,40 @@ impl Store {
         let staging = self
             .results_dir()
             .join(format!(".{id}.{:08x}.zip.partial", fastrand::u32(..)));
-        std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&staging)
             .with_context(|| format!("reserving {}", staging.display()))?;
+        let lock = crate::owner::lock(file)
+            .with_context(|| format!("locking {}", staging.display()))?;
         Ok(Reservation {
             id: id.to_string(),
             staging,
             target,
             committed: false,
+            _lock: lock,
         })
     }
 
-    /// The package a result was made from.
+    /// The package a result was made from, copied out into a temporary file.
     pub fn package(&self, id: &str) -> anyhow::Result<Package> {
         let path = self.result_path(id);
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let mut zip = ::zip::ZipArchive::new(BufReader::new(file))?;
-        let bytes = archive::read_entry(&mut zip, "package.zip")?
+        let mut zip = ::zip::ZipArchive::new(BufReader::new(file))
+            .with_context(|| format!("{} is not a readable result zip", path.display()))?;
+        let mut entry = zip
+            .by_name("package.zip")
             .with_context(|| format!("{} has no package.zip", path.display()))?;
-        let (_, info) = crate::package::read_manifest(&bytes)?;
-        Ok(Package { info, bytes })
+        let mut temp = tempfile::Builder::new()
+            .prefix("grounds-package-")
+            .suffix(".zip")
+            .tempfile()
+            .context("creating a temporary file for the package")?;
+        std::io::copy(&mut entry, &mut temp)
+            .with_context(|| format!("reading package.zip from {}", path.display()))?;
+        Package::from_temp(temp.into_temp_path())
+            .with_context(|| format!("{}: package.zip is not a grounds package", path.display()))
     }
 
     /// Ids of all stored results, sorted.
@@ -320,18 +391,23 @@ impl Store {
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         let mut zip = ::zip::ZipArchive::new(BufReader::new(file))
             .with_context(|| format!("{} is not a readable result zip", path.display()))?;
-        let job = archive::read_entry(&mut zip, "job.json")?
+        let job = archive::read_entry(&mut zip, "job.json", JOB_JSON_MAX)
+            .with_context(|| format!("{}: job.json cannot be read", path.display()))?
             .with_context(|| format!("{} has no job.json", path.display()))?;
         let job: JobRecord = serde_json::from_slice(&job)
             .with_context(|| format!("{}: job.json is not valid", path.display()))?;
-        let metrics = match archive::read_entry(&mut zip, "metrics.json")? {
+        let metrics = match archive::read_entry(&mut zip, "metrics.json", METRICS_JSON_MAX)
+            .with_context(|| format!("{}: metrics.json cannot be read", path.display()))?
+        {
             Some(bytes) => serde_json::from_slice(&bytes)
                 .with_context(|| format!("{}: metrics.json is not valid", path.display()))?,
             None => Metrics::default(),
         };
         let mut files = Vec::new();
         for index in 0..zip.len() {
-            let entry = zip.by_index_raw(index)?;
+            let entry = zip
+                .by_index_raw(index)
+                .with_context(|| format!("{}: entry {index} cannot be read", path.display()))?;
             if !entry.is_dir() {
                 files.push((entry.name().to_string(), entry.size()));
             }
@@ -386,18 +462,207 @@ impl Store {
         Ok((rows, problems))
     }
 
-    /// Unpacks a result into `dest` after checking every entry.
-    pub fn unpack(&self, id: &str, dest: &Path, limits: Limits) -> anyhow::Result<u64> {
+    /// Unpacks a result into `dest`, checking every entry first. A new or empty folder gets the result; a
+    /// folder that already holds this result (the default one, or one whose `job.json` is this result's)
+    /// gets back what is missing and keeps every file a user added there. A file of the result that was
+    /// changed there is never overwritten: nothing is changed and the error names it. A link as `dest` is
+    /// followed. Nothing is left beside `dest` when it fails.
+    pub fn open_into(
+        &self,
+        id: &str,
+        dest: &Path,
+        ours: bool,
+        limits: Limits,
+    ) -> anyhow::Result<Opened> {
+        let dest = match std::fs::symlink_metadata(dest) {
+            Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(dest)
+                .with_context(|| {
+                    format!(
+                        "{} is a symbolic link to {}, which does not exist: create that folder or give \
+                         another one",
+                        dest.display(),
+                        std::fs::read_link(dest)
+                            .map(|t| t.display().to_string())
+                            .unwrap_or_default()
+                    )
+                })?,
+            _ => std::path::absolute(dest)
+                .with_context(|| format!("finding the folder {}", dest.display()))?,
+        };
+        let existing = match std::fs::symlink_metadata(&dest) {
+            Ok(meta) if meta.is_dir() => Some(
+                std::fs::read_dir(&dest)
+                    .with_context(|| format!("reading {}", dest.display()))?
+                    .next()
+                    .is_some(),
+            ),
+            Ok(_) => bail!(
+                "{} exists and is not a folder: give a new or empty folder",
+                dest.display()
+            ),
+            Err(_) => None,
+        };
         let path = self.result_path(id);
+        let job_json = {
+            let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            let mut zip = ::zip::ZipArchive::new(BufReader::new(file))
+                .with_context(|| format!("{} is not a readable result zip", path.display()))?;
+            archive::read_entry(&mut zip, "job.json", JOB_JSON_MAX)
+                .with_context(|| format!("{}: job.json cannot be read", path.display()))?
+        };
+        if existing == Some(true) && !ours {
+            let theirs = std::fs::read(dest.join("job.json")).ok();
+            if theirs.is_none() || theirs != job_json {
+                bail!(
+                    "{} exists and is not empty (and holds no earlier opening of {id}): give a new or \
+                     empty folder",
+                    dest.display()
+                );
+            }
+        }
+        let parent = dest
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        Ok(archive::unpack(
+        let staged = archive::unpack_staged(
             BufReader::new(file),
             &path.display().to_string(),
             "",
-            dest,
+            &parent,
             limits,
-        )?)
+        )?;
+        match existing {
+            None | Some(false) => {
+                if existing.is_some() {
+                    std::fs::remove_dir(&dest)
+                        .with_context(|| format!("replacing the empty folder {}", dest.display()))?;
+                }
+                std::fs::rename(staged.dir.path(), &dest)
+                    .with_context(|| format!("moving the result into {}", dest.display()))?;
+                let _ = staged.dir.keep();
+                Ok(Opened {
+                    folder: dest,
+                    written: staged.written,
+                    restored: 0,
+                    kept: Vec::new(),
+                })
+            }
+            Some(true) => refresh(staged, &dest),
+        }
     }
+}
+
+/// What `results open` did.
+#[derive(Debug)]
+pub struct Opened {
+    pub folder: PathBuf,
+    pub written: u64,
+    /// Files of the result that were missing from an earlier opening and were put back.
+    pub restored: usize,
+    /// Files a user added to an earlier opening, kept as they are.
+    pub kept: Vec<String>,
+}
+
+/// Every file and link below `dir`, relative, without following links.
+fn entries_below(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        for entry in std::fs::read_dir(dir.join(&relative))? {
+            let entry = entry?;
+            let path = relative.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                pending.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn same_content(a: &Path, b: &Path) -> bool {
+    let (Ok(ma), Ok(mb)) = (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) else {
+        return false;
+    };
+    if ma.file_type().is_symlink() || mb.file_type().is_symlink() {
+        return ma.file_type().is_symlink()
+            && mb.file_type().is_symlink()
+            && std::fs::read_link(a).ok() == std::fs::read_link(b).ok();
+    }
+    if !(ma.is_file() && mb.is_file()) || ma.len() != mb.len() {
+        return false;
+    }
+    let (Ok(fa), Ok(fb)) = (File::open(a), File::open(b)) else {
+        return false;
+    };
+    use std::io::Read;
+    let (mut ra, mut rb) = (BufReader::new(fa), BufReader::new(fb));
+    let (mut xa, mut xb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let Ok(na) = ra.read(&mut xa) else { return false };
+        if na == 0 {
+            return true;
+        }
+        if rb.read_exact(&mut xb[..na]).is_err() || xa[..na] != xb[..na] {
+            return false;
+        }
+    }
+}
+
+/// Puts back into `dest` what is missing of the staged result, keeping whatever else is there.
+fn refresh(staged: archive::Staged, dest: &Path) -> anyhow::Result<Opened> {
+    let from = staged.dir.path();
+    let ours = entries_below(from).context("reading the unpacked result")?;
+    let mut missing = Vec::new();
+    let mut changed = Vec::new();
+    for relative in &ours {
+        // Nothing is written through a link a user put in the folder.
+        let through_link = relative.ancestors().skip(1).any(|a| {
+            !a.as_os_str().is_empty()
+                && std::fs::symlink_metadata(dest.join(a)).is_ok_and(|m| !m.is_dir())
+        });
+        match std::fs::symlink_metadata(dest.join(relative)) {
+            _ if through_link => changed.push(relative.display().to_string()),
+            Err(_) => missing.push(relative),
+            Ok(_) if same_content(&from.join(relative), &dest.join(relative)) => {}
+            Ok(_) => changed.push(relative.display().to_string()),
+        }
+    }
+    if !changed.is_empty() {
+        let shown: Vec<&str> = changed.iter().take(10).map(String::as_str).collect();
+        bail!(
+            "{} holds an earlier opening of this result in which {} file(s) were changed ({}{}); nothing \
+             was changed: move them away, or open into another folder with --to",
+            dest.display(),
+            changed.len(),
+            shown.join(", "),
+            if changed.len() > 10 { ", …" } else { "" }
+        );
+    }
+    for relative in &missing {
+        let target = dest.join(relative);
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::rename(from.join(relative), &target)
+            .with_context(|| format!("putting back {}", target.display()))?;
+    }
+    let ours: std::collections::BTreeSet<&PathBuf> = ours.iter().collect();
+    let kept = entries_below(dest)
+        .with_context(|| format!("reading {}", dest.display()))?
+        .into_iter()
+        .filter(|p| !ours.contains(p))
+        .map(|p| p.display().to_string())
+        .collect();
+    Ok(Opened {
+        folder: dest.to_path_buf(),
+        written: 0,
+        restored: missing.len(),
+        kept,
+    })
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ impl std::io::Write for HashWriter<'_> {
 /// The files of a channel: the file itself, or every file below the folder, by relative name.
 fn local_files(source: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     if source.is_dir() {
-        crate::archive::files_below(source)
+        crate::archive::files_below(source).map_err(|e| std::io::Error::other(e.to_string()))
     } else {
         let name = source
             .file_name()

@@ -66,6 +66,7 @@ impl TrainSettings {
         mode: Mode,
     ) -> anyhow::Result<Self> {
         let task = Task::load(&args.task)?.with_overrides(&args.hyperparameters)?;
+        check_task(&task, mode)?;
         let container = ContainerSettings::resolve(&task, image, user)?;
         Ok(TrainSettings {
             task,
@@ -86,12 +87,25 @@ impl TrainSettings {
             .collect()
     }
 
-    /// The plan `--dry-run` prints.
+    /// Settings for a task derived from this one (a sweep member), checked as the task was.
+    pub fn with_task(&self, task: Task) -> anyhow::Result<TrainSettings> {
+        check_task(&task, self.mode)?;
+        Ok(TrainSettings {
+            task,
+            ..self.clone()
+        })
+    }
+
+    /// The plan `--dry-run` prints; values of secret-looking `[container] env` names are masked.
     pub fn plan(&self, package: &PackageInfo, fingerprint: &str) -> Value {
+        let mut task = self.task.spec.clone();
+        for (name, value) in task.container.env.iter_mut() {
+            *value = crate::secrets::shown_value(name, value);
+        }
         json!({
             "mode": self.mode,
             "task_file": self.task.file,
-            "task": self.task.spec,
+            "task": task,
             "hyperparameters": self.task.spec.hyperparameters,
             "channels": self.channel_sources(),
             "package": package,
@@ -99,5 +113,36 @@ impl TrainSettings {
             "result_store": self.store.results_dir(),
             "grace_seconds": self.grace.as_secs(),
         })
+    }
+}
+
+/// What can only be checked with the mode and the final hyperparameters known, before anything runs: a
+/// builtin's hyperparameters, and channels the mode cannot read.
+pub fn check_task(task: &Task, mode: Mode) -> anyhow::Result<()> {
+    if let crate::task::Runner::Builtin(builtin) = &task.spec.runner {
+        crate::builtin::check(builtin, &task.spec.hyperparameters)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", task.file.display()))?;
+    }
+    if mode != Mode::Remote {
+        for (name, source) in &task.channels {
+            crate::executors::local_channel(name, source, &mode.to_string())
+                .map_err(|e| anyhow::anyhow!("{}: {e:#}", task.file.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Warns about `[container] env` values whose names look secret: they are part of the task, so they are
+/// in `task.json`, the image and every result.
+pub fn warn_about_env_secrets(task: &Task, reporter: &dyn crate::printer::Reporter) {
+    for name in task.spec.container.env.keys() {
+        if crate::secrets::is_secret_env_name(name) {
+            reporter.warn(&format!(
+                "{}: [container] env sets `{name}`, which looks like a secret; env values are part of the \
+                 task and are stored in task.json, the image and every result. Pass secrets with \
+                 [container] pass_env = [\"{name}\"] instead (taken from your environment at run time)",
+                task.file.display()
+            ));
+        }
     }
 }

@@ -123,7 +123,9 @@ pub fn abbreviations(names: &[String]) -> BTreeMap<String, String> {
             return result;
         }
         for name in colliding {
-            *letters.get_mut(name).expect("known") += 1;
+            if let Some(count) = letters.get_mut(name) {
+                *count += 1;
+            }
         }
     }
 }
@@ -179,7 +181,34 @@ pub fn varying(members: &[Vec<(String, String)>]) -> Vec<String> {
         .collect()
 }
 
-/// The members of a sweep over `parameters`; one unnamed member when there is nothing to sweep.
+/// The parameters with every repeated value given once (`--set max_iter=100,100` is one run, not two
+/// identical ones), and a note for each repetition dropped.
+pub fn without_repeats(
+    parameters: Vec<(String, Vec<String>)>,
+) -> (Vec<(String, Vec<String>)>, Vec<String>) {
+    let mut notes = Vec::new();
+    let parameters = parameters
+        .into_iter()
+        .map(|(name, values)| {
+            let mut seen = BTreeSet::new();
+            let mut kept = Vec::new();
+            for value in values {
+                if seen.insert(value.clone()) {
+                    kept.push(value);
+                } else {
+                    notes.push(format!(
+                        "sweep `{name}` gives the value `{value}` more than once; it runs once"
+                    ));
+                }
+            }
+            (name, kept)
+        })
+        .collect();
+    (parameters, notes)
+}
+
+/// The members of a sweep over `parameters`; one unnamed member when there is nothing to sweep. Names
+/// are unique: members whose short names would coincide (`1.0` and `10` both write `10`) are numbered.
 pub fn members(parameters: &[(String, Vec<String>)]) -> Vec<Member> {
     if parameters.is_empty() {
         return vec![Member {
@@ -193,16 +222,30 @@ pub fn members(parameters: &[(String, Vec<String>)]) -> Vec<Member> {
         .map(|(n, _)| n.clone())
         .collect();
     let abbreviations = abbreviations(&varying);
+    let mut taken: BTreeMap<String, usize> = BTreeMap::new();
     grid(parameters)
         .into_iter()
         .map(|overrides| {
             let parts: Vec<String> = overrides
                 .iter()
                 .filter(|(name, _)| varying.contains(name))
-                .map(|(name, value)| format!("{}{}", abbreviations[name], short_value(value)))
+                .map(|(name, value)| {
+                    let short = abbreviations.get(name).cloned().unwrap_or_default();
+                    format!("{short}{}", short_value(value))
+                })
                 .collect();
+            let auto_name = (!parts.is_empty()).then(|| {
+                let name = parts.join("-");
+                let count = taken.entry(name.clone()).or_default();
+                *count += 1;
+                if *count > 1 {
+                    format!("{name}-{count}")
+                } else {
+                    name
+                }
+            });
             Member {
-                auto_name: (!parts.is_empty()).then(|| parts.join("-")),
+                auto_name,
                 overrides,
             }
         })
@@ -280,6 +323,20 @@ mod tests {
         assert_eq!(abbreviations["learning_rate"], "LeRa");
         let alike = super::abbreviations(&["lr".into(), "LR".into()]);
         assert_ne!(alike["lr"], alike["LR"]);
+    }
+
+    #[test]
+    fn repeated_values_run_once_and_alike_short_names_stay_distinct() {
+        let (parameters, notes) = without_repeats(vec![p("max_iter", &["100", "100", "200"])]);
+        assert_eq!(parameters, vec![p("max_iter", &["100", "200"])]);
+        assert_eq!(notes.len(), 1);
+        let (parameters, _) = without_repeats(vec![p("max_iter", &["100", "100"])]);
+        assert_eq!(members(&parameters).len(), 1);
+        let names: Vec<String> = members(&[p("lr", &["1.0", "10"])])
+            .into_iter()
+            .map(|m| m.auto_name.unwrap())
+            .collect();
+        assert_eq!(names, ["L10", "L10-2"]);
     }
 
     #[test]

@@ -24,10 +24,10 @@ pub const HYPERPARAMETER_VALUE_MAX: usize = 2500;
 /// A problem with a task file that the user can fix; it always names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    #[error("cannot read task file {path}: {source}")]
+    #[error("cannot read task file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}{location}: {message}")]
     Invalid {
@@ -72,8 +72,7 @@ struct TaskFile {
     channels: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     hyperparameters: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
-    #[serde(default)]
-    container: ContainerSpec,
+    container: Option<Spanned<ContainerSpec>>,
     #[serde(default)]
     remote: RemoteSpec,
     #[serde(default)]
@@ -86,7 +85,7 @@ struct TaskSection {
     name: Spanned<String>,
     #[serde(default = "default_version")]
     version: String,
-    builtin: Option<BuiltinSpec>,
+    builtin: Option<Spanned<BuiltinSpec>>,
     command: Option<Spanned<CommandSection>>,
 }
 
@@ -250,9 +249,9 @@ pub struct Task {
 
 impl Task {
     pub fn load(path: &Path) -> Result<Task, TaskError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TaskError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| TaskError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(path, &text)
     }
@@ -301,10 +300,30 @@ impl Task {
                     .into(),
             )),
             (Some(builtin), None) => {
+                let span = builtin.span();
+                let builtin = builtin.into_inner();
                 if let (Some(_), Some(_)) = (builtin.folds, builtin.test_size) {
                     return Err(invalid(
-                        None,
+                        Some(span),
                         "[task.builtin] takes `folds` or `test_size`, not both: keep one".into(),
+                    ));
+                }
+                if let Some(folds) = builtin.folds.filter(|k| *k < 2) {
+                    return Err(invalid(
+                        Some(span),
+                        format!(
+                            "[task.builtin] folds = {folds}: K-fold cross-validation needs at least 2 \
+                             folds (use test_size for one hold-out split)"
+                        ),
+                    ));
+                }
+                if let Some(size) = builtin.test_size.filter(|t| !(*t > 0.0 && *t < 1.0)) {
+                    return Err(invalid(
+                        Some(span),
+                        format!(
+                            "[task.builtin] test_size = {size}: the share of rows held out must lie \
+                             between 0 and 1, e.g. 0.2"
+                        ),
                     ));
                 }
                 (Runner::Builtin(builtin), None, Vec::new())
@@ -334,12 +353,28 @@ impl Task {
                     None => None,
                     Some(req) => {
                         let full = base.join(req.get_ref());
-                        let relative = full
-                            .strip_prefix(&source)
+                        // Where it really is, links and `..` resolved: it must be in the source folder.
+                        let real_source = std::fs::canonicalize(&source).unwrap_or(source.clone());
+                        let relative = std::fs::canonicalize(&full)
                             .ok()
+                            .and_then(|real| {
+                                real.strip_prefix(&real_source).ok().map(Path::to_path_buf)
+                            })
+                            .or_else(|| {
+                                // It does not exist: judge the path as written, `..` resolved.
+                                let lexical = normalize(&full);
+                                lexical
+                                    .strip_prefix(normalize(&source))
+                                    .ok()
+                                    .map(Path::to_path_buf)
+                            })
                             .map(|r| r.to_string_lossy().into_owned());
                         match relative {
-                            Some(rel) if full.is_file() => Some(rel),
+                            Some(rel) if full.is_file() => {
+                                check_text("`requirements`", &rel, true)
+                                    .map_err(|why| invalid(Some(req.span()), why))?;
+                                Some(rel)
+                            }
                             Some(_) => {
                                 return Err(invalid(
                                     Some(req.span()),
@@ -415,6 +450,38 @@ impl Task {
             channels.insert(channel.get_ref().clone(), source);
         }
 
+        let container = match file.container {
+            None => ContainerSpec::default(),
+            Some(spanned) => {
+                let span = spanned.span();
+                let container = spanned.into_inner();
+                check_container(&container).map_err(|why| invalid(Some(span.clone()), why))?;
+                if let Some(dockerfile) = &container.dockerfile {
+                    let full = base.join(dockerfile);
+                    if !full.is_file() {
+                        return Err(invalid(
+                            Some(span),
+                            format!(
+                                "[container] dockerfile {} does not exist (it is relative to the task \
+                                 file)",
+                                full.display()
+                            ),
+                        ));
+                    }
+                }
+                container
+            }
+        };
+        if let Some(bad) = file.task.version.chars().find(|c| c.is_control()) {
+            return Err(invalid(
+                None,
+                format!(
+                    "[task] version holds a control character ({}); a version is one line of text",
+                    bad.escape_default()
+                ),
+            ));
+        }
+
         let mut hyperparameters = BTreeMap::new();
         for (key, value) in &file.hyperparameters {
             let text = hyperparameter_string(value.get_ref()).map_err(|why| {
@@ -466,7 +533,7 @@ impl Task {
                 runner,
                 hyperparameters,
                 channels: channels.keys().cloned().collect(),
-                container: file.container,
+                container,
                 remote: file.remote,
             },
             source,
@@ -490,8 +557,22 @@ impl Task {
     }
 }
 
+/// A float nowhere in `value` is NaN or infinite (JSON, and so SageMaker's hyperparameters, has none).
+fn check_finite(value: &toml::Value) -> Result<(), String> {
+    match value {
+        toml::Value::Float(f) if !f.is_finite() => Err(format!(
+            "{f} is not a finite number; hyperparameters travel as JSON text, which has no NaN or \
+             infinity: give a finite number"
+        )),
+        toml::Value::Array(items) => items.iter().try_for_each(check_finite),
+        toml::Value::Table(table) => table.values().try_for_each(check_finite),
+        _ => Ok(()),
+    }
+}
+
 /// TOML values become the strings SageMaker passes: strings as they are, everything else as JSON text.
 fn hyperparameter_string(value: &toml::Value) -> Result<String, String> {
+    check_finite(value)?;
     Ok(match value {
         toml::Value::String(s) => s.clone(),
         toml::Value::Integer(i) => i.to_string(),
@@ -529,6 +610,19 @@ fn check_hyperparameters(hyperparameters: &BTreeMap<String, String>) -> Result<(
                 "hyperparameter name `{key}` must have 1 to {HYPERPARAMETER_KEY_MAX} characters"
             ));
         }
+        check_text(&format!("hyperparameter name `{}`", key.escape_default()), key, true)?;
+        check_text(&format!("hyperparameter `{key}`"), value, false)?;
+        if value
+            .trim()
+            .parse::<f64>()
+            .is_ok_and(|number| !number.is_finite())
+        {
+            return Err(format!(
+                "hyperparameter `{key}` = `{value}` is not a finite number; hyperparameters travel as JSON \
+                 text, which has no NaN or infinity (and a program reading it as a number would get one): \
+                 give a finite number"
+            ));
+        }
         if value.chars().count() > HYPERPARAMETER_VALUE_MAX {
             return Err(format!(
                 "hyperparameter `{key}` has a value of {} characters; SageMaker allows at most \
@@ -538,6 +632,93 @@ fn check_hyperparameters(hyperparameters: &BTreeMap<String, String>) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Text that reaches a Dockerfile, an environment or a command line holds no NUL, and, when it is one line
+/// (`line`), no control character at all: a newline in `base_image` would add an instruction to the
+/// Dockerfile.
+fn check_text(what: &str, text: &str, line: bool) -> Result<(), String> {
+    let bad = if line {
+        text.chars().find(|c| c.is_control())
+    } else {
+        text.chars().find(|c| *c == '\0')
+    };
+    match bad {
+        Some(c) => Err(format!(
+            "{what} holds a control character ({}): {}",
+            c.escape_default(),
+            if line {
+                "it must be one line of text"
+            } else {
+                "NUL cannot be passed to a program"
+            }
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `[container]`: what reaches the Dockerfile and the containers' environment is checked for what would
+/// break out of it.
+fn check_container(container: &ContainerSpec) -> Result<(), String> {
+    if let Some(base) = &container.base_image {
+        check_text("[container] base_image", base, true)?;
+        if base.is_empty() || base.contains(char::is_whitespace) {
+            return Err(format!(
+                "[container] base_image `{base}` is not an image reference such as python:3.11-slim"
+            ));
+        }
+    }
+    if let Some(dockerfile) = &container.dockerfile {
+        check_text("[container] dockerfile", dockerfile, true)?;
+    }
+    for package in &container.system_packages {
+        check_text("[container] system_packages", package, true)?;
+        // Debian package names, optionally with =version or :arch; nothing a shell would read.
+        let valid = !package.is_empty()
+            && package.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-' | '=' | ':' | '~' | '_')
+            })
+            && !package.starts_with('-');
+        if !valid {
+            return Err(format!(
+                "[container] system_packages has `{package}`, which is not a Debian package name (such as \
+                 libgomp1 or curl=7.88.1-10)"
+            ));
+        }
+    }
+    for (key, value) in &container.env {
+        check_text(&format!("[container] env name `{key}`"), key, true)?;
+        check_text(&format!("[container] env `{key}`"), value, false)?;
+        if key.is_empty() || key.contains('=') {
+            return Err(format!(
+                "[container] env name `{key}` is not a variable name (it may not be empty or hold `=`)"
+            ));
+        }
+    }
+    for name in &container.pass_env {
+        check_text("[container] pass_env", name, true)?;
+        if name.is_empty() || name.contains('=') {
+            return Err(format!(
+                "[container] pass_env has `{name}`, which is not a variable name"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A path with `.` and `..` taken out as written, without looking at the disk.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 pub fn check_task_name(name: &str) -> Result<(), String> {
@@ -568,6 +749,12 @@ pub fn check_task_name(name: &str) -> Result<(), String> {
 }
 
 fn check_channel_name(name: &str) -> Result<(), String> {
+    if name == "." || name == ".." {
+        return Err(format!(
+            "channel name `{name}` would be the data folder itself or its parent, not a channel in it: \
+             give it a name such as `training`"
+        ));
+    }
     if name.is_empty() || name.len() > CHANNEL_NAME_MAX {
         return Err(format!(
             "channel name `{name}` must have 1 to {CHANNEL_NAME_MAX} characters"

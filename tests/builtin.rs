@@ -321,10 +321,20 @@ fn unreadable_and_non_tabular_files_are_refused() {
 }
 
 #[test]
-fn unknown_builtin_hyperparameters_are_refused() {
-    expect_failure(
-        &[("d.csv", GOOD)],
-        "label = \"y\"\nfolds = 2\n[hyperparameters]\nmax_iters = 5",
-        "`max_iters` is not a parameter",
+fn unknown_builtin_hyperparameters_are_refused_before_anything_runs() {
+    let sandbox = Sandbox::new();
+    sandbox.write("bad/data/d.csv", std::str::from_utf8(GOOD).unwrap());
+    let task = sandbox.write(
+        "bad/task.toml",
+        "[task]\nname = \"bad\"\n[task.builtin]\nkind = \"single-frame\"\nlabel = \"y\"\nfolds = 2\n\
+         [channels]\ntraining = \"data\"\n[hyperparameters]\nmax_iters = 5\n",
     );
+    let output = sandbox.run(&["train", "attached", task.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    let stderr = common::text(&output.stderr);
+    assert!(
+        stderr.contains("`max_iters` is not a parameter") && stderr.contains("task.toml"),
+        "{stderr}"
+    );
+    assert!(sandbox.result_zips().is_empty(), "nothing ran, nothing is stored");
 }

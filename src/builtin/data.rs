@@ -42,8 +42,10 @@ pub enum DataError {
     NoChannel(PathBuf),
     #[error("the training channel {0} has no CSV or parquet file")]
     NoFiles(PathBuf),
-    #[error("{file} is not a CSV or parquet file; the training channel may hold only *.csv and *.parquet files (move it elsewhere, or list it in .groundsignore if it is beside the data)")]
+    #[error("{file} is not a CSV or parquet file; the training channel may hold only *.csv and *.parquet files (and hidden files, which are skipped): move it out of the channel's folder, or point the channel at the data file itself")]
     NotTabular { file: String },
+    #[error("in the training channel, {0}")]
+    Channel(crate::archive::FilesBelowError),
     #[error("cannot read {file} as {kind}: {message}")]
     Unreadable {
         file: String,
@@ -73,11 +75,7 @@ fn tabular_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
         return Err(DataError::NoChannel(dir.to_path_buf()));
     }
     let mut files = Vec::new();
-    for (relative, path) in crate::archive::files_below(dir).map_err(|e| DataError::Unreadable {
-        file: dir.display().to_string(),
-        kind: "a folder",
-        message: e.to_string(),
-    })? {
+    for (relative, path) in crate::archive::files_below(dir).map_err(DataError::Channel)? {
         if relative.split('/').any(|part| part.starts_with('.')) {
             continue;
         }

@@ -19,6 +19,16 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
     }
 }
 
+/// Checks a builtin's hyperparameters before anything runs: the same resolution the job makes.
+pub fn check(
+    spec: &BuiltinSpec,
+    hyperparameters: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    match spec.kind {
+        BuiltinKind::SingleFrame => single_frame::check(spec, hyperparameters),
+    }
+}
+
 /// The metric names a builtin reports, for SageMaker's MetricDefinitions.
 pub fn metric_names(spec: &BuiltinSpec) -> Vec<String> {
     single_frame::metric_names(spec.model)

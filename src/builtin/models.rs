@@ -48,6 +48,10 @@ pub fn fit_logistic(x: &Matrix, y: &[f64], c: f64, max_iter: usize, tol: f64) ->
     let mut converged = false;
     let mut current = objective(x, y, c, &theta);
     while iterations < max_iter {
+        if crate::signals::stop_requested().is_some() {
+            // Asked to stop: the caller sees it and stops at its safe point.
+            break;
+        }
         let z = x.linear(theta[0], &theta[1..]);
         let p: Vec<f64> = z.iter().map(|z| sigmoid(*z)).collect();
         let weights: Vec<f64> = p.iter().map(|p| c * p * (1.0 - p)).collect();

@@ -15,6 +15,7 @@ use super::prep::Preprocessor;
 use super::scores;
 use crate::contract::{JobConfig, Layout};
 use crate::metrics;
+use crate::signals;
 use crate::task::{BuiltinSpec, ModelKind};
 
 pub const DEFAULT_SEED: u64 = 42;
@@ -132,6 +133,11 @@ impl Params {
                 .unwrap_or(DEFAULT_SEED),
         })
     }
+}
+
+/// Checks the task's settings and hyperparameters as the job will resolve them.
+pub fn check(spec: &BuiltinSpec, hyperparameters: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    Params::resolve(spec, hyperparameters).map(|_| ())
 }
 
 pub fn metric_names(model: ModelKind) -> Vec<String> {
@@ -342,6 +348,7 @@ fn score(
 pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     let params = Params::resolve(spec, &config.hyperparameters)?;
+    signals::check(|| "reading its settings".into())?;
     let channel = layout.channel_dir("training");
     say(&format!(
         "[single-frame] stage load: reading {}",
@@ -355,6 +362,7 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         frame.files.len(),
         started.elapsed().as_secs_f64()
     ));
+    signals::check(|| "loading the data".into())?;
     let (y, classes) = encode_label(&frame.label.0, &frame.label.1, params.model)?;
     let parts = splits(frame.rows, params.split, params.seed)?;
     let count = parts.len();
@@ -363,11 +371,10 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
             for (rows, part) in [(train, "training"), (test, "test")] {
                 let positives = rows.iter().filter(|&&i| y[i] > 0.5).count();
                 if positives == 0 || positives == rows.len() {
-                    let classes = classes.as_ref().expect("classification has classes");
-                    let absent = if positives == 0 {
-                        &classes[1]
-                    } else {
-                        &classes[0]
+                    let absent = match (&classes, positives == 0) {
+                        (Some([_, positive]), true) => positive.as_str(),
+                        (Some([negative, _]), false) => negative.as_str(),
+                        (None, _) => "one class",
                     };
                     bail!(
                         "split {} of {count}: its {part} part has no rows with {} = {absent}; use fewer folds, a larger test_size or more data",
@@ -384,12 +391,14 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
     for (k, (train, test)) in parts.iter().enumerate() {
         let fold_started = Instant::now();
         let part = format!("split {} of {count}", k + 1);
+        signals::check(|| format!("{k} of {count} splits"))?;
         let prep = Preprocessor::fit(&frame.features, train, &part)?;
         let x_train = prep.transform(&frame.features, train);
         let x_test = prep.transform(&frame.features, test);
         let y_train: Vec<f64> = train.iter().map(|&i| y[i]).collect();
         let y_test: Vec<f64> = test.iter().map(|&i| y[i]).collect();
         let model = fit(&params, &x_train, &y_train);
+        signals::check(|| format!("{k} of {count} splits, during {part}"))?;
         if !model.converged {
             say(&format!(
                 "[single-frame] warning: {part} did not converge in max_iter={} iterations",
@@ -452,7 +461,9 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
     let all: Vec<usize> = (0..frame.rows).collect();
     let prep = Preprocessor::fit(&frame.features, &all, "all rows")?;
     let x_all = prep.transform(&frame.features, &all);
+    signals::check(|| format!("all {count} splits, before the refit on all rows"))?;
     let final_model = fit(&params, &x_all, &y);
+    signals::check(|| format!("all {count} splits, during the refit on all rows"))?;
     let model_dir = layout.model_dir();
     std::fs::create_dir_all(&model_dir)?;
     let model_json = json!({

@@ -17,6 +17,7 @@ use crate::image;
 use crate::metrics::Metrics;
 use crate::package::Package;
 use crate::printer::{Printer, Reporter};
+use crate::collect::Collected;
 use crate::results::{JobRecord, Mode, ResultContents, Status, Store};
 use crate::settings::TrainSettings;
 
@@ -81,7 +82,9 @@ async fn ecr_credentials(
 
 pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let settings = TrainSettings::resolve(&args.train, Some(&args.image), None, Mode::Remote)?;
-    let parameters = super::train::sweep_parameters(&settings, &args.train);
+    crate::settings::warn_about_env_secrets(&settings.task, printer);
+    super::train::clean_leftovers(&settings.store, printer);
+    let parameters = super::train::sweep_parameters(&settings, &args.train, printer);
     let members = crate::sweep::members(&parameters);
     let task_dir = settings
         .task
@@ -142,7 +145,7 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
             .await,
         );
     }
-    let mut answers = std::collections::BTreeMap::new();
+    let mut answers = Vec::new();
     for (member, submission) in prepared.iter().zip(submissions) {
         let reporter = super::train::MemberReporter {
             inner: printer,
@@ -153,7 +156,7 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
             Ok(submission) => settle(submission, &aws, &args, &reporter).await,
             Err(error) => Err(error),
         };
-        answers.insert(member.name.clone(), answer);
+        answers.push(answer);
     }
     super::train::sweep_table(&settings, &args.train, &prepared, answers, printer)
 }
@@ -180,7 +183,7 @@ async fn submit(
     printer: &dyn Reporter,
 ) -> anyhow::Result<Submission> {
     let task = &settings.task;
-    let package = crate::package::build(task)?;
+    let package = crate::package::build(task, printer)?;
     let fingerprint = fingerprint(&package.info, &task.spec, &task.channels, Mode::Remote)?;
     let image_plan = image::plan(task, &package, &settings.container.entry_binary)?;
     let twin = if settings.force {
@@ -229,7 +232,7 @@ async fn submit(
             "{} {} ({})",
             package.info.name,
             package.info.version,
-            &package.info.content_hash[..19]
+            package.info.content_hash.chars().take(19).collect::<String>()
         ),
     );
 
@@ -294,6 +297,7 @@ async fn submit(
         fingerprint,
         package: package.info.clone(),
         grounds_version: env!("CARGO_PKG_VERSION").to_string(),
+        left_out: Vec::new(),
         remote: Some(RemoteJob {
             job_name: id.clone(),
             region: aws.region.clone(),
@@ -335,10 +339,10 @@ async fn settle(
         return store_in_progress(reservation, &record, &package, extra);
     }
     let id = record.id.clone();
-    let remote_job = record.remote.clone().expect("a submitted job is remote");
-    let work = tempfile::Builder::new()
-        .prefix(&format!("grounds-{id}-"))
-        .tempdir()?;
+    let Some(remote_job) = record.remote.clone() else {
+        bail!("{id} was submitted without where it runs; this is a bug in grounds");
+    };
+    let work = crate::owner::WorkDir::new(&id).context("creating a temporary folder for the job")?;
     let mut log = JobLog::create(&work.path().join("logs.txt"), printer)?;
     match remote::wait(
         &aws.sagemaker(),
@@ -385,13 +389,12 @@ fn store_in_progress(
     let empty = tempfile::tempdir()?;
     let logs = empty.path().join("logs.txt");
     std::fs::write(&logs, b"")?;
-    let path = reservation.commit(&ResultContents {
+    let (path, _) = reservation.commit(ResultContents {
         job: record,
         package,
         metrics: &Metrics::default(),
         logs: &logs,
-        model_dir: &empty.path().join("model"),
-        output_dir: &empty.path().join("output"),
+        files: Collected::default(),
     })?;
     let json = json!({"id": record.id, "status": record.status, "mode": record.mode, "metrics": {}, "result": path, "reused": false, "remote": record.remote, "submitted": extra});
     let text = format!("id:      {}\nstatus:  InProgress (submitted to SageMaker)\nfetch:   grounds results fetch {}\n", record.id, record.id);
@@ -404,10 +407,9 @@ fn finish(
     mut record: JobRecord,
     package: &Package,
     outcome: crate::executors::Outcome,
-    model_dir: &Path,
-    output_dir: &Path,
     logs: &Path,
     extra: serde_json::Value,
+    printer: &dyn Reporter,
 ) -> super::train::MemberAnswer {
     record.status = outcome.status;
     record.ended_at = Some(outcome.ended_at);
@@ -415,15 +417,15 @@ fn finish(
         Some((outcome.ended_at - record.started_at).num_milliseconds() as f64 / 1000.0);
     record.exit_code = outcome.exit_code;
     record.failure_reason = outcome.failure_reason.clone();
-    let path = reservation.commit(&ResultContents {
+    let finals = outcome.metrics.finals();
+    let (path, record) = reservation.commit(ResultContents {
         job: &record,
         package,
         metrics: &outcome.metrics,
         logs,
-        model_dir,
-        output_dir,
+        files: outcome.files,
     })?;
-    let finals = outcome.metrics.finals();
+    super::train::say_left_out(&record, printer);
     let mut answer = super::train::answer(&record, &finals, &path, false);
     answer["remote"] = json!(record.remote);
     answer["submitted"] = extra;
@@ -445,17 +447,16 @@ async fn complete(
     printer: &dyn Reporter,
     extra: serde_json::Value,
 ) -> super::train::MemberAnswer {
-    let (model_dir, output_dir) = remote::collect(aws, remote_job, state, work, printer).await?;
-    let outcome = remote::outcome(state, log, record.started_at, record.hosts.len().max(1))?;
+    let files = remote::collect(aws, remote_job, state, work, printer).await?;
+    let outcome = remote::outcome(state, log, record.started_at, record.hosts.len().max(1), files)?;
     finish(
         reservation,
         record,
         package,
         outcome,
-        &model_dir,
-        &output_dir,
         &work.join("logs.txt"),
         extra,
+        printer,
     )
 }
 
@@ -486,9 +487,8 @@ pub async fn fetch(prefix: &str, no_wait: bool, printer: &Printer) -> anyhow::Re
     }
     let aws = Aws::connect(remote_job.profile.as_deref(), Some(&remote_job.region)).await?;
     let package = store.package(&record.id)?;
-    let work = tempfile::Builder::new()
-        .prefix(&format!("grounds-{}-", record.id))
-        .tempdir()?;
+    let work = crate::owner::WorkDir::new(&record.id)
+        .context("creating a temporary folder for the job")?;
     let mut log = JobLog::create(&work.path().join("logs.txt"), printer)?;
     let state = if no_wait {
         let state = remote::describe(&aws.sagemaker(), &remote_job.job_name).await?;

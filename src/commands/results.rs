@@ -67,15 +67,14 @@ impl Filter {
             })
             .collect();
         if let Some(metric) = &self.sort {
-            rows.sort_by(
-                |a, b| match (a.metrics.get(metric), b.metrics.get(metric)) {
-                    (Some(x), Some(y)) if self.ascending => x.total_cmp(y),
-                    (Some(x), Some(y)) => y.total_cmp(x),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                },
-            );
+            // Stable: equal values keep their order (oldest first); NaN and infinities after the rest.
+            rows.sort_by(|a, b| {
+                crate::metrics::rank(
+                    a.metrics.get(metric).copied(),
+                    b.metrics.get(metric).copied(),
+                    !self.ascending,
+                )
+            });
         }
         Ok(rows)
     }
@@ -219,7 +218,11 @@ fn compare(
                 .map(|(k, _)| k.clone()),
         )
         .collect();
-    printer.json(&json!({"results": ids, "hyperparameters": hyperparameters, "metrics": metrics, "differing": differing}));
+    let metrics_json: BTreeMap<&String, serde_json::Value> = metrics
+        .iter()
+        .map(|(name, values)| (name, crate::metrics::value::map_to_json(values)))
+        .collect();
+    printer.json(&json!({"results": ids, "hyperparameters": hyperparameters, "metrics": metrics_json, "differing": differing}));
     let mut header: Vec<String> = vec!["".into(), "NAME".into()];
     header.extend(ids.iter().cloned());
     let mut rows = Vec::new();
@@ -310,6 +313,15 @@ fn show(store: &Store, prefix: &str, printer: &Printer) -> anyhow::Result<Exit> 
             text.push_str(&format!("  {line}\n"));
         }
     }
+    if !job.left_out.is_empty() {
+        text.push_str(&format!(
+            "\nleft out ({} file(s) the job left that are not in the result):\n",
+            job.left_out.len()
+        ));
+        for left in &job.left_out {
+            text.push_str(&format!("  {}  {}\n", left.path, left.reason));
+        }
+    }
     if !job.channels.is_empty() {
         text.push_str("\nchannels:\n");
         for (name, source) in &job.channels {
@@ -360,32 +372,40 @@ fn open(
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
     let id = store.resolve(prefix)?;
-    let dest = match to {
-        Some(dir) => {
-            let occupied = std::fs::read_dir(&dir)
-                .map(|mut entries| entries.next().is_some())
-                .unwrap_or(false);
-            if occupied {
-                bail!(
-                    "{} exists and is not empty; give --to a new or empty folder",
-                    dir.display()
-                );
-            }
-            std::path::absolute(&dir)?
-        }
-        None => store.open_dir(&id),
-    };
     let limits = Limits {
         max_bytes,
         ..Limits::default()
     };
-    let bytes = store.unpack(&id, &dest, limits)?;
+    let (dest, ours) = match to {
+        Some(dir) => (dir, false),
+        None => (store.open_dir(&id), true),
+    };
+    let opened = store.open_into(&id, &dest, ours, limits)?;
     let stored = store.read(&id)?;
     let metrics = stored.metrics.finals();
-    printer.stage("Opened", &format!("{id} ({bytes} bytes)"));
-    printer
-        .json(&json!({"id": id, "folder": dest, "metrics": metrics, "status": stored.job.status}));
-    let mut text = format!("{}\n", dest.display());
+    if opened.restored > 0 || !opened.kept.is_empty() {
+        printer.stage(
+            "Opened",
+            &format!(
+                "{id} again: {} file(s) of the result put back, {} file(s) you added kept",
+                opened.restored,
+                opened.kept.len()
+            ),
+        );
+    } else if opened.written == 0 {
+        printer.stage("Opened", &format!("{id} (already open, unchanged)"));
+    } else {
+        printer.stage("Opened", &format!("{id} ({} bytes)", opened.written));
+    }
+    printer.json(&json!({
+        "id": id,
+        "folder": opened.folder,
+        "metrics": crate::metrics::value::map_to_json(&metrics),
+        "status": stored.job.status,
+        "restored": opened.restored,
+        "kept": opened.kept,
+    }));
+    let mut text = format!("{}\n", opened.folder.display());
     if !metrics.is_empty() {
         let rows: Vec<Vec<String>> = metrics
             .iter()

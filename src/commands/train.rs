@@ -39,7 +39,7 @@ async fn execute(
 ) -> anyhow::Result<Ran> {
     let mode = settings.mode;
     let task = &settings.task;
-    let package = crate::package::build(task)?;
+    let package = crate::package::build(task, printer)?;
     let fingerprint = fingerprint(&package.info, &task.spec, &task.channels, mode)?;
     let image = match mode {
         Mode::Local | Mode::Remote => Some(image::plan(
@@ -95,6 +95,17 @@ async fn execute(
     let docker = match &image {
         Some(image) => {
             let docker = crate::docker::connect().await?;
+            let orphans = crate::docker::remove_orphans(&docker).await;
+            if !orphans.is_empty() {
+                printer.stage(
+                    "Removed",
+                    &format!(
+                        "{} leftover(s) of runs whose grounds process is gone: {}",
+                        orphans.len(),
+                        orphans.join(", ")
+                    ),
+                );
+            }
             image::ensure(&docker, image, &package, printer).await?;
             Some(docker)
         }
@@ -102,17 +113,15 @@ async fn execute(
     };
     let reservation = settings.store.reserve(base)?;
     let id = reservation.id.clone();
-    let work = tempfile::Builder::new()
-        .prefix(&format!("grounds-{id}-"))
-        .tempdir()
-        .context("creating a temporary folder for the job")?;
+    let work =
+        crate::owner::WorkDir::new(&id).context("creating a temporary folder for the job")?;
     printer.stage("Running", &format!("{id} {mode}: {what}"));
-    let (outcome, layout, logs) = match (mode, &docker, &image) {
+    let (outcome, logs) = match (mode, &docker, &image) {
         (Mode::Local, Some(docker), Some(image)) => {
-            let job = local_job(&settings, &id, work.path());
+            let job = local_job(settings, &id, work.path());
             let plan = job.plan(&image.tag, printer)?;
             let outcome = job.run(docker, &plan, printer).await?;
-            (outcome, job.merged(), job.logs_path())
+            (outcome, job.logs_path())
         }
         (Mode::Attached, _, _) => {
             let job = AttachedJob {
@@ -123,7 +132,7 @@ async fn execute(
                 grace: settings.grace,
             };
             let outcome = job.run(printer).await?;
-            (outcome, job.layout(), job.logs_path())
+            (outcome, job.logs_path())
         }
         _ => anyhow::bail!("`train {mode}` is not available yet"),
     };
@@ -148,18 +157,19 @@ async fn execute(
         package: package.info.clone(),
         grounds_version: env!("CARGO_PKG_VERSION").to_string(),
         remote: None,
+        left_out: Vec::new(),
     };
-    let path = reservation.commit(&ResultContents {
+    let finals = outcome.metrics.finals();
+    let (path, record) = reservation.commit(ResultContents {
         job: &record,
         package: &package,
         metrics: &outcome.metrics,
         logs: &logs,
-        model_dir: &layout.model_dir(),
-        output_dir: &layout.output_dir(),
+        files: outcome.files,
     })?;
     drop(work);
+    say_left_out(&record, printer);
 
-    let finals = outcome.metrics.finals();
     Ok(Ran::Done {
         record,
         finals,
@@ -203,6 +213,53 @@ impl Ran {
     }
 }
 
+/// Removes what runs killed before they could clean up left behind: staging files in the store and job
+/// roots in the temp folder whose owner is gone.
+pub fn clean_leftovers(store: &crate::results::Store, reporter: &dyn Reporter) {
+    let swept = crate::owner::sweep(&store.results_dir(), &std::env::temp_dir());
+    if !swept.removed.is_empty() {
+        reporter.stage(
+            "Cleaned",
+            &format!(
+                "{} leftover(s) of runs whose grounds process is gone: {}",
+                swept.removed.len(),
+                swept
+                    .removed
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    for (path, why) in swept.failed {
+        reporter.warn(&format!(
+            "could not remove {}, left by a run that is gone: {why}",
+            path.display()
+        ));
+    }
+}
+
+/// Names what the job left that is not in its result.
+pub fn say_left_out(record: &JobRecord, reporter: &dyn Reporter) {
+    if record.left_out.is_empty() {
+        return;
+    }
+    let shown: Vec<String> = record
+        .left_out
+        .iter()
+        .take(5)
+        .map(|l| format!("{} ({})", l.path, l.reason))
+        .collect();
+    reporter.warn(&format!(
+        "{} file(s) the job left are not in its result: {}{}; `grounds results show {}` lists them",
+        record.left_out.len(),
+        shown.join("; "),
+        if record.left_out.len() > 5 { "; …" } else { "" },
+        record.id
+    ));
+}
+
 pub fn say_reused(twin: &crate::results::Stored, reporter: &dyn Reporter) {
     reporter.stage(
         "Reused",
@@ -222,23 +279,29 @@ pub fn single_member(
     match members {
         [only] if only.auto_name.is_none() => {
             let task = settings.task.clone().with_overrides(&only.overrides)?;
-            Ok(Some(TrainSettings {
-                task,
-                ..settings.clone()
-            }))
+            Ok(Some(settings.with_task(task)?))
         }
         _ => Ok(None),
     }
 }
 
-/// The sweep parameters: the task's `[sweep]`, with `--set` adding or replacing.
-pub fn sweep_parameters(settings: &TrainSettings, args: &TrainArgs) -> Vec<(String, Vec<String>)> {
+/// The sweep parameters: the task's `[sweep]`, with `--set` adding or replacing; a value given twice
+/// runs once (and is said so).
+pub fn sweep_parameters(
+    settings: &TrainSettings,
+    args: &TrainArgs,
+    reporter: &dyn Reporter,
+) -> Vec<(String, Vec<String>)> {
     let mut parameters = settings.task.sweep.clone();
     for (name, values) in &args.sweep {
         match parameters.iter_mut().find(|(n, _)| n == name) {
             Some(existing) => existing.1 = values.clone(),
             None => parameters.push((name.clone(), values.clone())),
         }
+    }
+    let (parameters, notes) = crate::sweep::without_repeats(parameters);
+    for note in notes {
+        reporter.warn(&note);
     }
     parameters
 }
@@ -255,7 +318,9 @@ pub async fn run(
         local.as_ref().and_then(|l| l.user),
         mode,
     )?;
-    let parameters = sweep_parameters(&settings, &args);
+    crate::settings::warn_about_env_secrets(&settings.task, printer);
+    clean_leftovers(&settings.store, printer);
+    let parameters = sweep_parameters(&settings, &args, printer);
     let members = crate::sweep::members(&parameters);
     if let Some(single) = single_member(&settings, &members)? {
         let ran = execute(&single, &single.task.spec.name, printer).await?;
@@ -295,10 +360,7 @@ pub fn prepare_members(
                     &settings.task.spec.name,
                     member.auto_name.as_deref(),
                 ),
-                settings: TrainSettings {
-                    task,
-                    ..settings.clone()
-                },
+                settings: settings.with_task(task)?,
                 overrides: member.overrides.clone(),
             })
         })
@@ -333,8 +395,8 @@ async fn run_sweep(
         ),
     );
     let prepared = prepare_members(settings, &members)?;
-    let answers: BTreeMap<String, MemberAnswer> =
-        futures_util::stream::iter(prepared.iter().map(|member| async move {
+    let mut answers: Vec<(usize, MemberAnswer)> =
+        futures_util::stream::iter(prepared.iter().enumerate().map(|(index, member)| async move {
             let reporter = MemberReporter {
                 inner: printer,
                 name: &member.name,
@@ -342,20 +404,24 @@ async fn run_sweep(
             let answer = execute(&member.settings, &member.base, &reporter)
                 .await
                 .map(|ran| ran.answer());
-            (member.name.clone(), answer)
+            (index, answer)
         }))
         .buffer_unordered(parallel)
         .collect()
         .await;
+    // In the members' order, whatever order they ended in.
+    answers.sort_by_key(|(index, _)| *index);
+    let answers = answers.into_iter().map(|(_, answer)| answer).collect();
     sweep_table(settings, args, &prepared, answers, printer)
 }
 
 /// The end of a sweep: one row per member (as a table, or a JSON array), and whether all completed.
+/// `answers` are in the order of `prepared`.
 pub fn sweep_table(
     settings: &TrainSettings,
     args: &TrainArgs,
     prepared: &[PreparedMember],
-    mut answers: BTreeMap<String, MemberAnswer>,
+    answers: Vec<MemberAnswer>,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
     let varying = crate::sweep::varying(
@@ -366,7 +432,7 @@ pub fn sweep_table(
     );
     let mut rows = Vec::new();
     let mut all_completed = true;
-    for member in prepared {
+    for (member, answer) in prepared.iter().zip(answers) {
         let hyperparameters: BTreeMap<_, _> = member
             .overrides
             .iter()
@@ -374,7 +440,7 @@ pub fn sweep_table(
             .cloned()
             .collect();
         let mut row = json!({"name": member.name, "hyperparameters": hyperparameters});
-        match answers.remove(&member.name).expect("every member ran") {
+        match answer {
             Ok((answer, _, status)) => {
                 // A detached remote member is submitted, which is all that was asked.
                 all_completed &= matches!(status, Status::Completed | Status::InProgress);
@@ -392,13 +458,9 @@ pub fn sweep_table(
     }
     if let Some(metric) = &args.sort {
         rows.sort_by(|a, b| {
-            let value = |r: &serde_json::Value| r["metrics"][metric].as_f64();
-            match (value(a), value(b)) {
-                (Some(x), Some(y)) => y.total_cmp(&x),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => std::cmp::Ordering::Equal,
-            }
+            let value = |r: &serde_json::Value| crate::metrics::value::from_json(&r["metrics"][metric])
+                .filter(|_| !r["metrics"][metric].is_null());
+            crate::metrics::rank(value(a), value(b), true)
         });
     }
     if settings.dry_run {
@@ -438,8 +500,9 @@ pub fn sweep_table(
                     .to_string()
             }));
             cells.extend(metric_names.iter().map(|m| {
-                r["metrics"][m]
-                    .as_f64()
+                Some(&r["metrics"][m])
+                    .filter(|v| !v.is_null())
+                    .and_then(crate::metrics::value::from_json)
                     .map(printer::metric_value)
                     .unwrap_or_else(|| "-".into())
             }));
@@ -497,13 +560,14 @@ pub fn answer(
         "id": record.id,
         "status": record.status,
         "mode": record.mode,
-        "metrics": finals,
+        "metrics": crate::metrics::value::map_to_json(finals),
         "result": path,
         "reused": reused,
         "exit_code": record.exit_code,
         "failure_reason": record.failure_reason,
         "duration_seconds": record.duration_seconds,
         "fingerprint": record.fingerprint,
+        "left_out": record.left_out,
     })
 }
 
@@ -560,6 +624,13 @@ pub fn summary(
         }
     }
     text.push_str(&format!("result:  {}\n", path.display()));
+    if !record.left_out.is_empty() {
+        text.push_str(&format!(
+            "left out: {} file(s) the job left (see `grounds results show {}`)\n",
+            record.left_out.len(),
+            record.id
+        ));
+    }
     if !metrics.is_empty() {
         text.push('\n');
         let rows: Vec<Vec<String>> = metrics

@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
-use super::{JobLog, Outcome};
+use super::{read_pieces, JobLog, Outcome};
+use crate::collect::Collected;
 use crate::contract::{self, ChannelConfig, JobConfig, Layout, ResourceConfig};
 use crate::entry;
 use crate::package::Package;
 use crate::printer::Reporter;
 use crate::results::Status;
+use crate::signals::StopSignals;
 use crate::task::Task;
 
 pub struct AttachedJob<'a> {
@@ -54,10 +55,7 @@ impl AttachedJob<'_> {
             resource_config: ResourceConfig::for_host(1, 1, "local"),
         };
         config.write(&layout)?;
-        let package_path = self.work.join("package.zip");
-        std::fs::write(&package_path, &self.package.bytes)
-            .context("writing the package for the entry")?;
-        Ok(package_path)
+        Ok(self.package.path().to_path_buf())
     }
 
     pub async fn run(&self, reporter: &dyn Reporter) -> anyhow::Result<Outcome> {
@@ -65,6 +63,7 @@ impl AttachedJob<'_> {
         let layout = self.layout();
         let exe = std::env::current_exe().context("finding the grounds binary to run the entry")?;
         let mut command = tokio::process::Command::new(&exe);
+        let parent = std::process::id() as i32;
         command
             .arg("entry")
             .env(contract::ROOT_ENV, &layout.root)
@@ -76,22 +75,34 @@ impl AttachedJob<'_> {
             // Its own process group: Ctrl-C reaches grounds only, which stops the job the way SageMaker
             // does, and everything the job started can be killed as one group.
             .process_group(0);
+        // SAFETY: only async-signal-safe calls (prctl, getppid, kill) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                // If grounds dies (kill -9, a crash), the entry is told to stop its job as if stopped.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
+                if libc::getppid() != parent {
+                    // grounds died before the line above took effect.
+                    libc::kill(libc::getpid(), libc::SIGTERM);
+                }
+                Ok(())
+            });
+        }
         // Listening before the job starts, and for the whole run: a signal that arrives between two turns
         // of the loop below is kept, not lost.
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut interrupt =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let mut stops = StopSignals::listen()?;
         let started_at = Utc::now();
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {} entry", exe.display()))?;
         let pid = child.id().map(|p| p as i32);
 
-        let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<String>();
+        let (tx, mut rx) = mpsc::channel(256);
+        let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+            anyhow::bail!("the job's output could not be captured");
+        };
         let readers = [
-            read_lines(child.stdout.take().expect("piped"), lines_tx.clone()),
-            read_lines(child.stderr.take().expect("piped"), lines_tx),
+            read_pieces(out, "stdout".into(), tx.clone()),
+            read_pieces(err, "stderr".into(), tx),
         ];
         let mut log = JobLog::create(&self.logs_path(), reporter)?;
         let mut stopped = false;
@@ -100,17 +111,17 @@ impl AttachedJob<'_> {
             let deadline = stop_deadline;
             tokio::select! {
                 status = child.wait() => break status?,
-                Some(line) = lines_rx.recv() => log.line(None, &line),
-                _ = interrupt.recv(), if !stopped => {
-                    stopped = true;
-                    stop_deadline = Some(self.begin_stop(pid, reporter));
-                }
-                _ = terminate.recv(), if !stopped => {
+                Some((stream, piece)) = rx.recv() => log.piece(&stream, None, &piece),
+                _ = stops.recv(), if !stopped => {
                     stopped = true;
                     stop_deadline = Some(self.begin_stop(pid, reporter));
                 }
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                     reporter.warn(&format!("the job did not stop within {}s; killing it", self.grace.as_secs()));
+                    // Everything below the entry first: killed last, its orphans would escape the tree.
+                    if let Some(pid) = pid {
+                        crate::proctree::kill_descendants(pid);
+                    }
                     kill_group(pid, libc::SIGKILL);
                     stop_deadline = None;
                 }
@@ -118,11 +129,17 @@ impl AttachedJob<'_> {
         };
         // Whatever the job left running in its group goes with it, as it would with its container.
         kill_group(pid, libc::SIGKILL);
-        for reader in readers {
-            let _ = reader.await;
+        let drained = tokio::time::timeout(super::DRAIN, async {
+            while let Some((stream, piece)) = rx.recv().await {
+                log.piece(&stream, None, &piece);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            reporter.warn("the job's output did not end with its processes; the rest is not read");
         }
-        while let Some(line) = lines_rx.recv().await {
-            log.line(None, &line);
+        for reader in readers {
+            reader.abort();
         }
         let metrics = log.finish()?;
         let ended_at = Utc::now();
@@ -153,6 +170,7 @@ impl AttachedJob<'_> {
             ended_at,
             metrics,
             hosts: vec!["algo-1".into()],
+            files: Collected::from_root(&layout.root, &layout.root),
         })
     }
 
@@ -177,24 +195,6 @@ fn kill_group(pid: Option<i32>, signal: i32) {
     }
 }
 
-fn read_lines<R: AsyncRead + Unpin + Send + 'static>(
-    stream: R,
-    tx: mpsc::UnboundedSender<String>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut reader = BufReader::new(stream);
-        let mut buffer = Vec::new();
-        while let Ok(n) = reader.read_until(b'\n', &mut buffer).await {
-            if n == 0 {
-                break;
-            }
-            let text = String::from_utf8_lossy(&buffer);
-            let _ = tx.send(text.trim_end_matches(['\n', '\r']).to_string());
-            buffer.clear();
-        }
-    })
-}
-
 /// Makes a local channel appear at `dir`: a folder by a link to it, a file as that file inside `dir`.
 fn link_channel(source: &Path, dir: &Path) -> anyhow::Result<()> {
     if source.is_dir() {
@@ -202,7 +202,9 @@ fn link_channel(source: &Path, dir: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("linking {} to {}", dir.display(), source.display()))?;
     } else {
         std::fs::create_dir_all(dir)?;
-        let name = source.file_name().context("a channel file has a name")?;
+        let name = source
+            .file_name()
+            .with_context(|| format!("channel file {} has no name", source.display()))?;
         std::os::unix::fs::symlink(source, dir.join(name))
             .with_context(|| format!("linking {} into {}", source.display(), dir.display()))?;
     }

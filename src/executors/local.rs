@@ -23,11 +23,15 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{JobLog, Outcome};
+use crate::collect::{Collected, Source};
 use crate::contract::{ChannelConfig, JobConfig, Layout, ResourceConfig};
-use crate::docker::{self, call_error, JOB_LABEL, LABEL};
+use crate::docker::{self, call_error, JOB_LABEL, LABEL, OWNER_LABEL};
 use crate::entry;
+use crate::lines::{LineSplitter, Piece};
 use crate::printer::Reporter;
 use crate::results::Status;
+use crate::secrets;
+use crate::signals::StopSignals;
 use crate::task::{ChannelSource, Task};
 
 /// One container of the job, as planned.
@@ -65,27 +69,9 @@ pub struct LocalJob<'a> {
     pub user: (u32, u32),
 }
 
-fn looks_secret(name: &str) -> bool {
-    let upper = name.to_uppercase();
-    [
-        "SECRET",
-        "TOKEN",
-        "PASSWORD",
-        "KEY",
-        "CREDENTIAL",
-        "SESSION",
-    ]
-    .iter()
-    .any(|s| upper.contains(s))
-}
-
 impl LocalJob<'_> {
     pub fn host_root(&self, host: &str) -> PathBuf {
         self.work.join("hosts").join(host)
-    }
-
-    pub fn merged(&self) -> Layout {
-        Layout::new(self.work.join("merged"))
     }
 
     pub fn logs_path(&self) -> PathBuf {
@@ -101,20 +87,13 @@ impl LocalJob<'_> {
         let mut masked = BTreeMap::from([("TRAINING_JOB_NAME".to_string(), self.id.to_string())]);
         for (key, value) in &self.task.spec.container.env {
             env.push((key.clone(), value.clone()));
-            masked.insert(
-                key.clone(),
-                if looks_secret(key) {
-                    "***".into()
-                } else {
-                    value.clone()
-                },
-            );
+            masked.insert(key.clone(), secrets::shown_value(key, value));
         }
         for name in &self.task.spec.container.pass_env {
             match std::env::var(name) {
                 Ok(value) => {
                     env.push((name.clone(), value));
-                    masked.insert(name.clone(), "***".into());
+                    masked.insert(name.clone(), secrets::MASK.into());
                 }
                 Err(_) => reporter.warn(&format!(
                     "[container] pass_env names `{name}`, which is not set here; it is not passed"
@@ -133,7 +112,7 @@ impl LocalJob<'_> {
                 } else {
                     let file = path
                         .file_name()
-                        .context("a channel file has a name")?
+                        .with_context(|| format!("channel file {} has no name", path.display()))?
                         .to_string_lossy()
                         .into_owned();
                     mounts.push(format!("{}:{target}/{file}:ro", path.display()));
@@ -181,10 +160,10 @@ impl LocalJob<'_> {
                     let dir = layout.channel_dir(name);
                     std::fs::create_dir_all(&dir)?;
                     if path.is_file() {
-                        std::fs::write(
-                            dir.join(path.file_name().context("a channel file has a name")?),
-                            b"",
-                        )?;
+                        let name = path.file_name().with_context(|| {
+                            format!("channel file {} has no name", path.display())
+                        })?;
+                        std::fs::write(dir.join(name), b"")?;
                     }
                 }
             }
@@ -246,13 +225,12 @@ impl LocalJob<'_> {
     ) -> anyhow::Result<Outcome> {
         // Listening before anything is created, and for the whole run: Ctrl-C then always ends in the
         // cleanup below, and a signal that arrives between two turns of the loop is kept, not lost.
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut interrupt =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let mut stops = StopSignals::listen()?;
+        // The owner's identity lets a later run remove these if this process dies without cleaning up.
         let labels = HashMap::from([
             (LABEL.to_string(), "1".to_string()),
             (JOB_LABEL.to_string(), self.id.to_string()),
+            (OWNER_LABEL.to_string(), crate::owner::Owner::current().label()),
         ]);
         if let Some(network) = &plan.network {
             let request = NetworkCreateRequest {
@@ -308,7 +286,7 @@ impl LocalJob<'_> {
         }
 
         let started_at = Utc::now();
-        let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<(String, String)>();
+        let (lines_tx, mut lines_rx) = mpsc::channel::<(String, String, Piece)>(256);
         let mut streams = Vec::new();
         let mut waits = Vec::new();
         for host in &plan.hosts {
@@ -343,22 +321,24 @@ impl LocalJob<'_> {
         let exits = loop {
             tokio::select! {
                 exits = &mut all_exited => break exits,
-                Some((host, line)) = lines_rx.recv() => log.line(multi_host.then_some(host.as_str()), &line),
-                _ = interrupt.recv(), if !stopped => {
-                    stopped = true;
-                    self.stop_all(docker, plan, reporter);
-                }
-                _ = terminate.recv(), if !stopped => {
+                Some((stream, host, piece)) = lines_rx.recv() => log.piece(&stream, multi_host.then_some(host.as_str()), &piece),
+                _ = stops.recv(), if !stopped => {
                     stopped = true;
                     self.stop_all(docker, plan, reporter);
                 }
             }
         };
-        for stream in streams {
-            let _ = stream.await;
+        let drained = tokio::time::timeout(super::DRAIN, async {
+            while let Some((stream, host, piece)) = lines_rx.recv().await {
+                log.piece(&stream, multi_host.then_some(host.as_str()), &piece);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            reporter.warn("the containers' output did not end with them; the rest is not read");
         }
-        while let Some((host, line)) = lines_rx.recv().await {
-            log.line(multi_host.then_some(host.as_str()), &line);
+        for stream in streams {
+            stream.abort();
         }
         let metrics = log.finish()?;
         let ended_at = Utc::now();
@@ -368,8 +348,17 @@ impl LocalJob<'_> {
             let code = exit.context("waiting for a container")??;
             codes.push((host, code));
         }
-        let merged = self.merged();
-        merge_outputs(plan, &merged)?;
+        let mut files = Collected::merge(
+            plan.hosts
+                .iter()
+                .map(|h| {
+                    (
+                        h.host.clone(),
+                        Collected::from_root(&h.root, Path::new(crate::contract::DEFAULT_ROOT)),
+                    )
+                })
+                .collect(),
+        );
         let failed: Vec<&(&HostPlan, i64)> = codes.iter().filter(|(_, code)| *code != 0).collect();
         let status = if stopped {
             Status::Stopped
@@ -395,9 +384,8 @@ impl LocalJob<'_> {
             failure_reason = Some(super::stopped_reason(failure_reason));
         }
         if let Some(reason) = &failure_reason {
-            if multi_host || !merged.failure_file().exists() {
-                std::fs::create_dir_all(merged.output_dir())?;
-                std::fs::write(merged.failure_file(), reason)?;
+            if multi_host || !files.has("output/failure") {
+                files.put("output/failure", Source::Bytes(reason.as_bytes().to_vec()));
             }
         }
         Ok(Outcome {
@@ -408,6 +396,7 @@ impl LocalJob<'_> {
             ended_at,
             metrics,
             hosts: plan.hosts.iter().map(|h| h.host.clone()).collect(),
+            files,
         })
     }
 
@@ -450,27 +439,6 @@ fn give_to(root: &Path, (uid, gid): (u32, u32)) -> anyhow::Result<()> {
     })
 }
 
-/// Copies every host's `model/` and `output/` into one; on a name clash the lower host number wins.
-fn merge_outputs(plan: &LocalPlan, merged: &Layout) -> anyhow::Result<()> {
-    for host in plan.hosts.iter().rev() {
-        let layout = Layout::new(&host.root);
-        for (from, to) in [
-            (layout.model_dir(), merged.model_dir()),
-            (layout.output_dir(), merged.output_dir()),
-        ] {
-            for (relative, path) in crate::archive::files_below(&from)? {
-                let target = to.join(&relative);
-                std::fs::create_dir_all(target.parent().expect("below a folder"))?;
-                std::fs::copy(&path, &target)
-                    .with_context(|| format!("collecting {}", path.display()))?;
-            }
-        }
-    }
-    std::fs::create_dir_all(merged.model_dir())?;
-    std::fs::create_dir_all(merged.output_dir())?;
-    Ok(())
-}
-
 async fn wait_exit(docker: Docker, container: String) -> anyhow::Result<i64> {
     let mut stream = docker.wait_container(
         &container,
@@ -484,12 +452,12 @@ async fn wait_exit(docker: Docker, container: String) -> anyhow::Result<i64> {
     }
 }
 
-/// Follows a container's output, splitting it into lines as they complete.
+/// Follows a container's output, splitting it into lines (pieces of long ones) as they come.
 async fn stream_logs(
     docker: Docker,
     container: String,
     host: String,
-    tx: mpsc::UnboundedSender<(String, String)>,
+    tx: mpsc::Sender<(String, String, Piece)>,
 ) {
     let options = LogsOptionsBuilder::default()
         .follow(true)
@@ -497,7 +465,8 @@ async fn stream_logs(
         .stderr(true)
         .build();
     let mut stream = docker.logs(&container, Some(options));
-    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut splitters = [LineSplitter::new(), LineSplitter::new()];
+    let names = [format!("{host}/stdout"), format!("{host}/stderr")];
     while let Some(Ok(chunk)) = stream.next().await {
         let (index, bytes) = match chunk {
             bollard::container::LogOutput::StdErr { message } => (1, message),
@@ -505,22 +474,19 @@ async fn stream_logs(
             | bollard::container::LogOutput::Console { message } => (0, message),
             bollard::container::LogOutput::StdIn { .. } => continue,
         };
-        let buffer = &mut pending[index];
-        buffer.extend_from_slice(&bytes);
-        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line)
-                .trim_end_matches(['\n', '\r'])
-                .to_string();
-            let _ = tx.send((host.clone(), text));
+        for piece in splitters[index].push(&bytes) {
+            if tx
+                .send((names[index].clone(), host.clone(), piece))
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
     }
-    for buffer in pending {
-        if !buffer.is_empty() {
-            let _ = tx.send((
-                host.clone(),
-                String::from_utf8_lossy(&buffer).trim_end().to_string(),
-            ));
+    for (index, splitter) in splitters.iter_mut().enumerate() {
+        if let Some(piece) = splitter.finish() {
+            let _ = tx.send((names[index].clone(), host.clone(), piece)).await;
         }
     }
 }

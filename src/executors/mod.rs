@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
+use crate::collect::Collected;
+use crate::lines::Piece;
 use crate::metrics::Metrics;
 use crate::printer::Reporter;
 use crate::results::Status;
@@ -26,7 +28,15 @@ pub struct Outcome {
     pub ended_at: DateTime<Utc>,
     pub metrics: Metrics,
     pub hosts: Vec<String>,
+    /// What the job left in `model/` and `output/`, to be stored.
+    pub files: Collected,
 }
+
+/// How much of a line too long to hold whole is shown live.
+const SHOWN_MAX: usize = 4096;
+
+/// How long a job's output is still read after its last process has ended.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The local path of a channel, or an error for an `s3://` channel, which only remote runs can read.
 pub fn local_channel<'a>(
@@ -60,12 +70,17 @@ pub fn stopped_reason(theirs: Option<String>) -> String {
     }
 }
 
-/// Every line a job prints goes through here: shown live, kept in `logs.txt`, scanned for metrics.
+/// Every line a job prints goes through here: shown live, kept in `logs.txt`, scanned for metrics. Long
+/// lines arrive in pieces (see [`crate::lines`]): every byte is kept, the first piece is shown.
 pub struct JobLog<'a> {
     writer: BufWriter<std::fs::File>,
     pub path: PathBuf,
     pub metrics: Metrics,
     reporter: &'a dyn Reporter,
+    /// The stream whose long line is being written to `logs.txt` piece by piece.
+    open: Option<String>,
+    /// Bytes of that line not shown.
+    unshown: u64,
 }
 
 impl<'a> JobLog<'a> {
@@ -77,24 +92,103 @@ impl<'a> JobLog<'a> {
             path: path.to_path_buf(),
             metrics: Metrics::default(),
             reporter,
+            open: None,
+            unshown: 0,
         })
     }
 
-    /// One line of output; `host` is given when a job has several and is then kept in the log.
+    /// One whole line of output; `host` is given when a job has several and is then kept in the log.
     pub fn line(&mut self, host: Option<&str>, text: &str) {
-        let now = Utc::now();
-        self.metrics.observe(text, now);
-        let _ = match host {
-            Some(host) => writeln!(self.writer, "{host} | {text}"),
-            None => writeln!(self.writer, "{text}"),
+        let piece = Piece {
+            bytes: text.as_bytes().to_vec(),
+            starts_line: true,
+            ends_line: true,
         };
-        self.reporter.job_line(host, text);
+        self.piece(host.unwrap_or(""), host, &piece);
+    }
+
+    /// A piece of a line from the stream `stream` (e.g. `algo-1/stderr`).
+    pub fn piece(&mut self, stream: &str, host: Option<&str>, piece: &Piece) {
+        let now = Utc::now();
+        if self.open.as_deref().is_some_and(|open| open != stream) {
+            // Another stream's long line is cut short here; its next piece starts a line of its own.
+            let _ = self.writer.write_all(b"\n");
+            self.open = None;
+        }
+        let continues = self.open.is_some();
+        if !continues {
+            if let Some(host) = host {
+                let _ = write!(self.writer, "{host} | ");
+            }
+        }
+        let _ = self.writer.write_all(&piece.bytes);
+        let text = piece.text();
+        self.metrics.observe(&text, now);
+        if piece.ends_line {
+            let _ = self.writer.write_all(b"\n");
+            self.open = None;
+        } else {
+            self.open = Some(stream.to_string());
+        }
+        if piece.starts_line {
+            self.unshown = 0;
+            if piece.ends_line {
+                self.reporter.job_line(host, &text);
+            } else {
+                let head: String = text.chars().take(SHOWN_MAX).collect();
+                self.reporter.job_line(host, &format!("{head} …"));
+                self.unshown = (piece.bytes.len() - head.len()) as u64;
+            }
+        } else {
+            self.unshown += piece.bytes.len() as u64;
+            if piece.ends_line {
+                self.reporter.job_line(
+                    host,
+                    &format!(
+                        "… ({} more bytes of that line are kept in logs.txt)",
+                        self.unshown
+                    ),
+                );
+                self.unshown = 0;
+            }
+        }
     }
 
     pub fn finish(mut self) -> anyhow::Result<Metrics> {
+        if self.open.is_some() {
+            let _ = self.writer.write_all(b"\n");
+        }
         self.writer
             .flush()
             .with_context(|| format!("writing {}", self.path.display()))?;
         Ok(self.metrics)
     }
+}
+
+/// Reads a stream in chunks and sends its lines (pieces of long ones) as `(stream, piece)`; a full
+/// channel holds the reader back, so memory stays bounded however fast the job prints.
+pub fn read_pieces<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    mut stream: R,
+    name: String,
+    tx: tokio::sync::mpsc::Sender<(String, Piece)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut splitter = crate::lines::LineSplitter::new();
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            let n = match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            for piece in splitter.push(&buffer[..n]) {
+                if tx.send((name.clone(), piece)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if let Some(piece) = splitter.finish() {
+            let _ = tx.send((name, piece)).await;
+        }
+    })
 }

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use aws_sdk_sagemaker::types as sm;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{JobLog, Outcome};
 use crate::aws::{call_error, Aws};
+use crate::collect::{Collected, LeftOut};
 use crate::printer::Reporter;
 use crate::results::Status;
 use crate::sagemaker::{self, CreateTrainingJob, JobInputs, LimitError};
@@ -483,11 +484,15 @@ pub async fn stop(client: &aws_sdk_sagemaker::Client, job: &str) -> anyhow::Resu
     Ok(())
 }
 
-/// Downloads and unpacks a `.tar.gz` from S3 into `into`; refuses entries that would land outside it.
+/// Downloads a `.tar.gz` from S3 (streamed to disk, never held in memory) and unpacks its regular files
+/// and folders into `into`. Entries that are links, devices or pipes, or that would land outside, are
+/// left out and recorded as `<prefix>/<name>`; they never fail the download. Returns whether it was there.
 pub async fn download_tarball(
     s3: &aws_sdk_s3::Client,
     uri: &str,
     into: &Path,
+    prefix: &str,
+    left_out: &mut Vec<LeftOut>,
 ) -> anyhow::Result<bool> {
     let (bucket, key) = s3_parts(uri)?;
     let object = match s3.get_object().bucket(bucket).key(key).send().await {
@@ -495,78 +500,111 @@ pub async fn download_tarball(
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(false),
         Err(e) => return Err(call_error(&format!("s3:GetObject {uri}"), e).into()),
     };
-    let bytes = object
-        .body
-        .collect()
+    let mut download = tempfile::tempfile().context("creating a temporary file for the download")?;
+    let mut body = object.body;
+    while let Some(chunk) = body
+        .try_next()
         .await
         .with_context(|| format!("downloading {uri}"))?
-        .into_bytes();
+    {
+        std::io::Write::write_all(&mut download, &chunk)
+            .with_context(|| format!("downloading {uri}"))?;
+    }
+    std::io::Seek::rewind(&mut download)?;
     std::fs::create_dir_all(into)?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(
+        download,
+    )));
     for entry in archive
         .entries()
         .with_context(|| format!("{uri} is not a .tar.gz"))?
     {
-        let mut entry = entry?;
-        let path = entry.path()?.into_owned();
-        if path.is_absolute()
+        let mut entry = entry.with_context(|| format!("reading {uri}"))?;
+        let path = entry
+            .path()
+            .with_context(|| format!("reading {uri}"))?
+            .into_owned();
+        let name = format!("{prefix}/{}", path.display());
+        let kind = entry.header().entry_type();
+        let why = if path.is_absolute()
             || path
                 .components()
                 .any(|c| matches!(c, std::path::Component::ParentDir))
         {
-            bail!(
-                "refusing {uri}: entry {} would land outside the result",
-                path.display()
-            );
+            Some("an entry of the archive that would land outside the result")
+        } else if kind.is_symlink() || kind.is_hard_link() {
+            Some("a link in the archive: links in downloaded archives are not followed")
+        } else if !(kind.is_file() || kind.is_dir()) {
+            Some("not a regular file or folder in the archive")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            left_out.push(LeftOut {
+                path: name,
+                reason: format!("{why} ({uri})"),
+            });
+            continue;
         }
-        if entry.header().entry_type().is_symlink() || entry.header().entry_type().is_hard_link() {
-            bail!("refusing {uri}: entry {} is a link", path.display());
-        }
-        entry.unpack_in(into)?;
+        entry
+            .unpack_in(into)
+            .with_context(|| format!("unpacking {name} from {uri}"))?;
     }
     Ok(true)
 }
 
-/// Brings a finished job home into `model/` and `output/` under `work`, and describes its end.
+/// Brings a finished job home (model/ and output/ under `work`) and describes its end.
 pub async fn collect(
     aws: &Aws,
     remote: &RemoteJob,
     state: &JobState,
     work: &Path,
     reporter: &dyn Reporter,
-) -> anyhow::Result<(PathBuf, PathBuf)> {
+) -> anyhow::Result<Collected> {
     let s3 = aws.s3();
-    let model_dir = work.join("model");
-    let output_dir = work.join("output");
+    let root = work.join("ml");
+    let model_dir = root.join("model");
+    let output_dir = root.join("output");
     std::fs::create_dir_all(&model_dir)?;
     std::fs::create_dir_all(output_dir.join("data"))?;
+    let mut left_out = Vec::new();
     let model_uri = state.model_artifacts.clone().unwrap_or_else(|| {
         format!(
             "{}{}/output/model.tar.gz",
             remote.output_path, remote.job_name
         )
     });
-    if download_tarball(&s3, &model_uri, &model_dir).await? {
+    if download_tarball(&s3, &model_uri, &model_dir, "model", &mut left_out).await? {
         reporter.stage("Downloaded", &model_uri);
     } else if state.status == Status::Completed {
         reporter.warn(&format!("{model_uri} is not there: the job wrote no model"));
     }
     let output_uri = model_uri.replace("/model.tar.gz", "/output.tar.gz");
-    if download_tarball(&s3, &output_uri, &output_dir.join("data")).await? {
+    if download_tarball(
+        &s3,
+        &output_uri,
+        &output_dir.join("data"),
+        "output/data",
+        &mut left_out,
+    )
+    .await?
+    {
         reporter.stage("Downloaded", &output_uri);
     }
     if let Some(reason) = &state.failure_reason {
         std::fs::write(output_dir.join("failure"), reason)?;
     }
-    Ok((model_dir, output_dir))
+    let mut files = Collected::from_root(&root, &root);
+    files.left_out.extend(left_out);
+    Ok(files)
 }
 
-/// The outcome of a finished job, with `FinalMetricDataList` added to what the logs showed.
 pub fn outcome(
     state: &JobState,
     log: JobLog,
     started_at: DateTime<Utc>,
     hosts: usize,
+    files: Collected,
 ) -> anyhow::Result<Outcome> {
     let mut metrics = log.finish()?;
     for (name, value, time) in &state.final_metrics {
@@ -585,6 +623,7 @@ pub fn outcome(
         ended_at: Utc::now(),
         metrics,
         hosts: (1..=hosts).map(|i| format!("algo-{i}")).collect(),
+        files,
     })
 }
 

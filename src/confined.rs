@@ -1,0 +1,198 @@
+//! Resolving a symbolic link as if a folder were the whole file system: where it leads, step by step,
+//! without ever following it out of that folder.
+//!
+//! A job writes links in its own view (`/opt/ml/model/x -> /etc/shadow` in a container, a temp path when
+//! attached) and a source folder may hold links anywhere; grounds reads both on the host. Resolving each
+//! link component by component inside the folder tells a link that stays inside from one that leaves it,
+//! dangles or loops, so that nothing of the host is ever read through one.
+
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+
+/// How many links one resolution may pass through before it is taken for a loop (as Linux's ELOOP).
+const MAX_HOPS: usize = 40;
+
+/// Where a link leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// To this path below the folder (relative, without links in it), which exists.
+    Inside(PathBuf),
+    /// Out of the folder; the target as written.
+    Outside(PathBuf),
+    /// To something that does not exist; the target as written.
+    Dangling(PathBuf),
+    /// Through more links than any path needs: a loop.
+    Loop,
+    /// A step could not be read.
+    Unreadable(String),
+}
+
+/// Resolves the link at `link` (relative to `root`, not itself resolved: its folders must be real ones).
+/// Absolute targets are read in the job's view: `seen_as` (e.g. `/opt/ml`) stands for `root`.
+pub fn resolve(root: &Path, seen_as: &Path, link: &Path) -> Resolution {
+    let mut stack: Vec<OsString> = match link.parent() {
+        Some(parent) => parent
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(name) => Some(name.to_os_string()),
+                _ => None,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let written = match std::fs::read_link(root.join(link)) {
+        Ok(target) => target,
+        Err(e) => return Resolution::Unreadable(e.to_string()),
+    };
+    let mut pending: Vec<OsString> = Vec::new();
+    if let Err(outside) = enter(&written, root, seen_as, &mut stack, &mut pending) {
+        return outside;
+    }
+    let mut hops = 1;
+    // `pending` is a stack of components still to walk, the next one last.
+    while let Some(component) = pending.pop() {
+        if component == ".." {
+            if stack.pop().is_none() {
+                return Resolution::Outside(written);
+            }
+            continue;
+        }
+        if component == "." || component.is_empty() {
+            continue;
+        }
+        stack.push(component);
+        let here: PathBuf = root.join(stack.iter().collect::<PathBuf>());
+        let meta = match std::fs::symlink_metadata(&here) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Resolution::Dangling(written)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Resolution::Dangling(written)
+            }
+            Err(e) => return Resolution::Unreadable(format!("{}: {e}", here.display())),
+        };
+        if meta.file_type().is_symlink() {
+            hops += 1;
+            if hops > MAX_HOPS {
+                return Resolution::Loop;
+            }
+            stack.pop();
+            let next = match std::fs::read_link(&here) {
+                Ok(next) => next,
+                Err(e) => return Resolution::Unreadable(format!("{}: {e}", here.display())),
+            };
+            if let Err(outside) = enter(&next, root, seen_as, &mut stack, &mut pending) {
+                return match outside {
+                    Resolution::Outside(_) => Resolution::Outside(written),
+                    other => other,
+                };
+            }
+        } else if !pending.iter().all(|c| c == "." || c.is_empty()) && !meta.is_dir() {
+            // A file with more path after it: nothing there.
+            return Resolution::Dangling(written);
+        }
+    }
+    Resolution::Inside(stack.iter().collect())
+}
+
+/// Starts walking `target`: an absolute one from the root (when it lies in the job's view of it), a
+/// relative one from where the walk stands.
+fn enter(
+    target: &Path,
+    root: &Path,
+    seen_as: &Path,
+    stack: &mut Vec<OsString>,
+    pending: &mut Vec<OsString>,
+) -> Result<(), Resolution> {
+    let rest = if target.is_absolute() {
+        let below = target
+            .strip_prefix(seen_as)
+            .or_else(|_| target.strip_prefix(root))
+            .map_err(|_| Resolution::Outside(target.to_path_buf()))?;
+        stack.clear();
+        below.to_path_buf()
+    } else {
+        target.to_path_buf()
+    };
+    let components: Vec<OsString> = rest
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect();
+    pending.extend(components.into_iter().rev());
+    Ok(())
+}
+
+/// The relative link text that leads from the folder holding `link` to `target` (both relative to one
+/// root, neither with links in it).
+pub fn relative_target(link: &Path, target: &Path) -> PathBuf {
+    let from: Vec<Component> = link
+        .parent()
+        .map(|p| p.components().collect())
+        .unwrap_or_default();
+    let to: Vec<Component> = target.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut relative = PathBuf::new();
+    for _ in common..from.len() {
+        relative.push("..");
+    }
+    for component in &to[common..] {
+        relative.push(component);
+    }
+    if relative.as_os_str().is_empty() {
+        relative.push(".");
+    }
+    relative
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn links_are_resolved_inside_the_folder_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("model/ckpt")).unwrap();
+        std::fs::write(root.join("model/ckpt/3.bin"), b"x").unwrap();
+        symlink("ckpt/3.bin", root.join("model/latest")).unwrap();
+        symlink("/opt/ml/model/ckpt", root.join("model/abs")).unwrap();
+        symlink("/etc/passwd", root.join("model/host")).unwrap();
+        symlink("../../../../../etc/passwd", root.join("model/climb")).unwrap();
+        symlink("missing", root.join("model/dangling")).unwrap();
+        symlink("loop-b", root.join("model/loop-a")).unwrap();
+        symlink("loop-a", root.join("model/loop-b")).unwrap();
+        symlink("latest/more", root.join("model/through-file")).unwrap();
+        symlink(".", root.join("model/here")).unwrap();
+        symlink("here/../..", root.join("model/up")).unwrap();
+        let seen = Path::new("/opt/ml");
+        let at = |name: &str| resolve(root, seen, &Path::new("model").join(name));
+        assert_eq!(at("latest"), Resolution::Inside("model/ckpt/3.bin".into()));
+        assert_eq!(at("abs"), Resolution::Inside("model/ckpt".into()));
+        assert_eq!(at("host"), Resolution::Outside("/etc/passwd".into()));
+        assert!(matches!(at("climb"), Resolution::Outside(_)));
+        assert_eq!(at("dangling"), Resolution::Dangling("missing".into()));
+        assert_eq!(at("loop-a"), Resolution::Loop);
+        assert!(matches!(at("through-file"), Resolution::Dangling(_)));
+        assert_eq!(at("here"), Resolution::Inside("model".into()));
+        // `here` is the model folder itself, so `here/../..` climbs above the root.
+        assert!(matches!(at("up"), Resolution::Outside(_)));
+        // The root's own path in an absolute target is the root too (attached runs see it so).
+        let real = root.join("model/ckpt");
+        symlink(&real, root.join("model/real")).unwrap();
+        assert_eq!(at("real"), Resolution::Inside("model/ckpt".into()));
+    }
+
+    #[test]
+    fn relative_targets_climb_only_as_needed() {
+        let rel = |a: &str, b: &str| relative_target(Path::new(a), Path::new(b));
+        assert_eq!(rel("model/latest", "model/ckpt/3.bin"), Path::new("ckpt/3.bin"));
+        assert_eq!(rel("model/a/b", "output/data/x"), Path::new("../../output/data/x"));
+        assert_eq!(rel("model/here", "model"), Path::new("."));
+    }
+}
