@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime};
 pub const ROOT_LOCK: &str = ".grounds-owner";
 /// Prefix of job roots in the temp folder.
 pub const ROOT_PREFIX: &str = "grounds-";
+/// Prefix of packages (zips, each locked by its owner) in the temp folder.
+pub const PACKAGE_PREFIX: &str = "grounds-package-";
 /// A leftover younger than this is never removed: its owner may be between creating and locking it.
 const SETTLE: Duration = Duration::from_secs(30);
 
@@ -83,8 +85,8 @@ pub struct Swept {
     pub failed: Vec<(PathBuf, String)>,
 }
 
-/// Removes the staging files (`.*.partial`) in `results_dir` and the job roots in `temp_dir` whose owner
-/// is gone. Only what carries grounds' lock and is not locked by a living process is touched.
+/// Removes the staging files (`.*.partial`) in `results_dir`, and the job roots and packages in
+/// `temp_dir`, whose owner is gone. Only what grounds locks and no living process holds is touched.
 pub fn sweep(results_dir: &Path, temp_dir: &Path) -> Swept {
     let mut swept = Swept::default();
     if let Ok(entries) = std::fs::read_dir(results_dir) {
@@ -110,6 +112,19 @@ pub fn sweep(results_dir: &Path, temp_dir: &Path) -> Swept {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_file
+                && name.starts_with(PACKAGE_PREFIX)
+                && name.ends_with(".zip")
+                && old_enough(&path)
+                && is_abandoned(&path)
+            {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => swept.removed.push(path),
+                    Err(e) => swept.failed.push((path, e.to_string())),
+                }
+                continue;
+            }
             let lock = path.join(ROOT_LOCK);
             if is_dir
                 && name.starts_with(ROOT_PREFIX)

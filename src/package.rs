@@ -81,17 +81,39 @@ pub struct PackageInfo {
     pub files: usize,
 }
 
-/// A package: its manifest, and the zip in a temporary file (removed when the last clone is dropped).
+/// A package: its manifest, and the zip in a temporary file (removed when the last clone is dropped,
+/// and locked while it lives, so that one left by a killed run is recognised and removed later).
 #[derive(Debug, Clone)]
 pub struct Package {
     pub info: PackageInfo,
-    file: Arc<tempfile::TempPath>,
+    file: Arc<PackageFile>,
+}
+
+#[derive(Debug)]
+struct PackageFile {
+    path: tempfile::TempPath,
+    _lock: crate::owner::Lock,
+}
+
+impl PackageFile {
+    fn new(path: tempfile::TempPath) -> std::io::Result<PackageFile> {
+        let lock = crate::owner::lock(std::fs::File::open(&path)?)?;
+        Ok(PackageFile { path, _lock: lock })
+    }
+}
+
+/// A temporary file for a package, named so that a clean-up recognises it.
+pub fn temp_file() -> std::io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(crate::owner::PACKAGE_PREFIX)
+        .suffix(".zip")
+        .tempfile()
 }
 
 impl Package {
     /// Where the zip lies.
     pub fn path(&self) -> &Path {
-        &self.file
+        &self.file.path
     }
 
     pub fn open(&self) -> std::io::Result<std::fs::File> {
@@ -107,7 +129,7 @@ impl Package {
         let (_, info) = read_manifest(std::fs::File::open(&file)?)?;
         Ok(Package {
             info,
-            file: Arc::new(file),
+            file: Arc::new(PackageFile::new(file)?),
         })
     }
 }
@@ -166,11 +188,7 @@ pub fn build(task: &Task, reporter: &dyn Reporter) -> Result<Package, PackageErr
     entries.sort_by(|a, b| a.name().cmp(b.name()));
 
     let write = |e: &dyn std::fmt::Display| PackageError::Write(e.to_string());
-    let file = tempfile::Builder::new()
-        .prefix("grounds-package-")
-        .suffix(".zip")
-        .tempfile()
-        .map_err(|e| write(&e))?;
+    let file = temp_file().map_err(|e| write(&e))?;
     let (file, temp_path) = file.into_parts();
     let mut zip = DeterministicZip::new(std::io::BufWriter::new(file));
     let mut hasher = Sha256::new();
@@ -238,7 +256,7 @@ pub fn build(task: &Task, reporter: &dyn Reporter) -> Result<Package, PackageErr
     std::io::Write::flush(&mut out).map_err(|e| write(&e))?;
     Ok(Package {
         info,
-        file: Arc::new(temp_path),
+        file: Arc::new(PackageFile::new(temp_path).map_err(|e| write(&e))?),
     })
 }
 

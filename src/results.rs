@@ -322,11 +322,8 @@ impl Store {
         let mut entry = zip
             .by_name("package.zip")
             .with_context(|| format!("{} has no package.zip", path.display()))?;
-        let mut temp = tempfile::Builder::new()
-            .prefix("grounds-package-")
-            .suffix(".zip")
-            .tempfile()
-            .context("creating a temporary file for the package")?;
+        let mut temp =
+            crate::package::temp_file().context("creating a temporary file for the package")?;
         std::io::copy(&mut entry, &mut temp)
             .with_context(|| format!("reading package.zip from {}", path.display()))?;
         Package::from_temp(temp.into_temp_path())

@@ -7,38 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{both, fixture, text, Sandbox, ZipFile};
-
-/// Made by `make base-image` (container/python-base.sh), which `make test` runs first.
-const PYTHON_BASE: &str = "grounds-test/python:bookworm";
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI runs");
-    assert!(
-        output.status.success(),
-        "docker {args:?}: {}",
-        both(&output)
-    );
-    text(&output.stdout)
-}
-
-/// Nothing of this job is left in the engine.
-fn assert_nothing_left(id: &str) {
-    let filter = format!("label=grounds.job={id}");
-    assert_eq!(
-        docker(&["ps", "-a", "-q", "--filter", &filter]).trim(),
-        "",
-        "containers of {id} left"
-    );
-    assert_eq!(
-        docker(&["network", "ls", "-q", "--filter", &filter]).trim(),
-        "",
-        "networks of {id} left"
-    );
-}
+use common::{assert_nothing_left, both, docker, fixture, text, Sandbox, ZipFile, PYTHON_BASE};
 
 /// A command task around a fixture's source, on the debootstrapped Python image.
 fn command_task(sandbox: &Sandbox, name: &str, source: &Path, extra: &str) -> PathBuf {

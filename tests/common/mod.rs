@@ -136,3 +136,178 @@ impl ZipFile {
         serde_json::from_str(&self.read(name)).unwrap()
     }
 }
+
+/// Made by `make base-image` (container/python-base.sh), which `make test` runs first.
+pub const PYTHON_BASE: &str = "grounds-test/python:bookworm";
+
+/// The docker CLI, for looking at the engine from outside; fails the test when it fails.
+pub fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs");
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        both(&output)
+    );
+    text(&output.stdout)
+}
+
+/// Nothing of this job is left in the engine.
+pub fn assert_nothing_left(id: &str) {
+    let filter = format!("label=grounds.job={id}");
+    assert_eq!(
+        docker(&["ps", "-a", "-q", "--filter", &filter]).trim(),
+        "",
+        "containers of {id} left"
+    );
+    assert_eq!(
+        docker(&["network", "ls", "-q", "--filter", &filter]).trim(),
+        "",
+        "networks of {id} left"
+    );
+}
+
+/// Runs a command to its end and measures it: its output, and the peak resident memory (KiB) of it and
+/// of every process below it that it waited for.
+pub fn measured(command: &mut Command) -> (Output, u64) {
+    use std::process::Stdio;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        stdout.read_to_end(&mut bytes).unwrap();
+        bytes
+    });
+    let err = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        stderr.read_to_end(&mut bytes).unwrap();
+        bytes
+    });
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as i32;
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4");
+    use std::os::unix::process::ExitStatusExt;
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    };
+    // The child was reaped by wait4 above; the handle must not wait again.
+    std::mem::forget(child);
+    (output, usage.ru_maxrss as u64)
+}
+
+/// A running grounds whose standard error is collected as it comes, for tests that act in the middle
+/// of a run (signals, kill -9).
+pub struct Running {
+    pub child: std::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn start(mut command: Command) -> Running {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let collected = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut all = collected.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        Running {
+            child,
+            stderr,
+            reader: Some(reader),
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until standard error holds `needle`; panics with what it holds after `seconds`.
+    pub fn wait_for(&self, needle: &str, seconds: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while std::time::Instant::now() < deadline {
+            if self.stderr().contains(needle) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("`{needle}` did not appear within {seconds}s:\n{}", self.stderr());
+    }
+
+    pub fn signal(&self, signal: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Waits for the end (at most `seconds`); returns the output.
+    pub fn finish(mut self, seconds: u64) -> Output {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                if let Some(reader) = self.reader.take() {
+                    reader.join().unwrap();
+                }
+                let mut stdout = Vec::new();
+                if let Some(mut out) = self.child.stdout.take() {
+                    out.read_to_end(&mut stdout).unwrap();
+                }
+                return Output {
+                    status,
+                    stdout,
+                    stderr: self.stderr().into_bytes(),
+                };
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("grounds did not end within {seconds}s:\n{}", self.stderr());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// Whether a process runs (a zombie does not count).
+pub fn process_runs(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Waits until none of `pids` runs; false when some still run after `seconds`.
+pub fn all_gone(pids: &[i32], seconds: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        if pids.iter().all(|p| !process_runs(*p)) {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
