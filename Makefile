@@ -10,7 +10,7 @@ RELEASE_BIN  := $(TARGET_DIR)/$(TARGET)/release/grounds
 
 PYTHON_BASE  := grounds-test/python:bookworm
 
-.PHONY: build release demo test test-deps base-image install bench clean
+.PHONY: build release demo test test-deps base-image lint install bench clean
 
 ## build: the debug build (static, as the entry in images needs), used by demo and tests
 build:
@@ -33,8 +33,12 @@ test-deps:
 base-image:
 	container/python-base.sh $(PYTHON_BASE)
 
-## test: install and start what the tests need (moto, a registry: tests/services.sh), then run every test
-test: test-deps base-image
+## lint: clippy; outside tests nothing may unwrap, expect or panic (src/main.rs denies it)
+lint:
+	$(CARGO) clippy --all-targets
+
+## test: lint, install and start what the tests need (moto, a registry: tests/services.sh), then run every test
+test: test-deps base-image lint
 	tests/services.sh $(CARGO) test --no-fail-fast
 
 ## install: install the release build as $(PREFIX)/bin/grounds

@@ -347,8 +347,8 @@ pub fn python_float_repr(f: f64) -> String {
         };
     }
     let sci = format!("{f:e}"); // e.g. "1.5e-5", "1e16"
-    let (mantissa, exponent) = sci.split_once('e').expect("{:e} has an exponent");
-    let exponent: i32 = exponent.parse().expect("exponent is an integer");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
     if !(-4..16).contains(&exponent) {
         let sign = if exponent < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exponent.abs())
@@ -422,13 +422,15 @@ pub fn environment(
         .map(|g| {
             (
                 g.instance_group_name.clone(),
-                serde_json::to_value(g).expect("serializable"),
+                serde_json::to_value(g).unwrap_or(Value::Null),
             )
         })
         .collect();
     let user_args = hyperparameter_args(&config.hyperparameters);
-    let resource_value = serde_json::to_value(resource).expect("serializable");
-    let input_data_config = serde_json::to_value(&config.input_data_config).expect("serializable");
+    // Plain structs of strings and numbers: serializing them cannot fail.
+    let resource_value = serde_json::to_value(resource).unwrap_or(Value::Null);
+    let input_data_config =
+        serde_json::to_value(&config.input_data_config).unwrap_or(Value::Null);
     let master = resource
         .hosts
         .first()

@@ -88,7 +88,10 @@ pub fn check_static_entry(path: &Path) -> Result<(), ImageError> {
     if u16::from_le_bytes([header[18], header[19]]) != 62 {
         return not("it is not built for x86-64");
     }
-    let phoff = u64::from_le_bytes(header[32..40].try_into().expect("8 bytes")) as usize;
+    let phoff = u64::from_le_bytes([
+        header[32], header[33], header[34], header[35], header[36], header[37], header[38],
+        header[39],
+    ]) as usize;
     let phentsize = u16::from_le_bytes([header[54], header[55]]) as usize;
     let phnum = u16::from_le_bytes([header[56], header[57]]) as usize;
     let mut rest = Vec::new();
@@ -99,11 +102,15 @@ pub fn check_static_entry(path: &Path) -> Result<(), ImageError> {
         })?;
     let all = [header, rest].concat();
     for i in 0..phnum {
-        let start = phoff + i * phentsize;
-        let Some(entry) = all.get(start..start + 4) else {
+        // Offsets come from the file, which may be anything: checked, never trusted.
+        let entry = i
+            .checked_mul(phentsize)
+            .and_then(|offset| offset.checked_add(phoff))
+            .and_then(|start| all.get(start..start.checked_add(4)?));
+        let Some(&[a, b, c, d]) = entry else {
             return not("its program headers are truncated");
         };
-        if u32::from_le_bytes(entry.try_into().expect("4 bytes")) == 3 {
+        if u32::from_le_bytes([a, b, c, d]) == 3 {
             return not("it is dynamically linked (it names a program interpreter)");
         }
     }

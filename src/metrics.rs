@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn non_finite_values_rank_after_finite_ones_either_way() {
-        let mut values = vec![
+        let mut values = [
             Some(f64::NAN),
             Some(0.5),
             None,

@@ -89,57 +89,55 @@ pub struct Swept {
 /// `temp_dir`, whose owner is gone. Only what grounds locks and no living process holds is touched.
 pub fn sweep(results_dir: &Path, temp_dir: &Path) -> Swept {
     let mut swept = Swept::default();
-    if let Ok(entries) = std::fs::read_dir(results_dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = entry.path();
-            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-            if is_file
-                && name.starts_with('.')
-                && name.ends_with(".partial")
-                && old_enough(&path)
-                && is_abandoned(&path)
-            {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => swept.removed.push(path),
-                    Err(e) => swept.failed.push((path, e.to_string())),
-                }
-            }
+    let entries = |dir: &Path| -> Vec<(String, PathBuf, bool, bool)> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        let kind = e.file_type().ok();
+                        (
+                            e.file_name().to_string_lossy().into_owned(),
+                            e.path(),
+                            kind.is_some_and(|t| t.is_file()),
+                            kind.is_some_and(|t| t.is_dir()),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let stale = |lock: &Path| old_enough(lock) && is_abandoned(lock);
+    for (name, path, is_file, _) in entries(results_dir) {
+        if is_file && name.starts_with('.') && name.ends_with(".partial") && stale(&path) {
+            swept.remove(path, false);
         }
     }
-    if let Ok(entries) = std::fs::read_dir(temp_dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = entry.path();
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-            if is_file
-                && name.starts_with(PACKAGE_PREFIX)
-                && name.ends_with(".zip")
-                && old_enough(&path)
-                && is_abandoned(&path)
-            {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => swept.removed.push(path),
-                    Err(e) => swept.failed.push((path, e.to_string())),
-                }
-                continue;
-            }
+    for (name, path, is_file, is_dir) in entries(temp_dir) {
+        if is_file && name.starts_with(PACKAGE_PREFIX) && name.ends_with(".zip") && stale(&path) {
+            swept.remove(path, false);
+        } else if is_dir && name.starts_with(ROOT_PREFIX) && {
             let lock = path.join(ROOT_LOCK);
-            if is_dir
-                && name.starts_with(ROOT_PREFIX)
-                && lock.is_file()
-                && old_enough(&lock)
-                && is_abandoned(&lock)
-            {
-                match std::fs::remove_dir_all(&path) {
-                    Ok(()) => swept.removed.push(path),
-                    Err(e) => swept.failed.push((path, e.to_string())),
-                }
-            }
+            lock.is_file() && stale(&lock)
+        } {
+            swept.remove(path, true);
         }
     }
     swept
+}
+
+impl Swept {
+    fn remove(&mut self, path: PathBuf, folder: bool) {
+        let removed = if folder {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match removed {
+            Ok(()) => self.removed.push(path),
+            Err(e) => self.failed.push((path, e.to_string())),
+        }
+    }
 }
 
 /// A process, named so that it can be recognised later: on which machine, in which boot, which pid, and

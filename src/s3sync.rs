@@ -256,7 +256,7 @@ pub async fn sync(
         done += size;
         report.uploaded += 1;
         report.bytes_uploaded += size;
-        let percent = if total == 0 { 100 } else { done * 100 / total };
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
         reporter.stage(
             "Uploaded",
             &format!("[{percent:>3}%] s3://{bucket}/{key} ({size} bytes)"),
@@ -343,7 +343,7 @@ mod tests {
     /// Multipart ETags are the MD5 of the parts' MD5s, with the part count (as S3 computes them).
     #[test]
     fn multipart_etags_follow_s3() {
-        let data = vec![7u8; 10];
+        let data = [7u8; 10];
         let etag = multipart_etag(&mut &data[..], 4).unwrap();
         let parts: Vec<u8> = [&data[0..4], &data[4..8], &data[8..10]]
             .iter()

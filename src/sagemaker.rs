@@ -18,11 +18,15 @@ pub const DEFAULT_MAX_RUNTIME: u64 = 24 * 3600;
 /// SageMaker's longest allowed MaxRuntimeInSeconds (28 days).
 pub const MAX_RUNTIME_LIMIT: u64 = 28 * 24 * 3600;
 
+// Constant patterns, compiled by the tests: they cannot fail at run time.
+#[allow(clippy::expect_used)]
 static JOB_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$").expect("compiles"));
+#[allow(clippy::expect_used)]
 static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$").expect("compiles")
 });
+#[allow(clippy::expect_used)]
 static INSTANCE_TYPE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^ml\.[a-z0-9]+\.[a-z0-9]+$").expect("compiles"));
 

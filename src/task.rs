@@ -421,8 +421,8 @@ impl Task {
                 return Err(invalid(Some(channel.span()), why));
             }
             let value = location.get_ref();
-            let source = if value.starts_with("s3://") {
-                if value.len() <= "s3://".len() || value["s3://".len()..].starts_with('/') {
+            let source = if let Some(rest) = value.strip_prefix("s3://") {
+                if rest.is_empty() || rest.starts_with('/') {
                     return Err(invalid(
                         Some(location.span()),
                         format!(

@@ -547,44 +547,36 @@ fn assert_builtin_stopped(output: &std::process::Output, within: Duration, elaps
     assert!(zip.read("output/failure").contains("stopped by SIGTERM"));
 }
 
-#[test]
-fn a_builtin_stops_at_a_safe_point_on_sigterm_attached() {
+/// Starts a slow builtin in `mode`, asks it to stop once its first split is done, and checks that it
+/// stopped at a safe point well within the grace; returns the answer.
+fn stop_slow_builtin(mode: &str, startup: u64) -> Value {
     let sandbox = Sandbox::new();
-    let task = slow_builtin(&sandbox, "slow-attached");
+    let task = slow_builtin(&sandbox, &format!("slow-{mode}"));
     let running = Running::start(sandbox.command(&[
         "train",
-        "attached",
+        mode,
         task.to_str().unwrap(),
         "--json",
         "--grace",
         "120",
     ]));
-    running.wait_for("stage fit: split 1 of 50", 120);
+    running.wait_for("stage fit: split 1 of 50", startup);
     let asked = Instant::now();
     running.signal(libc::SIGINT);
-    let output = running.finish(150);
+    let output = running.finish(180);
     assert_builtin_stopped(&output, Duration::from_secs(60), asked.elapsed());
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn a_builtin_stops_at_a_safe_point_on_sigterm_attached() {
+    stop_slow_builtin("attached", 120);
 }
 
 #[test]
 fn a_builtin_stops_at_a_safe_point_on_sigterm_as_pid_1_in_a_container() {
-    let sandbox = Sandbox::new();
-    let task = slow_builtin(&sandbox, "slow-local");
-    let running = Running::start(sandbox.command(&[
-        "train",
-        "local",
-        task.to_str().unwrap(),
-        "--json",
-        "--grace",
-        "120",
-    ]));
-    running.wait_for("stage fit: split 1 of 50", 180);
-    let asked = Instant::now();
-    running.signal(libc::SIGINT);
-    let output = running.finish(180);
-    // Without the stop, PID 1 ignores SIGTERM and the engine kills it only after the whole grace.
-    assert_builtin_stopped(&output, Duration::from_secs(60), asked.elapsed());
-    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    // Without the stop flag, PID 1 ignores SIGTERM and the engine kills it only after the whole grace.
+    let answer = stop_slow_builtin("local", 180);
     assert_eq!(answer["exit_code"], 143);
     assert_nothing_left(answer["id"].as_str().unwrap());
 }

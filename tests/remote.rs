@@ -366,7 +366,9 @@ fn bad_inputs_are_refused_before_any_call_that_changes_anything() {
         }
         command.output().unwrap()
     };
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>, &str)> = vec![
+    /// (variables set, variables removed, what the error says)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("GROUNDS_ROLE", ROLE)],
             vec!["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],

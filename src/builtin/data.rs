@@ -156,17 +156,17 @@ pub fn load(dir: &Path, label: &str, features: Option<&[String]>) -> Result<Fram
         chosen.get_or_insert(columns);
     }
     let columns = chosen.unwrap_or_default();
-    let joined = if frames.len() == 1 {
-        frames.pop().expect("one frame")
-    } else {
-        concat(
+    let joined = match frames.as_slice() {
+        [] => return Err(DataError::NoFiles(dir.to_path_buf())),
+        [only] => only.clone(),
+        _ => concat(
             &frames,
             UnionArgs {
                 to_supertypes: true,
                 ..Default::default()
             },
         )
-        .map_err(|e| DataError::Concat(e.to_string()))?
+        .map_err(|e| DataError::Concat(e.to_string()))?,
     };
     let df = joined.collect().map_err(|e| DataError::Unreadable {
         file: files

@@ -58,7 +58,7 @@ async fn execute(
         let mut plan = settings.plan(&package.info, &fingerprint);
         plan["reuses"] = serde_json::to_value(twin.as_ref().map(|t| &t.job.id))?;
         if let Some(image) = &image {
-            let job = local_job(&settings, "<id>", std::path::Path::new("<work>"));
+            let job = local_job(settings, "<id>", std::path::Path::new("<work>"));
             plan["image"] = serde_json::to_value(image)?;
             plan["containers"] = serde_json::to_value(job.plan(&image.tag, printer)?)?;
         }
