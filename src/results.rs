@@ -190,12 +190,16 @@ impl Reservation {
         // Last, so that it records everything that was left out.
         zip.add("job.json", &serde_json::to_vec_pretty(&job)?, false)
             .with_context(|| write("job.json"))?;
-        let file = zip
+        let mut file = zip
             .finish()
             .with_context(|| write("the zip directory"))?
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| write("the zip"))?;
+        // An entry taken out again (a file that failed while it was read) may have left bytes beyond the
+        // end of the archive; a zip must end with its directory.
+        let end = std::io::Seek::stream_position(&mut file).with_context(|| write("the zip"))?;
+        file.set_len(end).with_context(|| write("the zip"))?;
         file.sync_all()?;
         std::fs::rename(&self.staging, &self.target)
             .with_context(|| format!("moving the result into {}", self.target.display()))?;

@@ -312,6 +312,12 @@ fn unreadable_and_non_tabular_files_are_refused() {
         "label = \"y\"",
         "notes.txt is not a CSV or parquet file",
     );
+    // The advice is one that works: channels do not read ignore files.
+    expect_failure(
+        &[("d.csv", GOOD), ("notes.txt", b"hello")],
+        "label = \"y\"",
+        "move it out of the channel's folder, or point the channel at the data file itself",
+    );
     expect_failure(
         &[("d.parquet", b"this is not parquet at all")],
         "label = \"y\"",
