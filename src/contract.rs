@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
+
+use crate::pyjson::{self, PyValue};
 
 /// Where SageMaker mounts the contract in a container.
 pub const DEFAULT_ROOT: &str = "/opt/ml";
@@ -238,142 +240,68 @@ fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-/// A hyperparameter as the toolkit sees it: JSON text is decoded, anything else stays a string.
-pub fn decode_hyperparameter(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+/// The hyperparameter names the toolkit takes for itself (`params.SAGEMAKER_HYPERPARAMETERS`), besides
+/// every other name that starts with `sagemaker_` (the framework parameters).
+pub const SAGEMAKER_HYPERPARAMETERS: &[&str] = &[
+    "sagemaker_program",
+    "sagemaker_submit_directory",
+    "sagemaker_enable_cloudwatch_metrics",
+    "sagemaker_region",
+    "sagemaker_container_log_level",
+    "sagemaker_job_name",
+    "default_user_module_name",
+    "_tuning_objective_metric",
+    "sagemaker_s3_output",
+];
+
+/// Whether a hyperparameter is the toolkit's (never an argument or `SM_HP_*` of the program).
+pub fn is_sagemaker_hyperparameter(name: &str) -> bool {
+    SAGEMAKER_HYPERPARAMETERS.contains(&name) || name.starts_with("sagemaker_")
 }
 
-/// The toolkit's value formatting for environment variables: strings as they are, anything else as
-/// compact JSON with sorted keys and ASCII escapes.
-pub fn env_value(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => ascii_json(&sort_keys(other)),
-    }
+/// The program's own hyperparameters, decoded as the toolkit decodes them, in name order.
+pub fn user_hyperparameters(hyperparameters: &BTreeMap<String, String>) -> Vec<(String, PyValue)> {
+    hyperparameters
+        .iter()
+        .filter(|(k, _)| !is_sagemaker_hyperparameter(k))
+        .map(|(k, v)| (k.clone(), pyjson::decode(v)))
+        .collect()
 }
 
-fn sort_keys(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut sorted: Vec<(&String, &Value)> = map.iter().collect();
-            sorted.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(
-                sorted
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), sort_keys(v)))
-                    .collect::<Map<_, _>>(),
-            )
-        }
-        Value::Array(items) => Value::Array(items.iter().map(sort_keys).collect()),
-        other => other.clone(),
-    }
-}
-
-/// `json.dumps(..., separators=(",", ":"), ensure_ascii=True)`.
-fn ascii_json(value: &Value) -> String {
-    let compact = value.to_string();
-    let mut out = String::with_capacity(compact.len());
-    for c in compact.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-        }
-    }
-    out
-}
-
-/// Python's `str()` of a decoded hyperparameter, as the toolkit puts it on the command line.
-pub fn python_str(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::String(s) => s.clone(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) => python_float_repr(f),
-            _ => n.to_string(),
-        },
-        Value::Object(map) => {
-            // The toolkit writes a mapping as k=v pairs, sorted by key.
-            let mut pairs: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{k}={}", python_str(v)))
-                .collect();
-            pairs.sort();
-            pairs.join(",")
-        }
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(python_repr).collect();
-            format!("[{}]", parts.join(", "))
-        }
-    }
-}
-
-fn python_repr(value: &Value) -> String {
-    match value {
-        Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
-        Value::Null => "None".into(),
-        Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("'{k}': {}", python_repr(v)))
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
-        other => python_str(other),
-    }
-}
-
-/// Python's `repr(float)`: shortest round-trip digits, scientific below 1e-4 and from 1e16.
-pub fn python_float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
-    }
-    let sci = format!("{f:e}"); // e.g. "1.5e-5", "1e16"
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    if !(-4..16).contains(&exponent) {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exponent.abs())
-    } else {
-        let plain = format!("{f}");
-        if plain.contains('.') {
-            plain
-        } else {
-            format!("{plain}.0")
-        }
-    }
-}
-
-/// The hyperparameters as command-line arguments: `--key value`, sorted by key, `-k` for one letter.
+/// `mapping.to_cmd_args`: `--key value` sorted by key (`-k` for one letter); a dict as `k=v` pairs
+/// sorted by key, everything else as Python's `str()`, `None` as an empty string.
 pub fn hyperparameter_args(hyperparameters: &BTreeMap<String, String>) -> Vec<String> {
     let mut args = Vec::new();
-    for (key, text) in hyperparameters {
+    for (key, value) in user_hyperparameters(hyperparameters) {
         args.push(if key.chars().count() > 1 {
             format!("--{key}")
         } else {
             format!("-{key}")
         });
-        args.push(python_str(&decode_hyperparameter(text)));
+        args.push(match &value {
+            PyValue::None => String::new(),
+            PyValue::Dict(entries) => {
+                let mut sorted: Vec<&(String, PyValue)> = entries.iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                sorted
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", pyjson::str(v)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+            other => pyjson::str(other),
+        });
     }
     args
+}
+
+/// `mapping.to_env_vars`'s value: strings as they are, `None` empty, anything else as compact JSON.
+fn env_value(value: &PyValue) -> String {
+    match value {
+        PyValue::Str(s) => s.clone(),
+        PyValue::None => String::new(),
+        other => pyjson::dumps(other),
+    }
 }
 
 /// The facts about the machine the entry runs on that go into the environment.
@@ -381,176 +309,404 @@ pub fn hyperparameter_args(hyperparameters: &BTreeMap<String, String>) -> Vec<St
 pub struct Host {
     pub num_cpus: usize,
     pub num_gpus: usize,
+    pub num_neurons: usize,
     pub job_name: String,
 }
 
-/// The `SM_*` environment (and `TRAINING_JOB_NAME`) the toolkit would set for a job under `layout`.
+impl Host {
+    /// What this machine has, counted as the toolkit counts it.
+    pub fn detect(job_name: String, instance_type: &str) -> Host {
+        Host {
+            num_cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            num_gpus: count_gpus(),
+            num_neurons: count_neurons(instance_type),
+            job_name,
+        }
+    }
+}
+
+/// `nvidia-smi --list-gpus`, lines starting with `GPU `; 0 without it.
+pub fn count_gpus() -> usize {
+    std::process::Command::new("nvidia-smi")
+        .arg("--list-gpus")
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.starts_with("GPU "))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Neuron cores as the toolkit counts them: 64 on `trn2.48xlarge`, else `neuron-ls -j`; 0 without it.
+pub fn count_neurons(instance_type: &str) -> usize {
+    if instance_type.contains("trn2.48xlarge") {
+        return 64;
+    }
+    std::process::Command::new("neuron-ls")
+        .arg("-j")
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice::<Vec<Value>>(&o.stdout).ok())
+        .map(|devices| {
+            devices
+                .iter()
+                .map(|d| d["nc_count"].as_u64().unwrap_or(0) as usize)
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The config files as the toolkit reads them: JSON as Python decodes it, keys in file order, unknown
+/// keys kept (SageMaker adds fields, e.g. `topology`, that the toolkit passes on).
+#[derive(Debug, Clone)]
+pub struct RawConfig {
+    pub resource: PyValue,
+    pub input_data: PyValue,
+}
+
+impl RawConfig {
+    pub fn read(layout: &Layout, config: &JobConfig) -> RawConfig {
+        let read = |path: PathBuf, fallback: &dyn Fn() -> Option<String>| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| pyjson::loads(&text))
+                .or_else(|| fallback().and_then(|text| pyjson::loads(&text)))
+                .unwrap_or(PyValue::Dict(Vec::new()))
+        };
+        RawConfig {
+            resource: read(layout.resource_config_file(), &|| {
+                serde_json::to_string(&config.resource_config).ok()
+            }),
+            input_data: read(layout.input_data_config_file(), &|| {
+                serde_json::to_string(&config.input_data_config).ok()
+            }),
+        }
+    }
+}
+
+/// The environment the sagemaker-training toolkit gives a program (`Environment().to_env_vars()`, the
+/// variables it sets while building it, and `PYTHONPATH` with the code folder first), for a job under
+/// `layout`. `program` is the entry point (`train.py`); `lookup` reads this process's environment.
 pub fn environment(
     layout: &Layout,
     config: &JobConfig,
+    raw: &RawConfig,
     host: &Host,
-    module_name: &str,
+    program: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
 ) -> BTreeMap<String, String> {
-    let path = |p: PathBuf| p.to_string_lossy().into_owned();
-    let hyperparameters: Map<String, Value> = config
-        .hyperparameters
+    let path = |p: PathBuf| PyValue::Str(p.to_string_lossy().into_owned());
+    let mut sagemaker: Vec<(String, PyValue)> = Vec::new();
+    let mut hyperparameters: Vec<(String, PyValue)> = Vec::new();
+    for (key, text) in &config.hyperparameters {
+        let value = pyjson::decode(text);
+        if is_sagemaker_hyperparameter(key) {
+            sagemaker.push((key.clone(), value));
+        } else {
+            hyperparameters.push((key.clone(), value));
+        }
+    }
+    let sm = |name: &str| sagemaker.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    let framework_params: Vec<(String, PyValue)> = sagemaker
         .iter()
-        .map(|(k, v)| (k.clone(), decode_hyperparameter(v)))
-        .collect();
-    let channel_dirs: Map<String, Value> = config
-        .input_data_config
-        .keys()
-        .map(|name| (name.clone(), Value::String(path(layout.channel_dir(name)))))
-        .collect();
-    let mut channels: Vec<&String> = config.input_data_config.keys().collect();
-    channels.sort();
-    let resource = &config.resource_config;
-    let group_hosts = resource
-        .instance_groups
-        .iter()
-        .find(|g| g.instance_group_name == resource.current_group_name)
-        .map(|g| g.hosts.clone())
-        .unwrap_or_else(|| resource.hosts.clone());
-    let instance_groups: Vec<&String> = resource
-        .instance_groups
-        .iter()
-        .map(|g| &g.instance_group_name)
-        .collect();
-    let instance_groups_dict: Map<String, Value> = resource
-        .instance_groups
-        .iter()
-        .map(|g| {
-            (
-                g.instance_group_name.clone(),
-                serde_json::to_value(g).unwrap_or(Value::Null),
-            )
-        })
-        .collect();
-    let user_args = hyperparameter_args(&config.hyperparameters);
-    // Plain structs of strings and numbers: serializing them cannot fail.
-    let resource_value = serde_json::to_value(resource).unwrap_or(Value::Null);
-    let input_data_config =
-        serde_json::to_value(&config.input_data_config).unwrap_or(Value::Null);
-    let master = resource
-        .hosts
-        .first()
+        .filter(|(k, _)| !SAGEMAKER_HYPERPARAMETERS.contains(&k.as_str()))
         .cloned()
-        .unwrap_or_else(|| resource.current_host.clone());
+        .collect();
+    let framework = |name: &str| framework_params.iter().find(|(k, _)| k == name).map(|(_, v)| v);
 
-    let training_env = json!({
-        "additional_framework_parameters": {},
-        "channel_input_dirs": channel_dirs,
-        "current_host": resource.current_host,
-        "current_instance_group": resource.current_group_name,
-        "current_instance_group_hosts": group_hosts,
-        "current_instance_type": resource.current_instance_type,
-        "distribution_hosts": [],
-        "distribution_instance_groups": [],
-        "framework_module": Value::Null,
-        "hosts": resource.hosts,
-        "hyperparameters": hyperparameters,
-        "input_config_dir": path(layout.config_dir()),
-        "input_data_config": input_data_config,
-        "input_dir": path(layout.input()),
-        "instance_groups": instance_groups,
-        "instance_groups_dict": instance_groups_dict,
-        "is_hetero": false,
-        "is_master": resource.current_host == master,
-        "is_modelparallel_enabled": Value::Null,
-        "is_smddpmprun_installed": false,
-        "is_smddprun_installed": false,
-        "job_name": host.job_name,
-        "log_level": 20,
-        "master_hostname": master,
-        "model_dir": path(layout.model_dir()),
-        "module_dir": path(layout.code_dir()),
-        "module_name": module_name,
-        "network_interface_name": resource.network_interface_name,
-        "num_cpus": host.num_cpus,
-        "num_gpus": host.num_gpus,
-        "num_neurons": 0,
-        "output_data_dir": path(layout.output_data_dir()),
-        "output_dir": path(layout.output_dir()),
-        "output_intermediate_dir": path(layout.output_intermediate_dir()),
-        "resource_config": resource_value,
-        "user_entry_point": module_name,
-    });
+    let resource = &raw.resource;
+    let text_of = |value: Option<&PyValue>, default: &str| match value {
+        Some(PyValue::Str(s)) => s.clone(),
+        Some(other) => pyjson::str(other),
+        None => default.to_string(),
+    };
+    let hosts = resource.get("hosts").cloned().unwrap_or(PyValue::List(Vec::new()));
+    let host_names: Vec<String> = match &hosts {
+        PyValue::List(items) => items.iter().map(pyjson::str).collect(),
+        _ => Vec::new(),
+    };
+    let current_host = text_of(resource.get("current_host"), "");
+    let current_instance_type = resource
+        .get("current_instance_type")
+        .cloned()
+        .unwrap_or_else(|| PyValue::str("local"));
+    let current_group = resource
+        .get("current_group_name")
+        .cloned()
+        .unwrap_or_else(|| PyValue::str("homogeneousCluster"));
+    let groups: Vec<&PyValue> = match resource.get("instance_groups") {
+        Some(PyValue::List(items)) => items.iter().collect(),
+        _ => Vec::new(),
+    };
+    let group_name = |g: &PyValue| g.get("instance_group_name").cloned().unwrap_or(PyValue::None);
+    let group_hosts = |g: &PyValue| match g.get("hosts") {
+        Some(PyValue::List(items)) => items.clone(),
+        _ => Vec::new(),
+    };
+    let current_group_hosts: Vec<PyValue> = groups
+        .iter()
+        .find(|g| group_name(g) == current_group)
+        .map(|g| group_hosts(g))
+        .unwrap_or_default();
+    let instance_groups: Vec<PyValue> = groups.iter().map(|g| group_name(g)).collect();
+    let is_hetero = instance_groups.len() > 1;
+    let instance_groups_dict = PyValue::Dict(
+        groups
+            .iter()
+            .map(|g| (pyjson::str(&group_name(g)), (*g).clone()))
+            .collect(),
+    );
+    let distributed = [
+        "sagemaker_mpi_enabled",
+        "sagemaker_parameter_server_enabled",
+        "sagemaker_distributed_dataparallel_enabled",
+        "sagemaker_pytorch_ddp_enabled",
+        "sagemaker_pytorch_xla_multi_worker_enabled",
+        "sagemaker_multi_worker_mirrored_strategy_enabled",
+        "sagemaker_torch_distributed_enabled",
+    ]
+    .iter()
+    .any(|name| framework(name).is_some_and(PyValue::truthy));
+    let distribution_groups = match framework("sagemaker_distribution_instance_groups") {
+        Some(value) => value.clone(),
+        None if distributed => PyValue::List(vec![current_group.clone()]),
+        None => PyValue::List(Vec::new()),
+    };
+    let distribution_group_names: Vec<PyValue> = match &distribution_groups {
+        PyValue::List(items) => items.clone(),
+        _ => Vec::new(),
+    };
+    let distribution_hosts: Vec<PyValue> = if groups.is_empty() {
+        match &hosts {
+            PyValue::List(items) => items.clone(),
+            _ => Vec::new(),
+        }
+    } else {
+        groups
+            .iter()
+            .filter(|g| distribution_group_names.contains(&group_name(g)))
+            .flat_map(|g| group_hosts(g))
+            .collect()
+    };
+    let master = distribution_hosts
+        .first()
+        .map(pyjson::str)
+        .or_else(|| host_names.first().cloned())
+        .unwrap_or_default();
+    let network_interface = resource
+        .get("network_interface_name")
+        .cloned()
+        .unwrap_or_else(|| PyValue::str("eth0"));
+    let topology = resource
+        .get("topology")
+        .cloned()
+        .unwrap_or(PyValue::List(Vec::new()));
+    let channels: Vec<String> = match &raw.input_data {
+        PyValue::Dict(entries) => entries.iter().map(|(k, _)| k.clone()).collect(),
+        _ => Vec::new(),
+    };
+    let channel_dirs = PyValue::Dict(
+        channels
+            .iter()
+            .map(|name| (name.clone(), path(layout.channel_dir(name))))
+            .collect(),
+    );
+    let mut sorted_channels = channels.clone();
+    sorted_channels.sort();
 
-    let mut source: Vec<(String, Value)> = vec![
-        ("hosts".into(), json!(resource.hosts)),
-        (
-            "network_interface_name".into(),
-            json!(resource.network_interface_name),
-        ),
-        ("hps".into(), Value::Object(hyperparameters.clone())),
-        ("user_entry_point".into(), json!(module_name)),
-        ("framework_params".into(), json!({})),
-        ("resource_config".into(), resource_value),
-        ("input_data_config".into(), input_data_config),
-        (
-            "output_data_dir".into(),
-            json!(path(layout.output_data_dir())),
-        ),
-        ("channels".into(), json!(channels)),
-        ("current_host".into(), json!(resource.current_host)),
-        (
-            "current_instance_type".into(),
-            json!(resource.current_instance_type),
-        ),
-        (
-            "current_instance_group".into(),
-            json!(resource.current_group_name),
-        ),
-        ("current_instance_group_hosts".into(), json!(group_hosts)),
-        ("instance_groups".into(), json!(instance_groups)),
-        (
-            "instance_groups_dict".into(),
-            Value::Object(instance_groups_dict),
-        ),
-        ("distribution_instance_groups".into(), json!([])),
-        ("is_hetero".into(), json!(false)),
-        ("module_name".into(), json!(module_name)),
-        ("log_level".into(), json!(20)),
-        ("framework_module".into(), Value::Null),
-        ("input_dir".into(), json!(path(layout.input()))),
-        ("input_config_dir".into(), json!(path(layout.config_dir()))),
-        ("output_dir".into(), json!(path(layout.output_dir()))),
-        ("num_cpus".into(), json!(host.num_cpus)),
-        ("num_gpus".into(), json!(host.num_gpus)),
-        ("model_dir".into(), json!(path(layout.model_dir()))),
-        ("module_dir".into(), json!(path(layout.code_dir()))),
-        ("training_env".into(), training_env),
-        ("user_args".into(), json!(user_args)),
-        (
-            "output_intermediate_dir".into(),
-            json!(path(layout.output_intermediate_dir())),
-        ),
+    let user_entry_point = lookup("SAGEMAKER_PROGRAM")
+        .map(PyValue::Str)
+        .or_else(|| sm("sagemaker_program").cloned())
+        .unwrap_or_else(|| PyValue::str(program));
+    let module_name = {
+        let name = pyjson::str(&user_entry_point);
+        PyValue::Str(name.strip_suffix(".py").unwrap_or(&name).to_string())
+    };
+    let module_dir = sm("sagemaker_submit_directory")
+        .map(|v| PyValue::Str(pyjson::str(v)))
+        .unwrap_or_else(|| path(layout.code_dir()));
+    let log_level = sm("sagemaker_container_log_level")
+        .cloned()
+        .unwrap_or_else(|| PyValue::int(20));
+    let framework_module = lookup("SAGEMAKER_TRAINING_MODULE")
+        .map(PyValue::Str)
+        .unwrap_or(PyValue::None);
+    let job_name = lookup("TRAINING_JOB_NAME")
+        .map(PyValue::Str)
+        .unwrap_or_else(|| PyValue::str(&host.job_name));
+    let model_parallel = match lookup("SM_HP_MP_PARAMETERS") {
+        None => PyValue::None,
+        Some(p) if p.is_empty() => PyValue::str(""),
+        Some(p) => PyValue::Bool(p != "{}"),
+    };
+    let user_args = PyValue::strs(hyperparameter_args(&config.hyperparameters));
+    let hps = PyValue::Dict(hyperparameters.clone());
+
+    let training_env = PyValue::Dict(vec![
+        ("additional_framework_parameters".into(), PyValue::Dict(framework_params.clone())),
+        ("channel_input_dirs".into(), channel_dirs.clone()),
+        ("current_host".into(), PyValue::str(&current_host)),
+        ("current_instance_group".into(), current_group.clone()),
+        ("current_instance_group_hosts".into(), PyValue::List(current_group_hosts.clone())),
+        ("current_instance_type".into(), current_instance_type.clone()),
+        ("distribution_hosts".into(), PyValue::List(distribution_hosts)),
+        ("distribution_instance_groups".into(), distribution_groups.clone()),
+        ("framework_module".into(), framework_module.clone()),
+        ("hosts".into(), hosts.clone()),
+        ("hyperparameters".into(), hps.clone()),
+        ("input_config_dir".into(), path(layout.config_dir())),
+        ("input_data_config".into(), raw.input_data.clone()),
+        ("input_dir".into(), path(layout.input())),
+        ("instance_groups".into(), PyValue::List(instance_groups.clone())),
+        ("instance_groups_dict".into(), instance_groups_dict.clone()),
+        ("is_hetero".into(), PyValue::Bool(is_hetero)),
+        ("is_master".into(), PyValue::Bool(current_host == master)),
+        ("is_modelparallel_enabled".into(), model_parallel),
+        ("is_smddpmprun_installed".into(), PyValue::Bool(on_path("smddpmprun"))),
+        ("is_smddprun_installed".into(), PyValue::Bool(on_path("smddprun"))),
+        ("job_name".into(), job_name),
+        ("log_level".into(), log_level.clone()),
+        ("master_hostname".into(), PyValue::str(master)),
+        ("model_dir".into(), path(layout.model_dir())),
+        ("module_dir".into(), module_dir.clone()),
+        ("module_name".into(), module_name.clone()),
+        ("network_interface_name".into(), network_interface.clone()),
+        ("num_cpus".into(), PyValue::int(host.num_cpus)),
+        ("num_gpus".into(), PyValue::int(host.num_gpus)),
+        ("num_neurons".into(), PyValue::int(host.num_neurons)),
+        ("output_data_dir".into(), path(layout.output_data_dir())),
+        ("output_dir".into(), path(layout.output_dir())),
+        ("output_intermediate_dir".into(), path(layout.output_intermediate_dir())),
+        ("resource_config".into(), resource.clone()),
+        ("topology".into(), topology.clone()),
+        ("user_entry_point".into(), user_entry_point.clone()),
+    ]);
+
+    let mut source: Vec<(String, PyValue)> = vec![
+        ("hosts".into(), hosts),
+        ("network_interface_name".into(), network_interface),
+        ("hps".into(), hps),
+        ("user_entry_point".into(), user_entry_point),
+        ("framework_params".into(), PyValue::Dict(framework_params)),
+        ("resource_config".into(), resource.clone()),
+        ("input_data_config".into(), raw.input_data.clone()),
+        ("output_data_dir".into(), path(layout.output_data_dir())),
+        ("channels".into(), PyValue::strs(sorted_channels)),
+        ("current_host".into(), PyValue::str(&current_host)),
+        ("current_instance_type".into(), current_instance_type),
+        ("current_instance_group".into(), current_group),
+        ("current_instance_group_hosts".into(), PyValue::List(current_group_hosts)),
+        ("instance_groups".into(), PyValue::List(instance_groups)),
+        ("instance_groups_dict".into(), instance_groups_dict),
+        ("distribution_instance_groups".into(), distribution_groups),
+        ("is_hetero".into(), PyValue::Bool(is_hetero)),
+        ("module_name".into(), module_name),
+        ("log_level".into(), log_level),
+        ("framework_module".into(), framework_module),
+        ("input_dir".into(), path(layout.input())),
+        ("input_config_dir".into(), path(layout.config_dir())),
+        ("output_dir".into(), path(layout.output_dir())),
+        ("num_cpus".into(), PyValue::int(host.num_cpus)),
+        ("num_gpus".into(), PyValue::int(host.num_gpus)),
+        ("num_neurons".into(), PyValue::int(host.num_neurons)),
+        ("model_dir".into(), path(layout.model_dir())),
+        ("module_dir".into(), module_dir),
+        ("training_env".into(), training_env.clone()),
+        ("user_args".into(), user_args),
+        ("output_intermediate_dir".into(), path(layout.output_intermediate_dir())),
     ];
-    for name in config.input_data_config.keys() {
-        source.push((
-            format!("channel_{name}"),
-            json!(path(layout.channel_dir(name))),
-        ));
+    if topology.truthy() {
+        source.push(("topology".into(), topology));
+    }
+    for name in &channels {
+        source.push((format!("channel_{name}"), path(layout.channel_dir(name))));
     }
     for (key, value) in &hyperparameters {
         source.push((format!("hp_{key}"), value.clone()));
     }
-
     let mut env: BTreeMap<String, String> = source
         .into_iter()
         .map(|(k, v)| (format!("SM_{}", k.to_uppercase()), env_value(&v)))
         .collect();
+
+    // What building the toolkit's Environment sets in its own environment, which the program inherits.
+    env.insert("CURRENT_HOST".into(), current_host);
     env.insert(
-        "SM_INPUT_DATA_CONFIG_FILE".into(),
-        path(layout.input_data_config_file()),
+        "SAGEMAKER_JOB_NAME".into(),
+        sm("sagemaker_job_name").map(pyjson::str).unwrap_or_default(),
     );
     env.insert(
-        "SM_RESOURCE_CONFIG_FILE".into(),
-        path(layout.resource_config_file()),
+        "SAGEMAKER_REGION".into(),
+        sm("sagemaker_region")
+            .map(pyjson::str)
+            .or_else(|| boto3_region(lookup))
+            .unwrap_or_default(),
     );
-    env.insert("SM_HP_FILE".into(), path(layout.hyperparameters_file()));
     env.insert("TRAINING_JOB_NAME".into(), host.job_name.clone());
+    // The code folder first, as the toolkit's sys.path has it.
+    let code = layout.code_dir().to_string_lossy().into_owned();
+    env.insert(
+        "PYTHONPATH".into(),
+        match lookup("PYTHONPATH").filter(|p| !p.is_empty()) {
+            Some(rest) => format!("{code}:{rest}"),
+            None => code,
+        },
+    );
     env
+}
+
+/// The region `boto3.session.Session().region_name` finds: `AWS_DEFAULT_REGION`, else `region` of the
+/// profile (`AWS_PROFILE`, else `default`) in the AWS config file.
+fn boto3_region(lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    if let Some(region) = lookup("AWS_DEFAULT_REGION").filter(|r| !r.is_empty()) {
+        return Some(region);
+    }
+    let file = lookup("AWS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| lookup("HOME").map(|home| Path::new(&home).join(".aws/config")))?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let profile = lookup("AWS_PROFILE")
+        .or_else(|| lookup("AWS_DEFAULT_PROFILE"))
+        .unwrap_or_else(|| "default".into());
+    let wanted = if profile == "default" {
+        "default".to_string()
+    } else {
+        format!("profile {profile}")
+    };
+    let mut inside = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = section.trim() == wanted;
+        } else if inside {
+            if let Some((key, value)) = line.split_once('=') {
+                if key.trim() == "region" {
+                    return Some(value.trim().to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Whether a program is on PATH (`which`).
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(dir.join(program))
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+    })
 }
 
 #[cfg(test)]
@@ -583,9 +739,13 @@ mod tests {
         let host = Host {
             num_cpus: 4,
             num_gpus: 0,
+            num_neurons: 0,
             job_name: "job-1".into(),
         };
-        environment(&Layout::new("/opt/ml"), &config(), &host, "train.py")
+        let layout = Layout::new("/opt/ml");
+        let config = config();
+        let raw = RawConfig::read(&layout, &config);
+        environment(&layout, &config, &raw, &host, "train.py", &|_| None)
     }
 
     /// Values as sagemaker-training-toolkit's ENVIRONMENT_VARIABLES.md documents them for /opt/ml.
@@ -600,13 +760,21 @@ mod tests {
         assert_eq!(env["SM_CURRENT_HOST"], "algo-2");
         assert_eq!(env["SM_NUM_CPUS"], "4");
         assert_eq!(env["SM_NUM_GPUS"], "0");
+        assert_eq!(env["SM_NUM_NEURONS"], "0");
         assert_eq!(env["SM_OUTPUT_DATA_DIR"], "/opt/ml/output/data");
         assert_eq!(env["SM_OUTPUT_DIR"], "/opt/ml/output");
         assert_eq!(env["SM_INPUT_DIR"], "/opt/ml/input");
         assert_eq!(env["SM_INPUT_CONFIG_DIR"], "/opt/ml/input/config");
         assert_eq!(env["SM_MODULE_DIR"], "/opt/ml/code");
+        assert_eq!(env["SM_MODULE_NAME"], "train");
+        assert_eq!(env["SM_USER_ENTRY_POINT"], "train.py");
         assert_eq!(env["SM_NETWORK_INTERFACE_NAME"], "eth0");
         assert_eq!(env["TRAINING_JOB_NAME"], "job-1");
+        assert_eq!(env["CURRENT_HOST"], "algo-2");
+        assert_eq!(env["PYTHONPATH"], "/opt/ml/code");
+        for gone in ["SM_HP_FILE", "SM_INPUT_DATA_CONFIG_FILE", "SM_RESOURCE_CONFIG_FILE"] {
+            assert!(!env.contains_key(gone), "{gone}");
+        }
     }
 
     /// Strings pass as they are; everything else is compact JSON with sorted keys and ASCII escapes.
@@ -642,18 +810,35 @@ mod tests {
     }
 
     #[test]
-    fn python_str_of_floats_matches_python() {
-        for (f, expected) in [
-            (0.001, "0.001"),
-            (1e-5, "1e-05"),
-            (1.0, "1.0"),
-            (1e16, "1e+16"),
-            (123.5, "123.5"),
-            (0.0001, "0.0001"),
-            (-2.5e-7, "-2.5e-07"),
+    fn sagemaker_hyperparameters_are_the_toolkits_not_the_programs() {
+        let mut config = config();
+        for (k, v) in [
+            ("sagemaker_program", "\"train.py\""),
+            ("sagemaker_region", "\"eu-west-1\""),
+            ("sagemaker_mpi_enabled", "true"),
+            ("_tuning_objective_metric", "\"loss\""),
+            ("file", "x.csv"),
         ] {
-            assert_eq!(python_float_repr(f), expected, "{f}");
+            config.hyperparameters.insert(k.into(), v.into());
         }
+        let args = hyperparameter_args(&config.hyperparameters);
+        assert!(!args.iter().any(|a| a.contains("sagemaker") || a.contains("tuning")), "{args:?}");
+        assert!(args.windows(2).any(|w| w == ["--file", "x.csv"]));
+        let layout = Layout::new("/opt/ml");
+        let raw = RawConfig::read(&layout, &config);
+        let host = Host {
+            num_cpus: 1,
+            num_gpus: 0,
+            num_neurons: 0,
+            job_name: "j".into(),
+        };
+        let env = environment(&layout, &config, &raw, &host, "train.py", &|_| None);
+        assert_eq!(env["SM_HP_FILE"], "x.csv");
+        assert_eq!(env["SM_FRAMEWORK_PARAMS"], r#"{"sagemaker_mpi_enabled":true}"#);
+        assert_eq!(env["SAGEMAKER_REGION"], "eu-west-1");
+        assert!(!env.contains_key("SM_HP_SAGEMAKER_REGION"));
+        let training_env: Value = serde_json::from_str(&env["SM_TRAINING_ENV"]).unwrap();
+        assert_eq!(training_env["distribution_instance_groups"], serde_json::json!(["homogeneousCluster"]));
     }
 
     #[test]

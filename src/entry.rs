@@ -105,15 +105,11 @@ async fn run_job(args: &EntryArgs, layout: &Layout) -> anyhow::Result<i32> {
         info.content_hash.chars().take(19).collect::<String>(),
         config.resource_config.current_host
     ));
-    let host = Host {
-        num_cpus: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        num_gpus: 0,
-        job_name,
-    };
     match &spec.runner {
-        Runner::Command(command) => run_command(layout, &config, &host, &spec, command).await,
+        Runner::Command(command) => {
+            let host = Host::detect(job_name, &config.resource_config.current_instance_type);
+            run_command(layout, &config, &host, &spec, command).await
+        }
         Runner::Builtin(builtin) => {
             // The builtin runs in this process: SIGTERM (which PID 1 would otherwise ignore) stops it at
             // its next safe point, as a stopped program's would.
@@ -150,7 +146,10 @@ async fn run_command(
         .find(|a| !a.starts_with('-'))
         .cloned()
         .unwrap_or_else(|| first.clone());
-    let env = contract::environment(layout, config, host, &module);
+    let raw = contract::RawConfig::read(layout, config);
+    let env = contract::environment(layout, config, &raw, host, &module, &|name| {
+        std::env::var(name).ok()
+    });
     let mut program = PathBuf::from(first);
     if program.is_relative() && program.components().count() > 1 {
         program = code_dir.join(program);
@@ -174,6 +173,10 @@ async fn run_command(
     if std::env::var_os("PYTHONUNBUFFERED").is_none() {
         // Output that arrives only at the end is the classic local-mode complaint.
         child_command.env("PYTHONUNBUFFERED", "1");
+    }
+    if layout.root != Path::new(contract::DEFAULT_ROOT) {
+        // Anything in the job that reads the contract itself (the toolkit does) finds this root.
+        child_command.env(contract::ROOT_ENV, &layout.root);
     }
     for (key, value) in &spec.container.env {
         child_command.env(key, value);

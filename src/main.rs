@@ -28,6 +28,7 @@ mod owner;
 mod package;
 mod printer;
 mod proctree;
+mod pyjson;
 mod registry;
 mod results;
 mod s3sync;

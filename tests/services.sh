@@ -2,13 +2,20 @@
 # Runs a command with the services the tests need, on free 127.0.0.1 ports, and stops them afterwards:
 #   moto's server (S3, ECR, SageMaker, CloudWatch Logs, STS), from PyPI into a virtual environment;
 #   a registry server (Debian's docker-registry, registry 2.8) with its own config, run unprivileged.
-# The command sees GROUNDS_TEST_MOTO (http://127.0.0.1:PORT) and GROUNDS_TEST_REGISTRY (127.0.0.1:PORT).
+#   sagemaker-training (AWS's toolkit) in the same virtual environment, as the oracle of the contract.
+# The command sees GROUNDS_TEST_MOTO (http://127.0.0.1:PORT), GROUNDS_TEST_REGISTRY (127.0.0.1:PORT) and
+# GROUNDS_TEST_TOOLKIT_PYTHON (a Python that imports sagemaker_training).
 set -euo pipefail
 venv="${GROUNDS_TEST_VENV:-$HOME/.cache/grounds-test-venv}"
 if [ ! -x "$venv/bin/moto_server" ]; then
   echo "services: installing moto[server] into $venv" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet "moto[server]>=5,<6"
+fi
+# AWS's reference implementation of the training contract, the oracle of tests/fidelity.rs.
+if ! "$venv/bin/python" -c "import sagemaker_training" >/dev/null 2>&1; then
+  echo "services: installing sagemaker-training into $venv" >&2
+  "$venv/bin/pip" install --quiet "sagemaker-training==5.1.4"
 fi
 if [ ! -x /usr/bin/docker-registry ]; then
   echo "services: installing docker-registry" >&2
@@ -70,4 +77,5 @@ echo "services: moto on 127.0.0.1:$moto_port, registry on 127.0.0.1:$registry_po
 
 export GROUNDS_TEST_MOTO="http://127.0.0.1:$moto_port"
 export GROUNDS_TEST_REGISTRY="127.0.0.1:$registry_port"
+export GROUNDS_TEST_TOOLKIT_PYTHON="$venv/bin/python"
 "$@"

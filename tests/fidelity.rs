@@ -1,0 +1,186 @@
+//! SageMaker fidelity, checked against AWS's reference implementation where there is one: the
+//! sagemaker-training toolkit (installed by tests/services.sh) says what a program should be given, and
+//! grounds must give exactly that.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{both, text, Sandbox, ZipFile};
+use serde_json::Value;
+
+/// A Python that imports sagemaker_training (tests/services.sh installs it).
+fn toolkit_python() -> String {
+    std::env::var("GROUNDS_TEST_TOOLKIT_PYTHON").unwrap_or_else(|_| {
+        panic!("GROUNDS_TEST_TOOLKIT_PYTHON is not set: run the tests with tests/services.sh (make test)")
+    })
+}
+
+/// Asks the toolkit what it would give this process and compares with what it was given. Every
+/// difference goes to output/data/differences.json; the exit code says whether there was one.
+const ORACLE: &str = r####"
+import json, os, sys
+given = dict(os.environ)
+given_args = sys.argv[1:]
+# The toolkit learns the entry point from SAGEMAKER_PROGRAM (or the sagemaker_program hyperparameter).
+os.environ["SAGEMAKER_PROGRAM"] = os.path.basename(sys.argv[0])
+from sagemaker_training import environment
+env = environment.Environment()
+expected = env.to_env_vars()
+# Building the Environment sets these in the toolkit's own environment, which its child inherits.
+for name in ["CURRENT_HOST", "SAGEMAKER_JOB_NAME", "SAGEMAKER_REGION"]:
+    expected[name] = os.environ.get(name)
+differences = []
+for name, value in sorted(expected.items()):
+    if given.get(name) != value:
+        differences.append({"name": name, "toolkit": value, "grounds": given.get(name)})
+for name in sorted(given):
+    if name.startswith("SM_") and name not in expected:
+        differences.append({"name": name, "toolkit": None, "grounds": given[name]})
+expected_args = env.to_cmd_args()
+if given_args != expected_args:
+    differences.append({"name": "argv", "toolkit": expected_args, "grounds": given_args})
+path = given.get("PYTHONPATH", "").split(":")
+if path[0] != environment.code_dir:
+    differences.append({"name": "PYTHONPATH", "toolkit": environment.code_dir + ":...", "grounds": given.get("PYTHONPATH")})
+out = os.path.join(given["SM_OUTPUT_DATA_DIR"], "differences.json")
+json.dump({"compared": len(expected) + 2, "differences": differences}, open(out, "w"), indent=1)
+print("###METRIC###differences:%d###" % len(differences))
+sys.exit(1 if differences else 0)
+"####;
+
+/// Hyperparameters chosen to break every shortcut: Python's float repr, exact big integers, nested
+/// tables, quotes, Unicode, JSON inside strings, one-letter and dashed names, names the toolkit keeps
+/// for itself, and a `file` that once clashed with a variable of grounds'.
+const TRICKY: &str = r####"
+[hyperparameters]
+lr = 1e-5
+tiny = 3e-6
+big = 1e16
+huge = 1.5e300
+neg_zero = -0.0
+count = 0
+negative = -5
+flag = true
+off = false
+k = "single letter"
+"with-dash" = "v"
+file = "x.csv"
+nested = { b = { x = 1, y = [1, 2.5] }, a = "z" }
+quotes = ["it's", "plain", 'say "hi"', "both ' and \""]
+unicode = "héllo ✓ 😀 \u00a0 \u200b"
+bigint = "1180591620717411303424"
+spaced = " 12 "
+nan_in_list = "[NaN, 1]"
+inf_in_dict = "{\"b\": -Infinity, \"a\": Infinity}"
+nullish = "null"
+quoted = "\"quoted\""
+not_json = "01"
+float_text = "1.0"
+exp_text = "1E5"
+empty = ""
+tab = "a\tb"
+json_list = "[1, \"two\", {\"three\": [3.0]}]"
+sagemaker_region = "eu-west-1"
+sagemaker_job_name = "the-job"
+sagemaker_custom_flag = "yes"
+sagemaker_mpi_enabled = false
+_tuning_objective_metric = "loss"
+
+[channels]
+training = "data/train"
+validation-set = "data/valid.csv"
+"a.b" = "data/other"
+"####;
+
+fn oracle_task(sandbox: &Sandbox, name: &str) -> PathBuf {
+    sandbox.write(&format!("{name}/src/oracle.py"), ORACLE);
+    sandbox.write(&format!("{name}/data/train/t.csv"), "a\n1\n");
+    sandbox.write(&format!("{name}/data/valid.csv"), "a\n2\n");
+    sandbox.write(&format!("{name}/data/other/o.txt"), "o");
+    sandbox.write(
+        &format!("{name}/task.toml"),
+        &format!(
+            "[task]\nname = \"{name}\"\n[task.command]\nsource = \"src\"\nrun = [\"{}\", \"oracle.py\"]\n{TRICKY}",
+            toolkit_python()
+        ),
+    )
+}
+
+fn differences(json: &Value) -> String {
+    serde_json::to_string_pretty(&json["differences"]).unwrap()
+}
+
+#[test]
+fn a_program_gets_exactly_what_the_toolkit_would_give_it() {
+    let sandbox = Sandbox::new();
+    let task = oracle_task(&sandbox, "oracle");
+    let (output, answer) = sandbox.json(&["train", "attached", task.to_str().unwrap()]);
+    let result = answer["result"].as_str().unwrap_or_default();
+    let mut zip = ZipFile::open(Path::new(result));
+    let report = zip.json("output/data/differences.json");
+    assert!(
+        output.status.success(),
+        "differences from the toolkit:\n{}\n{}",
+        differences(&report),
+        both(&output)
+    );
+    assert!(report["compared"].as_u64().unwrap() > 60, "{report}");
+    assert_eq!(answer["metrics"]["differences"], 0.0);
+}
+
+#[test]
+fn hosts_groups_and_topology_as_sagemaker_writes_them_reach_the_program_as_the_toolkit_reads_them() {
+    // A root laid out by hand as SageMaker lays it out for a heterogeneous cluster, run by the entry.
+    let sandbox = Sandbox::new();
+    let task = oracle_task(&sandbox, "oracle-root");
+    let (_, answer) = sandbox.json(&["train", "attached", task.to_str().unwrap()]);
+    let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
+    let package = sandbox.path().join("package.zip");
+    {
+        let mut entry = zip.0.by_name("package.zip").unwrap();
+        let mut file = std::fs::File::create(&package).unwrap();
+        std::io::copy(&mut entry, &mut file).unwrap();
+    }
+    let root = sandbox.path().join("root");
+    let config = root.join("input/config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::create_dir_all(root.join("input/data/train")).unwrap();
+    std::fs::write(
+        config.join("hyperparameters.json"),
+        r#"{"epochs": "3", "sagemaker_distribution_instance_groups": "[\"gpus\"]", "lr": "0.1"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("inputdataconfig.json"),
+        r#"{"train": {"ContentType": "text/csv", "TrainingInputMode": "File", "S3DistributionType": "ShardedByS3Key", "RecordWrapperType": "None"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("resourceconfig.json"),
+        r#"{"current_host": "algo-2", "current_instance_type": "ml.p4d.24xlarge", "current_group_name": "gpus",
+            "hosts": ["algo-1", "algo-2", "algo-3"], "network_interface_name": "ethwe",
+            "instance_groups": [
+              {"instance_group_name": "cpus", "instance_type": "ml.c5.xlarge", "hosts": ["algo-1"]},
+              {"instance_group_name": "gpus", "instance_type": "ml.p4d.24xlarge", "hosts": ["algo-2", "algo-3"]}],
+            "topology": [{"hostName": "algo-2", "capacityUnitId": "cu-1"}, {"hostName": "algo-3", "capacityUnitId": "cu-1"}]}"#,
+    )
+    .unwrap();
+    let output = Command::new(common::BIN)
+        .args(["entry", "--root", root.to_str().unwrap(), "--package", package.to_str().unwrap()])
+        .env("TRAINING_JOB_NAME", "hetero-job")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(root.join("output/data/differences.json")).unwrap_or_default(),
+    )
+    .unwrap_or(Value::Null);
+    assert!(
+        output.status.success(),
+        "differences from the toolkit:\n{}\n{}",
+        differences(&report),
+        both(&output)
+    );
+    assert!(text(&output.stdout).contains("###METRIC###differences:0###"));
+}
