@@ -647,7 +647,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, AddError::Read(_)), "{err}");
         zip.add("last.txt", b"last", false).unwrap();
-        let mut cursor = zip.finish().unwrap();
+        let cursor = zip.finish().unwrap();
         // As a result's commit does: the archive ends where its directory ends.
         let end = cursor.position() as usize;
         let mut bytes = cursor.into_inner();

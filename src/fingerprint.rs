@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use anyhow::Context;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::archive;
@@ -14,17 +15,50 @@ use crate::package::PackageInfo;
 use crate::results::Mode;
 use crate::task::{ChannelSource, TaskSpec};
 
+/// What runs the package, beyond the package and the data: it changes a run as much as the code does.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunShape {
+    /// How many hosts.
+    pub instance_count: usize,
+    /// The image's tag (it covers the Dockerfile, the entry binary, the package and the requirements),
+    /// or the image's id for an image task; none for attached runs.
+    pub image: Option<String>,
+    /// The GPUs asked for (`--gpus`), if any.
+    pub gpus: Option<String>,
+    /// The entry that runs the job in attached runs: this grounds binary.
+    pub entry: Option<String>,
+}
+
+/// The identity of the running grounds binary (version, size, modification time): a rebuilt grounds may
+/// compute differently, so attached runs of another build are not reused.
+pub fn this_entry() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::env::current_exe().and_then(std::fs::metadata);
+    match meta {
+        Ok(meta) => format!(
+            "grounds {} {} bytes {}.{}",
+            env!("CARGO_PKG_VERSION"),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ),
+        Err(_) => format!("grounds {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
 pub fn fingerprint(
     package: &PackageInfo,
     spec: &TaskSpec,
     channels: &BTreeMap<String, ChannelSource>,
     mode: Mode,
+    shape: &RunShape,
 ) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
-    hasher.update(b"grounds-fingerprint-v1\0");
+    hasher.update(b"grounds-fingerprint-v2\0");
     hasher.update(package.content_hash.as_bytes());
     hasher.update(serde_json::to_vec(spec)?);
     hasher.update(mode.to_string().as_bytes());
+    hasher.update(serde_json::to_vec(shape)?);
     for (name, source) in channels {
         hasher.update(format!("\0channel\0{name}\0").as_bytes());
         match source {

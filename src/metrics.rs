@@ -11,6 +11,66 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 pub const MARKER: &str = "###METRIC###";
+/// SageMaker's bounds on `MetricDefinitions`.
+pub const MAX_DEFINITIONS: usize = 40;
+pub const MAX_REGEX: usize = 500;
+pub const MAX_NAME: usize = 255;
+
+/// Checks a `[metrics]` definition as SageMaker would take it: a name of 1 to 255 characters, a regex of
+/// at most 500 that compiles (in the syntax grounds parses with: no look-around, no back-references)
+/// and has exactly one capturing group, the value.
+pub fn check_definition(name: &str, regex: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(format!(
+            "metric name `{name}` must have 1 to {MAX_NAME} characters"
+        ));
+    }
+    if regex.is_empty() || regex.chars().count() > MAX_REGEX {
+        return Err(format!(
+            "the regex of metric `{name}` has {} characters; SageMaker takes 1 to {MAX_REGEX}",
+            regex.chars().count()
+        ));
+    }
+    let compiled = Regex::new(regex).map_err(|e| {
+        format!("the regex of metric `{name}` does not compile: {e}")
+    })?;
+    let groups = compiled.captures_len() - 1;
+    if groups != 1 {
+        return Err(format!(
+            "the regex of metric `{name}` has {groups} capturing groups; it needs exactly one, around \
+             the value, e.g. \"loss: ([0-9.eE+-]+)\" (use (?:...) for groups that do not capture)"
+        ));
+    }
+    Ok(())
+}
+
+/// `[metrics]` definitions, compiled: each line of output is matched against every one, and the first
+/// group of a match is the metric's value, as SageMaker reads `MetricDefinitions` from the log.
+#[derive(Debug, Clone, Default)]
+pub struct Definitions(Vec<(String, Regex)>);
+
+impl Definitions {
+    /// Compiles checked definitions; one that does not compile is left out (the task file was checked).
+    pub fn new(definitions: &std::collections::BTreeMap<String, String>) -> Definitions {
+        Definitions(
+            definitions
+                .iter()
+                .filter_map(|(name, regex)| Some((name.clone(), Regex::new(regex).ok()?)))
+                .collect(),
+        )
+    }
+
+    /// The values the definitions find on one line.
+    pub fn parse_line(&self, line: &str) -> Vec<(String, f64)> {
+        self.0
+            .iter()
+            .filter_map(|(name, regex)| {
+                let value = regex.captures(line)?.get(1)?.as_str().trim().parse::<f64>().ok()?;
+                Some((name.clone(), value))
+            })
+            .collect()
+    }
+}
 
 static METRIC_LINE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"###METRIC###([^:#\s][^:#]*?):\s*([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|(?i:nan|inf(?:inity)?)))\s*###").ok()
@@ -169,9 +229,16 @@ impl Metrics {
         entry.series.push(Sample { timestamp, value });
     }
 
-    /// Records every metric on a line; returns how many it found.
-    pub fn observe(&mut self, line: &str, timestamp: DateTime<Utc>) -> usize {
-        let found = parse_line(line);
+    /// Records every metric on a line (`###METRIC###` lines and `[metrics]` definitions); returns how
+    /// many it found.
+    pub fn observe(
+        &mut self,
+        line: &str,
+        definitions: &Definitions,
+        timestamp: DateTime<Utc>,
+    ) -> usize {
+        let mut found = parse_line(line);
+        found.extend(definitions.parse_line(line));
         for (name, value) in &found {
             self.record(name, *value, timestamp);
         }
@@ -219,6 +286,32 @@ mod tests {
     }
 
     #[test]
+    fn regex_definitions_are_checked_and_parsed_as_sagemaker_does() {
+        assert!(check_definition("ae50", "AE-at-50th-percentile: ([0-9.]+)").is_ok());
+        assert!(check_definition("x", "no group").unwrap_err().contains("0 capturing groups"));
+        assert!(check_definition("x", "(a)(b)").unwrap_err().contains("2 capturing groups"));
+        assert!(check_definition("x", "(?:a)(b)").is_ok());
+        assert!(check_definition("x", "([0-9").unwrap_err().contains("does not compile"));
+        assert!(check_definition("x", &"a".repeat(501)).unwrap_err().contains("1 to 500"));
+        let definitions = Definitions::new(
+            &[
+                ("ae50".to_string(), "AE-at-50th-percentile: ([0-9.]+)".to_string()),
+                ("loss".to_string(), r"loss=([-+0-9.eE]+);".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let mut metrics = Metrics::default();
+        let t = Utc::now();
+        metrics.observe("AE-at-50th-percentile: 0.71 and loss=1e-3;", &definitions, t);
+        metrics.observe("AE-at-50th-percentile: 0.5", &definitions, t);
+        metrics.observe("AE-at-50th-percentile: n/a", &definitions, t);
+        assert_eq!(metrics.0["ae50"].series.len(), 2);
+        assert_eq!(metrics.0["ae50"].last, 0.5);
+        assert_eq!(metrics.0["loss"].last, 0.001);
+    }
+
+    #[test]
     fn non_finite_values_round_trip_through_json() {
         let mut metrics = Metrics::default();
         let t = Utc::now();
@@ -229,7 +322,7 @@ mod tests {
             "###METRIC###big:1e400###",
             "###METRIC###ok:0.5###",
         ] {
-            metrics.observe(line, t);
+            metrics.observe(line, &Definitions::default(), t);
         }
         let text = serde_json::to_string(&metrics).unwrap();
         assert!(!text.contains("null"), "{text}");
@@ -269,9 +362,10 @@ mod tests {
     fn series_keeps_every_value_and_final_is_last() {
         let mut metrics = Metrics::default();
         let t = Utc::now();
-        metrics.observe("###METRIC###loss:3###", t);
-        metrics.observe("###METRIC###loss:2###", t);
-        metrics.observe("###METRIC###acc:0.5###", t);
+        let none = Definitions::default();
+        metrics.observe("###METRIC###loss:3###", &none, t);
+        metrics.observe("###METRIC###loss:2###", &none, t);
+        metrics.observe("###METRIC###acc:0.5###", &none, t);
         assert_eq!(metrics.0["loss"].last, 2.0);
         assert_eq!(metrics.0["loss"].series.len(), 2);
         assert_eq!(metrics.finals().len(), 2);

@@ -46,7 +46,7 @@ pub enum LimitError {
     InstanceType(String),
     #[error("instance count {0} is out of range: 1 to 100")]
     InstanceCount(u32),
-    #[error("{0} metric definitions; SageMaker takes at most {MAX_METRIC_DEFINITIONS}: declare fewer in [remote] metrics")]
+    #[error("{0} metric definitions; SageMaker takes at most {MAX_METRIC_DEFINITIONS}: declare fewer in [remote] metrics or [metrics]")]
     TooManyMetrics(usize),
     #[error("the regex for metric `{name}` has {length} characters; SageMaker takes at most {MAX_METRIC_REGEX}: shorten the name")]
     MetricRegex { name: String, length: usize },
@@ -117,25 +117,28 @@ pub struct MetricDefinition {
     pub regex: String,
 }
 
-/// One `MetricDefinitions` entry per metric name, with the regex the parser agrees with.
-pub fn metric_definitions(names: &[String]) -> Result<Vec<MetricDefinition>, LimitError> {
-    if names.len() > MAX_METRIC_DEFINITIONS {
-        return Err(LimitError::TooManyMetrics(names.len()));
+/// One `MetricDefinitions` entry per `###METRIC###` name, with the regex the parser agrees with, then
+/// the task's `[metrics]` regexes as they are.
+pub fn metric_definitions(
+    names: &[String],
+    regexes: &BTreeMap<String, String>,
+) -> Result<Vec<MetricDefinition>, LimitError> {
+    let count = names.len() + regexes.len();
+    if count > MAX_METRIC_DEFINITIONS {
+        return Err(LimitError::TooManyMetrics(count));
     }
     names
         .iter()
-        .map(|name| {
-            let regex = metrics::sagemaker_regex(name);
-            if regex.len() > MAX_METRIC_REGEX {
+        .map(|name| (name.clone(), metrics::sagemaker_regex(name)))
+        .chain(regexes.iter().map(|(n, r)| (n.clone(), r.clone())))
+        .map(|(name, regex)| {
+            if regex.chars().count() > MAX_METRIC_REGEX {
                 return Err(LimitError::MetricRegex {
-                    name: name.clone(),
-                    length: regex.len(),
+                    length: regex.chars().count(),
+                    name,
                 });
             }
-            Ok(MetricDefinition {
-                name: name.clone(),
-                regex,
-            })
+            Ok(MetricDefinition { name, regex })
         })
         .collect()
 }
@@ -151,6 +154,8 @@ pub struct JobInputs {
     pub output_path: String,
     pub hyperparameters: BTreeMap<String, String>,
     pub metric_names: Vec<String>,
+    /// `[metrics]`: name to regex.
+    pub metric_regexes: BTreeMap<String, String>,
     pub instance_type: String,
     pub instance_count: u32,
     pub volume_gb: u32,
@@ -271,7 +276,7 @@ pub fn create_training_job(inputs: &JobInputs) -> Result<CreateTrainingJob, Limi
         algorithm_specification: AlgorithmSpecification {
             training_image: inputs.image_uri.clone(),
             training_input_mode: "File".into(),
-            metric_definitions: metric_definitions(&inputs.metric_names)?,
+            metric_definitions: metric_definitions(&inputs.metric_names, &inputs.metric_regexes)?,
         },
         role_arn: inputs.role_arn.clone(),
         input_data_config: inputs
@@ -334,6 +339,9 @@ mod tests {
             output_path: "s3://b/sagemaker/titanic/output/".into(),
             hyperparameters: BTreeMap::from([("max_iter".into(), "1000".into())]),
             metric_names: vec!["roc_auc_score_test".into()],
+            metric_regexes: [("ae50".to_string(), "AE: ([0-9.]+)".to_string())]
+                .into_iter()
+                .collect(),
             instance_type: "ml.m5.large".into(),
             instance_count: 1,
             volume_gb: 30,
@@ -355,6 +363,10 @@ mod tests {
         assert_eq!(
             request["AlgorithmSpecification"]["MetricDefinitions"][0]["Name"],
             "roc_auc_score_test"
+        );
+        assert_eq!(
+            request["AlgorithmSpecification"]["MetricDefinitions"][1],
+            serde_json::json!({"Name": "ae50", "Regex": "AE: ([0-9.]+)"})
         );
         assert_eq!(
             request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"],
@@ -382,10 +394,11 @@ mod tests {
             Err(LimitError::JobName(_))
         ));
         let mut bad = inputs();
-        bad.metric_names = (0..41).map(|i| format!("m{i}")).collect();
+        bad.metric_names = (0..40).map(|i| format!("m{i}")).collect();
         assert_eq!(
             create_training_job(&bad).unwrap_err(),
-            LimitError::TooManyMetrics(41)
+            LimitError::TooManyMetrics(41),
+            "the ###METRIC### names and the [metrics] regexes count together"
         );
         let mut bad = inputs();
         bad.metric_names = vec!["n".repeat(480)];

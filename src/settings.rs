@@ -87,6 +87,19 @@ impl TrainSettings {
             .collect()
     }
 
+    /// What runs the package, for the fingerprint.
+    pub fn shape(&self, image: Option<String>) -> crate::fingerprint::RunShape {
+        crate::fingerprint::RunShape {
+            instance_count: match self.mode {
+                Mode::Attached => 1,
+                Mode::Local | Mode::Remote => self.container.instance_count,
+            },
+            image,
+            gpus: None,
+            entry: (self.mode == Mode::Attached).then(crate::fingerprint::this_entry),
+        }
+    }
+
     /// Settings for a task derived from this one (a sweep member), checked as the task was.
     pub fn with_task(&self, task: Task) -> anyhow::Result<TrainSettings> {
         check_task(&task, self.mode)?;

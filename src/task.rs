@@ -77,6 +77,9 @@ struct TaskFile {
     remote: RemoteSpec,
     #[serde(default)]
     sweep: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    /// Metrics as SageMaker users declare them: name = regex whose one group is the value.
+    #[serde(default)]
+    metrics: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,6 +234,9 @@ pub struct TaskSpec {
     pub container: ContainerSpec,
     #[serde(default)]
     pub remote: RemoteSpec,
+    /// `[metrics]`: name to regex, parsed from the output in every mode and sent to SageMaker.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, String>,
 }
 
 /// A task file, loaded and validated.
@@ -494,6 +500,35 @@ impl Task {
         }
         check_hyperparameters(&hyperparameters).map_err(|why| invalid(None, why))?;
 
+        let mut metrics = BTreeMap::new();
+        for (name, regex) in &file.metrics {
+            crate::metrics::check_definition(name.get_ref(), regex.get_ref())
+                .map_err(|why| invalid(Some(regex.span()), why))?;
+            if file.remote.metrics.contains(name.get_ref()) {
+                return Err(invalid(
+                    Some(name.span()),
+                    format!(
+                        "metric `{}` is both in [metrics] (a regex) and in [remote] metrics (a \
+                         ###METRIC### name): keep one",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            metrics.insert(name.get_ref().clone(), regex.get_ref().clone());
+        }
+        let definitions = metrics.len() + file.remote.metrics.len();
+        if definitions > crate::metrics::MAX_DEFINITIONS {
+            let first = file.metrics.keys().next().map(|k| k.span());
+            return Err(invalid(
+                first,
+                format!(
+                    "{definitions} metric definitions ([metrics] and [remote] metrics together); \
+                     SageMaker takes at most {}",
+                    crate::metrics::MAX_DEFINITIONS
+                ),
+            ));
+        }
+
         let mut sweep = Vec::new();
         for (key, value) in &file.sweep {
             let toml::Value::Array(items) = value.get_ref() else {
@@ -535,6 +570,7 @@ impl Task {
                 channels: channels.keys().cloned().collect(),
                 container,
                 remote: file.remote,
+                metrics,
             },
             source,
             include_secrets,

@@ -184,3 +184,104 @@ fn hosts_groups_and_topology_as_sagemaker_writes_them_reach_the_program_as_the_t
     );
     assert!(text(&output.stdout).contains("###METRIC###differences:0###"));
 }
+
+/// A script that reports metrics as SageMaker examples do: in its own words, read by regexes.
+const WORDY: &str = r####"
+for step, ae in enumerate([0.9, 0.8, 0.71]):
+    print("step %d AE-at-50th-percentile: %s" % (step, ae))
+print("validation: loss=1.5e-3; acc=0.93")
+"####;
+
+const WORDY_METRICS: &str = r#"[metrics]
+ae50 = "AE-at-50th-percentile: ([0-9.]+)"
+"validation:loss" = "loss=([-+0-9.eE]+);"
+"#;
+
+fn assert_wordy_metrics(answer: &Value) {
+    assert_eq!(answer["status"], "Completed", "{answer}");
+    assert_eq!(answer["metrics"]["ae50"], 0.71);
+    assert_eq!(answer["metrics"]["validation:loss"], 0.0015);
+    let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
+    let metrics = zip.json("metrics.json");
+    assert_eq!(metrics["ae50"]["series"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn metric_regexes_are_parsed_in_every_mode() {
+    let sandbox = Sandbox::new();
+    let attached = sandbox.command_task("wordy", WORDY, WORDY_METRICS);
+    let (output, answer) = sandbox.json(&["train", "attached", attached.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_wordy_metrics(&answer);
+    let local = sandbox.command_task(
+        "wordy-local",
+        WORDY,
+        &format!("{WORDY_METRICS}[container]\nbase_image = \"{}\"\n", common::PYTHON_BASE),
+    );
+    let (output, answer) = sandbox.json(&["train", "local", local.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_wordy_metrics(&answer);
+}
+
+#[test]
+fn bad_metric_definitions_are_refused_naming_the_line() {
+    let sandbox = Sandbox::new();
+    for (metrics, expected) in [
+        ("x = \"([0-9\"", "does not compile"),
+        ("x = \"no group here\"", "0 capturing groups"),
+        ("x = \"(a)(b)\"", "2 capturing groups"),
+        (&format!("x = \"({})\"", "a".repeat(500)), "1 to 500"),
+    ] {
+        let task = sandbox.command_task("badmetric", "print(1)\n", &format!("[metrics]\n{metrics}\n"));
+        let output = sandbox.run(&["train", "attached", task.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("task.toml:8:") && stderr.contains(expected), "{stderr}");
+    }
+    let many: String = (0..41).map(|i| format!("m{i} = \"v{i}=([0-9]+)\"\n")).collect();
+    let task = sandbox.command_task("badmetric", "print(1)\n", &format!("[metrics]\n{many}"));
+    let output = sandbox.run(&["train", "attached", task.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    assert!(text(&output.stderr).contains("at most 40"), "{}", both(&output));
+}
+
+#[test]
+fn fingerprints_cover_what_runs_hosts_image_and_entry() {
+    let sandbox = Sandbox::new();
+    let titanic = common::fixture("titanic/task.toml");
+    let task = titanic.to_str().unwrap();
+    let (output, first) = sandbox.json(&["train", "local", task, "--quiet"]);
+    assert!(output.status.success(), "{}", both(&output));
+    let id = first["id"].as_str().unwrap();
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["train", "local", task, "--dry-run"];
+        args.extend_from_slice(extra);
+        let output = sandbox.run(&args);
+        assert!(output.status.success(), "{}", both(&output));
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    assert_eq!(plan(&[])["reuses"], id);
+    let two = plan(&["--instance-count", "2"]);
+    assert_eq!(two["reuses"], Value::Null, "two hosts are another run than one");
+    assert_ne!(two["fingerprint"], first["fingerprint"]);
+    // Another entry binary makes another image, so another run.
+    let copy = sandbox.path().join("grounds-copy");
+    std::fs::copy(common::BIN, &copy).unwrap();
+    let mut file = std::fs::OpenOptions::new().append(true).open(&copy).unwrap();
+    std::io::Write::write_all(&mut file, b"\0another build").unwrap();
+    drop(file);
+    let other_entry = plan(&["--entry-binary", copy.to_str().unwrap()]);
+    assert_eq!(other_entry["reuses"], Value::Null);
+    // Attached: another grounds build runs again.
+    let (output, attached) = sandbox.json(&["train", "attached", task, "--quiet"]);
+    assert!(output.status.success(), "{}", both(&output));
+    let mut again = Command::new(&copy);
+    again
+        .args(["train", "attached", task, "--dry-run"])
+        .current_dir(sandbox.path())
+        .env("GROUNDS_HOME", sandbox.home());
+    let output = again.output().unwrap();
+    assert!(output.status.success(), "{}", both(&output));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(plan["reuses"], Value::Null, "{}", attached["id"]);
+}

@@ -14,7 +14,7 @@ use crate::executors::remote::{self, RemoteJob, RemoteOptions, WaitEnd};
 use crate::executors::JobLog;
 use crate::fingerprint::fingerprint;
 use crate::image;
-use crate::metrics::Metrics;
+use crate::metrics::{Definitions, Metrics};
 use crate::package::Package;
 use crate::printer::{Printer, Reporter};
 use crate::collect::Collected;
@@ -184,8 +184,14 @@ async fn submit(
 ) -> anyhow::Result<Submission> {
     let task = &settings.task;
     let package = crate::package::build(task, printer)?;
-    let fingerprint = fingerprint(&package.info, &task.spec, &task.channels, Mode::Remote)?;
     let image_plan = image::plan(task, &package, &settings.container.entry_binary)?;
+    let fingerprint = fingerprint(
+        &package.info,
+        &task.spec,
+        &task.channels,
+        Mode::Remote,
+        &settings.shape(Some(image_plan.tag.clone())),
+    )?;
     let twin = if settings.force {
         None
     } else {
@@ -343,7 +349,11 @@ async fn settle(
         bail!("{id} was submitted without where it runs; this is a bug in grounds");
     };
     let work = crate::owner::WorkDir::new(&id).context("creating a temporary folder for the job")?;
-    let mut log = JobLog::create(&work.path().join("logs.txt"), printer)?;
+    let mut log = JobLog::create(
+        &work.path().join("logs.txt"),
+        Definitions::new(&record.task.metrics),
+        printer,
+    )?;
     match remote::wait(
         &aws.sagemaker(),
         aws.logs(),
@@ -489,7 +499,11 @@ pub async fn fetch(prefix: &str, no_wait: bool, printer: &Printer) -> anyhow::Re
     let package = store.package(&record.id)?;
     let work = crate::owner::WorkDir::new(&record.id)
         .context("creating a temporary folder for the job")?;
-    let mut log = JobLog::create(&work.path().join("logs.txt"), printer)?;
+    let mut log = JobLog::create(
+        &work.path().join("logs.txt"),
+        Definitions::new(&record.task.metrics),
+        printer,
+    )?;
     let state = if no_wait {
         let state = remote::describe(&aws.sagemaker(), &remote_job.job_name).await?;
         let mut tail = remote::LogTail::new(aws.logs(), &remote_job.job_name);

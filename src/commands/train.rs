@@ -40,7 +40,6 @@ async fn execute(
     let mode = settings.mode;
     let task = &settings.task;
     let package = crate::package::build(task, printer)?;
-    let fingerprint = fingerprint(&package.info, &task.spec, &task.channels, mode)?;
     let image = match mode {
         Mode::Local | Mode::Remote => Some(image::plan(
             task,
@@ -49,6 +48,13 @@ async fn execute(
         )?),
         Mode::Attached => None,
     };
+    let fingerprint = fingerprint(
+        &package.info,
+        &task.spec,
+        &task.channels,
+        mode,
+        &settings.shape(image.as_ref().map(|i| i.tag.clone())),
+    )?;
     let twin = if settings.force {
         None
     } else {

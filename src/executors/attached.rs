@@ -14,6 +14,7 @@ use crate::collect::Collected;
 use crate::contract::{self, ChannelConfig, JobConfig, Layout, ResourceConfig};
 use crate::entry;
 use crate::package::Package;
+use crate::metrics::Definitions;
 use crate::printer::Reporter;
 use crate::results::Status;
 use crate::signals::StopSignals;
@@ -104,7 +105,11 @@ impl AttachedJob<'_> {
             read_pieces(out, "stdout".into(), tx.clone()),
             read_pieces(err, "stderr".into(), tx),
         ];
-        let mut log = JobLog::create(&self.logs_path(), reporter)?;
+        let mut log = JobLog::create(
+            &self.logs_path(),
+            Definitions::new(&self.task.spec.metrics),
+            reporter,
+        )?;
         let mut stopped = false;
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         let status = loop {

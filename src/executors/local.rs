@@ -28,6 +28,7 @@ use crate::contract::{ChannelConfig, JobConfig, Layout, ResourceConfig};
 use crate::docker::{self, call_error, JOB_LABEL, LABEL, OWNER_LABEL};
 use crate::entry;
 use crate::lines::{LineSplitter, Piece};
+use crate::metrics::Definitions;
 use crate::printer::Reporter;
 use crate::results::Status;
 use crate::secrets;
@@ -315,7 +316,11 @@ impl LocalJob<'_> {
         );
 
         let multi_host = plan.hosts.len() > 1;
-        let mut log = JobLog::create(&self.logs_path(), reporter)?;
+        let mut log = JobLog::create(
+            &self.logs_path(),
+            Definitions::new(&self.task.spec.metrics),
+            reporter,
+        )?;
         let mut all_exited = Box::pin(futures_util::future::join_all(waits));
         let mut stopped = false;
         let exits = loop {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::collect::Collected;
 use crate::lines::Piece;
-use crate::metrics::Metrics;
+use crate::metrics::{Definitions, Metrics};
 use crate::printer::Reporter;
 use crate::results::Status;
 use crate::task::ChannelSource;
@@ -76,6 +76,7 @@ pub struct JobLog<'a> {
     writer: BufWriter<std::fs::File>,
     pub path: PathBuf,
     pub metrics: Metrics,
+    definitions: Definitions,
     reporter: &'a dyn Reporter,
     /// The stream whose long line is being written to `logs.txt` piece by piece.
     open: Option<String>,
@@ -84,13 +85,19 @@ pub struct JobLog<'a> {
 }
 
 impl<'a> JobLog<'a> {
-    pub fn create(path: &Path, reporter: &'a dyn Reporter) -> anyhow::Result<Self> {
+    /// A log at `path`; `definitions` are the task's `[metrics]`.
+    pub fn create(
+        path: &Path,
+        definitions: Definitions,
+        reporter: &'a dyn Reporter,
+    ) -> anyhow::Result<Self> {
         let file =
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         Ok(JobLog {
             writer: BufWriter::new(file),
             path: path.to_path_buf(),
             metrics: Metrics::default(),
+            definitions,
             reporter,
             open: None,
             unshown: 0,
@@ -123,7 +130,7 @@ impl<'a> JobLog<'a> {
         }
         let _ = self.writer.write_all(&piece.bytes);
         let text = piece.text();
-        self.metrics.observe(&text, now);
+        self.metrics.observe(&text, &self.definitions, now);
         if piece.ends_line {
             let _ = self.writer.write_all(b"\n");
             self.open = None;

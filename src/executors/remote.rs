@@ -150,6 +150,7 @@ pub fn plan(aws: &Aws, options: &RemoteOptions) -> Result<RemotePlan, anyhow::Er
         output_path: output_path.clone(),
         hyperparameters: task.spec.hyperparameters.clone(),
         metric_names,
+        metric_regexes: task.spec.metrics.clone(),
         instance_type: remote
             .instance_type
             .clone()
@@ -696,7 +697,7 @@ mod tests {
         let client = mock_client!(aws_sdk_sagemaker, [&rule]);
         let dir = tempfile::tempdir().unwrap();
         let recorder = Recorder::default();
-        let mut log = JobLog::create(&dir.path().join("logs.txt"), &recorder).unwrap();
+        let mut log = JobLog::create(&dir.path().join("logs.txt"), Default::default(), &recorder).unwrap();
         let end = wait(
             &client,
             no_logs(),
