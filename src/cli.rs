@@ -96,6 +96,37 @@ pub struct LocalArgs {
     /// Run the containers as UID:GID (default: you).
     #[arg(long, value_name = "UID:GID", value_parser = parse_user)]
     pub user: Option<(u32, u32)>,
+    /// GPUs for each container, as `docker run --gpus`: `all` or a number (needs a GPU runtime).
+    #[arg(long, value_name = "all|N", value_parser = parse_gpus)]
+    pub gpus: Option<Gpus>,
+}
+
+/// GPUs asked of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Gpus {
+    All,
+    #[serde(untagged)]
+    Count(u32),
+}
+
+impl std::fmt::Display for Gpus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gpus::All => f.write_str("all"),
+            Gpus::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+fn parse_gpus(text: &str) -> Result<Gpus, String> {
+    match text {
+        "all" => Ok(Gpus::All),
+        n => match n.parse::<u32>() {
+            Ok(count) if count > 0 => Ok(Gpus::Count(count)),
+            _ => Err(format!("`{text}` is not `all` or a number of GPUs, e.g. --gpus all or --gpus 2")),
+        },
+    }
 }
 
 fn parse_user(text: &str) -> Result<(u32, u32), String> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cli::{ImageArgs, TrainArgs};
+use crate::cli::{Gpus, ImageArgs, LocalArgs, TrainArgs};
 use crate::package::PackageInfo;
 use crate::results::{Mode, Store};
 use crate::task::Task;
@@ -28,6 +28,11 @@ pub struct ContainerSettings {
     pub instance_count: usize,
     pub entry_binary: PathBuf,
     pub user: (u32, u32),
+    /// GPUs asked for with `--gpus`.
+    pub gpus: Option<Gpus>,
+    /// `[remote] instance_type` is a GPU type (`ml.g*`, `ml.p*`): local runs ask for every GPU the engine
+    /// offers, and run on CPU where it offers none.
+    pub gpu_instance: bool,
 }
 
 impl ContainerSettings {
@@ -35,6 +40,7 @@ impl ContainerSettings {
         task: &Task,
         image: Option<&ImageArgs>,
         user: Option<(u32, u32)>,
+        gpus: Option<Gpus>,
     ) -> anyhow::Result<Self> {
         let instance_count = image
             .and_then(|l| l.instance_count)
@@ -54,6 +60,13 @@ impl ContainerSettings {
             instance_count: instance_count as usize,
             entry_binary,
             user: user.unwrap_or(me),
+            gpus,
+            gpu_instance: task
+                .spec
+                .remote
+                .instance_type
+                .as_deref()
+                .is_some_and(is_gpu_instance_type),
         })
     }
 }
@@ -62,12 +75,17 @@ impl TrainSettings {
     pub fn resolve(
         args: &TrainArgs,
         image: Option<&ImageArgs>,
-        user: Option<(u32, u32)>,
+        local: Option<&LocalArgs>,
         mode: Mode,
     ) -> anyhow::Result<Self> {
         let task = Task::load(&args.task)?.with_overrides(&args.hyperparameters)?;
         check_task(&task, mode)?;
-        let container = ContainerSettings::resolve(&task, image, user)?;
+        let container = ContainerSettings::resolve(
+            &task,
+            image,
+            local.and_then(|l| l.user),
+            local.and_then(|l| l.gpus),
+        )?;
         Ok(TrainSettings {
             task,
             mode,
@@ -95,7 +113,14 @@ impl TrainSettings {
                 Mode::Local | Mode::Remote => self.container.instance_count,
             },
             image,
-            gpus: None,
+            gpus: match self.mode {
+                Mode::Local => self
+                    .container
+                    .gpus
+                    .map(|g| g.to_string())
+                    .or_else(|| self.container.gpu_instance.then(|| "instance type".into())),
+                _ => None,
+            },
             entry: (self.mode == Mode::Attached).then(crate::fingerprint::this_entry),
         }
     }
@@ -158,4 +183,11 @@ pub fn warn_about_env_secrets(task: &Task, reporter: &dyn crate::printer::Report
             ));
         }
     }
+}
+
+/// SageMaker's GPU instance families: `ml.g4dn.xlarge`, `ml.p3.2xlarge`, ...
+pub fn is_gpu_instance_type(instance_type: &str) -> bool {
+    instance_type
+        .strip_prefix("ml.")
+        .is_some_and(|rest| rest.starts_with('g') || rest.starts_with('p'))
 }

@@ -285,3 +285,49 @@ fn fingerprints_cover_what_runs_hosts_image_and_entry() {
     let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(plan["reuses"], Value::Null, "{}", attached["id"]);
 }
+
+#[test]
+fn gpus_are_asked_of_the_engine_or_refused_before_anything_runs() {
+    let sandbox = Sandbox::new();
+    let script = "import os\nprint('###METRIC###gpus:%s###' % os.environ['SM_NUM_GPUS'])\n";
+    let base = format!("[container]\nbase_image = \"{}\"\n", common::PYTHON_BASE);
+    let task = sandbox.command_task("gpu", script, &base);
+    let task = task.to_str().unwrap();
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["train", "local", task, "--dry-run"];
+        args.extend_from_slice(extra);
+        let output = sandbox.run(&args);
+        assert!(output.status.success(), "{}", both(&output));
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let without = plan(&[]);
+    let all = plan(&["--gpus", "all"]);
+    assert_eq!(all["containers"]["gpus"], "all");
+    assert_eq!(plan(&["--gpus", "2"])["containers"]["gpus"], "2");
+    assert_eq!(without["containers"]["gpus"], Value::Null);
+    assert_ne!(all["fingerprint"], without["fingerprint"], "GPUs change what runs");
+    for bad in ["0", "many"] {
+        let output = sandbox.run(&["train", "local", task, "--gpus", bad]);
+        assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+        assert!(text(&output.stderr).contains("--gpus"), "{}", both(&output));
+    }
+    let offered = common::docker(&["info", "--format", "{{json .Runtimes}}"]).contains("nvidia");
+    if !offered {
+        // This machine has no GPU runtime: asking for GPUs is refused before anything is built or run.
+        let output = sandbox.run(&["train", "local", task, "--gpus", "all"]);
+        assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("no GPU runtime") && !stderr.contains("Building"), "{stderr}");
+        assert!(sandbox.result_zips().is_empty());
+        // A GPU instance type runs on the CPU, and says so.
+        let typed = sandbox.command_task(
+            "gpu-typed",
+            script,
+            &format!("{base}[remote]\ninstance_type = \"ml.g4dn.xlarge\"\n"),
+        );
+        let (output, answer) = sandbox.json(&["train", "local", typed.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", both(&output));
+        assert!(text(&output.stderr).contains("uses the CPU only"), "{}", both(&output));
+        assert_eq!(answer["metrics"]["gpus"], 0.0);
+    }
+}

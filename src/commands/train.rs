@@ -64,7 +64,11 @@ async fn execute(
         let mut plan = settings.plan(&package.info, &fingerprint);
         plan["reuses"] = serde_json::to_value(twin.as_ref().map(|t| &t.job.id))?;
         if let Some(image) = &image {
-            let job = local_job(settings, "<id>", std::path::Path::new("<work>"));
+            let gpus = settings.container.gpus.or(settings
+                .container
+                .gpu_instance
+                .then_some(crate::cli::Gpus::All));
+            let job = local_job(settings, "<id>", std::path::Path::new("<work>"), gpus);
             plan["image"] = serde_json::to_value(image)?;
             plan["containers"] = serde_json::to_value(job.plan(&image.tag, printer)?)?;
         }
@@ -98,9 +102,13 @@ async fn execute(
         ),
     );
     // Everything that can fail before the job runs fails before an id is taken.
+    let mut gpus = None;
     let docker = match &image {
         Some(image) => {
             let docker = crate::docker::connect().await?;
+            if mode == Mode::Local {
+                gpus = local_gpus(settings, &docker, printer).await?;
+            }
             let orphans = crate::docker::remove_orphans(&docker).await;
             if !orphans.is_empty() {
                 printer.stage(
@@ -124,7 +132,7 @@ async fn execute(
     printer.stage("Running", &format!("{id} {mode}: {what}"));
     let (outcome, logs) = match (mode, &docker, &image) {
         (Mode::Local, Some(docker), Some(image)) => {
-            let job = local_job(settings, &id, work.path());
+            let job = local_job(settings, &id, work.path(), gpus);
             let plan = job.plan(&image.tag, printer)?;
             let outcome = job.run(docker, &plan, printer).await?;
             (outcome, job.logs_path())
@@ -321,7 +329,7 @@ pub async fn run(
     let settings = TrainSettings::resolve(
         &args,
         local.as_ref().map(|l| &l.image),
-        local.as_ref().and_then(|l| l.user),
+        local.as_ref(),
         mode,
     )?;
     crate::settings::warn_about_env_secrets(&settings.task, printer);
@@ -592,6 +600,7 @@ fn local_job<'a>(
     settings: &'a TrainSettings,
     id: &'a str,
     work: &'a std::path::Path,
+    gpus: Option<crate::cli::Gpus>,
 ) -> LocalJob<'a> {
     LocalJob {
         id,
@@ -600,6 +609,41 @@ fn local_job<'a>(
         grace: settings.grace,
         instance_count: settings.container.instance_count,
         user: settings.container.user,
+        gpus,
+    }
+}
+
+/// The GPUs a local run asks for: `--gpus` (an error, before anything runs, where the engine has no
+/// GPU runtime), else every GPU for a GPU `[remote] instance_type` where the engine offers them.
+async fn local_gpus(
+    settings: &TrainSettings,
+    docker: &bollard::Docker,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Option<crate::cli::Gpus>> {
+    let container = &settings.container;
+    if container.gpus.is_none() && !container.gpu_instance {
+        return Ok(None);
+    }
+    let offered = crate::docker::offers_gpus(docker).await?;
+    match (container.gpus, offered) {
+        (Some(gpus), true) => Ok(Some(gpus)),
+        (Some(gpus), false) => anyhow::bail!(
+            "--gpus {gpus}: the Docker engine at {} has no GPU runtime (NVIDIA Container Toolkit), so it \
+             cannot give containers GPUs; install the toolkit there, or run without --gpus",
+            crate::docker::engine_address()
+        ),
+        (None, true) => {
+            reporter.stage("GPUs", "all the engine offers, for the GPU instance type");
+            Ok(Some(crate::cli::Gpus::All))
+        }
+        (None, false) => {
+            reporter.warn(&format!(
+                "[remote] instance_type {} has GPUs, but the Docker engine offers none: this run uses \
+                 the CPU only (SM_NUM_GPUS=0)",
+                settings.task.spec.remote.instance_type.as_deref().unwrap_or_default()
+            ));
+            Ok(None)
+        }
     }
 }
 

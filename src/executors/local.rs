@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    ContainerCreateBody, DeviceRequest, EndpointSettings, HostConfig, NetworkCreateRequest,
+    NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -23,6 +24,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{JobLog, Outcome};
+use crate::cli::Gpus;
 use crate::collect::{Collected, Source};
 use crate::contract::{ChannelConfig, JobConfig, Layout, ResourceConfig};
 use crate::docker::{self, call_error, JOB_LABEL, LABEL, OWNER_LABEL};
@@ -51,6 +53,8 @@ pub struct LocalPlan {
     pub image: String,
     pub user: String,
     pub network: Option<String>,
+    /// GPUs each container asks for (`all`, a number), as `docker run --gpus`.
+    pub gpus: Option<String>,
     pub hosts: Vec<HostPlan>,
     /// Environment of every container; values of passed-through and secret-looking variables masked in
     /// `masked_env`.
@@ -68,6 +72,8 @@ pub struct LocalJob<'a> {
     pub instance_count: usize,
     /// `uid:gid` the containers run as.
     pub user: (u32, u32),
+    /// GPUs each container asks for.
+    pub gpus: Option<Gpus>,
 }
 
 impl LocalJob<'_> {
@@ -130,6 +136,7 @@ impl LocalJob<'_> {
             image: image.to_string(),
             user: format!("{}:{}", self.user.0, self.user.1),
             network: (self.instance_count > 1).then(|| format!("grounds-{}", self.id)),
+            gpus: self.gpus.map(|g| g.to_string()),
             hosts: plans,
             env,
             masked_env: masked,
@@ -266,6 +273,7 @@ impl LocalJob<'_> {
                 host_config: Some(HostConfig {
                     binds: Some(host.mounts.clone()),
                     network_mode: plan.network.clone(),
+                    device_requests: self.gpus.map(|gpus| vec![gpu_request(gpus)]),
                     ..Default::default()
                 }),
                 networking_config: networking,
@@ -420,6 +428,18 @@ impl LocalJob<'_> {
     }
 }
 
+/// The device request of `docker run --gpus`: any driver with the `gpu` capability, all or a count.
+pub fn gpu_request(gpus: Gpus) -> DeviceRequest {
+    DeviceRequest {
+        count: Some(match gpus {
+            Gpus::All => -1,
+            Gpus::Count(n) => i64::from(n),
+        }),
+        capabilities: Some(vec![vec!["gpu".into()]]),
+        ..Default::default()
+    }
+}
+
 /// Hands a folder tree to the user the containers run as, when that is not who we are.
 fn give_to(root: &Path, (uid, gid): (u32, u32)) -> anyhow::Result<()> {
     // SAFETY: getuid/getgid cannot fail.
@@ -493,5 +513,19 @@ async fn stream_logs(
         if let Some(piece) = splitter.finish() {
             let _ = tx.send((names[index].clone(), host.clone(), piece)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `docker run --gpus all` and `--gpus 2` send as the container's device request.
+    #[test]
+    fn gpu_requests_are_those_of_docker_run() {
+        let all = serde_json::to_value(gpu_request(Gpus::All)).unwrap();
+        assert_eq!(all, serde_json::json!({"Count": -1, "Capabilities": [["gpu"]]}));
+        let two = serde_json::to_value(gpu_request(Gpus::Count(2))).unwrap();
+        assert_eq!(two["Count"], 2);
     }
 }
