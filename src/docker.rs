@@ -65,6 +65,17 @@ pub async fn connect() -> Result<Docker, DockerError> {
     Ok(docker)
 }
 
+/// An image's id (`sha256:…`), if the engine has it.
+pub async fn image_id(docker: &Docker, name: &str) -> Result<Option<String>, DockerError> {
+    match docker.inspect_image(name).await {
+        Ok(image) => Ok(Some(image.id.unwrap_or_else(|| name.to_string()))),
+        Err(BollardError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(call_error(&format!("inspect image {name}"), e)),
+    }
+}
+
 pub async fn image_exists(docker: &Docker, name: &str) -> Result<bool, DockerError> {
     match docker.inspect_image(name).await {
         Ok(_) => Ok(true),

@@ -110,6 +110,10 @@ async fn run_job(args: &EntryArgs, layout: &Layout) -> anyhow::Result<i32> {
             let host = Host::detect(job_name, &config.resource_config.current_instance_type);
             run_command(layout, &config, &host, &spec, command).await
         }
+        Runner::Image(image) => anyhow::bail!(
+            "this package is of an image task: {} runs with its own entry, not grounds'",
+            image.uri
+        ),
         Runner::Builtin(builtin) => {
             // The builtin runs in this process: SIGTERM (which PID 1 would otherwise ignore) stops it at
             // its next safe point, as a stopped program's would.

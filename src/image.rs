@@ -39,6 +39,11 @@ pub enum ImageError {
          `docker pull {image}` (or `docker load`) it first, or set [container] base_image to an image you have"
     )]
     BaseImageMissing { image: String },
+    #[error(
+        "[task.image] `{image}` is not in the local Docker engine, and grounds does not pull images: \
+         `docker pull {image}` (or `docker load`, or build it) first"
+    )]
+    GivenImageMissing { image: String },
     #[error("building image {tag} failed at {step}: {message}\n{output}")]
     BuildFailed {
         tag: String,
@@ -59,6 +64,9 @@ pub struct ImagePlan {
     pub entry_binary: PathBuf,
     #[serde(skip)]
     pub requirements: Option<(String, Vec<u8>)>,
+    /// An image task's own image: run as it is, never built.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub given: bool,
 }
 
 /// Checks that `path` is an x86-64 Linux ELF executable without a dynamic loader.
@@ -162,14 +170,25 @@ pub fn base_image(task: &Task) -> String {
         .container
         .base_image
         .clone()
-        .unwrap_or_else(|| match task.spec.runner {
+        .unwrap_or_else(|| match &task.spec.runner {
             Runner::Command(_) => DEFAULT_COMMAND_BASE.to_string(),
             Runner::Builtin(_) => "scratch".to_string(),
+            Runner::Image(image) => image.uri.clone(),
         })
 }
 
 /// Renders the Dockerfile and derives the tag from it, the entry binary, the package and the requirements.
 pub fn plan(task: &Task, package: &Package, entry_binary: &Path) -> anyhow::Result<ImagePlan> {
+    if let Runner::Image(image) = &task.spec.runner {
+        return Ok(ImagePlan {
+            tag: image.uri.clone(),
+            base_image: image.uri.clone(),
+            dockerfile: String::new(),
+            entry_binary: PathBuf::new(),
+            requirements: None,
+            given: true,
+        });
+    }
     check_static_entry(entry_binary)?;
     let template = match &task.spec.container.dockerfile {
         Some(path) => {
@@ -236,6 +255,7 @@ pub fn plan(task: &Task, package: &Package, entry_binary: &Path) -> anyhow::Resu
         dockerfile,
         entry_binary: entry_binary.to_path_buf(),
         requirements,
+        given: false,
     })
 }
 
@@ -327,6 +347,14 @@ pub async fn ensure(
     package: &Package,
     reporter: &dyn Reporter,
 ) -> Result<bool, ImageError> {
+    if plan.given {
+        return match crate::docker::image_id(docker, &plan.tag).await? {
+            Some(_) => Ok(false),
+            None => Err(ImageError::GivenImageMissing {
+                image: plan.tag.clone(),
+            }),
+        };
+    }
     if crate::docker::image_exists(docker, &plan.tag).await? {
         reporter.stage("Reusing", &format!("image {} (nothing changed)", plan.tag));
         return Ok(false);

@@ -157,6 +157,14 @@ impl TrainSettings {
 /// What can only be checked with the mode and the final hyperparameters known, before anything runs: a
 /// builtin's hyperparameters, and channels the mode cannot read.
 pub fn check_task(task: &Task, mode: Mode) -> anyhow::Result<()> {
+    if let (crate::task::Runner::Image(image), Mode::Attached) = (&task.spec.runner, mode) {
+        anyhow::bail!(
+            "{}: [task.image] {} runs its own entry in a container, so it cannot run attached: use \
+             `grounds train local` (Docker here) or `grounds train remote` (SageMaker)",
+            task.file.display(),
+            image.uri
+        );
+    }
     if let crate::task::Runner::Builtin(builtin) = &task.spec.runner {
         crate::builtin::check(builtin, &task.spec.hyperparameters)
             .map_err(|e| anyhow::anyhow!("{}: {e:#}", task.file.display()))?;

@@ -90,6 +90,14 @@ struct TaskSection {
     version: String,
     builtin: Option<Spanned<BuiltinSpec>>,
     command: Option<Spanned<CommandSection>>,
+    image: Option<Spanned<ImageSection>>,
+}
+
+/// `[task.image]`: a training image of the user's own, run as SageMaker runs it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageSection {
+    uri: Spanned<String>,
 }
 
 fn default_version() -> String {
@@ -192,6 +200,13 @@ pub struct RemoteSpec {
 pub enum Runner {
     Command(CommandSpec),
     Builtin(BuiltinSpec),
+    Image(ImageTaskSpec),
+}
+
+/// An image task: the user's own training image, whose `train` reads `/opt/ml` itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageTaskSpec {
+    pub uri: String,
 }
 
 /// A command task as it is delivered: `run` starts in the unpacked source folder.
@@ -291,21 +306,53 @@ impl Task {
             return Err(invalid(Some(file.task.name.span()), why));
         }
 
-        let (runner, source, include_secrets) = match (file.task.builtin, file.task.command) {
-            (Some(_), Some(command)) => {
+        let kinds = [
+            file.task.builtin.as_ref().map(|b| b.span()),
+            file.task.command.as_ref().map(|c| c.span()),
+            file.task.image.as_ref().map(|i| i.span()),
+        ];
+        if kinds.iter().flatten().count() > 1 {
+            return Err(invalid(
+                kinds.iter().flatten().nth(1).cloned(),
+                "a task has one of [task.builtin], [task.command] and [task.image], not several: \
+                 keep one"
+                    .into(),
+            ));
+        }
+        let image_task = match file.task.image {
+            None => None,
+            Some(image) => {
+                let image = image.into_inner();
+                let uri = image.uri.get_ref();
+                if uri.is_empty() || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(invalid(
+                        Some(image.uri.span()),
+                        format!(
+                            "[task.image] uri `{}` is not an image reference such as \
+                             my-training:1.0 or 123456789012.dkr.ecr.eu-west-1.amazonaws.com/train:1",
+                            uri.escape_default()
+                        ),
+                    ));
+                }
+                Some(Runner::Image(ImageTaskSpec { uri: uri.clone() }))
+            }
+        };
+        let (runner, source, include_secrets) = match (image_task, file.task.builtin, file.task.command) {
+            (Some(image), _, _) => (image, None, Vec::new()),
+            (None, Some(_), Some(command)) => {
                 return Err(invalid(
                     Some(command.span()),
                     "a task has either [task.builtin] or [task.command], not both: remove one"
                         .into(),
                 ))
             }
-            (None, None) => return Err(invalid(
+            (None, None, None) => return Err(invalid(
                 Some(file.task.name.span()),
-                "[task] needs [task.builtin] (tabular training inside grounds) or [task.command] \
-                     (your own program): add one of them"
+                "[task] needs [task.builtin] (tabular training inside grounds), [task.command] (your \
+                     own program) or [task.image] (your own training image): add one of them"
                     .into(),
             )),
-            (Some(builtin), None) => {
+            (None, Some(builtin), None) => {
                 let span = builtin.span();
                 let builtin = builtin.into_inner();
                 if let (Some(_), Some(_)) = (builtin.folds, builtin.test_size) {
@@ -334,7 +381,7 @@ impl Task {
                 }
                 (Runner::Builtin(builtin), None, Vec::new())
             }
-            (None, Some(command)) => {
+            (None, None, Some(command)) => {
                 let command = command.into_inner();
                 if command.run.get_ref().is_empty() || command.run.get_ref()[0].trim().is_empty() {
                     return Err(invalid(

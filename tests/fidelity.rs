@@ -331,3 +331,92 @@ fn gpus_are_asked_of_the_engine_or_refused_before_anything_runs() {
         assert_eq!(answer["metrics"]["gpus"], 0.0);
     }
 }
+
+/// A training image of the user's own, as bring-your-own-container users write them: `train` on PATH
+/// reads the /opt/ml contract itself.
+const BYO_TRAIN: &str = r####"#!/usr/bin/env python3
+import json, os, sys
+hp = json.load(open("/opt/ml/input/config/hyperparameters.json"))
+rc = json.load(open("/opt/ml/input/config/resourceconfig.json"))
+files = sorted(os.listdir("/opt/ml/input/data/training"))
+if hp.get("fail") == "yes":
+    open("/opt/ml/output/failure", "w").write("BYO failure: asked to fail")
+    sys.exit(3)
+open("/opt/ml/model/model.txt", "w").write("epochs=%s files=%s host=%s version=%s" % (
+    hp["epochs"], ",".join(files), rc["current_host"], os.environ.get("BYO_VERSION")))
+print("###METRIC###accuracy:0.875###")
+print("loss: 0.25")
+"####;
+
+fn build_byo_image(tag: &str, version: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("train"), BYO_TRAIN).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY train /usr/local/bin/train\nRUN chmod 755 /usr/local/bin/train\nENV BYO_VERSION={version}\n",
+            common::PYTHON_BASE
+        ),
+    )
+    .unwrap();
+    common::docker(&["build", "-q", "-t", tag, dir.path().to_str().unwrap()]);
+}
+
+#[test]
+fn an_image_of_ones_own_runs_as_sagemaker_runs_it() {
+    let sandbox = Sandbox::new();
+    let tag = format!("grounds-test/byo:{}", std::process::id());
+    build_byo_image(&tag, "1");
+    sandbox.write("byo/data/a.csv", "x\n1\n");
+    sandbox.write("byo/data/b.csv", "x\n2\n");
+    let task = sandbox.write(
+        "byo/task.toml",
+        &format!(
+            "[task]\nname = \"byo\"\n[task.image]\nuri = \"{tag}\"\n[channels]\ntraining = \"data\"\n\
+             [hyperparameters]\nepochs = 3\n[metrics]\nloss = \"loss: ([0-9.]+)\"\n"
+        ),
+    );
+    let task = task.to_str().unwrap();
+    let (output, answer) = sandbox.json(&["train", "local", task]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(answer["status"], "Completed");
+    assert_eq!(answer["metrics"]["accuracy"], 0.875);
+    assert_eq!(answer["metrics"]["loss"], 0.25);
+    let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
+    assert_eq!(
+        zip.read("model/model.txt"),
+        "epochs=3 files=a.csv,b.csv host=algo-1 version=1"
+    );
+    assert!(!zip.read("logs.txt").contains("[grounds-entry]"), "no grounds entry in the image");
+    common::assert_nothing_left(answer["id"].as_str().unwrap());
+
+    // Its own failure, with its own reason.
+    let (output, failed) = sandbox.json(&["train", "local", task, "--hp", "fail=yes"]);
+    assert_eq!(output.status.code(), Some(1), "{}", both(&output));
+    assert_eq!(failed["status"], "Failed");
+    assert_eq!(failed["exit_code"], 3);
+    assert!(failed["failure_reason"].as_str().unwrap().contains("BYO failure"));
+
+    // The image's content is in the fingerprint: the same name, rebuilt, is another run.
+    let plan = |sandbox: &Sandbox| {
+        let output = sandbox.run(&["train", "local", task, "--dry-run"]);
+        assert!(output.status.success(), "{}", both(&output));
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    assert_eq!(plan(&sandbox)["reuses"], answer["id"]);
+    build_byo_image(&tag, "2");
+    assert_eq!(plan(&sandbox)["reuses"], Value::Null);
+
+    // Attached cannot run it; a missing image is named before anything runs.
+    let output = sandbox.run(&["train", "attached", task]);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    assert!(text(&output.stderr).contains("cannot run attached"), "{}", both(&output));
+    common::docker(&["rmi", "-f", &tag]);
+    let output = sandbox.run(&["train", "local", task, "--force"]);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains("is not in the local Docker engine"),
+        "{}",
+        both(&output)
+    );
+}

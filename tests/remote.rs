@@ -484,3 +484,54 @@ async fn a_remote_sweep_submits_every_member() {
         1
     );
 }
+
+/// An image task's image goes to SageMaker as named when the local engine does not have it, and is
+/// pushed to grounds' repository (tagged by its id) when it does; `[metrics]` regexes are sent as they are.
+#[test]
+fn image_tasks_train_their_own_image() {
+    let sandbox = Sandbox::new();
+    sandbox.write("data/d.csv", "x\n1\n");
+    let named = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1";
+    let task_for = |name: &str, uri: &str| {
+        sandbox.write(
+            &format!("{name}/task.toml"),
+            &format!(
+                "[task]\nname = \"{name}\"\n[task.image]\nuri = \"{uri}\"\n[channels]\ntraining = \"../data/d.csv\"\n\
+                 [metrics]\nloss = \"loss: ([0-9.]+)\"\n"
+            ),
+        )
+    };
+    let plan = |task: &std::path::Path| {
+        let mut command =
+            sandbox.command(&["train", "remote", task.to_str().unwrap(), "--dry-run"]);
+        aws_env(&mut command, &sandbox);
+        let output = command.env("GROUNDS_ROLE", ROLE).output().unwrap();
+        assert!(output.status.success(), "{}", both(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let remote_plan = plan(&task_for("byo-named", named));
+    assert_eq!(remote_plan["remote"]["image_uri"], named);
+    let request = &remote_plan["remote"]["create_training_job"];
+    assert_eq!(request["AlgorithmSpecification"]["TrainingImage"], named);
+    assert_eq!(
+        request["AlgorithmSpecification"]["MetricDefinitions"][0],
+        serde_json::json!({"Name": "loss", "Regex": "loss: ([0-9.]+)"})
+    );
+
+    let local = format!("grounds-test/byo-remote:{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM grounds-test/python:bookworm\nLABEL purpose=byo-remote-test\n",
+    )
+    .unwrap();
+    let built = docker(&["build", "-q", "-t", &local, dir.path().to_str().unwrap()]);
+    assert!(built.status.success(), "{}", both(&built));
+    let remote_plan = plan(&task_for("byo-local", &local));
+    let image = remote_plan["remote"]["image_uri"].as_str().unwrap();
+    assert!(
+        image.starts_with("123456789012.dkr.ecr.us-east-1.amazonaws.com/grounds/byo-local:"),
+        "{image}"
+    );
+    docker(&["rmi", "-f", &local]);
+}

@@ -185,12 +185,26 @@ async fn submit(
     let task = &settings.task;
     let package = crate::package::build(task, printer)?;
     let image_plan = image::plan(task, &package, &settings.container.entry_binary)?;
+    // An image task's image is pushed when it is in the local engine; else SageMaker pulls it as named.
+    let given_local_id = if image_plan.given {
+        match crate::docker::connect().await {
+            Ok(docker) => crate::docker::image_id(&docker, &image_plan.tag).await?,
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let pull_as_named = image_plan.given && given_local_id.is_none();
     let fingerprint = fingerprint(
         &package.info,
         &task.spec,
         &task.channels,
         Mode::Remote,
-        &settings.shape(Some(image_plan.tag.clone())),
+        &settings.shape(Some(
+            given_local_id
+                .clone()
+                .unwrap_or_else(|| image_plan.tag.clone()),
+        )),
     )?;
     let twin = if settings.force {
         None
@@ -201,11 +215,14 @@ async fn submit(
         super::train::say_reused(&twin, printer);
         return Ok(Submission::Reused(twin));
     }
-    let image_tag = image_plan
-        .tag
-        .rsplit_once(':')
-        .map(|(_, t)| t.to_string())
-        .unwrap_or_default();
+    let image_tag = match &given_local_id {
+        Some(id) => id.trim_start_matches("sha256:").chars().take(16).collect(),
+        None => image_plan
+            .tag
+            .rsplit_once(':')
+            .map(|(_, t)| t.to_string())
+            .unwrap_or_default(),
+    };
     let options = |id: &str| {
         remote::plan(
             aws,
@@ -213,6 +230,7 @@ async fn submit(
                 id,
                 task,
                 image_tag: &image_tag,
+                image_uri: pull_as_named.then_some(image_plan.tag.as_str()),
                 instance_count: settings.container.instance_count,
                 fingerprint: &fingerprint,
                 package_hash: &package.info.content_hash,
@@ -244,27 +262,35 @@ async fn submit(
 
     let s3 = aws.s3();
     crate::s3sync::ensure_bucket(&s3, &plan.bucket, &aws.region, printer).await?;
-    let docker = crate::docker::connect().await?;
-    image::ensure(&docker, &image_plan, &package, printer).await?;
-    let credentials = match &task.spec.remote.registry {
-        Some(_) => None,
-        None => Some(
-            ecr_credentials(
-                aws,
-                &format!("grounds/{}", task.spec.name.to_lowercase()),
-                printer,
-            )
-            .await?,
-        ),
+    let pushed = if pull_as_named {
+        printer.stage(
+            "Image",
+            &format!("{} as it is named (it is not in the local engine)", plan.image_uri),
+        );
+        false
+    } else {
+        let docker = crate::docker::connect().await?;
+        image::ensure(&docker, &image_plan, &package, printer).await?;
+        let credentials = match &task.spec.remote.registry {
+            Some(_) => None,
+            None => Some(
+                ecr_credentials(
+                    aws,
+                    &format!("grounds/{}", task.spec.name.to_lowercase()),
+                    printer,
+                )
+                .await?,
+            ),
+        };
+        crate::registry::push(
+            &docker,
+            &image_plan.tag,
+            &plan.image_uri,
+            credentials,
+            printer,
+        )
+        .await?
     };
-    let pushed = crate::registry::push(
-        &docker,
-        &image_plan.tag,
-        &plan.image_uri,
-        credentials,
-        printer,
-    )
-    .await?;
 
     let mut uploads = crate::s3sync::SyncReport::default();
     for (channel, (path, prefix)) in &plan.uploads {

@@ -48,12 +48,29 @@ async fn execute(
         )?),
         Mode::Attached => None,
     };
+    let image_identity = match &image {
+        // An image of the user's: what it is, not what it is called, decides what runs.
+        Some(plan) if plan.given => {
+            let docker = crate::docker::connect().await?;
+            match crate::docker::image_id(&docker, &plan.tag).await? {
+                Some(id) => Some(id),
+                None => {
+                    return Err(image::ImageError::GivenImageMissing {
+                        image: plan.tag.clone(),
+                    }
+                    .into())
+                }
+            }
+        }
+        Some(plan) => Some(plan.tag.clone()),
+        None => None,
+    };
     let fingerprint = fingerprint(
         &package.info,
         &task.spec,
         &task.channels,
         mode,
-        &settings.shape(image.as_ref().map(|i| i.tag.clone())),
+        &settings.shape(image_identity),
     )?;
     let twin = if settings.force {
         None
@@ -80,6 +97,7 @@ async fn execute(
     }
     let what = match &task.spec.runner {
         Runner::Command(command) => format!("`{}`", command.run.join(" ")),
+        Runner::Image(image) => format!("image {}", image.uri),
         Runner::Builtin(builtin) => format!(
             "builtin {} {} on `{}`",
             serde_json::to_value(builtin.kind)?

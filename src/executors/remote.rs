@@ -65,6 +65,9 @@ pub struct RemoteOptions<'a> {
     pub id: &'a str,
     pub task: &'a Task,
     pub image_tag: &'a str,
+    /// The training image as named (an image task's image that is not in the local engine), instead
+    /// of grounds' repository.
+    pub image_uri: Option<&'a str>,
     pub instance_count: usize,
     pub fingerprint: &'a str,
     pub package_hash: &'a str,
@@ -97,12 +100,13 @@ pub fn plan(aws: &Aws, options: &RemoteOptions) -> Result<RemotePlan, anyhow::Er
         .unwrap_or_else(|| format!("sagemaker-{}-{}", aws.region, aws.account));
     let name = task.spec.name.as_str();
     let repository = format!("grounds/{}", name.to_lowercase());
-    let (registry, image_uri) = match &remote.registry {
-        Some(host) => (
+    let (registry, image_uri) = match (&remote.registry, options.image_uri) {
+        (_, Some(named)) => ("as named".to_string(), named.to_string()),
+        (Some(host), None) => (
             host.clone(),
             format!("{host}/{repository}:{}", options.image_tag),
         ),
-        None => (
+        (None, None) => (
             "ecr".to_string(),
             format!(
                 "{}.dkr.ecr.{}.amazonaws.com/{repository}:{}",
@@ -127,7 +131,7 @@ pub fn plan(aws: &Aws, options: &RemoteOptions) -> Result<RemotePlan, anyhow::Er
     let output_path = format!("s3://{bucket}/sagemaker/{name}/output/");
     let metric_names = match &task.spec.runner {
         Runner::Builtin(builtin) => crate::builtin::metric_names(builtin),
-        Runner::Command(_) => remote.metrics.clone(),
+        Runner::Command(_) | Runner::Image(_) => remote.metrics.clone(),
     };
     let max_runtime = match &remote.max_runtime {
         Some(text) => {
