@@ -56,8 +56,6 @@ pub struct RemoteArgs {
     pub train: TrainArgs,
     #[command(flatten)]
     pub image: ImageArgs,
-    #[command(flatten)]
-    pub aws: AwsArgs,
     /// Submit and return at once; `grounds results fetch ID` completes the result later.
     #[arg(long)]
     pub detach: bool,
@@ -169,6 +167,9 @@ pub struct TrainArgs {
     /// exists; without it that result is reused.
     #[arg(long)]
     pub force: bool,
+    /// AWS settings, for SageMaker and for `s3://` channels in every mode.
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Debug, Subcommand)]

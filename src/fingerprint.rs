@@ -52,6 +52,7 @@ pub fn fingerprint(
     channels: &BTreeMap<String, ChannelSource>,
     mode: Mode,
     shape: &RunShape,
+    data: &BTreeMap<String, String>,
 ) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(b"grounds-fingerprint-v2\0");
@@ -61,6 +62,12 @@ pub fn fingerprint(
     hasher.update(serde_json::to_vec(shape)?);
     for (name, source) in channels {
         hasher.update(format!("\0channel\0{name}\0").as_bytes());
+        // An `s3://` channel stands for what its prefix holds now (URI and every object's ETag), whether
+        // SageMaker reads it or a local run reads the downloaded copy: a changed object is another run.
+        if let Some(identity) = data.get(name) {
+            hasher.update(identity.as_bytes());
+            continue;
+        }
         match source {
             ChannelSource::S3(uri) => hasher.update(uri.as_bytes()),
             ChannelSource::Local(path) => hasher.update(

@@ -31,6 +31,7 @@ mod proctree;
 mod pyjson;
 mod registry;
 mod results;
+mod s3cache;
 mod s3sync;
 mod sagemaker;
 mod secrets;

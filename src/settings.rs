@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cli::{Gpus, ImageArgs, LocalArgs, TrainArgs};
+use crate::cli::{AwsArgs, Gpus, ImageArgs, LocalArgs, TrainArgs};
 use crate::package::PackageInfo;
 use crate::results::{Mode, Store};
 use crate::task::Task;
@@ -20,6 +20,13 @@ pub struct TrainSettings {
     pub force: bool,
     pub grace: Duration,
     pub container: ContainerSettings,
+    /// `--profile` and `--region`, for SageMaker and `s3://` channels.
+    pub aws: AwsArgs,
+    /// Where each channel's data comes from, as the task names it (kept when `s3://` channels are
+    /// downloaded and read from the cache).
+    pub sources: BTreeMap<String, String>,
+    /// What each `s3://` channel holds now (a hash of its objects' ETags), for the fingerprint.
+    pub data: BTreeMap<String, String>,
 }
 
 /// What container runs (local and remote) need beyond the task.
@@ -80,6 +87,11 @@ impl TrainSettings {
     ) -> anyhow::Result<Self> {
         let task = Task::load(&args.task)?.with_overrides(&args.hyperparameters)?;
         check_task(&task, mode)?;
+        let sources = task
+            .channels
+            .iter()
+            .map(|(name, source)| (name.clone(), source.describe()))
+            .collect();
         let container = ContainerSettings::resolve(
             &task,
             image,
@@ -94,15 +106,14 @@ impl TrainSettings {
             force: args.force,
             grace: Duration::from_secs(args.grace),
             container,
+            aws: args.aws.clone(),
+            sources,
+            data: BTreeMap::new(),
         })
     }
 
     pub fn channel_sources(&self) -> BTreeMap<String, String> {
-        self.task
-            .channels
-            .iter()
-            .map(|(name, source)| (name.clone(), source.describe()))
-            .collect()
+        self.sources.clone()
     }
 
     /// What runs the package, for the fingerprint.
@@ -123,6 +134,30 @@ impl TrainSettings {
             },
             entry: (self.mode == Mode::Attached).then(crate::fingerprint::this_entry),
         }
+    }
+
+    /// The task's `s3://` channels, by name.
+    pub fn s3_channels(&self) -> BTreeMap<String, String> {
+        self.task
+            .channels
+            .iter()
+            .filter_map(|(name, source)| match source {
+                crate::task::ChannelSource::S3(uri) => Some((name.clone(), uri.clone())),
+                crate::task::ChannelSource::Local(_) => None,
+            })
+            .collect()
+    }
+
+    /// These settings with channels read from local folders instead (`s3://` channels downloaded).
+    pub fn with_local_channels(&self, folders: &BTreeMap<String, PathBuf>) -> TrainSettings {
+        let mut settings = self.clone();
+        for (name, folder) in folders {
+            settings.task.channels.insert(
+                name.clone(),
+                crate::task::ChannelSource::Local(folder.clone()),
+            );
+        }
+        settings
     }
 
     /// Settings for a task derived from this one (a sweep member), checked as the task was.
@@ -168,12 +203,6 @@ pub fn check_task(task: &Task, mode: Mode) -> anyhow::Result<()> {
     if let crate::task::Runner::Builtin(builtin) = &task.spec.runner {
         crate::builtin::check(builtin, &task.spec.hyperparameters)
             .map_err(|e| anyhow::anyhow!("{}: {e:#}", task.file.display()))?;
-    }
-    if mode != Mode::Remote {
-        for (name, source) in &task.channels {
-            crate::executors::local_channel(name, source, &mode.to_string())
-                .map_err(|e| anyhow::anyhow!("{}: {e:#}", task.file.display()))?;
-        }
     }
     Ok(())
 }

@@ -420,3 +420,114 @@ fn an_image_of_ones_own_runs_as_sagemaker_runs_it() {
         both(&output)
     );
 }
+
+const BUCKET: &str = "grounds-s3-channels";
+
+/// A user pointed at moto, with no other AWS configuration to find.
+fn with_moto(command: &mut Command, sandbox: &Sandbox) {
+    let moto = std::env::var("GROUNDS_TEST_MOTO")
+        .expect("GROUNDS_TEST_MOTO is set by `make test` (tests/services.sh)");
+    command
+        .env("AWS_ENDPOINT_URL", moto)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", sandbox.path().join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", sandbox.path().join("no-aws-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE");
+}
+
+fn put_objects(objects: &[(&str, &str)]) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let moto = std::env::var("GROUNDS_TEST_MOTO").unwrap();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(moto)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        );
+        let _ = s3.create_bucket().bucket(BUCKET).send().await;
+        for (key, body) in objects {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(*key)
+                .body(body.as_bytes().to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+}
+
+fn grounds_on_moto(sandbox: &Sandbox, args: &[&str]) -> (std::process::Output, Value) {
+    let mut command = sandbox.command(args);
+    with_moto(&mut command, sandbox);
+    let output = command.output().unwrap();
+    let answer = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (output, answer)
+}
+
+#[test]
+fn s3_channels_are_downloaded_once_and_their_etags_decide_reuse() {
+    let sandbox = Sandbox::new();
+    let prefix = format!("runs-{}/data", std::process::id());
+    put_objects(&[
+        (&format!("{prefix}/a.csv"), "a\n1\n"),
+        (&format!("{prefix}/nested/b.csv"), "b\n2\n"),
+        (&format!("{prefix}-elsewhere/c.csv"), "not in the channel"),
+    ]);
+    let script = "import os\nroot = os.environ['SM_CHANNEL_TRAINING']\nfor d, _, fs in sorted(os.walk(root)):\n    for f in sorted(fs):\n        p = os.path.join(d, f)\n        print('FILE', os.path.relpath(p, root), open(p).read().split()[1])\nprint('###METRIC###files:%d###' % sum(len(fs) for _, _, fs in os.walk(root)))\n";
+    let channel = format!("s3://{BUCKET}/{prefix}");
+    let task = sandbox.command_task(
+        "s3chan",
+        script,
+        &format!("[channels]\ntraining = \"{channel}\"\n[container]\nbase_image = \"{}\"\n", common::PYTHON_BASE),
+    );
+    let task = task.to_str().unwrap();
+
+    let (output, first) = grounds_on_moto(&sandbox, &["train", "attached", task, "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(first["metrics"]["files"], 2.0);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("FILE a.csv 1") && stderr.contains("FILE nested/b.csv 2"), "{stderr}");
+    assert!(stderr.contains("Downloading"), "{stderr}");
+    let mut zip = ZipFile::open(Path::new(first["result"].as_str().unwrap()));
+    assert_eq!(zip.json("job.json")["channels"]["training"], channel, "the result names the source");
+
+    // Unchanged: reused; forced: run again from the cache, nothing downloaded.
+    let (_, again) = grounds_on_moto(&sandbox, &["train", "attached", task, "--json"]);
+    assert_eq!(again["reused"], true, "{again}");
+    let (output, local) = grounds_on_moto(&sandbox, &["train", "local", task, "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(local["metrics"]["files"], 2.0);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("Cached") && !stderr.contains("Downloading"), "{stderr}");
+
+    // One object changes: another run, and only that object is fetched again.
+    put_objects(&[(&format!("{prefix}/a.csv"), "a\n9\n")]);
+    let (output, changed) = grounds_on_moto(&sandbox, &["train", "attached", task, "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(changed["reused"], false);
+    assert_ne!(changed["fingerprint"], first["fingerprint"]);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("1 of 2 object(s)") && stderr.contains("FILE a.csv 9"), "{stderr}");
+
+    // A prefix that holds nothing is a clear error before anything runs.
+    let empty = sandbox.command_task(
+        "s3empty",
+        "print(1)\n",
+        &format!("[channels]\ntraining = \"s3://{BUCKET}/nothing-here/\"\n"),
+    );
+    let (output, _) = grounds_on_moto(&sandbox, &["train", "attached", empty.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    assert!(text(&output.stderr).contains("holds no objects"), "{}", both(&output));
+}

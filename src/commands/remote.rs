@@ -21,16 +21,6 @@ use crate::collect::Collected;
 use crate::results::{JobRecord, Mode, ResultContents, Status, Store};
 use crate::settings::TrainSettings;
 
-/// `.env` values for AWS that the environment lacks are put into it before the SDK reads it.
-fn apply_dotenv(values: &std::collections::BTreeMap<String, String>) {
-    for (key, value) in values {
-        if key.starts_with("AWS_") && std::env::var_os(key).is_none() {
-            // Before any AWS client exists; nothing else reads these concurrently.
-            std::env::set_var(key, value);
-        }
-    }
-}
-
 /// ECR credentials for a push, from GetAuthorizationToken: given to the push only, never stored.
 async fn ecr_credentials(
     aws: &Aws,
@@ -86,15 +76,14 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
     super::train::clean_leftovers(&settings.store, printer);
     let parameters = super::train::sweep_parameters(&settings, &args.train, printer);
     let members = crate::sweep::members(&parameters);
-    let task_dir = settings
-        .task
-        .file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let dotenv = crate::dotenv::load(&task_dir);
-    apply_dotenv(&dotenv);
-    let aws = Aws::connect(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?;
+    // SageMaker reads `s3://` channels itself; their ETags still decide whether a run is new.
+    let settings = super::train::with_s3_channels(settings, false, printer).await?;
+    let dotenv = crate::aws::apply_dotenv(&settings.task.file);
+    let aws = Aws::connect(
+        args.train.aws.profile.as_deref(),
+        args.train.aws.region.as_deref(),
+    )
+    .await?;
 
     if let Some(single) = super::train::single_member(&settings, &members)? {
         let base = single.task.spec.name.clone();
@@ -103,7 +92,7 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
             &base,
             &aws,
             &dotenv,
-            args.aws.profile.as_deref(),
+            args.train.aws.profile.as_deref(),
             printer,
         )
         .await?;
@@ -139,7 +128,7 @@ pub async fn train(args: RemoteArgs, printer: &Printer) -> anyhow::Result<Exit> 
                 &member.base,
                 &aws,
                 &dotenv,
-                args.aws.profile.as_deref(),
+                args.train.aws.profile.as_deref(),
                 &reporter,
             )
             .await,
@@ -205,6 +194,7 @@ async fn submit(
                 .clone()
                 .unwrap_or_else(|| image_plan.tag.clone()),
         )),
+        &settings.data,
     )?;
     let twin = if settings.force {
         None

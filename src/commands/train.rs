@@ -71,6 +71,7 @@ async fn execute(
         &task.channels,
         mode,
         &settings.shape(image_identity),
+        &settings.data,
     )?;
     let twin = if settings.force {
         None
@@ -245,6 +246,52 @@ impl Ran {
     }
 }
 
+/// Lists the task's `s3://` channels (their ETags go into the fingerprint); with `download` (attached
+/// and local runs, which read local data) fetches them into `$GROUNDS_HOME/cache/s3` and points the
+/// channels at the copies. A dry run lists and downloads nothing.
+pub async fn with_s3_channels(
+    settings: TrainSettings,
+    download: bool,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<TrainSettings> {
+    let uris = settings.s3_channels();
+    if uris.is_empty() {
+        return Ok(settings);
+    }
+    crate::aws::apply_dotenv(&settings.task.file);
+    let aws = crate::aws::Aws::connect(
+        settings.aws.profile.as_deref(),
+        settings.aws.region.as_deref(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "channels {} are in S3, which needs AWS settings",
+            uris.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let cache = settings.store.home.join("cache").join("s3");
+    let resolved = crate::s3cache::resolve(
+        &aws.s3(),
+        &uris,
+        &cache,
+        download && !settings.dry_run,
+        reporter,
+    )
+    .await?;
+    let mut settings = if download {
+        settings.with_local_channels(&resolved.folders)
+    } else {
+        settings
+    };
+    settings.data = resolved
+        .channels
+        .iter()
+        .map(|(name, channel)| (name.clone(), format!("{} {}", channel.uri, channel.identity)))
+        .collect();
+    Ok(settings)
+}
+
 /// Removes what runs killed before they could clean up left behind: staging files in the store and job
 /// roots in the temp folder whose owner is gone.
 pub fn clean_leftovers(store: &crate::results::Store, reporter: &dyn Reporter) {
@@ -352,6 +399,8 @@ pub async fn run(
     )?;
     crate::settings::warn_about_env_secrets(&settings.task, printer);
     clean_leftovers(&settings.store, printer);
+    // Channels in S3 are read from a local copy, fetched once for every member.
+    let settings = with_s3_channels(settings, true, printer).await?;
     let parameters = sweep_parameters(&settings, &args, printer);
     let members = crate::sweep::members(&parameters);
     if let Some(single) = single_member(&settings, &members)? {

@@ -114,7 +114,8 @@ impl LocalJob<'_> {
             for (name, source) in &self.task.channels {
                 let path = super::local_channel(name, source, "local")?;
                 let target = format!("/opt/ml/input/data/{name}");
-                if path.is_dir() {
+                // A folder, or one a dry run names before it is downloaded.
+                if path.is_dir() || !path.exists() {
                     mounts.push(format!("{}:{target}:ro", path.display()));
                 } else {
                     let file = path
