@@ -11,6 +11,7 @@
 mod archive;
 mod aws;
 mod builtin;
+mod channels;
 mod cli;
 mod collect;
 mod commands;

@@ -259,17 +259,7 @@ async fn download(
     let dir = target.parent().unwrap_or(Path::new("."));
     let mut temp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))?;
-    let mut body = response.body;
-    let mut size = 0u64;
-    while let Some(chunk) = body
-        .try_next()
-        .await
-        .with_context(|| format!("downloading {uri}"))?
-    {
-        std::io::Write::write_all(&mut temp, &chunk)
-            .with_context(|| format!("downloading {uri}"))?;
-        size += chunk.len() as u64;
-    }
+    let size = save_body(response.body, &mut temp, &uri).await?;
     if size != object.size {
         bail!(
             "downloading {uri}: got {size} bytes of {}; it changed while it was read, run again",
@@ -279,6 +269,25 @@ async fn download(
     temp.persist(target)
         .map_err(|e| e.error)
         .with_context(|| format!("storing {uri} in the cache"))?;
+    Ok(size)
+}
+
+/// Streams an object's body into `out` as it arrives (never whole in memory); returns its size.
+pub async fn save_body(
+    mut body: aws_sdk_s3::primitives::ByteStream,
+    out: &mut impl std::io::Write,
+    uri: &str,
+) -> anyhow::Result<u64> {
+    let mut size = 0u64;
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .with_context(|| format!("downloading {uri}"))?
+    {
+        out.write_all(&chunk)
+            .with_context(|| format!("downloading {uri}"))?;
+        size += chunk.len() as u64;
+    }
     Ok(size)
 }
 

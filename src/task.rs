@@ -923,7 +923,7 @@ mod tests {
     fn both_or_neither_runner_is_refused() {
         assert!(error("[task]\nname = \"t\"\n").contains("needs [task.builtin]"));
         let both = format!("{BUILTIN}[task.command]\nsource = \"src\"\nrun = [\"python3\"]\n");
-        assert!(error(&both).contains("not both"));
+        assert!(error(&both).contains("not several"));
     }
 
     #[test]

@@ -307,7 +307,7 @@ fn task_file_errors_name_the_file_and_what_to_fix() {
         ("[task]\nname = \"bad\"\n".into(), "needs [task.builtin]"),
         (
             format!("{head}[task.builtin]\nkind = \"single-frame\"\nlabel = \"a\"\n"),
-            "not both",
+            "not several",
         ),
         (
             format!("{head}[channels]\ntraining = \"missing.csv\"\n"),
@@ -585,17 +585,25 @@ fn failed_runs_are_never_reused() {
 }
 
 #[test]
-fn an_s3_channel_is_refused_in_attached_runs_and_nothing_is_stored() {
+fn an_s3_channel_without_aws_settings_is_refused_and_nothing_is_stored() {
     let sandbox = Sandbox::new();
     let task = sandbox.command_task(
         "s3data",
         "print('never')\n",
         "[channels]\ntraining = \"s3://some-bucket/data/\"\n",
     );
-    let output = sandbox.run(&["train", "attached", task.to_str().unwrap()]);
+    let mut command = sandbox.command(&["train", "attached", task.to_str().unwrap()]);
+    for name in ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_ENDPOINT_URL"] {
+        command.env_remove(name);
+    }
+    command
+        .env("AWS_CONFIG_FILE", sandbox.path().join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", sandbox.path().join("no-aws-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let output = command.output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("channel `training` is in S3 (s3://some-bucket/data/); attached runs read local data only"), "{stderr}");
+    assert!(stderr.contains("training are in S3, which needs AWS settings"), "{stderr}");
     assert!(sandbox.result_zips().is_empty());
     let leftovers: Vec<_> = std::fs::read_dir(sandbox.home().join("results"))
         .map(|d| d.count())

@@ -108,6 +108,15 @@ fn oracle_task(sandbox: &Sandbox, name: &str) -> PathBuf {
     )
 }
 
+/// `train MODE TASK --dry-run EXTRA...`, which must succeed: the plan.
+fn dry_run(sandbox: &Sandbox, mode: &str, task: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["train", mode, task, "--dry-run"];
+    args.extend_from_slice(extra);
+    let output = sandbox.run(&args);
+    assert!(output.status.success(), "{}", both(&output));
+    serde_json::from_slice::<Value>(&output.stdout).unwrap()
+}
+
 fn differences(json: &Value) -> String {
     serde_json::to_string_pretty(&json["differences"]).unwrap()
 }
@@ -253,13 +262,7 @@ fn fingerprints_cover_what_runs_hosts_image_and_entry() {
     let (output, first) = sandbox.json(&["train", "local", task, "--quiet"]);
     assert!(output.status.success(), "{}", both(&output));
     let id = first["id"].as_str().unwrap();
-    let plan = |extra: &[&str]| {
-        let mut args = vec!["train", "local", task, "--dry-run"];
-        args.extend_from_slice(extra);
-        let output = sandbox.run(&args);
-        assert!(output.status.success(), "{}", both(&output));
-        serde_json::from_slice::<Value>(&output.stdout).unwrap()
-    };
+    let plan = |extra: &[&str]| dry_run(&sandbox, "local", task, extra);
     assert_eq!(plan(&[])["reuses"], id);
     let two = plan(&["--instance-count", "2"]);
     assert_eq!(two["reuses"], Value::Null, "two hosts are another run than one");
@@ -293,13 +296,7 @@ fn gpus_are_asked_of_the_engine_or_refused_before_anything_runs() {
     let base = format!("[container]\nbase_image = \"{}\"\n", common::PYTHON_BASE);
     let task = sandbox.command_task("gpu", script, &base);
     let task = task.to_str().unwrap();
-    let plan = |extra: &[&str]| {
-        let mut args = vec!["train", "local", task, "--dry-run"];
-        args.extend_from_slice(extra);
-        let output = sandbox.run(&args);
-        assert!(output.status.success(), "{}", both(&output));
-        serde_json::from_slice::<Value>(&output.stdout).unwrap()
-    };
+    let plan = |extra: &[&str]| dry_run(&sandbox, "local", task, extra);
     let without = plan(&[]);
     let all = plan(&["--gpus", "all"]);
     assert_eq!(all["containers"]["gpus"], "all");
@@ -398,11 +395,7 @@ fn an_image_of_ones_own_runs_as_sagemaker_runs_it() {
     assert!(failed["failure_reason"].as_str().unwrap().contains("BYO failure"));
 
     // The image's content is in the fingerprint: the same name, rebuilt, is another run.
-    let plan = |sandbox: &Sandbox| {
-        let output = sandbox.run(&["train", "local", task, "--dry-run"]);
-        assert!(output.status.success(), "{}", both(&output));
-        serde_json::from_slice::<Value>(&output.stdout).unwrap()
-    };
+    let plan = |sandbox: &Sandbox| dry_run(sandbox, "local", task, &[]);
     assert_eq!(plan(&sandbox)["reuses"], answer["id"]);
     build_byo_image(&tag, "2");
     assert_eq!(plan(&sandbox)["reuses"], Value::Null);
@@ -530,4 +523,30 @@ fn s3_channels_are_downloaded_once_and_their_etags_decide_reuse() {
     let (output, _) = grounds_on_moto(&sandbox, &["train", "attached", empty.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
     assert!(text(&output.stderr).contains("holds no objects"), "{}", both(&output));
+}
+
+#[test]
+fn a_job_may_write_into_its_channels_and_the_users_files_stay_as_they_were() {
+    let sandbox = Sandbox::new();
+    sandbox.write("data/a.csv", "original\n");
+    sandbox.write("data/nested/b.csv", "keep me\n");
+    sandbox.write("single.csv", "single\n");
+    let script = "import os\nd = os.environ['SM_CHANNEL_TRAINING']\nopen(os.path.join(d, 'a.csv'), 'w').write('rewritten\\n')\nos.remove(os.path.join(d, 'nested', 'b.csv'))\nos.makedirs(os.path.join(d, 'unpacked'))\nopen(os.path.join(d, 'unpacked', 'x.bin'), 'w').write('x')\ns = os.environ['SM_CHANNEL_SINGLE']\nopen(os.path.join(s, 'single.csv'), 'a').write('more\\n')\nprint('###METRIC###wrote:1###')\n";
+    let extra = format!(
+        "[channels]\ntraining = \"../data\"\nsingle = \"../single.csv\"\n[container]\nbase_image = \"{}\"\n",
+        common::PYTHON_BASE
+    );
+    let task = sandbox.command_task("writer", script, &extra);
+    for mode in ["attached", "local"] {
+        let (output, answer) = sandbox.json(&["train", mode, task.to_str().unwrap(), "--force"]);
+        assert!(output.status.success(), "{mode}: {}", both(&output));
+        assert_eq!(answer["metrics"]["wrote"], 1.0);
+        assert_eq!(std::fs::read_to_string(sandbox.path().join("data/a.csv")).unwrap(), "original\n");
+        assert_eq!(
+            std::fs::read_to_string(sandbox.path().join("data/nested/b.csv")).unwrap(),
+            "keep me\n"
+        );
+        assert!(!sandbox.path().join("data/unpacked").exists());
+        assert_eq!(std::fs::read_to_string(sandbox.path().join("single.csv")).unwrap(), "single\n");
+    }
 }

@@ -414,7 +414,8 @@ fn bad_inputs_are_refused_before_any_call_that_changes_anything() {
     let output = run(&[("GROUNDS_ROLE", ROLE)], &[], &many);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
     assert!(
-        text(&output.stderr).contains("41 metric definitions; SageMaker takes at most 40"),
+        text(&output.stderr).contains("41 metric definitions")
+            && text(&output.stderr).contains("SageMaker takes at most 40"),
         "{}",
         both(&output)
     );

@@ -39,7 +39,7 @@ impl AttachedJob<'_> {
         self.work.join("logs.txt")
     }
 
-    fn prepare(&self) -> anyhow::Result<PathBuf> {
+    fn prepare(&self, reporter: &dyn Reporter) -> anyhow::Result<PathBuf> {
         let layout = self.layout();
         layout
             .create_dirs()
@@ -47,7 +47,9 @@ impl AttachedJob<'_> {
         let mut input_data_config = std::collections::BTreeMap::new();
         for (name, source) in &self.task.channels {
             let path = super::local_channel(name, source, "attached")?;
-            link_channel(path, &layout.channel_dir(name))?;
+            let what = format!("channel `{name}`");
+            crate::channels::copy_into(path, &layout.channel_dir(name), &what, reporter)
+                .with_context(|| what.clone())?;
             input_data_config.insert(name.clone(), ChannelConfig::default());
         }
         let config = JobConfig {
@@ -60,7 +62,7 @@ impl AttachedJob<'_> {
     }
 
     pub async fn run(&self, reporter: &dyn Reporter) -> anyhow::Result<Outcome> {
-        let package_path = self.prepare()?;
+        let package_path = self.prepare(reporter)?;
         let layout = self.layout();
         let exe = std::env::current_exe().context("finding the grounds binary to run the entry")?;
         let mut command = tokio::process::Command::new(&exe);
@@ -198,20 +200,4 @@ fn kill_group(pid: Option<i32>, signal: i32) {
             libc::killpg(pid, signal);
         }
     }
-}
-
-/// Makes a local channel appear at `dir`: a folder by a link to it, a file as that file inside `dir`.
-fn link_channel(source: &Path, dir: &Path) -> anyhow::Result<()> {
-    if source.is_dir() {
-        std::os::unix::fs::symlink(source, dir)
-            .with_context(|| format!("linking {} to {}", dir.display(), source.display()))?;
-    } else {
-        std::fs::create_dir_all(dir)?;
-        let name = source
-            .file_name()
-            .with_context(|| format!("channel file {} has no name", source.display()))?;
-        std::os::unix::fs::symlink(source, dir.join(name))
-            .with_context(|| format!("linking {} into {}", source.display(), dir.display()))?;
-    }
-    Ok(())
 }

@@ -110,21 +110,10 @@ impl LocalJob<'_> {
         let mut plans = Vec::new();
         for host in &hosts {
             let root = self.host_root(host);
-            let mut mounts = vec![format!("{}:/opt/ml", root.display())];
+            // The channels are copied into the root: each host has its own writable copy.
+            let mounts = vec![format!("{}:/opt/ml", root.display())];
             for (name, source) in &self.task.channels {
-                let path = super::local_channel(name, source, "local")?;
-                let target = format!("/opt/ml/input/data/{name}");
-                // A folder, or one a dry run names before it is downloaded.
-                if path.is_dir() || !path.exists() {
-                    mounts.push(format!("{}:{target}:ro", path.display()));
-                } else {
-                    let file = path
-                        .file_name()
-                        .with_context(|| format!("channel file {} has no name", path.display()))?
-                        .to_string_lossy()
-                        .into_owned();
-                    mounts.push(format!("{}:{target}/{file}:ro", path.display()));
-                }
+                super::local_channel(name, source, "local")?;
             }
             plans.push(HostPlan {
                 host: host.clone(),
@@ -145,7 +134,7 @@ impl LocalJob<'_> {
     }
 
     /// Lays out each host's root: config files, mount points for the channels, and the output folders.
-    fn prepare(&self, plan: &LocalPlan) -> anyhow::Result<()> {
+    fn prepare(&self, plan: &LocalPlan, reporter: &dyn Reporter) -> anyhow::Result<()> {
         let channels: BTreeMap<String, ChannelConfig> = self
             .task
             .channels
@@ -163,17 +152,12 @@ impl LocalJob<'_> {
                 resource_config: ResourceConfig::for_host(index + 1, plan.hosts.len(), "local"),
             }
             .write(&layout)?;
-            // Mount points made here, as the user: the engine would make them as root.
+            // Each host's own copy of the data, as SageMaker downloads it to every host.
             for (name, source) in &self.task.channels {
                 if let ChannelSource::Local(path) = source {
-                    let dir = layout.channel_dir(name);
-                    std::fs::create_dir_all(&dir)?;
-                    if path.is_file() {
-                        let name = path.file_name().with_context(|| {
-                            format!("channel file {} has no name", path.display())
-                        })?;
-                        std::fs::write(dir.join(name), b"")?;
-                    }
+                    let what = format!("channel `{name}` for {}", host.host);
+                    crate::channels::copy_into(path, &layout.channel_dir(name), &what, reporter)
+                        .with_context(|| what.clone())?;
                 }
             }
             std::fs::create_dir_all(layout.code_dir())?;
@@ -188,7 +172,7 @@ impl LocalJob<'_> {
         plan: &LocalPlan,
         reporter: &dyn Reporter,
     ) -> anyhow::Result<Outcome> {
-        self.prepare(plan)?;
+        self.prepare(plan, reporter)?;
         let mut created: Vec<String> = Vec::new();
         let result = self
             .run_containers(docker, plan, &mut created, reporter)

@@ -506,15 +506,7 @@ pub async fn download_tarball(
         Err(e) => return Err(call_error(&format!("s3:GetObject {uri}"), e).into()),
     };
     let mut download = tempfile::tempfile().context("creating a temporary file for the download")?;
-    let mut body = object.body;
-    while let Some(chunk) = body
-        .try_next()
-        .await
-        .with_context(|| format!("downloading {uri}"))?
-    {
-        std::io::Write::write_all(&mut download, &chunk)
-            .with_context(|| format!("downloading {uri}"))?;
-    }
+    crate::s3cache::save_body(object.body, &mut download, uri).await?;
     std::io::Seek::rewind(&mut download)?;
     std::fs::create_dir_all(into)?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(
