@@ -104,7 +104,7 @@ base=grounds-test/python:bookworm
 for size in big small; do
   cat > "$work/channel/$size.toml" <<TOML
 [task]
-name = "channel-$size"
+name = "channel"
 [task.command]
 source = "src"
 run = ["sh", "train.sh"]
@@ -121,11 +121,11 @@ channel_cost() {
   read -r small _ < <(GROUNDS_HOME="$work/home" measure "$GROUNDS" train "$mode" "$work/channel/small.toml" --json --quiet --force)
   channel_rows+=("| train $mode | $big | $small | $("$py" -c "print('%.2f' % ($big - $small))") |")
 }
-# Warm the page cache and (for local) the image first.
+# Warm the page cache and (for local) the image first: both tasks have the same name, package and image.
 GROUNDS_HOME="$work/home" "$GROUNDS" train attached "$work/channel/big.toml" --quiet --force > /dev/null 2>&1 || true
 channel_cost attached
 if docker info >/dev/null 2>&1 && docker image inspect "$base" >/dev/null 2>&1; then
-  GROUNDS_HOME="$work/home" "$GROUNDS" train local "$work/channel/small.toml" --quiet --force > /dev/null 2>&1 || true
+  GROUNDS_HOME="$work/home" "$GROUNDS" train local "$work/channel/big.toml" --quiet --force > /dev/null 2>&1 || true
   channel_cost local
 fi
 fs_type="$(df -T "${TMPDIR:-/tmp}" | awk 'NR == 2 {print $2}')"

@@ -20,6 +20,12 @@ fn moto() -> String {
         .expect("GROUNDS_TEST_MOTO is set by `make test` (tests/services.sh)")
 }
 
+/// The SageMaker stand-in (tests/sagemaker_standin.py), which really runs training jobs.
+fn sagemaker() -> String {
+    std::env::var("GROUNDS_TEST_SAGEMAKER")
+        .expect("GROUNDS_TEST_SAGEMAKER is set by `make test` (tests/services.sh)")
+}
+
 fn registry() -> String {
     std::env::var("GROUNDS_TEST_REGISTRY")
         .expect("GROUNDS_TEST_REGISTRY is set by `make test` (tests/services.sh)")
@@ -29,6 +35,7 @@ fn registry() -> String {
 fn aws_env(command: &mut Command, sandbox: &Sandbox) {
     command
         .env("AWS_ENDPOINT_URL", moto())
+        .env("AWS_ENDPOINT_URL_SAGEMAKER", sagemaker())
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", REGION)
@@ -91,211 +98,197 @@ fn docker(args: &[&str]) -> std::process::Output {
     Command::new("docker").args(args).output().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_detached_job_is_fetched_after_sagemaker_ran_it() {
+/// titanic on the stand-in, waited for: the same metrics and model files as attached; every status
+/// change and every log line shown live, in order, once each.
+#[test]
+fn a_remote_job_runs_and_comes_home_as_an_attached_one_does() {
     let sandbox = Sandbox::new();
     sandbox.write(".env", &format!("AWS_ROLE={ROLE}\n"));
     let task = titanic_task(&sandbox, "remote-e2e", "grounds-e2e-bucket");
-    let (output, submitted) = grounds(
-        &sandbox,
-        &[
-            "train",
-            "remote",
-            task.to_str().unwrap(),
-            "--detach",
-            "--json",
-        ],
-    );
+    let task = task.to_str().unwrap();
+    let (output, attached) = sandbox.json(&["train", "attached", task, "--quiet"]);
     assert!(output.status.success(), "{}", both(&output));
-    assert_eq!(submitted["status"], "InProgress");
-    assert_eq!(submitted["submitted"]["pushed"], true);
-    assert_eq!(submitted["submitted"]["uploads"]["uploaded"], 1);
-    let id = submitted["id"].as_str().unwrap().to_string();
-    let image = submitted["submitted"]["image"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        image.starts_with(&format!("{}/grounds/remote-e2e:", registry())),
-        "{image}"
-    );
-
-    // What moto recorded of the request.
-    let sagemaker = aws_sdk_sagemaker::Client::new(&sdk().await);
-    let described = sagemaker
-        .describe_training_job()
-        .training_job_name(&id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        described
-            .algorithm_specification()
-            .unwrap()
-            .training_image(),
-        Some(image.as_str())
-    );
-    assert_eq!(described.role_arn(), Some(ROLE));
-    let channel = &described.input_data_config()[0];
-    assert_eq!(channel.channel_name(), Some("training"));
-    let channel_uri = channel
-        .data_source()
-        .unwrap()
-        .s3_data_source()
-        .unwrap()
-        .s3_uri()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        channel_uri,
-        "s3://grounds-e2e-bucket/sagemaker/remote-e2e/datasets/training/"
-    );
-    assert_eq!(described.hyper_parameters().unwrap()["max_iter"], "200");
-    assert_eq!(
-        described.output_data_config().unwrap().s3_output_path(),
-        Some("s3://grounds-e2e-bucket/sagemaker/remote-e2e/output/")
-    );
-    // moto 5 answers DescribeTrainingJob with fixed MetricDefinitions of its own, so the ones grounds sends
-    // are checked in the dry-run test instead.
-
-    // Play SageMaker: the channel from S3, the image from the registry, /opt/ml laid out by hand.
-    let s3 = s3().await;
-    let root = sandbox.path().join("sagemaker-root");
-    std::fs::create_dir_all(root.join("input/config")).unwrap();
-    std::fs::create_dir_all(root.join("input/data/training")).unwrap();
-    let object = s3
-        .get_object()
-        .bucket("grounds-e2e-bucket")
-        .key("sagemaker/remote-e2e/datasets/training/titanic.csv")
-        .send()
-        .await
-        .unwrap();
-    let bytes = object.body.collect().await.unwrap().into_bytes();
-    std::fs::write(root.join("input/data/training/titanic.csv"), &bytes).unwrap();
-    std::fs::write(
-        root.join("input/config/hyperparameters.json"),
-        r#"{"max_iter": "200"}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("input/config/inputdataconfig.json"),
-        r#"{"training": {"TrainingInputMode": "File"}}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("input/config/resourceconfig.json"),
-        r#"{"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}"#,
-    )
-    .unwrap();
-    // The image comes from the registry, not from what the build left in the engine.
-    let _ = docker(&["rmi", &image]);
-    let pulled = docker(&["pull", &image]);
-    assert!(pulled.status.success(), "{}", both(&pulled));
-    let mount = format!("{}:/opt/ml", root.display());
-    let ran = docker(&["run", "--rm", "-v", &mount, &image, "train"]);
-    assert!(ran.status.success(), "{}", both(&ran));
-    let _ = docker(&["rmi", &image]);
-
-    let mut model_tar = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::default(),
-    ));
-    model_tar.append_dir_all(".", root.join("model")).unwrap();
-    let gz = model_tar.into_inner().unwrap().finish().unwrap();
-    s3.put_object()
-        .bucket("grounds-e2e-bucket")
-        .key(format!(
-            "sagemaker/remote-e2e/output/{id}/output/model.tar.gz"
-        ))
-        .body(gz.into())
-        .send()
-        .await
-        .unwrap();
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk().await);
-    let _ = logs
-        .create_log_group()
-        .log_group_name("/aws/sagemaker/TrainingJobs")
-        .send()
-        .await;
-    let stream = format!("{id}/algo-1-1763800000");
-    logs.create_log_stream()
-        .log_group_name("/aws/sagemaker/TrainingJobs")
-        .log_stream_name(&stream)
-        .send()
-        .await
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let events: Vec<_> = text(&ran.stdout)
-        .lines()
-        .enumerate()
-        .map(|(i, line)| {
-            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-                .timestamp(now + i as i64)
-                .message(line)
-                .build()
-                .unwrap()
-        })
-        .collect();
-    logs.put_log_events()
-        .log_group_name("/aws/sagemaker/TrainingJobs")
-        .log_stream_name(&stream)
-        .set_log_events(Some(events))
-        .send()
-        .await
-        .unwrap();
-
-    // Now grounds brings it home.
-    let (output, fetched) = grounds(
-        &sandbox,
-        &["results", "fetch", &id[..id.len() - 2], "--json"],
-    );
+    let (output, remote) = grounds(&sandbox, &["train", "remote", task, "--json"]);
     assert!(output.status.success(), "{}", both(&output));
-    assert_eq!(fetched["status"], "Completed");
-    let auc = fetched["metrics"]["roc_auc_score_test"].as_f64().unwrap();
-    assert!((auc - 0.854).abs() < 0.01, "{auc}");
-    let mut zip = ZipFile::open(Path::new(fetched["result"].as_str().unwrap()));
-    let names = zip.names();
-    for name in [
-        "job.json",
-        "package.zip",
-        "metrics.json",
-        "logs.txt",
-        "model/model.json",
-        "model/result_df.parquet",
-    ] {
-        assert!(names.contains(&name.to_string()), "{name} in {names:?}");
+    assert_eq!(remote["status"], "Completed", "{remote}");
+    assert_eq!(remote["metrics"], attached["metrics"], "the same metrics");
+    assert_eq!(remote["submitted"]["pushed"], true);
+    assert_eq!(remote["submitted"]["uploads"]["uploaded"], 1);
+    let mut attached_zip = ZipFile::open(Path::new(attached["result"].as_str().unwrap()));
+    let mut remote_zip = ZipFile::open(Path::new(remote["result"].as_str().unwrap()));
+    assert_eq!(
+        attached_zip.read("model/model.json"),
+        remote_zip.read("model/model.json"),
+        "the same model"
+    );
+    let model_files = |zip: &ZipFile| -> Vec<String> {
+        zip.names().into_iter().filter(|n| n.starts_with("model/")).collect()
+    };
+    assert_eq!(model_files(&attached_zip), model_files(&remote_zip));
+
+    // Statuses in SageMaker's order, each shown once.
+    let stderr = text(&output.stderr);
+    let mut at = 0;
+    for secondary in ["Starting", "Downloading", "Training", "Uploading", "Completed"] {
+        let needle = format!("/ {secondary}\n");
+        assert_eq!(stderr.matches(&needle).count(), 1, "{secondary} once:\n{stderr}");
+        let found = stderr[at..].find(&needle).unwrap_or_else(|| panic!("{secondary} in order:\n{stderr}"));
+        at += found;
     }
-    assert_eq!(zip.json("job.json")["status"], "Completed");
-    assert!(zip
-        .read("logs.txt")
-        .contains("algo-1 | [single-frame] stage save"));
-    let (_, listed) = sandbox.json(&["results", "list"]);
-    assert_eq!(
-        listed.as_array().unwrap().len(),
-        1,
-        "fetch replaced the InProgress result"
-    );
+    // The job's lines live and once each, in order.
+    for split in 1..=5 {
+        let line = format!("[single-frame] stage fit: split {split} of 5");
+        assert_eq!(stderr.matches(&line).count(), 1, "{line}:\n{stderr}");
+    }
+    assert!(stderr.find("split 1 of 5") < stderr.find("split 5 of 5"));
+    let logs = remote_zip.read("logs.txt");
+    assert!(logs.contains("algo-1 | [single-frame] stage save"), "{logs}");
 
     // A second run of the unchanged job uploads nothing and pushes nothing.
     let (output, again) = grounds(
         &sandbox,
-        &[
-            "train",
-            "remote",
-            task.to_str().unwrap(),
-            "--detach",
-            "--json",
-            // Without it the completed twin would be reused: here the upload and push are checked.
-            "--force",
-        ],
+        &["train", "remote", task, "--detach", "--json", "--force"],
     );
     assert!(output.status.success(), "{}", both(&output));
     assert_eq!(again["submitted"]["pushed"], false);
     assert_eq!(again["submitted"]["uploads"]["uploaded"], 0);
     assert_eq!(again["submitted"]["uploads"]["unchanged"], 1);
+}
+
+/// A command task on the debootstrapped Python image, for the stand-in to run.
+fn remote_command_task(sandbox: &Sandbox, name: &str, script: &str, remote: &str) -> std::path::PathBuf {
+    sandbox.write(".env", &format!("AWS_ROLE={ROLE}\n"));
+    sandbox.command_task(
+        name,
+        script,
+        &format!(
+            "[container]\nbase_image = \"grounds-test/python:bookworm\"\n[remote]\nbucket = \"grounds-standin\"\n\
+             registry = \"{}\"\n{remote}",
+            registry()
+        ),
+    )
+}
+
+#[test]
+fn a_failing_remote_job_comes_home_failed_with_its_own_reason() {
+    let sandbox = Sandbox::new();
+    let task = remote_command_task(
+        &sandbox,
+        "remote-fail",
+        "print('###METRIC###progress:0.5###', flush=True)\n1 / 0\n",
+        "metrics = [\"progress\"]\n",
+    );
+    let (output, answer) = grounds(&sandbox, &["train", "remote", task.to_str().unwrap(), "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", both(&output));
+    assert_eq!(answer["status"], "Failed");
+    let reason = answer["failure_reason"].as_str().unwrap();
+    assert!(reason.contains("ZeroDivisionError"), "{reason}");
+    assert_eq!(answer["metrics"]["progress"], 0.5);
+    let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
+    assert!(zip.read("output/failure").contains("ZeroDivisionError"));
+}
+
+#[test]
+fn a_detached_job_is_fetched_once_it_ended() {
+    let sandbox = Sandbox::new();
+    let task = remote_command_task(
+        &sandbox,
+        "remote-detach",
+        "import os, time\ntime.sleep(2)\nopen(os.environ['SM_MODEL_DIR'] + '/m.txt', 'w').write('m')\nprint('###METRIC###acc:0.75###')\n",
+        "metrics = [\"acc\"]\n",
+    );
+    let (output, submitted) = grounds(
+        &sandbox,
+        &["train", "remote", task.to_str().unwrap(), "--detach", "--json"],
+    );
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(submitted["status"], "InProgress");
+    let id = submitted["id"].as_str().unwrap().to_string();
+    let (output, fetched) = grounds(&sandbox, &["results", "fetch", &id[..id.len() - 2], "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(fetched["status"], "Completed");
+    assert_eq!(fetched["metrics"]["acc"], 0.75);
+    let mut zip = ZipFile::open(Path::new(fetched["result"].as_str().unwrap()));
+    assert_eq!(zip.read("model/m.txt"), "m");
+    let (_, listed) = sandbox.json(&["results", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "fetch replaced the InProgress result");
+}
+
+#[test]
+fn ctrl_c_with_stop_on_interrupt_ends_the_job_stopped() {
+    let sandbox = Sandbox::new();
+    let task = remote_command_task(
+        &sandbox,
+        "remote-stop",
+        "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: (print('got SIGTERM', flush=True), sys.exit(0)))\nprint('training', flush=True)\ntime.sleep(300)\n",
+        "",
+    );
+    let mut command = sandbox.command(&[
+        "train",
+        "remote",
+        task.to_str().unwrap(),
+        "--stop-on-interrupt",
+        "--json",
+    ]);
+    aws_env(&mut command, &sandbox);
+    let running = common::Running::start(command);
+    running.wait_for("/ Training", 180);
+    running.wait_for("training", 60);
+    running.signal(libc::SIGINT);
+    let output = running.finish(120);
+    assert_eq!(output.status.code(), Some(130), "{}", both(&output));
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["status"], "Stopped");
+    let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
+    assert!(zip.read("logs.txt").contains("got SIGTERM"), "the job was asked to stop");
+}
+
+#[test]
+fn two_remote_hosts_see_each_other() {
+    let sandbox = Sandbox::new();
+    sandbox.write(".env", &format!("AWS_ROLE={ROLE}\n"));
+    let source = fixture("multi-host/src");
+    let task = sandbox.write(
+        "remote-hosts/task.toml",
+        &format!(
+            "[task]\nname = \"remote-hosts\"\n[task.command]\nsource = \"{}\"\nrun = [\"python3\", \"train.py\"]\n\
+             [container]\nbase_image = \"grounds-test/python:bookworm\"\n[remote]\nbucket = \"grounds-standin\"\n\
+             registry = \"{}\"\ninstance_count = 2\n",
+            source.display(),
+            registry()
+        ),
+    );
+    let (output, answer) = grounds(&sandbox, &["train", "remote", task.to_str().unwrap(), "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(answer["status"], "Completed");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("algo-1 | algo-1 reached ['algo-2']"), "{stderr}");
+    assert!(stderr.contains("algo-2 | algo-2 reached ['algo-1']"), "{stderr}");
+}
+
+#[test]
+fn max_runtime_ends_the_job_and_a_new_run_resumes_from_its_checkpoint() {
+    let sandbox = Sandbox::new();
+    let script = "import os, sys, time\nckpt = '/opt/ml/checkpoints/epoch.txt'\nstart = int(open(ckpt).read()) if os.path.exists(ckpt) else 0\nprint('resumed at epoch', start, flush=True)\nfor epoch in range(start + 1, 4):\n    open(ckpt, 'w').write(str(epoch))\n    print('###METRIC###epoch:%d###' % epoch, flush=True)\n    time.sleep(0.5)\nif start == 0:\n    time.sleep(300)\nprint('done', flush=True)\n";
+    let task = remote_command_task(
+        &sandbox,
+        "remote-spot",
+        script,
+        "metrics = [\"epoch\"]\nmax_runtime = \"8\"\nspot = true\nmax_wait = \"60\"\ncheckpoints = true\n",
+    );
+    let task = task.to_str().unwrap();
+    let (output, first) = grounds(&sandbox, &["train", "remote", task, "--json"]);
+    assert_eq!(output.status.code(), Some(130), "{}", both(&output));
+    assert_eq!(first["status"], "Stopped", "{first}");
+    let reason = first["failure_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("MaxRuntimeExceeded"), "{reason}");
+    assert!(text(&output.stderr).contains("resumed at epoch 0"));
+    // Stopped runs are never reused: the same job runs again, and starts from the checkpoint.
+    let (output, second) = grounds(&sandbox, &["train", "remote", task, "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(second["status"], "Completed");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("resumed at epoch 3") && stderr.contains("done"), "{stderr}");
 }
 
 #[test]
@@ -382,7 +375,7 @@ fn bad_inputs_are_refused_before_any_call_that_changes_anything() {
         ),
         (
             vec![("GROUNDS_ROLE", ROLE), ("AWS_REGION", "eu-wst-1")],
-            vec!["AWS_ENDPOINT_URL"],
+            vec!["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER"],
             "unknown AWS region `eu-wst-1`",
         ),
     ];
@@ -455,7 +448,11 @@ async fn a_remote_sweep_submits_every_member() {
     let rows = rows.as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["C05", "C1"]);
-    let sagemaker = aws_sdk_sagemaker::Client::new(&sdk().await);
+    let sagemaker = aws_sdk_sagemaker::Client::from_conf(
+        aws_sdk_sagemaker::config::Builder::from(&sdk().await)
+            .endpoint_url(sagemaker())
+            .build(),
+    );
     for row in rows {
         assert_eq!(row["status"], "InProgress");
         let id = row["id"].as_str().unwrap();
@@ -535,4 +532,80 @@ fn image_tasks_train_their_own_image() {
         "{image}"
     );
     docker(&["rmi", "-f", &local]);
+}
+
+/// The stand-in checks requests as the service does (botocore's model: patterns, ranges, enums) and
+/// answers with the service's error names; grounds' own requests pass (every test above).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stand_in_answers_bad_requests_as_the_service_does() {
+    let sagemaker = aws_sdk_sagemaker::Client::from_conf(
+        aws_sdk_sagemaker::config::Builder::from(&sdk().await)
+            .endpoint_url(sagemaker())
+            .build(),
+    );
+    use aws_sdk_sagemaker::types as sm;
+    let request = |name: &str, max_runtime: i32| {
+        sagemaker
+            .create_training_job()
+            .training_job_name(name)
+            .role_arn(ROLE)
+            .algorithm_specification(
+                sm::AlgorithmSpecification::builder()
+                    .training_image("127.0.0.1:1/none:1")
+                    .training_input_mode(sm::TrainingInputMode::File)
+                    .build(),
+            )
+            .output_data_config(
+                sm::OutputDataConfig::builder()
+                    .s3_output_path("s3://grounds-standin/out/")
+                    .build(),
+            )
+            .resource_config(
+                sm::ResourceConfig::builder()
+                    .instance_type(sm::TrainingInstanceType::MlM5Large)
+                    .instance_count(1)
+                    .volume_size_in_gb(30)
+                    .build(),
+            )
+            .stopping_condition(
+                sm::StoppingCondition::builder()
+                    .max_runtime_in_seconds(max_runtime)
+                    .build(),
+            )
+            .send()
+    };
+    let code = |e: &dyn aws_sdk_sagemaker::error::ProvideErrorMetadata| e.code().map(str::to_string);
+    let bad_name = request("not_a_valid_name", 60).await.unwrap_err();
+    assert_eq!(code(&bad_name).as_deref(), Some("ValidationException"), "{bad_name:?}");
+    assert!(format!("{bad_name:?}").contains("regular expression pattern"));
+    let bad_runtime = request("valid-name-runtime", 0).await.unwrap_err();
+    assert_eq!(code(&bad_runtime).as_deref(), Some("ValidationException"));
+    assert!(format!("{bad_runtime:?}").contains("MaxRuntimeInSeconds"));
+    let name = format!("standin-dup-{}", std::process::id());
+    request(&name, 60).await.unwrap();
+    let duplicate = request(&name, 60).await.unwrap_err();
+    assert_eq!(code(&duplicate).as_deref(), Some("ResourceInUse"));
+    let missing = sagemaker
+        .describe_training_job()
+        .training_job_name("no-such-job")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&missing).as_deref(), Some("ValidationException"));
+    // The image cannot be pulled: the job fails as SageMaker's would, with the reason.
+    let mut state = None;
+    for _ in 0..100 {
+        let described = sagemaker
+            .describe_training_job()
+            .training_job_name(&name)
+            .send()
+            .await
+            .unwrap();
+        if described.training_job_status() == Some(&sm::TrainingJobStatus::Failed) {
+            state = described.failure_reason().map(str::to_string);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(state.unwrap_or_default().contains("Cannot pull the training image"));
 }

