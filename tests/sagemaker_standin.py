@@ -49,6 +49,20 @@ def now():
 
 # ---- validation against the service model -------------------------------------------------------------
 
+def outside(meta, n):
+    """Whether a length or value is outside the shape's min and max."""
+    return "min" in meta and n < meta["min"] or "max" in meta and n > meta["max"]
+
+
+def violation(value, path, constraint):
+    """The service's message for one broken constraint."""
+    shown = "" if value is None else f" '{value}'"
+    return ApiError(
+        "ValidationException",
+        f"1 validation error detected: Value{shown} at '{path}' failed to satisfy constraint: {constraint}",
+    )
+
+
 def validate(shape, value, path):
     kind = shape.type_name
     where = path or "request"
@@ -72,18 +86,10 @@ def validate(shape, value, path):
     if kind == "string":
         if not isinstance(value, str):
             raise ApiError("ValidationException", f"{where}: expected a string")
-        if "min" in meta and len(value) < meta["min"] or "max" in meta and len(value) > meta["max"]:
-            raise ApiError(
-                "ValidationException",
-                f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: "
-                f"Member must have length between {meta.get('min', 0)} and {meta.get('max', 'any')}",
-            )
+        if outside(meta, len(value)):
+            raise violation(value, path, f"Member must have length between {meta.get('min', 0)} and {meta.get('max', 'any')}")
         if shape.enum and value not in shape.enum:
-            raise ApiError(
-                "ValidationException",
-                f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: "
-                f"Member must satisfy enum value set: [{', '.join(shape.enum)}]",
-            )
+            raise violation(value, path, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
         pattern = meta.get("pattern")
         if pattern:
             try:
@@ -91,43 +97,27 @@ def validate(shape, value, path):
             except re.error:
                 compiled = None  # a Java-only construct: not checked here
             if compiled and not compiled.fullmatch(value):
-                raise ApiError(
-                    "ValidationException",
-                    f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy "
-                    f"constraint: Member must satisfy regular expression pattern: {pattern}",
-                )
+                raise violation(value, path, f"Member must satisfy regular expression pattern: {pattern}")
     elif kind in ("integer", "long"):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ApiError("ValidationException", f"{where}: expected an integer")
-        if "min" in meta and value < meta["min"] or "max" in meta and value > meta["max"]:
-            raise ApiError(
-                "ValidationException",
-                f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: "
-                f"Member must have value between {meta.get('min')} and {meta.get('max')}",
-            )
+        if outside(meta, value):
+            raise violation(value, path, f"Member must have value between {meta.get('min')} and {meta.get('max')}")
     elif kind == "boolean":
         if not isinstance(value, bool):
             raise ApiError("ValidationException", f"{where}: expected a boolean")
     elif kind == "list":
         if not isinstance(value, list):
             raise ApiError("ValidationException", f"{where}: expected a list")
-        if "min" in meta and len(value) < meta["min"] or "max" in meta and len(value) > meta["max"]:
-            raise ApiError(
-                "ValidationException",
-                f"1 validation error detected: Value at '{path}' failed to satisfy constraint: Member "
-                f"must have length less than or equal to {meta.get('max')}",
-            )
+        if outside(meta, len(value)):
+            raise violation(None, path, f"Member must have length between {meta.get('min', 0)} and {meta.get('max', 'any')}")
         for index, item in enumerate(value):
             validate(shape.member, item, f"{path}.{index + 1}")
     elif kind == "map":
         if not isinstance(value, dict):
             raise ApiError("ValidationException", f"{where}: expected a map")
-        if "max" in meta and len(value) > meta["max"]:
-            raise ApiError(
-                "ValidationException",
-                f"1 validation error detected: Value at '{path}' failed to satisfy constraint: Map value "
-                f"must satisfy constraint: [Member must have length less than or equal to {meta['max']}]",
-            )
+        if outside(meta, len(value)):
+            raise violation(None, path, f"Member must have length less than or equal to {meta.get('max')}")
         for key, item in value.items():
             validate(shape.key, key, f"{path}.key")
             validate(shape.value, item, f"{path}.{key}")
