@@ -143,6 +143,27 @@ fn a_remote_job_runs_and_comes_home_as_an_attached_one_does() {
     assert!(stderr.find("split 1 of 5") < stderr.find("split 5 of 5"));
     let logs = remote_zip.read("logs.txt");
     assert!(logs.contains("algo-1 | [single-frame] stage save"), "{logs}");
+    // What SageMaker computed from the MetricDefinitions grounds sent agrees with what grounds parsed.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let described = runtime.block_on(async {
+        aws_sdk_sagemaker::Client::from_conf(
+            aws_sdk_sagemaker::config::Builder::from(&sdk().await)
+                .endpoint_url(sagemaker())
+                .build(),
+        )
+        .describe_training_job()
+        .training_job_name(remote["id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+    });
+    let finals = described.final_metric_data_list();
+    assert_eq!(finals.len(), 6, "{finals:?}");
+    for metric in finals {
+        let name = metric.metric_name().unwrap();
+        let ours = remote["metrics"][name].as_f64().unwrap();
+        assert!((f64::from(metric.value().unwrap()) - ours).abs() < 1e-6, "{name}");
+    }
 
     // A second run of the unchanged job uploads nothing and pushes nothing.
     let (output, again) = grounds(
@@ -585,6 +606,16 @@ async fn the_stand_in_answers_bad_requests_as_the_service_does() {
     request(&name, 60).await.unwrap();
     let duplicate = request(&name, 60).await.unwrap_err();
     assert_eq!(code(&duplicate).as_deref(), Some("ResourceInUse"));
+    let listed = sagemaker
+        .list_training_jobs()
+        .name_contains("standin-dup")
+        .send()
+        .await
+        .unwrap();
+    assert!(listed
+        .training_job_summaries()
+        .iter()
+        .any(|j| j.training_job_name() == Some(name.as_str())));
     let missing = sagemaker
         .describe_training_job()
         .training_job_name("no-such-job")
