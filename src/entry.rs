@@ -32,12 +32,12 @@ const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 /// How long the job's output pipes are read after every process of the job has ended.
 const DRAIN: Duration = Duration::from_secs(2);
 
-pub struct EntryArgs {
+pub struct Paths {
     pub root: PathBuf,
     pub package: PathBuf,
 }
 
-impl EntryArgs {
+impl Paths {
     /// The root and package from flags, else `SAGEMAKER_BASE_DIR` / `GROUNDS_PACKAGE`, else the defaults.
     pub fn resolve(root: Option<PathBuf>, package: Option<PathBuf>) -> Self {
         let root = root
@@ -46,7 +46,7 @@ impl EntryArgs {
         let package = package
             .or_else(|| std::env::var_os(PACKAGE_ENV).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PACKAGE));
-        EntryArgs { root, package }
+        Paths { root, package }
     }
 }
 
@@ -57,7 +57,7 @@ fn say(message: &str) {
 }
 
 /// Runs the job and returns the exit code for the container.
-pub async fn run(args: EntryArgs) -> i32 {
+pub async fn run(args: Paths) -> i32 {
     let layout = Layout::new(&args.root);
     match run_job(&args, &layout).await {
         Ok(code) => code,
@@ -70,7 +70,7 @@ pub async fn run(args: EntryArgs) -> i32 {
     }
 }
 
-async fn run_job(args: &EntryArgs, layout: &Layout) -> anyhow::Result<i32> {
+async fn run_job(args: &Paths, layout: &Layout) -> anyhow::Result<i32> {
     let config =
         JobConfig::read(layout).context("reading the job's configuration under input/config")?;
     let open = || {

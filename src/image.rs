@@ -339,6 +339,22 @@ fn file_stream(
     })
 }
 
+/// What stands for an image in a fingerprint: its content tag, or, for an image task's own image, its id
+/// in the local engine (what it is, not what it is called); a missing image task image is an error.
+pub async fn identity(plan: &ImagePlan) -> anyhow::Result<String> {
+    if !plan.given {
+        return Ok(plan.tag.clone());
+    }
+    let docker = crate::docker::connect().await?;
+    match crate::docker::image_id(&docker, &plan.tag).await? {
+        Some(id) => Ok(id),
+        None => Err(ImageError::GivenImageMissing {
+            image: plan.tag.clone(),
+        }
+        .into()),
+    }
+}
+
 /// Makes sure the image exists: reuses it when its tag is there, builds it otherwise.
 /// Returns whether it was built.
 pub async fn ensure(

@@ -23,14 +23,17 @@ mod entry;
 mod executors;
 mod fingerprint;
 mod image;
+mod job;
 mod lines;
 mod metrics;
 mod owner;
 mod package;
+mod pipeline;
 mod printer;
 mod proctree;
 mod pyjson;
 mod registry;
+mod report;
 mod results;
 mod s3cache;
 mod s3sync;
@@ -48,74 +51,68 @@ use clap::Parser;
 use cli::{Cli, Command, TrainCommand};
 use commands::Exit;
 use printer::{Format, Printer};
-use results::Mode;
 
-fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(Exit::Error as u8);
-        }
-    };
+            ExitCode::from(Exit::Error.code())
+        })
+}
+
+fn main() -> ExitCode {
     // In an image the binary is /usr/local/bin/train, started by SageMaker as `train`.
     let invoked_as = std::env::args_os().next().map(std::path::PathBuf::from);
-    if invoked_as
+    let as_entry = invoked_as
         .as_deref()
         .and_then(|p| p.file_name())
-        .is_some_and(|n| n == "train")
-    {
+        .is_some_and(|n| n == "train");
+    let (command, printer) = if as_entry {
         let args = cli::EntryArgs {
             root: None,
             package: None,
         };
-        return ExitCode::from(runtime.block_on(commands::entry::run(args)).clamp(0, 255) as u8);
-    }
-
-    let cli = Cli::parse();
-    let printer = Printer::new(
-        if cli.json {
+        (Command::Entry(args), Printer::new(Format::Human, false))
+    } else {
+        let cli = Cli::parse();
+        let format = if cli.json {
             Format::Json
         } else {
             Format::Human
-        },
-        cli.quiet,
-    );
+        };
+        (cli.command, Printer::new(format, cli.quiet))
+    };
+    // The `.env` beside a task is applied while no other thread can read the environment.
+    if let Command::Train(train) = &command {
+        let task = match train {
+            TrainCommand::Attached(args) => &args.task,
+            TrainCommand::Local(args) => &args.train.task,
+            TrainCommand::Remote(args) => &args.train.task,
+        };
+        aws::apply_dotenv(task);
+    }
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Entry(args) => Ok(commands::entry::run(args).await),
-            Command::Train(TrainCommand::Attached(args)) => {
-                commands::train::run(args, None, Mode::Attached, &printer)
-                    .await
-                    .map(|e| e as i32)
-            }
-            Command::Train(TrainCommand::Local(args)) => {
-                commands::train::run(args.train.clone(), Some(args), Mode::Local, &printer)
-                    .await
-                    .map(|e| e as i32)
-            }
-            Command::Train(TrainCommand::Remote(args)) => commands::remote::train(args, &printer)
-                .await
-                .map(|e| e as i32),
-            Command::Stop { id } => commands::remote::stop(&id, &printer)
-                .await
-                .map(|e| e as i32),
-            Command::Results(command) => commands::results::run(command, &printer)
-                .await
-                .map(|e| e as i32),
+        match command {
+            Command::Entry(args) => commands::entry::run(args, &printer).await,
+            Command::Train(command) => commands::train::run(command, &printer).await,
+            Command::Stop { id } => commands::stop::run(id, &printer).await,
+            Command::Results(command) => commands::results::run(command, &printer).await,
         }
     });
     match result {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(error) => {
             printer.error(&format!("{error:#}"));
             if printer.is_json() {
                 printer.json(&serde_json::json!({"error": format!("{error:#}")}));
             }
-            ExitCode::from(Exit::Error as u8)
+            ExitCode::from(Exit::Error.code())
         }
     }
 }

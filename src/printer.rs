@@ -122,6 +122,15 @@ impl Printer {
         }
     }
 
+    /// A dry run's plan: JSON on standard output whatever the format, since the plan is the answer.
+    pub fn plan<T: Serialize>(&self, value: &T) {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = std::io::stdout().lock();
+        let _ = serde_json::to_writer_pretty(&mut out, value);
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    }
+
     /// An error that ends the command.
     pub fn error(&self, message: &str) {
         let label = self.paint("1;31", "error");

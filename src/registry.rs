@@ -84,6 +84,56 @@ pub async fn push(
     Ok(true)
 }
 
+/// ECR credentials for a push, from GetAuthorizationToken: given to the push only, never stored.
+pub async fn ecr_credentials(
+    aws: &crate::aws::Aws,
+    repository: &str,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<DockerCredentials> {
+    use anyhow::Context;
+    let ecr = aws.ecr();
+    let exists = ecr
+        .describe_repositories()
+        .repository_names(repository)
+        .send()
+        .await;
+    if let Err(e) = exists {
+        if e.as_service_error()
+            .is_some_and(|s| s.is_repository_not_found_exception())
+        {
+            reporter.stage("Creating", &format!("ECR repository {repository}"));
+            ecr.create_repository()
+                .repository_name(repository)
+                .send()
+                .await
+                .map_err(|e| crate::aws::call_error("ecr:CreateRepository", e))?;
+        } else {
+            return Err(crate::aws::call_error("ecr:DescribeRepositories", e).into());
+        }
+    }
+    let token = ecr
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| crate::aws::call_error("ecr:GetAuthorizationToken", e))?;
+    let data = token
+        .authorization_data()
+        .first()
+        .context("ECR returned no authorization data")?;
+    let decoded = aws_smithy_types::base64::decode(data.authorization_token().unwrap_or_default())
+        .context("ECR's authorization token is not base64")?;
+    let decoded = String::from_utf8(decoded).context("ECR's authorization token is not text")?;
+    let (username, password) = decoded
+        .split_once(':')
+        .context("ECR's authorization token is not user:password")?;
+    Ok(DockerCredentials {
+        username: Some(username.to_string()),
+        password: Some(password.to_string()),
+        serveraddress: data.proxy_endpoint().map(str::to_string),
+        ..Default::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::archive::{self, DeterministicZip, Limits};
+pub use crate::job::{JobRecord, Mode, Status};
 use crate::collect::{Collected, LeftOut, Source};
 use crate::metrics::Metrics;
-use crate::package::{Package, PackageInfo};
-use crate::task::TaskSpec;
+use crate::package::Package;
 
 /// The most `job.json` may hold when it is read back (it is a few KiB; a larger one is not grounds').
 const JOB_JSON_MAX: u64 = 16 << 20;
@@ -24,73 +24,6 @@ const JOB_JSON_MAX: u64 = 16 << 20;
 const METRICS_JSON_MAX: u64 = 256 << 20;
 
 pub const HOME_ENV: &str = "GROUNDS_HOME";
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Attached,
-    Local,
-    Remote,
-}
-
-impl std::fmt::Display for Mode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Mode::Attached => "attached",
-            Mode::Local => "local",
-            Mode::Remote => "remote",
-        })
-    }
-}
-
-/// The status names of SageMaker's `TrainingJobStatus`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub enum Status {
-    InProgress,
-    Completed,
-    Failed,
-    Stopped,
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Status::InProgress => "InProgress",
-            Status::Completed => "Completed",
-            Status::Failed => "Failed",
-            Status::Stopped => "Stopped",
-        })
-    }
-}
-
-/// `job.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JobRecord {
-    pub id: String,
-    pub mode: Mode,
-    pub status: Status,
-    /// The task as resolved, hyperparameters included.
-    pub task: TaskSpec,
-    pub task_file: String,
-    pub hyperparameters: BTreeMap<String, String>,
-    /// Channel name to where its data came from.
-    pub channels: BTreeMap<String, String>,
-    pub hosts: Vec<String>,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub duration_seconds: Option<f64>,
-    pub exit_code: Option<i32>,
-    pub failure_reason: Option<String>,
-    pub fingerprint: String,
-    pub package: PackageInfo,
-    pub grounds_version: String,
-    /// Where a remote job lives, for `results fetch` and `stop`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote: Option<crate::executors::remote::RemoteJob>,
-    /// What the job left in `model/` and `output/` that is not in the result, and why.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub left_out: Vec<LeftOut>,
-}
 
 /// Everything a finished job leaves, to be written as one zip.
 pub struct ResultContents<'a> {

@@ -1,8 +1,13 @@
 //! `grounds entry` (hidden), and `train` when the binary is started under that name in a container.
 
+use super::Exit;
 use crate::cli::EntryArgs;
 use crate::entry;
+use crate::printer::Printer;
 
-pub async fn run(args: EntryArgs) -> i32 {
-    entry::run(entry::EntryArgs::resolve(args.root, args.package)).await
+/// The entry speaks for itself on standard error (marked, so it is not taken for the job's output): the
+/// printer of the host side has nothing to say here.
+pub async fn run(args: EntryArgs, _: &Printer) -> anyhow::Result<Exit> {
+    let paths = entry::Paths::resolve(args.root, args.package);
+    Ok(Exit::Job(entry::run(paths).await))
 }

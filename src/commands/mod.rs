@@ -1,19 +1,33 @@
-//! One module per subcommand, each with `async fn run(args, printer)`.
+//! One module per subcommand, each with `async fn run(args, printer) -> anyhow::Result<Exit>`.
 
 pub mod entry;
-pub mod remote;
 pub mod results;
+pub mod stop;
 pub mod train;
 
 /// How a command ended, as the process exit code says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// The command did what was asked; a job completed.
-    Success = 0,
+    Success,
     /// A job ran and failed.
-    JobFailed = 1,
+    JobFailed,
     /// Bad input or a broken environment: nothing ran.
-    Error = 2,
+    Error,
     /// A job was stopped (Ctrl-C or SIGTERM).
-    Stopped = 130,
+    Stopped,
+    /// The entry's code: the job's own (a program's exit code, 128 + a signal).
+    Job(i32),
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::JobFailed => 1,
+            Exit::Error => 2,
+            Exit::Stopped => 130,
+            Exit::Job(code) => code.clamp(0, 255) as u8,
+        }
+    }
 }

@@ -34,7 +34,38 @@ pub async fn run(command: ResultsCommand, printer: &Printer) -> anyhow::Result<E
         ResultsCommand::Compare { ids, task } => compare(&store, &ids, task.as_deref(), printer),
         ResultsCommand::Show { id } => show(&store, &id, printer),
         ResultsCommand::Open { id, to, max_bytes } => open(&store, &id, to, max_bytes, printer),
-        ResultsCommand::Fetch { id, no_wait } => super::remote::fetch(&id, no_wait, printer).await,
+        ResultsCommand::Fetch { id, no_wait } => fetch(&store, &id, no_wait, printer).await,
+    }
+}
+
+/// `results fetch`: a job launched with `--detach` waited for (or, with `--no-wait`, taken as it is).
+async fn fetch(store: &Store, prefix: &str, no_wait: bool, printer: &Printer) -> anyhow::Result<Exit> {
+    use crate::pipeline::Fetched;
+    match crate::pipeline::fetch(store, prefix, no_wait, printer).await? {
+        Fetched::Already(record, path) => {
+            printer.stage("Fetched", &format!("{} is {} already", record.id, record.status));
+            printer.json(&json!({"id": record.id, "status": record.status, "mode": record.mode, "result": path}));
+            printer.out(&format!("id:      {}\nstatus:  {}\n", record.id, record.status));
+            Ok(Exit::Success)
+        }
+        Fetched::Running(record, status, secondary) => {
+            printer.stage(
+                "Running",
+                &format!("{} is still {status} / {secondary}", record.id),
+            );
+            printer.json(&json!({"id": record.id, "status": status, "secondary_status": secondary}));
+            Ok(Exit::Success)
+        }
+        Fetched::Detached(record) => {
+            printer.warn(&format!("detached again; {} stays InProgress", record.id));
+            Ok(Exit::Success)
+        }
+        Fetched::Ran(ran) => {
+            let (json, text, status) = crate::report::ran(&ran);
+            printer.json(&json);
+            printer.out(&text);
+            Ok(super::train::exit_for(status))
+        }
     }
 }
 

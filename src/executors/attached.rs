@@ -9,16 +9,78 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio::sync::mpsc;
 
-use super::{read_pieces, JobLog, Outcome};
+use serde_json::{Map, Value};
+
+use super::{read_pieces, Ended, Executor, Job, JobLog, Outcome};
+use crate::fingerprint::RunShape;
+use crate::job::{JobRecord, Mode};
+use crate::settings::TrainSettings;
 use crate::collect::Collected;
 use crate::contract::{self, ChannelConfig, JobConfig, Layout, ResourceConfig};
 use crate::entry;
 use crate::package::Package;
 use crate::metrics::Definitions;
 use crate::printer::Reporter;
-use crate::results::Status;
+use crate::job::Status;
 use crate::signals::StopSignals;
 use crate::task::Task;
+
+/// Attached runs as an [`Executor`]: laid out at launch, run to the end in `wait`.
+pub struct AttachedExecutor;
+
+impl Executor for AttachedExecutor {
+    type Prepared = ();
+    type Ready = ();
+    type Launched = ();
+
+    fn mode(&self) -> Mode {
+        Mode::Attached
+    }
+
+    async fn prepare(&self, _: &TrainSettings, _: &Package) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn shape(&self, settings: &TrainSettings, _: &()) -> RunShape {
+        settings.shape(None)
+    }
+
+    async fn plan(&self, _: &Job<'_, ()>, _: &dyn Reporter) -> anyhow::Result<Map<String, Value>> {
+        Ok(Map::new())
+    }
+
+    async fn ready(&self, _: &Job<'_, ()>, _: &dyn Reporter) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn launch(
+        &self,
+        job: &Job<'_, ()>,
+        _: (),
+        id: &str,
+        work: &Path,
+        _: &mut JobRecord,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<()> {
+        AttachedJob::of(job, id, work).prepare(reporter)?;
+        Ok(())
+    }
+
+    async fn wait(
+        &self,
+        job: &Job<'_, ()>,
+        _: (),
+        record: &JobRecord,
+        work: &Path,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Ended> {
+        let outcome = AttachedJob::of(job, &record.id, work).run(reporter).await?;
+        Ok(Ended::Finished {
+            outcome,
+            extra: Map::from_iter([("image".to_string(), Value::Null)]),
+        })
+    }
+}
 
 pub struct AttachedJob<'a> {
     pub id: &'a str,
@@ -30,7 +92,17 @@ pub struct AttachedJob<'a> {
     pub grace: Duration,
 }
 
-impl AttachedJob<'_> {
+impl<'a> AttachedJob<'a> {
+    fn of(job: &Job<'a, ()>, id: &'a str, work: &'a Path) -> AttachedJob<'a> {
+        AttachedJob {
+            id,
+            task: &job.settings.task,
+            package: job.package,
+            work,
+            grace: job.settings.grace,
+        }
+    }
+
     pub fn layout(&self) -> Layout {
         Layout::new(self.work.join("ml"))
     }
@@ -39,7 +111,8 @@ impl AttachedJob<'_> {
         self.work.join("logs.txt")
     }
 
-    fn prepare(&self, reporter: &dyn Reporter) -> anyhow::Result<PathBuf> {
+    /// Lays out the root: config files and the job's own copy of every channel.
+    fn prepare(&self, reporter: &dyn Reporter) -> anyhow::Result<()> {
         let layout = self.layout();
         layout
             .create_dirs()
@@ -58,11 +131,12 @@ impl AttachedJob<'_> {
             resource_config: ResourceConfig::for_host(1, 1, "local"),
         };
         config.write(&layout)?;
-        Ok(self.package.path().to_path_buf())
+        Ok(())
     }
 
+    /// Runs the entry on the prepared root until the job ends.
     pub async fn run(&self, reporter: &dyn Reporter) -> anyhow::Result<Outcome> {
-        let package_path = self.prepare(reporter)?;
+        let package_path = self.package.path().to_path_buf();
         let layout = self.layout();
         let exe = std::env::current_exe().context("finding the grounds binary to run the entry")?;
         let mut command = tokio::process::Command::new(&exe);
@@ -178,6 +252,7 @@ impl AttachedJob<'_> {
             metrics,
             hosts: vec!["algo-1".into()],
             files: Collected::from_root(&layout.root, &layout.root),
+            logs: self.logs_path(),
         })
     }
 

@@ -23,7 +23,14 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::{JobLog, Outcome};
+use serde_json::{Map, Value};
+
+use super::{Ended, Executor, Job, JobLog, Outcome};
+use crate::fingerprint::RunShape;
+use crate::image::ImagePlan;
+use crate::job::{JobRecord, Mode};
+use crate::package::Package;
+use crate::settings::TrainSettings;
 use crate::cli::Gpus;
 use crate::collect::{Collected, Source};
 use crate::contract::{ChannelConfig, JobConfig, Layout, ResourceConfig};
@@ -32,7 +39,7 @@ use crate::entry;
 use crate::lines::{LineSplitter, Piece};
 use crate::metrics::Definitions;
 use crate::printer::Reporter;
-use crate::results::Status;
+use crate::job::Status;
 use crate::secrets;
 use crate::signals::StopSignals;
 use crate::task::{ChannelSource, Task};
@@ -64,6 +71,160 @@ pub struct LocalPlan {
     pub masked_env: BTreeMap<String, String>,
 }
 
+/// Local runs as an [`Executor`]: the image planned (and for an image task, found) before the
+/// fingerprint, the engine reached and the image built before an id is taken, the roots laid out at
+/// launch, the containers run to the end in `wait`.
+pub struct LocalExecutor;
+
+/// The image a local run uses, and what stands for it in the fingerprint.
+pub struct LocalPrepared {
+    pub image: ImagePlan,
+    identity: String,
+}
+
+/// The engine, reached, and the GPUs it gives the containers.
+pub struct LocalReady {
+    docker: Docker,
+    gpus: Option<Gpus>,
+}
+
+impl Executor for LocalExecutor {
+    type Prepared = LocalPrepared;
+    type Ready = LocalReady;
+    type Launched = (LocalReady, LocalPlan);
+
+    fn mode(&self) -> Mode {
+        Mode::Local
+    }
+
+    async fn prepare(
+        &self,
+        settings: &TrainSettings,
+        package: &Package,
+    ) -> anyhow::Result<LocalPrepared> {
+        let image = crate::image::plan(&settings.task, package, &settings.container.entry_binary)?;
+        let identity = crate::image::identity(&image).await?;
+        Ok(LocalPrepared { image, identity })
+    }
+
+    fn shape(&self, settings: &TrainSettings, prepared: &LocalPrepared) -> RunShape {
+        settings.shape(Some(prepared.identity.clone()))
+    }
+
+    async fn plan(
+        &self,
+        job: &Job<'_, LocalPrepared>,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Map<String, Value>> {
+        let container = &job.settings.container;
+        let gpus = container.gpus.or(container.gpu_instance.then_some(Gpus::All));
+        let local = LocalJob::of(job.settings, "<id>", Path::new("<work>"), gpus);
+        Ok(Map::from_iter([
+            ("image".to_string(), serde_json::to_value(&job.prepared.image)?),
+            (
+                "containers".to_string(),
+                serde_json::to_value(local.plan(&job.prepared.image.tag, reporter)?)?,
+            ),
+        ]))
+    }
+
+    async fn ready(
+        &self,
+        job: &Job<'_, LocalPrepared>,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<LocalReady> {
+        let docker = docker::connect().await?;
+        let gpus = gpus_for(job.settings, &docker, reporter).await?;
+        let orphans = docker::remove_orphans(&docker).await;
+        if !orphans.is_empty() {
+            reporter.stage(
+                "Removed",
+                &format!(
+                    "{} leftover(s) of runs whose grounds process is gone: {}",
+                    orphans.len(),
+                    orphans.join(", ")
+                ),
+            );
+        }
+        crate::image::ensure(&docker, &job.prepared.image, job.package, reporter).await?;
+        Ok(LocalReady { docker, gpus })
+    }
+
+    async fn launch(
+        &self,
+        job: &Job<'_, LocalPrepared>,
+        ready: LocalReady,
+        id: &str,
+        work: &Path,
+        _: &mut JobRecord,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<(LocalReady, LocalPlan)> {
+        let local = LocalJob::of(job.settings, id, work, ready.gpus);
+        let plan = local.plan(&job.prepared.image.tag, reporter)?;
+        local.prepare(&plan, reporter)?;
+        Ok((ready, plan))
+    }
+
+    async fn wait(
+        &self,
+        job: &Job<'_, LocalPrepared>,
+        (ready, plan): (LocalReady, LocalPlan),
+        record: &JobRecord,
+        work: &Path,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Ended> {
+        let local = LocalJob::of(job.settings, &record.id, work, ready.gpus);
+        let outcome = local.run(&ready.docker, &plan, reporter).await?;
+        Ok(Ended::Finished {
+            outcome,
+            extra: Map::from_iter([(
+                "image".to_string(),
+                Value::from(job.prepared.image.tag.clone()),
+            )]),
+        })
+    }
+}
+
+/// The GPUs a local run asks for: `--gpus` (an error, before anything runs, where the engine has no
+/// GPU runtime), else every GPU for a GPU `[remote] instance_type` where the engine offers them.
+async fn gpus_for(
+    settings: &TrainSettings,
+    docker: &Docker,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Option<Gpus>> {
+    let container = &settings.container;
+    if container.gpus.is_none() && !container.gpu_instance {
+        return Ok(None);
+    }
+    let offered = docker::offers_gpus(docker).await?;
+    match (container.gpus, offered) {
+        (Some(gpus), true) => Ok(Some(gpus)),
+        (Some(gpus), false) => anyhow::bail!(
+            "--gpus {gpus}: the Docker engine at {} has no GPU runtime (NVIDIA Container Toolkit), so it \
+             cannot give containers GPUs; install the toolkit there, or run without --gpus",
+            docker::engine_address()
+        ),
+        (None, true) => {
+            reporter.stage("GPUs", "all the engine offers, for the GPU instance type");
+            Ok(Some(Gpus::All))
+        }
+        (None, false) => {
+            reporter.warn(&format!(
+                "[remote] instance_type {} has GPUs, but the Docker engine offers none: this run uses \
+                 the CPU only (SM_NUM_GPUS=0)",
+                settings
+                    .task
+                    .spec
+                    .remote
+                    .instance_type
+                    .as_deref()
+                    .unwrap_or_default()
+            ));
+            Ok(None)
+        }
+    }
+}
+
 pub struct LocalJob<'a> {
     pub id: &'a str,
     pub task: &'a Task,
@@ -76,7 +237,24 @@ pub struct LocalJob<'a> {
     pub gpus: Option<Gpus>,
 }
 
-impl LocalJob<'_> {
+impl<'a> LocalJob<'a> {
+    pub fn of(
+        settings: &'a TrainSettings,
+        id: &'a str,
+        work: &'a Path,
+        gpus: Option<Gpus>,
+    ) -> LocalJob<'a> {
+        LocalJob {
+            id,
+            task: &settings.task,
+            work,
+            grace: settings.grace,
+            instance_count: settings.container.instance_count,
+            user: settings.container.user,
+            gpus,
+        }
+    }
+
     pub fn host_root(&self, host: &str) -> PathBuf {
         self.work.join("hosts").join(host)
     }
@@ -134,7 +312,7 @@ impl LocalJob<'_> {
     }
 
     /// Lays out each host's root: config files, mount points for the channels, and the output folders.
-    fn prepare(&self, plan: &LocalPlan, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    pub fn prepare(&self, plan: &LocalPlan, reporter: &dyn Reporter) -> anyhow::Result<()> {
         let channels: BTreeMap<String, ChannelConfig> = self
             .task
             .channels
@@ -166,13 +344,13 @@ impl LocalJob<'_> {
         Ok(())
     }
 
+    /// Runs the containers of a prepared plan until the job ends; nothing is left in the engine after.
     pub async fn run(
         &self,
         docker: &Docker,
         plan: &LocalPlan,
         reporter: &dyn Reporter,
     ) -> anyhow::Result<Outcome> {
-        self.prepare(plan, reporter)?;
         let mut created: Vec<String> = Vec::new();
         let result = self
             .run_containers(docker, plan, &mut created, reporter)
@@ -395,6 +573,7 @@ impl LocalJob<'_> {
             metrics,
             hosts: plan.hosts.iter().map(|h| h.host.clone()).collect(),
             files,
+            logs: self.logs_path(),
         })
     }
 

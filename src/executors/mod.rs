@@ -1,5 +1,9 @@
 //! Executors run a packaged job somewhere (this process tree, local Docker, SageMaker) and hand back
 //! the same outcome: status, exit code, failure reason, metrics and logs, with the job's `/opt/ml` files.
+//!
+//! Every mode implements one [`Executor`]; the pipeline (`crate::pipeline`) drives any of them through the
+//! same steps. A new mode is one file here implementing the trait, and a CLI variant. The helpers every
+//! mode shares (the job's log, the output reader, the stop notice) live here once.
 
 pub mod attached;
 pub mod local;
@@ -9,27 +13,107 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
-use crate::collect::Collected;
+use crate::fingerprint::RunShape;
+use crate::job::{JobRecord, Mode};
 use crate::lines::Piece;
 use crate::metrics::{Definitions, Metrics};
+use crate::package::Package;
 use crate::printer::Reporter;
-use crate::results::Status;
+use crate::settings::TrainSettings;
 use crate::task::ChannelSource;
 
-/// What a run of a job came to.
-#[derive(Debug)]
-pub struct Outcome {
-    pub status: Status,
-    pub exit_code: Option<i32>,
-    pub failure_reason: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: DateTime<Utc>,
-    pub metrics: Metrics,
-    pub hosts: Vec<String>,
-    /// What the job left in `model/` and `output/`, to be stored.
-    pub files: Collected,
+pub use crate::job::{stopped_reason, Outcome};
+
+/// What a mode is given of a job once it is packaged, fingerprinted and (for the run) named.
+pub struct Job<'a, P> {
+    pub settings: &'a TrainSettings,
+    pub package: &'a Package,
+    pub fingerprint: &'a str,
+    /// What the mode made of the job before the fingerprint (an image plan, an image id).
+    pub prepared: &'a P,
+}
+
+/// How a wait ended.
+pub enum Ended {
+    /// The job ended; what it came to, with mode-specific facts for the answer (e.g. `"image"`).
+    Finished {
+        outcome: Outcome,
+        extra: serde_json::Map<String, serde_json::Value>,
+    },
+    /// The job goes on elsewhere (`--detach`, or Ctrl-C without `--stop-on-interrupt`); `results fetch`
+    /// completes it later.
+    Detached {
+        extra: serde_json::Map<String, serde_json::Value>,
+    },
+}
+
+/// One way of running a job. The pipeline calls, in order: `prepare` (what runs the package, before the
+/// fingerprint), `plan` (a dry run's mode-specific part) or `ready` (everything that can fail before an id
+/// is taken), `launch` (start it as that id), `wait` (until it ends, collecting what it left; or detach).
+/// A mode whose launched jobs outlive grounds implements `reattach` and `stop` for `results fetch` and
+/// `grounds stop`.
+#[allow(async_fn_in_trait)]
+pub trait Executor {
+    /// What `prepare` makes of a job.
+    type Prepared;
+    /// What `ready` hands to `launch` (a connection to the engine, the GPUs it gives).
+    type Ready;
+    /// What `launch` hands to `wait`.
+    type Launched;
+
+    fn mode(&self) -> Mode;
+
+    /// Sweep members are all launched before any is waited for (for jobs that run elsewhere).
+    fn launch_all_first(&self) -> bool {
+        false
+    }
+
+    /// What runs the package: an image plan, an image's id. Nothing is changed.
+    async fn prepare(
+        &self,
+        settings: &TrainSettings,
+        package: &Package,
+    ) -> anyhow::Result<Self::Prepared>;
+
+    /// What runs the package, for the fingerprint.
+    fn shape(&self, settings: &TrainSettings, prepared: &Self::Prepared) -> RunShape;
+
+    /// The mode's part of the `--dry-run` plan, merged into the common one.
+    async fn plan(
+        &self,
+        job: &Job<'_, Self::Prepared>,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>>;
+
+    /// Everything that can fail before an id is taken (reaching the engine, building the image).
+    async fn ready(
+        &self,
+        job: &Job<'_, Self::Prepared>,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Self::Ready>;
+
+    /// Starts the job as `id`, with a private folder `work`; completes the record with where it runs.
+    async fn launch(
+        &self,
+        job: &Job<'_, Self::Prepared>,
+        ready: Self::Ready,
+        id: &str,
+        work: &Path,
+        record: &mut JobRecord,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Self::Launched>;
+
+    /// Waits for the job to end (or detaches from it) and collects what it left.
+    async fn wait(
+        &self,
+        job: &Job<'_, Self::Prepared>,
+        launched: Self::Launched,
+        record: &JobRecord,
+        work: &Path,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Ended>;
 }
 
 /// How much of a line too long to hold whole is shown live.
@@ -59,15 +143,6 @@ pub fn stop_notice(id: &str, grace: std::time::Duration, reporter: &dyn Reporter
         "Stopping",
         &format!("{id} (SIGTERM, then SIGKILL after {}s)", grace.as_secs()),
     );
-}
-
-/// The failure reason of a job the user stopped, keeping what the job itself said.
-pub fn stopped_reason(theirs: Option<String>) -> String {
-    let reason = "Stopped by the user (Ctrl-C or SIGTERM)";
-    match theirs {
-        Some(theirs) => format!("{reason}; the job said: {theirs}"),
-        None => reason.to_string(),
-    }
 }
 
 /// Every line a job prints goes through here: shown live, kept in `logs.txt`, scanned for metrics. Long

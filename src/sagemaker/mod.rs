@@ -10,6 +10,9 @@ use serde::Serialize;
 
 use crate::metrics;
 
+pub mod api;
+pub mod artifacts;
+
 pub const MAX_METRIC_DEFINITIONS: usize = 40;
 pub const MAX_METRIC_REGEX: usize = 500;
 pub const DEFAULT_INSTANCE_TYPE: &str = "ml.m5.large";

@@ -1,0 +1,176 @@
+//! A job: what ran (mode, status) and its record, `job.json`, made by one constructor when the job starts
+//! and finished from one `Outcome` when it ends. The lowest floor every mode, the store and the commands
+//! share; it knows nothing of how a job runs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::collect::{Collected, LeftOut};
+use crate::metrics::Metrics;
+use crate::package::PackageInfo;
+use crate::task::TaskSpec;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Attached,
+    Local,
+    Remote,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Attached => "attached",
+            Mode::Local => "local",
+            Mode::Remote => "remote",
+        })
+    }
+}
+
+/// The status names of SageMaker's `TrainingJobStatus`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Status {
+    InProgress,
+    Completed,
+    Failed,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::InProgress => "InProgress",
+            Status::Completed => "Completed",
+            Status::Failed => "Failed",
+            Status::Stopped => "Stopped",
+        })
+    }
+}
+
+/// `job.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub mode: Mode,
+    pub status: Status,
+    /// The task as resolved, hyperparameters included.
+    pub task: TaskSpec,
+    pub task_file: String,
+    pub hyperparameters: BTreeMap<String, String>,
+    /// Channel name to where its data came from.
+    pub channels: BTreeMap<String, String>,
+    pub hosts: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    pub exit_code: Option<i32>,
+    pub failure_reason: Option<String>,
+    pub fingerprint: String,
+    pub package: PackageInfo,
+    pub grounds_version: String,
+    /// Where a SageMaker job lives, for `results fetch` and `stop` (`remote` in job.json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<SageMakerJob>,
+    /// What the job left in `model/` and `output/` that is not in the result, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<LeftOut>,
+}
+
+/// Where a SageMaker job lives; kept in job.json so that `results fetch` and `stop` can find it again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SageMakerJob {
+    pub job_name: String,
+    pub region: String,
+    pub profile: Option<String>,
+    pub bucket: String,
+    pub output_path: String,
+    pub image_uri: String,
+}
+
+/// What a run of a job came to, in any mode.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    pub failure_reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub metrics: Metrics,
+    pub hosts: Vec<String>,
+    /// What the job left in `model/` and `output/`, to be stored.
+    pub files: Collected,
+    /// Everything the job printed.
+    pub logs: std::path::PathBuf,
+}
+
+/// What a job is, when it starts.
+pub struct Started<'a> {
+    pub id: &'a str,
+    pub mode: Mode,
+    pub task: &'a TaskSpec,
+    pub task_file: &'a Path,
+    /// Channel name to where its data comes from.
+    pub channels: BTreeMap<String, String>,
+    pub hosts: Vec<String>,
+    pub fingerprint: &'a str,
+    pub package: &'a PackageInfo,
+}
+
+impl JobRecord {
+    /// The record of a job that starts now: `InProgress`, nothing known of its end.
+    pub fn started(job: Started) -> JobRecord {
+        JobRecord {
+            id: job.id.to_string(),
+            mode: job.mode,
+            status: Status::InProgress,
+            task: job.task.clone(),
+            task_file: job.task_file.display().to_string(),
+            hyperparameters: job.task.hyperparameters.clone(),
+            channels: job.channels,
+            hosts: job.hosts,
+            started_at: Utc::now(),
+            ended_at: None,
+            duration_seconds: None,
+            exit_code: None,
+            failure_reason: None,
+            fingerprint: job.fingerprint.to_string(),
+            package: job.package.clone(),
+            grounds_version: env!("CARGO_PKG_VERSION").to_string(),
+            remote: None,
+            left_out: Vec::new(),
+        }
+    }
+
+    /// The record of the job as it ended. Where the outcome knows when the job started (it ran here),
+    /// that time is kept; a SageMaker job keeps the time it was submitted.
+    pub fn finish(&mut self, outcome: &Outcome, started_here: bool) {
+        if started_here {
+            self.started_at = outcome.started_at;
+        }
+        self.status = outcome.status;
+        self.hosts = outcome.hosts.clone();
+        self.ended_at = Some(outcome.ended_at);
+        self.duration_seconds =
+            Some((outcome.ended_at - self.started_at).num_milliseconds() as f64 / 1000.0);
+        self.exit_code = outcome.exit_code;
+        self.failure_reason = outcome.failure_reason.clone();
+    }
+
+    /// Where the job runs on SageMaker, if it does.
+    pub fn sagemaker(&self) -> Option<&SageMakerJob> {
+        self.remote.as_ref()
+    }
+}
+
+/// The failure reason of a job the user stopped, keeping what the job itself said.
+pub fn stopped_reason(theirs: Option<String>) -> String {
+    let reason = "Stopped by the user (Ctrl-C or SIGTERM)";
+    match theirs {
+        Some(theirs) => format!("{reason}; the job said: {theirs}"),
+        None => reason.to_string(),
+    }
+}
