@@ -63,9 +63,8 @@ pub fn copy_into(
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        let bytes = std::fs::copy(&path, &target).with_context(|| {
-            format!("copying {} into the job's channel folder", path.display())
-        })?;
+        let bytes = std::fs::copy(&path, &target)
+            .with_context(|| format!("copying {} into the job's channel folder", path.display()))?;
         copied.files += 1;
         copied.bytes += bytes;
     }
@@ -91,7 +90,13 @@ mod tests {
         assert_eq!(std::fs::read_to_string(data.join("a.csv")).unwrap(), "a");
         assert!(!data.join("new.csv").exists());
         let file = dir.path().join("job/input/data/single");
-        copy_into(&data.join("a.csv"), &file, "single", &crate::printer::Silent).unwrap();
+        copy_into(
+            &data.join("a.csv"),
+            &file,
+            "single",
+            &crate::printer::Silent,
+        )
+        .unwrap();
         assert_eq!(std::fs::read_to_string(file.join("a.csv")).unwrap(), "a");
     }
 }

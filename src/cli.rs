@@ -122,7 +122,9 @@ fn parse_gpus(text: &str) -> Result<Gpus, String> {
         "all" => Ok(Gpus::All),
         n => match n.parse::<u32>() {
             Ok(count) if count > 0 => Ok(Gpus::Count(count)),
-            _ => Err(format!("`{text}` is not `all` or a number of GPUs, e.g. --gpus all or --gpus 2")),
+            _ => Err(format!(
+                "`{text}` is not `all` or a number of GPUs, e.g. --gpus all or --gpus 2"
+            )),
         },
     }
 }

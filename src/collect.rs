@@ -251,16 +251,29 @@ mod tests {
         assert_eq!(
             names,
             [
-                ("model/ckpt/3.bin", &Source::File(root.join("model/ckpt/3.bin"))),
+                (
+                    "model/ckpt/3.bin",
+                    &Source::File(root.join("model/ckpt/3.bin"))
+                ),
                 ("model/latest", &Source::Link("ckpt/3.bin".into())),
                 ("model/preds", &Source::Link("../output/data/p.csv".into())),
-                ("output/data/p.csv", &Source::File(root.join("output/data/p.csv"))),
+                (
+                    "output/data/p.csv",
+                    &Source::File(root.join("output/data/p.csv"))
+                ),
             ]
         );
         let left: Vec<&str> = collected.left_out.iter().map(|l| l.path.as_str()).collect();
         assert_eq!(
             left,
-            ["model/code", "model/dangling", "model/loop", "model/shadow", "output/fifo", "output/sock"]
+            [
+                "model/code",
+                "model/dangling",
+                "model/loop",
+                "model/shadow",
+                "output/fifo",
+                "output/sock"
+            ]
         );
         let reason = |path: &str| {
             &collected
@@ -293,7 +306,10 @@ mod tests {
             }],
         };
         let merged = Collected::merge(vec![("algo-1".into(), one), ("algo-2".into(), two)]);
-        assert_eq!(merged.items, vec![item("model/a", "1"), item("model/b", "2")]);
+        assert_eq!(
+            merged.items,
+            vec![item("model/a", "1"), item("model/b", "2")]
+        );
         assert_eq!(merged.left_out[0].path, "algo-2:model/x");
     }
 }

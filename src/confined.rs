@@ -191,8 +191,14 @@ mod tests {
     #[test]
     fn relative_targets_climb_only_as_needed() {
         let rel = |a: &str, b: &str| relative_target(Path::new(a), Path::new(b));
-        assert_eq!(rel("model/latest", "model/ckpt/3.bin"), Path::new("ckpt/3.bin"));
-        assert_eq!(rel("model/a/b", "output/data/x"), Path::new("../../output/data/x"));
+        assert_eq!(
+            rel("model/latest", "model/ckpt/3.bin"),
+            Path::new("ckpt/3.bin")
+        );
+        assert_eq!(
+            rel("model/a/b", "output/data/x"),
+            Path::new("../../output/data/x")
+        );
         assert_eq!(rel("model/here", "model"), Path::new("."));
     }
 }

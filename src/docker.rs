@@ -147,10 +147,7 @@ pub async fn remove_orphans(docker: &Docker) -> Vec<String> {
 
 /// Whether the engine can give containers GPUs (`docker run --gpus`): it has the NVIDIA runtime.
 pub async fn offers_gpus(docker: &Docker) -> Result<bool, DockerError> {
-    let info = docker
-        .info()
-        .await
-        .map_err(|e| call_error("info", e))?;
+    let info = docker.info().await.map_err(|e| call_error("info", e))?;
     Ok(info
         .runtimes
         .is_some_and(|runtimes| runtimes.keys().any(|name| name.contains("nvidia"))))

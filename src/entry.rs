@@ -187,7 +187,9 @@ async fn run_command(
     }
     // Orphans of the job (`cmd &`, `setsid`, daemons) stay below the entry, so they can be ended with it.
     if let Err(e) = crate::proctree::become_subreaper() {
-        say(&format!("warning: cannot keep the job's background processes below the entry: {e}"));
+        say(&format!(
+            "warning: cannot keep the job's background processes below the entry: {e}"
+        ));
     }
     // Listening before the job starts: a stop that comes at once is forwarded, not lost.
     let mut stops = StopSignals::listen()?;

@@ -70,9 +70,9 @@ pub fn fingerprint(
         }
         match source {
             ChannelSource::S3(uri) => hasher.update(uri.as_bytes()),
-            ChannelSource::Local(path) => hasher.update(
-                content_hash(path).with_context(|| format!("channel `{name}`"))?,
-            ),
+            ChannelSource::Local(path) => {
+                hasher.update(content_hash(path).with_context(|| format!("channel `{name}`"))?)
+            }
         }
     }
     Ok(format!("sha256:{}", hex::encode(hasher.finalize())))

@@ -177,86 +177,88 @@ pub fn base_image(task: &Task) -> String {
         })
 }
 
-/// Renders the Dockerfile and derives the tag from it, the entry binary, the package and the requirements.
-pub fn plan(task: &Task, package: &Package, entry_binary: &Path) -> anyhow::Result<ImagePlan> {
-    if let Runner::Image(image) = &task.spec.runner {
-        return Ok(ImagePlan {
-            tag: image.uri.clone(),
-            base_image: image.uri.clone(),
-            dockerfile: String::new(),
-            entry_binary: PathBuf::new(),
-            requirements: None,
-            given: true,
-        });
-    }
-    check_static_entry(entry_binary)?;
-    let template = match &task.spec.container.dockerfile {
-        Some(path) => {
-            let full = task.file.parent().unwrap_or(Path::new(".")).join(path);
-            std::fs::read_to_string(&full)
-                .map_err(|error| ImageError::Read { path: full, error })?
+impl ImagePlan {
+    /// Renders the Dockerfile and derives the tag from it, the entry binary, the package and the requirements.
+    pub fn new(task: &Task, package: &Package, entry_binary: &Path) -> anyhow::Result<ImagePlan> {
+        if let Runner::Image(image) = &task.spec.runner {
+            return Ok(ImagePlan {
+                tag: image.uri.clone(),
+                base_image: image.uri.clone(),
+                dockerfile: String::new(),
+                entry_binary: PathBuf::new(),
+                requirements: None,
+                given: true,
+            });
         }
-        None => TEMPLATE.to_string(),
-    };
-    let base = base_image(task);
-    let packages = &task.spec.container.system_packages;
-    let system_packages = if packages.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "RUN apt-get update && apt-get install -y --no-install-recommends {} && rm -rf /var/lib/apt/lists/*",
-            packages.join(" ")
-        )
-    };
-    let requirements = match (&task.spec.runner, &task.source) {
-        (Runner::Command(command), Some(source)) => match &command.requirements {
-            Some(relative) => {
-                let path = source.join(relative);
-                let bytes = std::fs::read(&path).map_err(|error| ImageError::Read {
-                    path: path.clone(),
-                    error,
-                })?;
-                Some((relative.clone(), bytes))
+        check_static_entry(entry_binary)?;
+        let template = match &task.spec.container.dockerfile {
+            Some(path) => {
+                let full = task.file.parent().unwrap_or(Path::new(".")).join(path);
+                std::fs::read_to_string(&full)
+                    .map_err(|error| ImageError::Read { path: full, error })?
             }
-            None => None,
-        },
-        _ => None,
-    };
-    let requirements_block = if requirements.is_some() {
-        "COPY requirements.txt /opt/grounds/requirements.txt\n\
-         RUN PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir -r /opt/grounds/requirements.txt"
-            .to_string()
-    } else {
-        String::new()
-    };
-    let dockerfile = render(
-        &template,
-        &[
-            ("{{BASE_IMAGE}}", &base),
-            ("{{SYSTEM_PACKAGES}}", &system_packages),
-            ("{{REQUIREMENTS}}", &requirements_block),
-        ],
-    );
-    let mut hasher = Sha256::new();
-    hasher.update(dockerfile.as_bytes());
-    hasher.update(entry_binary_hash(entry_binary)?.as_bytes());
-    hasher.update(package.info.content_hash.as_bytes());
-    if let Some((_, bytes)) = &requirements {
-        hasher.update(bytes);
+            None => TEMPLATE.to_string(),
+        };
+        let base = base_image(task);
+        let packages = &task.spec.container.system_packages;
+        let system_packages = if packages.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "RUN apt-get update && apt-get install -y --no-install-recommends {} && rm -rf /var/lib/apt/lists/*",
+                packages.join(" ")
+            )
+        };
+        let requirements = match (&task.spec.runner, &task.source) {
+            (Runner::Command(command), Some(source)) => match &command.requirements {
+                Some(relative) => {
+                    let path = source.join(relative);
+                    let bytes = std::fs::read(&path).map_err(|error| ImageError::Read {
+                        path: path.clone(),
+                        error,
+                    })?;
+                    Some((relative.clone(), bytes))
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        let requirements_block = if requirements.is_some() {
+            "COPY requirements.txt /opt/grounds/requirements.txt\n\
+             RUN PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir -r /opt/grounds/requirements.txt"
+                .to_string()
+        } else {
+            String::new()
+        };
+        let dockerfile = render(
+            &template,
+            &[
+                ("{{BASE_IMAGE}}", &base),
+                ("{{SYSTEM_PACKAGES}}", &system_packages),
+                ("{{REQUIREMENTS}}", &requirements_block),
+            ],
+        );
+        let mut hasher = Sha256::new();
+        hasher.update(dockerfile.as_bytes());
+        hasher.update(entry_binary_hash(entry_binary)?.as_bytes());
+        hasher.update(package.info.content_hash.as_bytes());
+        if let Some((_, bytes)) = &requirements {
+            hasher.update(bytes);
+        }
+        let digest = hex::encode(hasher.finalize());
+        Ok(ImagePlan {
+            tag: format!(
+                "grounds/{}:{}",
+                task.spec.name.to_lowercase(),
+                &digest[..16]
+            ),
+            base_image: base,
+            dockerfile,
+            entry_binary: entry_binary.to_path_buf(),
+            requirements,
+            given: false,
+        })
     }
-    let digest = hex::encode(hasher.finalize());
-    Ok(ImagePlan {
-        tag: format!(
-            "grounds/{}:{}",
-            task.spec.name.to_lowercase(),
-            &digest[..16]
-        ),
-        base_image: base,
-        dockerfile,
-        entry_binary: entry_binary.to_path_buf(),
-        requirements,
-        given: false,
-    })
 }
 
 /// Fills the placeholders on instruction lines; comments are left as written.

@@ -51,11 +51,76 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// Where a job runs, and for a job that outlives grounds, how to find it again. In `job.json` it is
+/// `mode`, with `remote` beside it for a SageMaker job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "PlacementFields", try_from = "PlacementFields")]
+pub enum Placement {
+    Attached,
+    Local,
+    SageMaker(SageMakerJob),
+}
+
+/// [`Placement`] as `job.json` spells it.
+#[derive(Serialize, Deserialize)]
+struct PlacementFields {
+    mode: Mode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    remote: Option<SageMakerJob>,
+}
+
+impl From<Placement> for PlacementFields {
+    fn from(placement: Placement) -> Self {
+        let mode = placement.mode();
+        let remote = match placement {
+            Placement::SageMaker(job) => Some(job),
+            Placement::Attached | Placement::Local => None,
+        };
+        PlacementFields { mode, remote }
+    }
+}
+
+impl TryFrom<PlacementFields> for Placement {
+    type Error = String;
+
+    fn try_from(fields: PlacementFields) -> Result<Self, String> {
+        match (fields.mode, fields.remote) {
+            (Mode::Attached, _) => Ok(Placement::Attached),
+            (Mode::Local, _) => Ok(Placement::Local),
+            (Mode::Remote, Some(job)) => Ok(Placement::SageMaker(job)),
+            (Mode::Remote, None) => Err(
+                "a remote job without `remote` (where it runs on SageMaker): the record is damaged"
+                    .into(),
+            ),
+        }
+    }
+}
+
+impl Placement {
+    pub fn mode(&self) -> Mode {
+        match self {
+            Placement::Attached => Mode::Attached,
+            Placement::Local => Mode::Local,
+            Placement::SageMaker(_) => Mode::Remote,
+        }
+    }
+
+    /// The job goes on without grounds, so `results fetch` and `grounds stop` can reach it.
+    pub fn outlives_grounds(&self) -> bool {
+        match self {
+            Placement::SageMaker(_) => true,
+            Placement::Attached | Placement::Local => false,
+        }
+    }
+}
+
 /// `job.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobRecord {
     pub id: String,
-    pub mode: Mode,
+    /// `mode`, and `remote` for a SageMaker job.
+    #[serde(flatten)]
+    pub placement: Placement,
     pub status: Status,
     /// The task as resolved, hyperparameters included.
     pub task: TaskSpec,
@@ -72,9 +137,6 @@ pub struct JobRecord {
     pub fingerprint: String,
     pub package: PackageInfo,
     pub grounds_version: String,
-    /// Where a SageMaker job lives, for `results fetch` and `stop` (`remote` in job.json).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote: Option<SageMakerJob>,
     /// What the job left in `model/` and `output/` that is not in the result, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<LeftOut>,
@@ -107,10 +169,10 @@ pub struct Outcome {
     pub logs: std::path::PathBuf,
 }
 
-/// What a job is, when it starts.
+/// What a job is, once launched.
 pub struct Started<'a> {
     pub id: &'a str,
-    pub mode: Mode,
+    pub placement: Placement,
     pub task: &'a TaskSpec,
     pub task_file: &'a Path,
     /// Channel name to where its data comes from.
@@ -121,11 +183,11 @@ pub struct Started<'a> {
 }
 
 impl JobRecord {
-    /// The record of a job that starts now: `InProgress`, nothing known of its end.
+    /// The record of a job launched now: `InProgress`, nothing known of its end.
     pub fn started(job: Started) -> JobRecord {
         JobRecord {
             id: job.id.to_string(),
-            mode: job.mode,
+            placement: job.placement,
             status: Status::InProgress,
             task: job.task.clone(),
             task_file: job.task_file.display().to_string(),
@@ -140,15 +202,14 @@ impl JobRecord {
             fingerprint: job.fingerprint.to_string(),
             package: job.package.clone(),
             grounds_version: env!("CARGO_PKG_VERSION").to_string(),
-            remote: None,
             left_out: Vec::new(),
         }
     }
 
-    /// The record of the job as it ended. Where the outcome knows when the job started (it ran here),
-    /// that time is kept; a SageMaker job keeps the time it was submitted.
-    pub fn finish(&mut self, outcome: &Outcome, started_here: bool) {
-        if started_here {
+    /// The record of the job as it ended. A job that ran here keeps the time the outcome says it started;
+    /// one that runs elsewhere (SageMaker), the time it was submitted.
+    pub fn finish(&mut self, outcome: &Outcome) {
+        if !self.placement.outlives_grounds() {
             self.started_at = outcome.started_at;
         }
         self.status = outcome.status;
@@ -160,9 +221,16 @@ impl JobRecord {
         self.failure_reason = outcome.failure_reason.clone();
     }
 
+    pub fn mode(&self) -> Mode {
+        self.placement.mode()
+    }
+
     /// Where the job runs on SageMaker, if it does.
     pub fn sagemaker(&self) -> Option<&SageMakerJob> {
-        self.remote.as_ref()
+        match &self.placement {
+            Placement::SageMaker(job) => Some(job),
+            Placement::Attached | Placement::Local => None,
+        }
     }
 }
 

@@ -24,6 +24,7 @@ mod executors;
 mod fingerprint;
 mod image;
 mod job;
+mod joblog;
 mod lines;
 mod metrics;
 mod owner;
@@ -48,19 +49,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, TrainCommand};
+use cli::{Cli, Command};
 use commands::Exit;
 use printer::{Format, Printer};
-
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the async runtime: {e}");
-            ExitCode::from(Exit::Error.code())
-        })
-}
 
 fn main() -> ExitCode {
     // In an image the binary is /usr/local/bin/train, started by SageMaker as `train`.
@@ -84,27 +75,12 @@ fn main() -> ExitCode {
         };
         (cli.command, Printer::new(format, cli.quiet))
     };
-    // The `.env` beside a task is applied while no other thread can read the environment.
-    if let Command::Train(train) = &command {
-        let task = match train {
-            TrainCommand::Attached(args) => &args.task,
-            TrainCommand::Local(args) => &args.train.task,
-            TrainCommand::Remote(args) => &args.train.task,
-        };
-        aws::apply_dotenv(task);
-    }
-    let runtime = match runtime() {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
+    let result = match command {
+        Command::Entry(args) => commands::entry::run(args, &printer),
+        Command::Train(command) => commands::train::run(command, &printer),
+        Command::Stop { id } => commands::stop::run(id, &printer),
+        Command::Results(command) => commands::results::run(command, &printer),
     };
-    let result = runtime.block_on(async {
-        match command {
-            Command::Entry(args) => commands::entry::run(args, &printer).await,
-            Command::Train(command) => commands::train::run(command, &printer).await,
-            Command::Stop { id } => commands::stop::run(id, &printer).await,
-            Command::Results(command) => commands::results::run(command, &printer).await,
-        }
-    });
     match result {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(error) => {

@@ -31,9 +31,8 @@ pub fn check_definition(name: &str, regex: &str) -> Result<(), String> {
             regex.chars().count()
         ));
     }
-    let compiled = Regex::new(regex).map_err(|e| {
-        format!("the regex of metric `{name}` does not compile: {e}")
-    })?;
+    let compiled = Regex::new(regex)
+        .map_err(|e| format!("the regex of metric `{name}` does not compile: {e}"))?;
     let groups = compiled.captures_len() - 1;
     if groups != 1 {
         return Err(format!(
@@ -65,7 +64,13 @@ impl Definitions {
         self.0
             .iter()
             .filter_map(|(name, regex)| {
-                let value = regex.captures(line)?.get(1)?.as_str().trim().parse::<f64>().ok()?;
+                let value = regex
+                    .captures(line)?
+                    .get(1)?
+                    .as_str()
+                    .trim()
+                    .parse::<f64>()
+                    .ok()?;
                 Some((name.clone(), value))
             })
             .collect()
@@ -280,22 +285,39 @@ mod tests {
         assert!(parse_line("###METRIC###nan:NaN###")[0].1.is_nan());
         assert!(parse_line("###METRIC###l:nan###")[0].1.is_nan());
         assert_eq!(parse_line("###METRIC###l:inf###")[0].1, f64::INFINITY);
-        assert_eq!(parse_line("###METRIC###l:-Infinity###")[0].1, f64::NEG_INFINITY);
+        assert_eq!(
+            parse_line("###METRIC###l:-Infinity###")[0].1,
+            f64::NEG_INFINITY
+        );
         assert_eq!(parse_line("###METRIC###l:1e400###")[0].1, f64::INFINITY);
-        assert_eq!(parse_line("###METRIC###l:-1e400###")[0].1, f64::NEG_INFINITY);
+        assert_eq!(
+            parse_line("###METRIC###l:-1e400###")[0].1,
+            f64::NEG_INFINITY
+        );
     }
 
     #[test]
     fn regex_definitions_are_checked_and_parsed_as_sagemaker_does() {
         assert!(check_definition("ae50", "AE-at-50th-percentile: ([0-9.]+)").is_ok());
-        assert!(check_definition("x", "no group").unwrap_err().contains("0 capturing groups"));
-        assert!(check_definition("x", "(a)(b)").unwrap_err().contains("2 capturing groups"));
+        assert!(check_definition("x", "no group")
+            .unwrap_err()
+            .contains("0 capturing groups"));
+        assert!(check_definition("x", "(a)(b)")
+            .unwrap_err()
+            .contains("2 capturing groups"));
         assert!(check_definition("x", "(?:a)(b)").is_ok());
-        assert!(check_definition("x", "([0-9").unwrap_err().contains("does not compile"));
-        assert!(check_definition("x", &"a".repeat(501)).unwrap_err().contains("1 to 500"));
+        assert!(check_definition("x", "([0-9")
+            .unwrap_err()
+            .contains("does not compile"));
+        assert!(check_definition("x", &"a".repeat(501))
+            .unwrap_err()
+            .contains("1 to 500"));
         let definitions = Definitions::new(
             &[
-                ("ae50".to_string(), "AE-at-50th-percentile: ([0-9.]+)".to_string()),
+                (
+                    "ae50".to_string(),
+                    "AE-at-50th-percentile: ([0-9.]+)".to_string(),
+                ),
                 ("loss".to_string(), r"loss=([-+0-9.eE]+);".to_string()),
             ]
             .into_iter()
@@ -303,7 +325,11 @@ mod tests {
         );
         let mut metrics = Metrics::default();
         let t = Utc::now();
-        metrics.observe("AE-at-50th-percentile: 0.71 and loss=1e-3;", &definitions, t);
+        metrics.observe(
+            "AE-at-50th-percentile: 0.71 and loss=1e-3;",
+            &definitions,
+            t,
+        );
         metrics.observe("AE-at-50th-percentile: 0.5", &definitions, t);
         metrics.observe("AE-at-50th-percentile: n/a", &definitions, t);
         assert_eq!(metrics.0["ae50"].series.len(), 2);
@@ -351,7 +377,9 @@ mod tests {
         values.sort_by(|a, b| rank(*a, *b, true));
         assert_eq!(values[0], Some(0.9));
         assert_eq!(values[1], Some(0.5));
-        assert!(values[2..5].iter().all(|v| v.is_some_and(|x| !x.is_finite())));
+        assert!(values[2..5]
+            .iter()
+            .all(|v| v.is_some_and(|x| !x.is_finite())));
         assert_eq!(values[5], None);
         values.sort_by(|a, b| rank(*a, *b, false));
         assert_eq!(values[0], Some(0.5));

@@ -242,7 +242,10 @@ mod tests {
             pid: 999_999_999,
             ..me.clone()
         };
-        assert!(!elsewhere.is_gone(), "an owner on another machine is left alone");
+        assert!(
+            !elsewhere.is_gone(),
+            "an owner on another machine is left alone"
+        );
         assert_eq!(Owner::parse("a/b/c/d"), None);
         assert_eq!(Owner::parse("a/b/1/2/3"), None);
     }
@@ -283,7 +286,10 @@ mod tests {
         let swept = sweep(results.path(), temp.path());
         assert!(swept.failed.is_empty(), "{:?}", swept.failed);
         assert!(!stale.exists() && !root.exists());
-        assert!(held.exists(), "a locked staging file belongs to a living run");
+        assert!(
+            held.exists(),
+            "a locked staging file belongs to a living run"
+        );
         assert!(fresh.exists(), "a young staging file may not be locked yet");
         assert!(kept.exists() && foreign.exists());
     }

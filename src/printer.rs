@@ -174,7 +174,11 @@ impl Reporter for Printer {
 pub fn for_terminal(text: &str, keep_colors: bool) -> String {
     let text = match text.rfind('\r') {
         Some(at) if at + 1 < text.len() => &text[at + 1..],
-        Some(_) => text.trim_end_matches('\r').rsplit('\r').next().unwrap_or(""),
+        Some(_) => text
+            .trim_end_matches('\r')
+            .rsplit('\r')
+            .next()
+            .unwrap_or(""),
         None => text,
     };
     let mut out = String::with_capacity(text.len());
@@ -285,7 +289,10 @@ mod tests {
             for_terminal("\x1b]0;pwned\x07title", false),
             "\\x1b]0;pwned\\u{7}title"
         );
-        assert_eq!(for_terminal("\x1b[31mred\x1b[0m", true), "\x1b[31mred\x1b[0m");
+        assert_eq!(
+            for_terminal("\x1b[31mred\x1b[0m", true),
+            "\x1b[31mred\x1b[0m"
+        );
         assert_eq!(for_terminal("\x1b[2Jclear", true), "\\x1b[2Jclear");
         assert_eq!(for_terminal("10%\r50%\r100%", false), "100%");
         assert_eq!(for_terminal("done\r", false), "done");

@@ -80,7 +80,11 @@ pub async fn list(s3: &aws_sdk_s3::Client, uri: &str) -> anyhow::Result<S3Channe
                 key: key.to_string(),
                 relative: name,
                 size: head.content_length().unwrap_or(0).max(0) as u64,
-                etag: head.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                etag: head
+                    .e_tag()
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_string(),
             });
         }
     }
@@ -191,14 +195,15 @@ pub async fn fetch(
             ),
         );
     }
-    let results: Vec<anyhow::Result<u64>> = futures_util::stream::iter(missing.iter().map(|object| {
-        let target = object_path(cache, &channel.bucket, object);
-        let bucket = channel.bucket.clone();
-        async move { download(s3, &bucket, object, &target).await }
-    }))
-    .buffer_unordered(4)
-    .collect()
-    .await;
+    let results: Vec<anyhow::Result<u64>> =
+        futures_util::stream::iter(missing.iter().map(|object| {
+            let target = object_path(cache, &channel.bucket, object);
+            let bucket = channel.bucket.clone();
+            async move { download(s3, &bucket, object, &target).await }
+        }))
+        .buffer_unordered(4)
+        .collect()
+        .await;
     for result in results {
         let size = result?;
         fetched.downloaded += 1;
@@ -334,7 +339,9 @@ pub async fn resolve(
             resolved.fetched.bytes_downloaded += fetched.bytes_downloaded;
             resolved.folders.insert(name.clone(), folder);
         } else {
-            resolved.folders.insert(name.clone(), view_path(cache, &channel));
+            resolved
+                .folders
+                .insert(name.clone(), view_path(cache, &channel));
         }
         resolved.channels.insert(name.clone(), channel);
     }
@@ -347,9 +354,14 @@ mod tests {
 
     #[test]
     fn keys_land_inside_the_channel_or_are_refused() {
-        assert_eq!(relative_path("u", "data/a/b.csv", "data/").unwrap(), "a/b.csv");
+        assert_eq!(
+            relative_path("u", "data/a/b.csv", "data/").unwrap(),
+            "a/b.csv"
+        );
         for bad in ["data/../etc/passwd", "data//x", "data/"] {
-            let err = relative_path("s3://b/data/", bad, "data/").unwrap_err().to_string();
+            let err = relative_path("s3://b/data/", bad, "data/")
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(bad), "{err}");
         }
     }

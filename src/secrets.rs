@@ -36,7 +36,14 @@ pub fn is_secret_file_name(file_name: &str) -> bool {
         "client_secret_",
     ];
     const SUFFIXES: &[&str] = &[
-        ".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".ppk", ".kdbx",
+        ".pem",
+        ".key",
+        ".p12",
+        ".pfx",
+        ".jks",
+        ".keystore",
+        ".ppk",
+        ".kdbx",
     ];
     EXACT.contains(&name.as_str())
         || PREFIXES.iter().any(|p| name.starts_with(p))
@@ -100,7 +107,13 @@ mod tests {
         ] {
             assert!(is_secret_file_name(name), "{name}");
         }
-        for name in ["keys.py", "train.py", "environment.yml", "secretary.txt", "credentials.py"] {
+        for name in [
+            "keys.py",
+            "train.py",
+            "environment.yml",
+            "secretary.txt",
+            "credentials.py",
+        ] {
             assert!(!is_secret_file_name(name), "{name}");
         }
     }

@@ -1,4 +1,6 @@
-//! Settings: raw flags, the task file and the environment, resolved once into what a command needs.
+//! Settings: raw flags, the task file, `.env` files and the environment, resolved once into what a command
+//! needs, before the async runtime starts: [`TrainSettings`] for every mode, [`ContainerSettings`] for the
+//! modes that run the job's image (local, remote), [`RemoteSettings`] for SageMaker.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -6,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cli::{AwsArgs, Gpus, ImageArgs, LocalArgs, TrainArgs};
+use crate::cli::{AwsArgs, Gpus, ImageArgs, RemoteArgs, TrainArgs};
 use crate::package::PackageInfo;
 use crate::results::{Mode, Store};
 use crate::task::Task;
@@ -19,7 +21,6 @@ pub struct TrainSettings {
     pub dry_run: bool,
     pub force: bool,
     pub grace: Duration,
-    pub container: ContainerSettings,
     /// `--profile` and `--region`, for SageMaker and `s3://` channels.
     pub aws: AwsArgs,
     /// Where each channel's data comes from, as the task names it (kept when `s3://` channels are
@@ -43,20 +44,21 @@ pub struct ContainerSettings {
 }
 
 impl ContainerSettings {
-    fn resolve(
+    /// `user` and `gpus` are local runs' (`--user`, `--gpus`).
+    pub fn resolve(
         task: &Task,
-        image: Option<&ImageArgs>,
+        image: &ImageArgs,
         user: Option<(u32, u32)>,
         gpus: Option<Gpus>,
     ) -> anyhow::Result<Self> {
         let instance_count = image
-            .and_then(|l| l.instance_count)
+            .instance_count
             .or(task.spec.remote.instance_count)
             .unwrap_or(1);
         if instance_count == 0 {
             anyhow::bail!("the instance count must be at least 1");
         }
-        let entry_binary = match image.and_then(|l| l.entry_binary.clone()) {
+        let entry_binary = match image.entry_binary.clone() {
             Some(path) => path,
             None => std::env::current_exe()
                 .map_err(|e| anyhow::anyhow!("finding the grounds binary: {e}"))?,
@@ -76,15 +78,68 @@ impl ContainerSettings {
                 .is_some_and(is_gpu_instance_type),
         })
     }
+
+    /// The GPUs a local run asks for, as they enter the fingerprint.
+    pub fn gpus_shape(&self) -> Option<String> {
+        self.gpus
+            .map(|g| g.to_string())
+            .or_else(|| self.gpu_instance.then(|| "instance type".into()))
+    }
+}
+
+/// What SageMaker runs need beyond the task, resolved once for every member of a sweep. Region and
+/// account are proven when AWS is reached (`crate::aws::Aws::connect`); endpoints are the SDK's own
+/// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`), read by `crate::aws` alone.
+#[derive(Clone, Debug)]
+pub struct RemoteSettings {
+    /// `--profile`, else `AWS_PROFILE`; kept with the job so `results fetch` and `stop` reach it again.
+    pub profile: Option<String>,
+    /// `--region`, else the SDK's (`AWS_REGION`, the profile's).
+    pub region: Option<String>,
+    /// `[remote] role`, else `GROUNDS_ROLE`, else `AWS_ROLE` (environment, then `.env`); checked when the
+    /// job is planned, after AWS is reached.
+    pub role: Option<String>,
+    /// `[remote] bucket`, else `GROUNDS_BUCKET`; without either, `sagemaker-<region>-<account>`.
+    pub bucket: Option<String>,
+    /// `--detach`: submit, store the job `InProgress`, and return.
+    pub detach: bool,
+    /// `--stop-on-interrupt`: Ctrl-C stops the job instead of detaching from it.
+    pub stop_on_interrupt: bool,
+}
+
+impl RemoteSettings {
+    /// `dotenv` holds the `.env` values, consulted after the environment.
+    pub fn resolve(
+        task: &Task,
+        args: &RemoteArgs,
+        dotenv: &BTreeMap<String, String>,
+    ) -> RemoteSettings {
+        let remote = &task.spec.remote;
+        RemoteSettings {
+            profile: args
+                .train
+                .aws
+                .profile
+                .clone()
+                .or_else(|| std::env::var("AWS_PROFILE").ok()),
+            region: args.train.aws.region.clone(),
+            role: remote
+                .role
+                .clone()
+                .or_else(|| crate::dotenv::lookup(dotenv, "GROUNDS_ROLE"))
+                .or_else(|| crate::dotenv::lookup(dotenv, "AWS_ROLE")),
+            bucket: remote
+                .bucket
+                .clone()
+                .or_else(|| crate::dotenv::lookup(dotenv, "GROUNDS_BUCKET")),
+            detach: args.detach,
+            stop_on_interrupt: args.stop_on_interrupt,
+        }
+    }
 }
 
 impl TrainSettings {
-    pub fn resolve(
-        args: &TrainArgs,
-        image: Option<&ImageArgs>,
-        local: Option<&LocalArgs>,
-        mode: Mode,
-    ) -> anyhow::Result<Self> {
+    pub fn resolve(args: &TrainArgs, mode: Mode) -> anyhow::Result<Self> {
         let task = Task::load(&args.task)?.with_overrides(&args.hyperparameters)?;
         check_task(&task, mode)?;
         let sources = task
@@ -92,12 +147,6 @@ impl TrainSettings {
             .iter()
             .map(|(name, source)| (name.clone(), source.describe()))
             .collect();
-        let container = ContainerSettings::resolve(
-            &task,
-            image,
-            local.and_then(|l| l.user),
-            local.and_then(|l| l.gpus),
-        )?;
         Ok(TrainSettings {
             task,
             mode,
@@ -105,7 +154,6 @@ impl TrainSettings {
             dry_run: args.dry_run,
             force: args.force,
             grace: Duration::from_secs(args.grace),
-            container,
             aws: args.aws.clone(),
             sources,
             data: BTreeMap::new(),
@@ -114,26 +162,6 @@ impl TrainSettings {
 
     pub fn channel_sources(&self) -> BTreeMap<String, String> {
         self.sources.clone()
-    }
-
-    /// What runs the package, for the fingerprint.
-    pub fn shape(&self, image: Option<String>) -> crate::fingerprint::RunShape {
-        crate::fingerprint::RunShape {
-            instance_count: match self.mode {
-                Mode::Attached => 1,
-                Mode::Local | Mode::Remote => self.container.instance_count,
-            },
-            image,
-            gpus: match self.mode {
-                Mode::Local => self
-                    .container
-                    .gpus
-                    .map(|g| g.to_string())
-                    .or_else(|| self.container.gpu_instance.then(|| "instance type".into())),
-                _ => None,
-            },
-            entry: (self.mode == Mode::Attached).then(crate::fingerprint::this_entry),
-        }
     }
 
     /// The task's `s3://` channels, by name.
@@ -170,7 +198,7 @@ impl TrainSettings {
     }
 
     /// The plan `--dry-run` prints; values of secret-looking `[container] env` names are masked.
-    pub fn plan(&self, package: &PackageInfo, fingerprint: &str) -> Value {
+    pub fn dry_run_plan(&self, package: &PackageInfo, fingerprint: &str) -> Value {
         let mut task = self.task.spec.clone();
         for (name, value) in task.container.env.iter_mut() {
             *value = crate::secrets::shown_value(name, value);

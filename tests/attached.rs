@@ -593,17 +593,30 @@ fn an_s3_channel_without_aws_settings_is_refused_and_nothing_is_stored() {
         "[channels]\ntraining = \"s3://some-bucket/data/\"\n",
     );
     let mut command = sandbox.command(&["train", "attached", task.to_str().unwrap()]);
-    for name in ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_ENDPOINT_URL"] {
+    for name in [
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+    ] {
         command.env_remove(name);
     }
     command
         .env("AWS_CONFIG_FILE", sandbox.path().join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", sandbox.path().join("no-aws-credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            sandbox.path().join("no-aws-credentials"),
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true");
     let output = command.output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("training are in S3, which needs AWS settings"), "{stderr}");
+    assert!(
+        stderr.contains("training are in S3, which needs AWS settings"),
+        "{stderr}"
+    );
     assert!(sandbox.result_zips().is_empty());
     let leftovers: Vec<_> = std::fs::read_dir(sandbox.home().join("results"))
         .map(|d| d.count())

@@ -342,5 +342,8 @@ fn unknown_builtin_hyperparameters_are_refused_before_anything_runs() {
         stderr.contains("`max_iters` is not a parameter") && stderr.contains("task.toml"),
         "{stderr}"
     );
-    assert!(sandbox.result_zips().is_empty(), "nothing ran, nothing is stored");
+    assert!(
+        sandbox.result_zips().is_empty(),
+        "nothing ran, nothing is stored"
+    );
 }

@@ -140,7 +140,8 @@ fn a_program_gets_exactly_what_the_toolkit_would_give_it() {
 }
 
 #[test]
-fn hosts_groups_and_topology_as_sagemaker_writes_them_reach_the_program_as_the_toolkit_reads_them() {
+fn hosts_groups_and_topology_as_sagemaker_writes_them_reach_the_program_as_the_toolkit_reads_them()
+{
     // A root laid out by hand as SageMaker lays it out for a heterogeneous cluster, run by the entry.
     let sandbox = Sandbox::new();
     let task = oracle_task(&sandbox, "oracle-root");
@@ -177,7 +178,13 @@ fn hosts_groups_and_topology_as_sagemaker_writes_them_reach_the_program_as_the_t
     )
     .unwrap();
     let output = Command::new(common::BIN)
-        .args(["entry", "--root", root.to_str().unwrap(), "--package", package.to_str().unwrap()])
+        .args([
+            "entry",
+            "--root",
+            root.to_str().unwrap(),
+            "--package",
+            package.to_str().unwrap(),
+        ])
         .env("TRAINING_JOB_NAME", "hetero-job")
         .output()
         .unwrap();
@@ -225,7 +232,10 @@ fn metric_regexes_are_parsed_in_every_mode() {
     let local = sandbox.command_task(
         "wordy-local",
         WORDY,
-        &format!("{WORDY_METRICS}[container]\nbase_image = \"{}\"\n", common::PYTHON_BASE),
+        &format!(
+            "{WORDY_METRICS}[container]\nbase_image = \"{}\"\n",
+            common::PYTHON_BASE
+        ),
     );
     let (output, answer) = sandbox.json(&["train", "local", local.to_str().unwrap()]);
     assert!(output.status.success(), "{}", both(&output));
@@ -241,17 +251,30 @@ fn bad_metric_definitions_are_refused_naming_the_line() {
         ("x = \"(a)(b)\"", "2 capturing groups"),
         (&format!("x = \"({})\"", "a".repeat(500)), "1 to 500"),
     ] {
-        let task = sandbox.command_task("badmetric", "print(1)\n", &format!("[metrics]\n{metrics}\n"));
+        let task = sandbox.command_task(
+            "badmetric",
+            "print(1)\n",
+            &format!("[metrics]\n{metrics}\n"),
+        );
         let output = sandbox.run(&["train", "attached", task.to_str().unwrap()]);
         assert_eq!(output.status.code(), Some(2), "{}", both(&output));
         let stderr = text(&output.stderr);
-        assert!(stderr.contains("task.toml:8:") && stderr.contains(expected), "{stderr}");
+        assert!(
+            stderr.contains("task.toml:8:") && stderr.contains(expected),
+            "{stderr}"
+        );
     }
-    let many: String = (0..41).map(|i| format!("m{i} = \"v{i}=([0-9]+)\"\n")).collect();
+    let many: String = (0..41)
+        .map(|i| format!("m{i} = \"v{i}=([0-9]+)\"\n"))
+        .collect();
     let task = sandbox.command_task("badmetric", "print(1)\n", &format!("[metrics]\n{many}"));
     let output = sandbox.run(&["train", "attached", task.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
-    assert!(text(&output.stderr).contains("at most 40"), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains("at most 40"),
+        "{}",
+        both(&output)
+    );
 }
 
 #[test]
@@ -265,12 +288,19 @@ fn fingerprints_cover_what_runs_hosts_image_and_entry() {
     let plan = |extra: &[&str]| dry_run(&sandbox, "local", task, extra);
     assert_eq!(plan(&[])["reuses"], id);
     let two = plan(&["--instance-count", "2"]);
-    assert_eq!(two["reuses"], Value::Null, "two hosts are another run than one");
+    assert_eq!(
+        two["reuses"],
+        Value::Null,
+        "two hosts are another run than one"
+    );
     assert_ne!(two["fingerprint"], first["fingerprint"]);
     // Another entry binary makes another image, so another run.
     let copy = sandbox.path().join("grounds-copy");
     std::fs::copy(common::BIN, &copy).unwrap();
-    let mut file = std::fs::OpenOptions::new().append(true).open(&copy).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&copy)
+        .unwrap();
     std::io::Write::write_all(&mut file, b"\0another build").unwrap();
     drop(file);
     let other_entry = plan(&["--entry-binary", copy.to_str().unwrap()]);
@@ -302,7 +332,10 @@ fn gpus_are_asked_of_the_engine_or_refused_before_anything_runs() {
     assert_eq!(all["containers"]["gpus"], "all");
     assert_eq!(plan(&["--gpus", "2"])["containers"]["gpus"], "2");
     assert_eq!(without["containers"]["gpus"], Value::Null);
-    assert_ne!(all["fingerprint"], without["fingerprint"], "GPUs change what runs");
+    assert_ne!(
+        all["fingerprint"], without["fingerprint"],
+        "GPUs change what runs"
+    );
     for bad in ["0", "many"] {
         let output = sandbox.run(&["train", "local", task, "--gpus", bad]);
         assert_eq!(output.status.code(), Some(2), "{}", both(&output));
@@ -314,7 +347,10 @@ fn gpus_are_asked_of_the_engine_or_refused_before_anything_runs() {
         let output = sandbox.run(&["train", "local", task, "--gpus", "all"]);
         assert_eq!(output.status.code(), Some(2), "{}", both(&output));
         let stderr = text(&output.stderr);
-        assert!(stderr.contains("no GPU runtime") && !stderr.contains("Building"), "{stderr}");
+        assert!(
+            stderr.contains("no GPU runtime") && !stderr.contains("Building"),
+            "{stderr}"
+        );
         assert!(sandbox.result_zips().is_empty());
         // A GPU instance type runs on the CPU, and says so.
         let typed = sandbox.command_task(
@@ -324,7 +360,11 @@ fn gpus_are_asked_of_the_engine_or_refused_before_anything_runs() {
         );
         let (output, answer) = sandbox.json(&["train", "local", typed.to_str().unwrap()]);
         assert!(output.status.success(), "{}", both(&output));
-        assert!(text(&output.stderr).contains("uses the CPU only"), "{}", both(&output));
+        assert!(
+            text(&output.stderr).contains("uses the CPU only"),
+            "{}",
+            both(&output)
+        );
         assert_eq!(answer["metrics"]["gpus"], 0.0);
     }
 }
@@ -384,7 +424,10 @@ fn an_image_of_ones_own_runs_as_sagemaker_runs_it() {
         zip.read("model/model.txt"),
         "epochs=3 files=a.csv,b.csv host=algo-1 version=1"
     );
-    assert!(!zip.read("logs.txt").contains("[grounds-entry]"), "no grounds entry in the image");
+    assert!(
+        !zip.read("logs.txt").contains("[grounds-entry]"),
+        "no grounds entry in the image"
+    );
     common::assert_nothing_left(answer["id"].as_str().unwrap());
 
     // Its own failure, with its own reason.
@@ -392,7 +435,10 @@ fn an_image_of_ones_own_runs_as_sagemaker_runs_it() {
     assert_eq!(output.status.code(), Some(1), "{}", both(&output));
     assert_eq!(failed["status"], "Failed");
     assert_eq!(failed["exit_code"], 3);
-    assert!(failed["failure_reason"].as_str().unwrap().contains("BYO failure"));
+    assert!(failed["failure_reason"]
+        .as_str()
+        .unwrap()
+        .contains("BYO failure"));
 
     // The image's content is in the fingerprint: the same name, rebuilt, is another run.
     let plan = |sandbox: &Sandbox| dry_run(sandbox, "local", task, &[]);
@@ -403,7 +449,11 @@ fn an_image_of_ones_own_runs_as_sagemaker_runs_it() {
     // Attached cannot run it; a missing image is named before anything runs.
     let output = sandbox.run(&["train", "attached", task]);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
-    assert!(text(&output.stderr).contains("cannot run attached"), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains("cannot run attached"),
+        "{}",
+        both(&output)
+    );
     common::docker(&["rmi", "-f", &tag]);
     let output = sandbox.run(&["train", "local", task, "--force"]);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
@@ -426,7 +476,10 @@ fn with_moto(command: &mut Command, sandbox: &Sandbox) {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", sandbox.path().join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", sandbox.path().join("no-aws-credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            sandbox.path().join("no-aws-credentials"),
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE");
 }
@@ -483,7 +536,10 @@ fn s3_channels_are_downloaded_once_and_their_etags_decide_reuse() {
     let task = sandbox.command_task(
         "s3chan",
         script,
-        &format!("[channels]\ntraining = \"{channel}\"\n[container]\nbase_image = \"{}\"\n", common::PYTHON_BASE),
+        &format!(
+            "[channels]\ntraining = \"{channel}\"\n[container]\nbase_image = \"{}\"\n",
+            common::PYTHON_BASE
+        ),
     );
     let task = task.to_str().unwrap();
 
@@ -491,10 +547,17 @@ fn s3_channels_are_downloaded_once_and_their_etags_decide_reuse() {
     assert!(output.status.success(), "{}", both(&output));
     assert_eq!(first["metrics"]["files"], 2.0);
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("FILE a.csv 1") && stderr.contains("FILE nested/b.csv 2"), "{stderr}");
+    assert!(
+        stderr.contains("FILE a.csv 1") && stderr.contains("FILE nested/b.csv 2"),
+        "{stderr}"
+    );
     assert!(stderr.contains("Downloading"), "{stderr}");
     let mut zip = ZipFile::open(Path::new(first["result"].as_str().unwrap()));
-    assert_eq!(zip.json("job.json")["channels"]["training"], channel, "the result names the source");
+    assert_eq!(
+        zip.json("job.json")["channels"]["training"],
+        channel,
+        "the result names the source"
+    );
 
     // Unchanged: reused; forced: run again from the cache, nothing downloaded.
     let (_, again) = grounds_on_moto(&sandbox, &["train", "attached", task, "--json"]);
@@ -503,7 +566,10 @@ fn s3_channels_are_downloaded_once_and_their_etags_decide_reuse() {
     assert!(output.status.success(), "{}", both(&output));
     assert_eq!(local["metrics"]["files"], 2.0);
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("Cached") && !stderr.contains("Downloading"), "{stderr}");
+    assert!(
+        stderr.contains("Cached") && !stderr.contains("Downloading"),
+        "{stderr}"
+    );
 
     // One object changes: another run, and only that object is fetched again.
     put_objects(&[(&format!("{prefix}/a.csv"), "a\n9\n")]);
@@ -512,7 +578,10 @@ fn s3_channels_are_downloaded_once_and_their_etags_decide_reuse() {
     assert_eq!(changed["reused"], false);
     assert_ne!(changed["fingerprint"], first["fingerprint"]);
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("1 of 2 object(s)") && stderr.contains("FILE a.csv 9"), "{stderr}");
+    assert!(
+        stderr.contains("1 of 2 object(s)") && stderr.contains("FILE a.csv 9"),
+        "{stderr}"
+    );
 
     // A prefix that holds nothing is a clear error before anything runs.
     let empty = sandbox.command_task(
@@ -522,7 +591,11 @@ fn s3_channels_are_downloaded_once_and_their_etags_decide_reuse() {
     );
     let (output, _) = grounds_on_moto(&sandbox, &["train", "attached", empty.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
-    assert!(text(&output.stderr).contains("holds no objects"), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains("holds no objects"),
+        "{}",
+        both(&output)
+    );
 }
 
 #[test]
@@ -541,12 +614,18 @@ fn a_job_may_write_into_its_channels_and_the_users_files_stay_as_they_were() {
         let (output, answer) = sandbox.json(&["train", mode, task.to_str().unwrap(), "--force"]);
         assert!(output.status.success(), "{mode}: {}", both(&output));
         assert_eq!(answer["metrics"]["wrote"], 1.0);
-        assert_eq!(std::fs::read_to_string(sandbox.path().join("data/a.csv")).unwrap(), "original\n");
+        assert_eq!(
+            std::fs::read_to_string(sandbox.path().join("data/a.csv")).unwrap(),
+            "original\n"
+        );
         assert_eq!(
             std::fs::read_to_string(sandbox.path().join("data/nested/b.csv")).unwrap(),
             "keep me\n"
         );
         assert!(!sandbox.path().join("data/unpacked").exists());
-        assert_eq!(std::fs::read_to_string(sandbox.path().join("single.csv")).unwrap(), "single\n");
+        assert_eq!(
+            std::fs::read_to_string(sandbox.path().join("single.csv")).unwrap(),
+            "single\n"
+        );
     }
 }

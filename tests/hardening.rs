@@ -51,7 +51,12 @@ print("###METRIC###acc:0.5###")
 #[test]
 fn non_finite_metrics_are_kept_and_every_command_works_on_them() {
     let sandbox = Sandbox::new();
-    let task = task_with(&sandbox, "diverge", NON_FINITE, "[hyperparameters]\nmode = \"bad\"\n");
+    let task = task_with(
+        &sandbox,
+        "diverge",
+        NON_FINITE,
+        "[hyperparameters]\nmode = \"bad\"\n",
+    );
     let task = task.to_str().unwrap();
     let bad = run_ok(&sandbox, &["train", "attached", task]);
     assert_eq!(bad["status"], "Completed");
@@ -66,12 +71,18 @@ fn non_finite_metrics_are_kept_and_every_command_works_on_them() {
     let mut zip = ZipFile::open(Path::new(bad["result"].as_str().unwrap()));
     let metrics = zip.read("metrics.json");
     assert!(!metrics.contains("null"), "{metrics}");
-    assert!(metrics.contains("\"NaN\"") && metrics.contains("\"-Infinity\""), "{metrics}");
+    assert!(
+        metrics.contains("\"NaN\"") && metrics.contains("\"-Infinity\""),
+        "{metrics}"
+    );
 
     // list, as JSON and as a table, sorted either way: NaN after every finite value.
     let list = run_ok(&sandbox, &["results", "list"]);
     assert_eq!(list.as_array().unwrap().len(), 2);
-    for order in [&["--sort", "loss"][..], &["--sort", "loss", "--ascending"][..]] {
+    for order in [
+        &["--sort", "loss"][..],
+        &["--sort", "loss", "--ascending"][..],
+    ] {
         let mut args = vec!["results", "list"];
         args.extend_from_slice(order);
         let sorted = run_ok(&sandbox, &args);
@@ -80,7 +91,11 @@ fn non_finite_metrics_are_kept_and_every_command_works_on_them() {
     }
     let table = sandbox.run(&["results", "list"]);
     assert!(table.status.success(), "{}", both(&table));
-    assert!(text(&table.stdout).contains("big=inf down=-inf"), "{}", both(&table));
+    assert!(
+        text(&table.stdout).contains("big=inf down=-inf"),
+        "{}",
+        both(&table)
+    );
 
     let show = sandbox.run(&["results", "show", bad_id]);
     assert!(show.status.success(), "{}", both(&show));
@@ -139,9 +154,14 @@ fn assert_odd_files_handled(answer: &Value, secret: &str, host_secret: &[u8]) {
         assert!(names.contains(&name.to_string()), "{name} in {names:?}");
     }
     for name in ["dangling", "loop", "secret", "climb", "code"] {
-        assert!(!names.contains(&format!("model/{name}")), "{name} in {names:?}");
+        assert!(
+            !names.contains(&format!("model/{name}")),
+            "{name} in {names:?}"
+        );
     }
-    assert!(!names.iter().any(|n| n.ends_with("fifo") || n.ends_with("sock")));
+    assert!(!names
+        .iter()
+        .any(|n| n.ends_with("fifo") || n.ends_with("sock")));
     // Nothing read through a link that leaves the job.
     for index in 0..zip.0.len() {
         let mut entry = zip.0.by_index(index).unwrap();
@@ -196,11 +216,7 @@ fn odd_files_and_links_out_of_the_job_are_left_out_and_recorded_attached() {
             &format!("secret={}", secret_file.display()),
         ],
     );
-    assert_odd_files_handled(
-        &answer,
-        secret_file.to_str().unwrap(),
-        b"host-secret-bytes",
-    );
+    assert_odd_files_handled(&answer, secret_file.to_str().unwrap(), b"host-secret-bytes");
     let id = answer["id"].as_str().unwrap();
     let show = sandbox.run(&["results", "show", id]);
     let shown = text(&show.stdout);
@@ -307,7 +323,10 @@ fn an_unreadable_file_is_left_out_and_the_rest_is_kept() {
     let left = &job["left_out"][0];
     assert_eq!(left["path"], "model/locked.bin");
     assert!(
-        left["reason"].as_str().unwrap().contains("ermission denied"),
+        left["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ermission denied"),
         "{left}"
     );
 }
@@ -375,13 +394,23 @@ fn a_killed_grounds_takes_its_attached_job_along_and_the_next_run_cleans_up() {
     let roots: Vec<PathBuf> = std::fs::read_dir(&tmp)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("grounds-killed-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("grounds-killed-")
+        })
         .collect();
     assert_eq!(roots.len(), 1, "the killed run left its job root");
     let packages: Vec<PathBuf> = std::fs::read_dir(&tmp)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("grounds-package-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("grounds-package-")
+        })
         .collect();
     assert_eq!(packages.len(), 1, "the killed run left its package");
     // Leftovers younger than half a minute are spared (their owner may be about to lock them).
@@ -394,7 +423,11 @@ fn a_killed_grounds_takes_its_attached_job_along_and_the_next_run_cleans_up() {
     command.env("TMPDIR", &tmp);
     let output = command.output().unwrap();
     assert!(output.status.success(), "{}", both(&output));
-    assert!(text(&output.stderr).contains("Cleaned"), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains("Cleaned"),
+        "{}",
+        both(&output)
+    );
     assert!(!partial[0].exists() && !roots[0].exists() && !packages[0].exists());
 }
 
@@ -475,7 +508,8 @@ fn background_processes_end_with_the_main_process_local() {
     assert_eq!(answer["status"], "Completed");
     let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
     assert!(
-        zip.read("logs.txt").contains("process(es) it left running were stopped"),
+        zip.read("logs.txt")
+            .contains("process(es) it left running were stopped"),
         "{}",
         zip.read("logs.txt")
     );
@@ -486,19 +520,31 @@ fn background_processes_end_with_the_main_process_local() {
 fn containers_of_a_killed_grounds_are_removed_by_the_next_run() {
     let sandbox = Sandbox::new();
     let name = format!("orphan-{}", std::process::id());
-    let task = local_task_with(&sandbox, &name, "import time\nprint('job started', flush=True)\ntime.sleep(300)\n", "");
+    let task = local_task_with(
+        &sandbox,
+        &name,
+        "import time\nprint('job started', flush=True)\ntime.sleep(300)\n",
+        "",
+    );
     let running = Running::start(sandbox.command(&["train", "local", task.to_str().unwrap()]));
     running.wait_for("job started", 120);
     running.signal(libc::SIGKILL);
     running.finish(10);
     let filter = format!("name=grounds-{name}-");
     let orphans = docker(&["ps", "-a", "-q", "--filter", &filter]);
-    assert!(!orphans.trim().is_empty(), "the container runs on after grounds was killed");
+    assert!(
+        !orphans.trim().is_empty(),
+        "the container runs on after grounds was killed"
+    );
 
     let titanic = common::fixture("titanic/task.toml");
     let output = sandbox.run(&["train", "local", titanic.to_str().unwrap(), "--force"]);
     assert!(output.status.success(), "{}", both(&output));
-    assert!(text(&output.stderr).contains("Removed"), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains("Removed"),
+        "{}",
+        both(&output)
+    );
     assert_eq!(
         docker(&["ps", "-a", "-q", "--filter", &filter]).trim(),
         "",
@@ -513,7 +559,9 @@ fn slow_builtin(sandbox: &Sandbox, name: &str) -> PathBuf {
     for _ in 0..200_000 {
         let mut row = Vec::new();
         for _ in 0..8 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             row.push(format!("{:.4}", (state >> 11) as f64 / (1u64 << 53) as f64));
         }
         let y = if row[0].as_bytes()[2] > b'4' { 1 } else { 0 };
@@ -595,7 +643,11 @@ fn packages_refuse_links_out_of_the_source_and_keep_links_inside() {
     );
     sandbox.write("links/src/common/shared.py", "VALUE = 1");
     symlink("common", sandbox.path().join("links/src/lib")).unwrap();
-    symlink("common/shared.py", sandbox.path().join("links/src/alias.py")).unwrap();
+    symlink(
+        "common/shared.py",
+        sandbox.path().join("links/src/alias.py"),
+    )
+    .unwrap();
     let answer = run_ok(&sandbox, &["train", "attached", task.to_str().unwrap()]);
     assert_eq!(answer["status"], "Completed", "{answer}");
     let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
@@ -614,7 +666,14 @@ fn packages_refuse_links_out_of_the_source_and_keep_links_inside() {
 
 #[test]
 fn the_usual_secret_files_are_refused_in_packages() {
-    for name in [".netrc", ".pypirc", "id_ecdsa", "cert.p12", "secrets.yaml", ".git-credentials"] {
+    for name in [
+        ".netrc",
+        ".pypirc",
+        "id_ecdsa",
+        "cert.p12",
+        "secrets.yaml",
+        ".git-credentials",
+    ] {
         let sandbox = Sandbox::new();
         let task = task_with(&sandbox, "secrets", "print(1)\n", "");
         sandbox.write(&format!("secrets/src/{name}"), "secret");
@@ -668,28 +727,115 @@ fn bad_input_is_refused_before_anything_runs() {
     };
     let fine_channel = "training = \"data/d.csv\"";
     let cases: Vec<(String, Vec<&str>, Vec<&str>)> = vec![
-        (builtin("", "\".\" = \"data/d.csv\""), vec![], vec!["channel name `.`"]),
-        (builtin("", "\"..\" = \"data/d.csv\""), vec![], vec!["channel name `..`"]),
-        (builtin("folds = 1", fine_channel), vec![], vec!["task.toml:3:", "folds = 1"]),
-        (builtin("test_size = 1.5", fine_channel), vec![], vec!["test_size = 1.5"]),
-        (builtin("test_size = 0.0", fine_channel), vec![], vec!["test_size = 0"]),
-        (builtin("", fine_channel), vec!["--hp", "folds=1"], vec!["task.toml", "`folds` must be at least 2"]),
-        (builtin("", fine_channel), vec!["--hp", "test_size=2"], vec!["`test_size` must be between 0 and 1"]),
-        (command("[hyperparameters]\nlr = nan"), vec![], vec!["task.toml:7:", "lr", "not a finite number"]),
-        (command("[hyperparameters]\nlr = [0.1, inf]"), vec![], vec!["lr", "not a finite number"]),
-        (command(""), vec!["--hp", "lr=nan"], vec!["--hp", "lr", "not a finite number"]),
-        (command(""), vec!["--hp", "lr=-Infinity"], vec!["lr", "not a finite number"]),
-        (command(""), vec!["--hp", "lr=1e400"], vec!["lr", "not a finite number"]),
-        (command(""), vec!["--set", "lr=0.1,NaN"], vec!["lr", "not a finite number"]),
-        (command("[sweep]\nlr = [0.1, nan]"), vec![], vec!["lr", "not a finite number"]),
-        (command("[channels]\ntraining = \"s3://bucket/data\""), vec!["--dry-run"], vec!["training", "in S3", "AWS"]),
+        (
+            builtin("", "\".\" = \"data/d.csv\""),
+            vec![],
+            vec!["channel name `.`"],
+        ),
+        (
+            builtin("", "\"..\" = \"data/d.csv\""),
+            vec![],
+            vec!["channel name `..`"],
+        ),
+        (
+            builtin("folds = 1", fine_channel),
+            vec![],
+            vec!["task.toml:3:", "folds = 1"],
+        ),
+        (
+            builtin("test_size = 1.5", fine_channel),
+            vec![],
+            vec!["test_size = 1.5"],
+        ),
+        (
+            builtin("test_size = 0.0", fine_channel),
+            vec![],
+            vec!["test_size = 0"],
+        ),
+        (
+            builtin("", fine_channel),
+            vec!["--hp", "folds=1"],
+            vec!["task.toml", "`folds` must be at least 2"],
+        ),
+        (
+            builtin("", fine_channel),
+            vec!["--hp", "test_size=2"],
+            vec!["`test_size` must be between 0 and 1"],
+        ),
+        (
+            command("[hyperparameters]\nlr = nan"),
+            vec![],
+            vec!["task.toml:7:", "lr", "not a finite number"],
+        ),
+        (
+            command("[hyperparameters]\nlr = [0.1, inf]"),
+            vec![],
+            vec!["lr", "not a finite number"],
+        ),
+        (
+            command(""),
+            vec!["--hp", "lr=nan"],
+            vec!["--hp", "lr", "not a finite number"],
+        ),
+        (
+            command(""),
+            vec!["--hp", "lr=-Infinity"],
+            vec!["lr", "not a finite number"],
+        ),
+        (
+            command(""),
+            vec!["--hp", "lr=1e400"],
+            vec!["lr", "not a finite number"],
+        ),
+        (
+            command(""),
+            vec!["--set", "lr=0.1,NaN"],
+            vec!["lr", "not a finite number"],
+        ),
+        (
+            command("[sweep]\nlr = [0.1, nan]"),
+            vec![],
+            vec!["lr", "not a finite number"],
+        ),
+        (
+            command("[channels]\ntraining = \"s3://bucket/data\""),
+            vec!["--dry-run"],
+            vec!["training", "in S3", "AWS"],
+        ),
         (command(""), vec!["--grace", "100000"], vec!["--grace"]),
-        (command("[container]\nbase_image = \"python:3.11\\nRUN curl evil | sh\""), vec![], vec!["task.toml:6:", "base_image", "control character"]),
-        (command("[container]\nsystem_packages = [\"curl; rm -rf /\"]"), vec![], vec!["system_packages", "curl; rm -rf /"]),
-        (command("[container]\nenv = { \"A=B\" = \"x\" }"), vec![], vec!["env name `A=B`"]),
-        (command("[container]\ndockerfile = \"nowhere/Dockerfile\""), vec![], vec!["dockerfile", "does not exist"]),
-        (command("").replace("run = [", "requirements = \"cmd/src/../../../../../../etc/passwd\"\nrun = ["), vec![], vec!["requirements", "outside the source folder"]),
-        (builtin("", "training = \"data\""), vec![], vec!["data/gone.csv", "missing.csv", "does not exist"]),
+        (
+            command("[container]\nbase_image = \"python:3.11\\nRUN curl evil | sh\""),
+            vec![],
+            vec!["task.toml:6:", "base_image", "control character"],
+        ),
+        (
+            command("[container]\nsystem_packages = [\"curl; rm -rf /\"]"),
+            vec![],
+            vec!["system_packages", "curl; rm -rf /"],
+        ),
+        (
+            command("[container]\nenv = { \"A=B\" = \"x\" }"),
+            vec![],
+            vec!["env name `A=B`"],
+        ),
+        (
+            command("[container]\ndockerfile = \"nowhere/Dockerfile\""),
+            vec![],
+            vec!["dockerfile", "does not exist"],
+        ),
+        (
+            command("").replace(
+                "run = [",
+                "requirements = \"cmd/src/../../../../../../etc/passwd\"\nrun = [",
+            ),
+            vec![],
+            vec!["requirements", "outside the source folder"],
+        ),
+        (
+            builtin("", "training = \"data\""),
+            vec![],
+            vec!["data/gone.csv", "missing.csv", "does not exist"],
+        ),
     ];
     for (text_of_task, args, expected) in cases {
         let task = sandbox.path().join("task.toml");
@@ -712,7 +858,10 @@ fn bad_input_is_refused_before_anything_runs() {
                 );
             }
             assert!(!stderr.contains("panicked"), "{stderr}");
-            assert!(sandbox.result_zips().is_empty(), "a result was stored for {args:?}");
+            assert!(
+                sandbox.result_zips().is_empty(),
+                "a result was stored for {args:?}"
+            );
         }
     }
 }
@@ -738,7 +887,11 @@ fn a_sweep_with_a_repeated_value_runs_it_once() {
         "epochs=2,2",
     ]);
     assert!(output.status.success(), "{}", both(&output));
-    assert!(text(&output.stderr).contains("more than once"), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains("more than once"),
+        "{}",
+        both(&output)
+    );
     assert_eq!(answer["status"], "Completed", "{answer}");
     assert_eq!(sandbox.result_zips().len(), 1);
     // Values whose short names coincide are distinct members with distinct names.
@@ -782,18 +935,42 @@ fn opening_again_keeps_what_a_user_added_and_never_overwrites_a_change() {
     let again = run_ok(&sandbox, &["results", "open", id]);
     assert_eq!(again["restored"], 1);
     assert_eq!(again["kept"], serde_json::json!(["notes.md"]));
-    assert_eq!(std::fs::read_to_string(folder.join("notes.md")).unwrap(), "my analysis");
-    assert!(folder.join("logs.txt").exists(), "a deleted file of the result is put back");
+    assert_eq!(
+        std::fs::read_to_string(folder.join("notes.md")).unwrap(),
+        "my analysis"
+    );
+    assert!(
+        folder.join("logs.txt").exists(),
+        "a deleted file of the result is put back"
+    );
 
     std::fs::write(folder.join("model/m.txt"), "edited").unwrap();
     let output = sandbox.run(&["results", "open", id]);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
-    assert!(text(&output.stderr).contains("model/m.txt"), "{}", both(&output));
-    assert_eq!(std::fs::read_to_string(folder.join("model/m.txt")).unwrap(), "edited");
-    assert_eq!(std::fs::read_to_string(folder.join("notes.md")).unwrap(), "my analysis");
+    assert!(
+        text(&output.stderr).contains("model/m.txt"),
+        "{}",
+        both(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(folder.join("model/m.txt")).unwrap(),
+        "edited"
+    );
+    assert_eq!(
+        std::fs::read_to_string(folder.join("notes.md")).unwrap(),
+        "my analysis"
+    );
 
     // A failed opening leaves nothing beside the folder.
-    let small = sandbox.run(&["results", "open", id, "--to", "elsewhere", "--max-bytes", "10"]);
+    let small = sandbox.run(&[
+        "results",
+        "open",
+        id,
+        "--to",
+        "elsewhere",
+        "--max-bytes",
+        "10",
+    ]);
     assert_eq!(small.status.code(), Some(2), "{}", both(&small));
     let leftovers: Vec<String> = std::fs::read_dir(sandbox.path())
         .unwrap()
@@ -807,7 +984,10 @@ fn opening_again_keeps_what_a_user_added_and_never_overwrites_a_change() {
     sandbox.write("a-file", "x");
     let onto_file = sandbox.run(&["results", "open", id, "--to", "a-file"]);
     assert_eq!(onto_file.status.code(), Some(2), "{}", both(&onto_file));
-    assert_eq!(std::fs::read_to_string(sandbox.path().join("a-file")).unwrap(), "x");
+    assert_eq!(
+        std::fs::read_to_string(sandbox.path().join("a-file")).unwrap(),
+        "x"
+    );
 
     // --to a link to an empty folder: the result goes into the folder, the link stays a link.
     std::fs::create_dir_all(sandbox.path().join("real")).unwrap();
@@ -824,7 +1004,11 @@ fn opening_again_keeps_what_a_user_added_and_never_overwrites_a_change() {
     symlink("nowhere", sandbox.path().join("dangling")).unwrap();
     let dangling = sandbox.run(&["results", "open", id, "--to", "dangling"]);
     assert_eq!(dangling.status.code(), Some(2), "{}", both(&dangling));
-    assert!(text(&dangling.stderr).contains("nowhere"), "{}", both(&dangling));
+    assert!(
+        text(&dangling.stderr).contains("nowhere"),
+        "{}",
+        both(&dangling)
+    );
     // A non-empty folder that holds something else is refused.
     sandbox.write("other/x.txt", "x");
     let other = sandbox.run(&["results", "open", id, "--to", "other"]);
@@ -890,8 +1074,14 @@ fn hostile_zips_in_the_store_are_skipped_and_cost_little() {
     assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
     assert_eq!(rows[0]["id"], answer["id"]);
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("liar-") && stderr.contains("bomb-"), "{stderr}");
-    assert!(peak_kib < 300 * 1024, "results list peaked at {peak_kib} KiB");
+    assert!(
+        stderr.contains("liar-") && stderr.contains("bomb-"),
+        "{stderr}"
+    );
+    assert!(
+        peak_kib < 300 * 1024,
+        "results list peaked at {peak_kib} KiB"
+    );
 
     // Reuse reads the store too: it skips them and still finds the completed twin.
     let again = run_ok(&sandbox, &["train", "attached", task.to_str().unwrap()]);
@@ -907,15 +1097,28 @@ fn one_enormous_output_line_is_kept_whole_without_holding_it() {
         "import sys\nfor _ in range(300):\n    sys.stdout.write('x' * 1000000)\nsys.stdout.write('\\n###METRIC###acc:1###\\n')\n",
         "",
     );
-    let mut command = sandbox.command(&["train", "attached", task.to_str().unwrap(), "--json", "--quiet"]);
+    let mut command = sandbox.command(&[
+        "train",
+        "attached",
+        task.to_str().unwrap(),
+        "--json",
+        "--quiet",
+    ]);
     let (output, peak_kib) = measured(&mut command);
     assert!(output.status.success(), "{}", both(&output));
     let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(answer["metrics"]["acc"], 1.0);
-    assert!(peak_kib < 200 * 1024, "peaked at {peak_kib} KiB for a 300 MB line");
+    assert!(
+        peak_kib < 200 * 1024,
+        "peaked at {peak_kib} KiB for a 300 MB line"
+    );
     let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
     let logs = zip.0.by_name("logs.txt").unwrap();
-    assert!(logs.size() >= 300_000_000, "logs.txt keeps the bytes: {}", logs.size());
+    assert!(
+        logs.size() >= 300_000_000,
+        "logs.txt keeps the bytes: {}",
+        logs.size()
+    );
 }
 
 #[test]
@@ -933,7 +1136,8 @@ fn large_files_are_streamed_into_packages_with_zip64_and_warned_about() {
     let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(plan["package"]["files"], 2, "{plan}");
     assert!(
-        text(&output.stderr).contains("big.bin") && text(&output.stderr).contains("belongs in a channel"),
+        text(&output.stderr).contains("big.bin")
+            && text(&output.stderr).contains("belongs in a channel"),
         "{}",
         both(&output)
     );
@@ -966,7 +1170,10 @@ fn control_characters_from_a_job_are_escaped_on_a_terminal_and_kept_in_logs() {
     let terminal = unsafe { std::fs::File::from_raw_fd(slave) };
     let mut command = sandbox.command(&["train", "attached", task.to_str().unwrap(), "--json"]);
     command.stderr(terminal);
-    let child = command.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let reader = std::thread::spawn(move || {
         let mut master = unsafe { std::fs::File::from_raw_fd(master) };
         let mut seen = Vec::new();
@@ -990,5 +1197,8 @@ fn control_characters_from_a_job_are_escaped_on_a_terminal_and_kept_in_logs() {
     assert!(!shown.contains("\x1b]0;"), "{shown:?}");
     let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
     let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
-    assert!(zip.read("logs.txt").contains("title\x1b]0;pwned\x07"), "logs.txt keeps the bytes");
+    assert!(
+        zip.read("logs.txt").contains("title\x1b]0;pwned\x07"),
+        "logs.txt keeps the bytes"
+    );
 }

@@ -122,17 +122,32 @@ fn a_remote_job_runs_and_comes_home_as_an_attached_one_does() {
         "the same model"
     );
     let model_files = |zip: &ZipFile| -> Vec<String> {
-        zip.names().into_iter().filter(|n| n.starts_with("model/")).collect()
+        zip.names()
+            .into_iter()
+            .filter(|n| n.starts_with("model/"))
+            .collect()
     };
     assert_eq!(model_files(&attached_zip), model_files(&remote_zip));
 
     // Statuses in SageMaker's order, each shown once.
     let stderr = text(&output.stderr);
     let mut at = 0;
-    for secondary in ["Starting", "Downloading", "Training", "Uploading", "Completed"] {
+    for secondary in [
+        "Starting",
+        "Downloading",
+        "Training",
+        "Uploading",
+        "Completed",
+    ] {
         let needle = format!("/ {secondary}\n");
-        assert_eq!(stderr.matches(&needle).count(), 1, "{secondary} once:\n{stderr}");
-        let found = stderr[at..].find(&needle).unwrap_or_else(|| panic!("{secondary} in order:\n{stderr}"));
+        assert_eq!(
+            stderr.matches(&needle).count(),
+            1,
+            "{secondary} once:\n{stderr}"
+        );
+        let found = stderr[at..]
+            .find(&needle)
+            .unwrap_or_else(|| panic!("{secondary} in order:\n{stderr}"));
         at += found;
     }
     // The job's lines live and once each, in order.
@@ -142,7 +157,10 @@ fn a_remote_job_runs_and_comes_home_as_an_attached_one_does() {
     }
     assert!(stderr.find("split 1 of 5") < stderr.find("split 5 of 5"));
     let logs = remote_zip.read("logs.txt");
-    assert!(logs.contains("algo-1 | [single-frame] stage save"), "{logs}");
+    assert!(
+        logs.contains("algo-1 | [single-frame] stage save"),
+        "{logs}"
+    );
     // What SageMaker computed from the MetricDefinitions grounds sent agrees with what grounds parsed.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let described = runtime.block_on(async {
@@ -162,7 +180,10 @@ fn a_remote_job_runs_and_comes_home_as_an_attached_one_does() {
     for metric in finals {
         let name = metric.metric_name().unwrap();
         let ours = remote["metrics"][name].as_f64().unwrap();
-        assert!((f64::from(metric.value().unwrap()) - ours).abs() < 1e-6, "{name}");
+        assert!(
+            (f64::from(metric.value().unwrap()) - ours).abs() < 1e-6,
+            "{name}"
+        );
     }
 
     // A second run of the unchanged job uploads nothing and pushes nothing.
@@ -177,7 +198,12 @@ fn a_remote_job_runs_and_comes_home_as_an_attached_one_does() {
 }
 
 /// A command task on the debootstrapped Python image, for the stand-in to run.
-fn remote_command_task(sandbox: &Sandbox, name: &str, script: &str, remote: &str) -> std::path::PathBuf {
+fn remote_command_task(
+    sandbox: &Sandbox,
+    name: &str,
+    script: &str,
+    remote: &str,
+) -> std::path::PathBuf {
     sandbox.write(".env", &format!("AWS_ROLE={ROLE}\n"));
     sandbox.command_task(
         name,
@@ -199,7 +225,10 @@ fn a_failing_remote_job_comes_home_failed_with_its_own_reason() {
         "print('###METRIC###progress:0.5###', flush=True)\n1 / 0\n",
         "metrics = [\"progress\"]\n",
     );
-    let (output, answer) = grounds(&sandbox, &["train", "remote", task.to_str().unwrap(), "--json"]);
+    let (output, answer) = grounds(
+        &sandbox,
+        &["train", "remote", task.to_str().unwrap(), "--json"],
+    );
     assert_eq!(output.status.code(), Some(1), "{}", both(&output));
     assert_eq!(answer["status"], "Failed");
     let reason = answer["failure_reason"].as_str().unwrap();
@@ -220,19 +249,32 @@ fn a_detached_job_is_fetched_once_it_ended() {
     );
     let (output, submitted) = grounds(
         &sandbox,
-        &["train", "remote", task.to_str().unwrap(), "--detach", "--json"],
+        &[
+            "train",
+            "remote",
+            task.to_str().unwrap(),
+            "--detach",
+            "--json",
+        ],
     );
     assert!(output.status.success(), "{}", both(&output));
     assert_eq!(submitted["status"], "InProgress");
     let id = submitted["id"].as_str().unwrap().to_string();
-    let (output, fetched) = grounds(&sandbox, &["results", "fetch", &id[..id.len() - 2], "--json"]);
+    let (output, fetched) = grounds(
+        &sandbox,
+        &["results", "fetch", &id[..id.len() - 2], "--json"],
+    );
     assert!(output.status.success(), "{}", both(&output));
     assert_eq!(fetched["status"], "Completed");
     assert_eq!(fetched["metrics"]["acc"], 0.75);
     let mut zip = ZipFile::open(Path::new(fetched["result"].as_str().unwrap()));
     assert_eq!(zip.read("model/m.txt"), "m");
     let (_, listed) = sandbox.json(&["results", "list"]);
-    assert_eq!(listed.as_array().unwrap().len(), 1, "fetch replaced the InProgress result");
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "fetch replaced the InProgress result"
+    );
 }
 
 #[test]
@@ -261,7 +303,10 @@ fn ctrl_c_with_stop_on_interrupt_ends_the_job_stopped() {
     let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(answer["status"], "Stopped");
     let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
-    assert!(zip.read("logs.txt").contains("got SIGTERM"), "the job was asked to stop");
+    assert!(
+        zip.read("logs.txt").contains("got SIGTERM"),
+        "the job was asked to stop"
+    );
 }
 
 #[test]
@@ -279,12 +324,21 @@ fn two_remote_hosts_see_each_other() {
             registry()
         ),
     );
-    let (output, answer) = grounds(&sandbox, &["train", "remote", task.to_str().unwrap(), "--json"]);
+    let (output, answer) = grounds(
+        &sandbox,
+        &["train", "remote", task.to_str().unwrap(), "--json"],
+    );
     assert!(output.status.success(), "{}", both(&output));
     assert_eq!(answer["status"], "Completed");
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("algo-1 | algo-1 reached ['algo-2']"), "{stderr}");
-    assert!(stderr.contains("algo-2 | algo-2 reached ['algo-1']"), "{stderr}");
+    assert!(
+        stderr.contains("algo-1 | algo-1 reached ['algo-2']"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("algo-2 | algo-2 reached ['algo-1']"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -309,7 +363,10 @@ fn max_runtime_ends_the_job_and_a_new_run_resumes_from_its_checkpoint() {
     assert!(output.status.success(), "{}", both(&output));
     assert_eq!(second["status"], "Completed");
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("resumed at epoch 3") && stderr.contains("done"), "{stderr}");
+    assert!(
+        stderr.contains("resumed at epoch 3") && stderr.contains("done"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -595,9 +652,14 @@ async fn the_stand_in_answers_bad_requests_as_the_service_does() {
             )
             .send()
     };
-    let code = |e: &dyn aws_sdk_sagemaker::error::ProvideErrorMetadata| e.code().map(str::to_string);
+    let code =
+        |e: &dyn aws_sdk_sagemaker::error::ProvideErrorMetadata| e.code().map(str::to_string);
     let bad_name = request("not_a_valid_name", 60).await.unwrap_err();
-    assert_eq!(code(&bad_name).as_deref(), Some("ValidationException"), "{bad_name:?}");
+    assert_eq!(
+        code(&bad_name).as_deref(),
+        Some("ValidationException"),
+        "{bad_name:?}"
+    );
     assert!(format!("{bad_name:?}").contains("regular expression pattern"));
     let bad_runtime = request("valid-name-runtime", 0).await.unwrap_err();
     assert_eq!(code(&bad_runtime).as_deref(), Some("ValidationException"));
@@ -638,5 +700,7 @@ async fn the_stand_in_answers_bad_requests_as_the_service_does() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert!(state.unwrap_or_default().contains("Cannot pull the training image"));
+    assert!(state
+        .unwrap_or_default()
+        .contains("Cannot pull the training image"));
 }

@@ -91,6 +91,27 @@ fn list_show_and_open_a_result_by_prefix() {
         std::fs::read_to_string(sandbox.path().join("occupied/mine.txt")).unwrap(),
         "keep me"
     );
+
+    // A job that ended with its grounds cannot be fetched or stopped; the error says why, and nothing
+    // is changed (no AWS is reached).
+    for command in ["fetch", "stop"] {
+        let args: Vec<&str> = match command {
+            "fetch" => vec!["results", "fetch", &done],
+            _ => vec!["stop", &done],
+        };
+        let output = sandbox.run(&args);
+        assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+        let said = text(&output.stderr);
+        assert!(
+            said.contains(&done)
+                && said.contains("not a SageMaker job")
+                && said.contains("attached"),
+            "{}",
+            both(&output)
+        );
+    }
+    let (_, still) = sandbox.json(&["results", "show", &done]);
+    assert_eq!(still["job"]["status"], "Completed");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use crate::printer::Printer;
 
 /// The entry speaks for itself on standard error (marked, so it is not taken for the job's output): the
 /// printer of the host side has nothing to say here.
-pub async fn run(args: EntryArgs, _: &Printer) -> anyhow::Result<Exit> {
+pub fn run(args: EntryArgs, _: &Printer) -> anyhow::Result<Exit> {
     let paths = entry::Paths::resolve(args.root, args.package);
-    Ok(Exit::Job(entry::run(paths).await))
+    Ok(Exit::Job(super::block_on(entry::run(paths))?))
 }

@@ -1,4 +1,6 @@
-//! One module per subcommand, each with `async fn run(args, printer) -> anyhow::Result<Exit>`.
+//! One module per subcommand, each with `fn run(args, printer) -> anyhow::Result<Exit>`. A command resolves
+//! its settings first (reading files and the environment, applying `.env`), then starts the async runtime
+//! with [`block_on`] for the work that needs it.
 
 pub mod entry;
 pub mod results;
@@ -30,4 +32,13 @@ impl Exit {
             Exit::Job(code) => code.clamp(0, 255) as u8,
         }
     }
+}
+
+/// Runs the async part of a command on a multi-threaded runtime, started here.
+pub fn block_on<F: std::future::Future>(work: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    Ok(runtime.block_on(work))
 }

@@ -13,42 +13,37 @@ use crate::job::{Mode, Status};
 use crate::pipeline::{self, Ran};
 use crate::printer::{Printer, Reporter};
 use crate::report;
-use crate::settings::TrainSettings;
+use crate::settings::{ContainerSettings, RemoteSettings, TrainSettings};
 
-pub async fn run(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
+/// Settings are resolved, and the `.env` beside the task applied, before the runtime starts (so no other
+/// thread reads the environment while it changes); AWS is reached once for every member of a sweep.
+pub fn run(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
+    let task_file = match &command {
+        TrainCommand::Attached(args) => &args.task,
+        TrainCommand::Local(args) => &args.train.task,
+        TrainCommand::Remote(args) => &args.train.task,
+    };
+    let dotenv = crate::aws::apply_dotenv(task_file);
     match command {
         TrainCommand::Attached(args) => {
-            let settings = TrainSettings::resolve(&args, None, None, Mode::Attached)?;
-            train(&AttachedExecutor, settings, &args, printer).await
+            let settings = TrainSettings::resolve(&args, Mode::Attached)?;
+            super::block_on(train(&AttachedExecutor, settings, &args, printer))?
         }
         TrainCommand::Local(args) => {
-            let settings =
-                TrainSettings::resolve(&args.train, Some(&args.image), Some(&args), Mode::Local)?;
-            train(&LocalExecutor, settings, &args.train, printer).await
+            let settings = TrainSettings::resolve(&args.train, Mode::Local)?;
+            let container =
+                ContainerSettings::resolve(&settings.task, &args.image, args.user, args.gpus)?;
+            let executor = LocalExecutor { container };
+            super::block_on(train(&executor, settings, &args.train, printer))?
         }
         TrainCommand::Remote(args) => {
-            let settings =
-                TrainSettings::resolve(&args.train, Some(&args.image), None, Mode::Remote)?;
-            // AWS reached once for every member; the .env beside the task was applied before the runtime
-            // started, and its other values (role, bucket) are read here.
-            let task_dir = settings
-                .task
-                .file
-                .parent()
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_default();
-            let executor = RemoteExecutor {
-                aws: crate::aws::Aws::connect(
-                    args.train.aws.profile.as_deref(),
-                    args.train.aws.region.as_deref(),
-                )
-                .await?,
-                dotenv: crate::dotenv::load(&task_dir),
-                profile: args.train.aws.profile.clone(),
-                detach: args.detach,
-                stop_on_interrupt: args.stop_on_interrupt,
-            };
-            train(&executor, settings, &args.train, printer).await
+            let settings = TrainSettings::resolve(&args.train, Mode::Remote)?;
+            let container = ContainerSettings::resolve(&settings.task, &args.image, None, None)?;
+            let remote = RemoteSettings::resolve(&settings.task, &args, &dotenv);
+            super::block_on(async {
+                let executor = RemoteExecutor::connect(remote, container).await?;
+                train(&executor, settings, &args.train, printer).await
+            })?
         }
     }
 }
@@ -64,7 +59,7 @@ async fn train<E: Executor>(
     clean_leftovers(&settings.store, printer);
     // Channels in S3 are listed once for every member (their ETags are in the fingerprint); runs that
     // read local data get a local copy, fetched once.
-    let download = executor.mode() != Mode::Remote;
+    let download = !executor.reads_s3();
     let settings = with_s3_channels(settings, download, printer).await?;
     let parameters = sweep_parameters(&settings, args, printer);
     let members = pipeline::members(&settings, &parameters)?;
@@ -92,9 +87,9 @@ async fn train<E: Executor>(
         .max(1);
     printer.stage(
         "Sweeping",
-        &if executor.mode() == Mode::Remote {
+        &if executor.launch_all_first() {
             format!(
-                "{} members of {} on SageMaker",
+                "{} members of {}, all launched at once",
                 members.len(),
                 settings.task.spec.name
             )
@@ -186,7 +181,12 @@ pub async fn with_s3_channels(
     settings.data = resolved
         .channels
         .iter()
-        .map(|(name, channel)| (name.clone(), format!("{} {}", channel.uri, channel.identity)))
+        .map(|(name, channel)| {
+            (
+                name.clone(),
+                format!("{} {}", channel.uri, channel.identity),
+            )
+        })
         .collect();
     Ok(settings)
 }
@@ -262,4 +262,3 @@ impl Reporter for MemberReporter<'_> {
         self.inner.warn(&format!("[{}] {message}", self.name));
     }
 }
-

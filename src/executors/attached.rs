@@ -11,17 +11,17 @@ use tokio::sync::mpsc;
 
 use serde_json::{Map, Value};
 
-use super::{read_pieces, Ended, Executor, Job, JobLog, Outcome};
-use crate::fingerprint::RunShape;
-use crate::job::{JobRecord, Mode};
-use crate::settings::TrainSettings;
+use super::{Ended, Executor, Job, Launched, Outcome};
 use crate::collect::Collected;
 use crate::contract::{self, ChannelConfig, JobConfig, Layout, ResourceConfig};
 use crate::entry;
-use crate::package::Package;
+use crate::fingerprint::RunShape;
+use crate::job::{JobRecord, Mode, Placement, Status};
+use crate::joblog::{read_pieces, JobLog, DRAIN};
 use crate::metrics::Definitions;
+use crate::package::Package;
 use crate::printer::Reporter;
-use crate::job::Status;
+use crate::settings::TrainSettings;
 use crate::signals::StopSignals;
 use crate::task::Task;
 
@@ -31,7 +31,7 @@ pub struct AttachedExecutor;
 impl Executor for AttachedExecutor {
     type Prepared = ();
     type Ready = ();
-    type Launched = ();
+    type Handle = ();
 
     fn mode(&self) -> Mode {
         Mode::Attached
@@ -41,11 +41,22 @@ impl Executor for AttachedExecutor {
         Ok(())
     }
 
-    fn shape(&self, settings: &TrainSettings, _: &()) -> RunShape {
-        settings.shape(None)
+    /// One host, this process tree, and the entry that runs the job (this binary, which is not in the
+    /// package).
+    fn shape(&self, _: &TrainSettings, _: &()) -> RunShape {
+        RunShape {
+            instance_count: 1,
+            image: None,
+            gpus: None,
+            entry: Some(crate::fingerprint::this_entry()),
+        }
     }
 
-    async fn plan(&self, _: &Job<'_, ()>, _: &dyn Reporter) -> anyhow::Result<Map<String, Value>> {
+    async fn dry_run(
+        &self,
+        _: &Job<'_, ()>,
+        _: &dyn Reporter,
+    ) -> anyhow::Result<Map<String, Value>> {
         Ok(Map::new())
     }
 
@@ -59,11 +70,14 @@ impl Executor for AttachedExecutor {
         _: (),
         id: &str,
         work: &Path,
-        _: &mut JobRecord,
         reporter: &dyn Reporter,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Launched<()>> {
         AttachedJob::of(job, id, work).prepare(reporter)?;
-        Ok(())
+        Ok(Launched {
+            handle: (),
+            placement: Placement::Attached,
+            hosts: Vec::new(),
+        })
     }
 
     async fn wait(
@@ -210,7 +224,7 @@ impl<'a> AttachedJob<'a> {
         };
         // Whatever the job left running in its group goes with it, as it would with its container.
         kill_group(pid, libc::SIGKILL);
-        let drained = tokio::time::timeout(super::DRAIN, async {
+        let drained = tokio::time::timeout(DRAIN, async {
             while let Some((stream, piece)) = rx.recv().await {
                 log.piece(&stream, None, &piece);
             }

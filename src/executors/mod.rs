@@ -2,23 +2,17 @@
 //! the same outcome: status, exit code, failure reason, metrics and logs, with the job's `/opt/ml` files.
 //!
 //! Every mode implements one [`Executor`]; the pipeline (`crate::pipeline`) drives any of them through the
-//! same steps. A new mode is one file here implementing the trait, and a CLI variant. The helpers every
-//! mode shares (the job's log, the output reader, the stop notice) live here once.
+//! same steps. A new mode is one file here implementing the trait, and a CLI variant. The job's log is
+//! `crate::joblog`; the helpers the modes share besides (local channels, the stop notice) live here.
 
 pub mod attached;
 pub mod local;
 pub mod remote;
 
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-
-use anyhow::Context;
-use chrono::Utc;
+use std::path::Path;
 
 use crate::fingerprint::RunShape;
-use crate::job::{JobRecord, Mode};
-use crate::lines::Piece;
-use crate::metrics::{Definitions, Metrics};
+use crate::job::{JobRecord, Mode, Placement, Status};
 use crate::package::Package;
 use crate::printer::Reporter;
 use crate::settings::TrainSettings;
@@ -49,11 +43,19 @@ pub enum Ended {
     },
 }
 
+/// A job as `launch` left it: what `wait` needs, where it runs (kept in its record), and its hosts.
+pub struct Launched<H> {
+    pub handle: H,
+    pub placement: Placement,
+    /// The hosts, where they are known before the job ends (a SageMaker job's `algo-1` … `algo-N`).
+    pub hosts: Vec<String>,
+}
+
 /// One way of running a job. The pipeline calls, in order: `prepare` (what runs the package, before the
-/// fingerprint), `plan` (a dry run's mode-specific part) or `ready` (everything that can fail before an id
-/// is taken), `launch` (start it as that id), `wait` (until it ends, collecting what it left; or detach).
-/// A mode whose launched jobs outlive grounds implements `reattach` and `stop` for `results fetch` and
-/// `grounds stop`.
+/// fingerprint), `shape` (what of it enters the fingerprint), `plan` (a dry run's mode-specific part) or
+/// `ready` (everything that can fail before an id is taken), `launch` (start it as that id), `wait` (until
+/// it ends, collecting what it left; or detach). A mode whose launched jobs outlive grounds also
+/// implements [`Reattach`], for `results fetch` and `grounds stop`.
 #[allow(async_fn_in_trait)]
 pub trait Executor {
     /// What `prepare` makes of a job.
@@ -61,12 +63,18 @@ pub trait Executor {
     /// What `ready` hands to `launch` (a connection to the engine, the GPUs it gives).
     type Ready;
     /// What `launch` hands to `wait`.
-    type Launched;
+    type Handle;
 
     fn mode(&self) -> Mode;
 
     /// Sweep members are all launched before any is waited for (for jobs that run elsewhere).
     fn launch_all_first(&self) -> bool {
+        false
+    }
+
+    /// The job reads `s3://` channels where they are; without it, they are downloaded first (once, into
+    /// the cache) and the job reads the local copies.
+    fn reads_s3(&self) -> bool {
         false
     }
 
@@ -81,7 +89,7 @@ pub trait Executor {
     fn shape(&self, settings: &TrainSettings, prepared: &Self::Prepared) -> RunShape;
 
     /// The mode's part of the `--dry-run` plan, merged into the common one.
-    async fn plan(
+    async fn dry_run(
         &self,
         job: &Job<'_, Self::Prepared>,
         reporter: &dyn Reporter,
@@ -94,33 +102,78 @@ pub trait Executor {
         reporter: &dyn Reporter,
     ) -> anyhow::Result<Self::Ready>;
 
-    /// Starts the job as `id`, with a private folder `work`; completes the record with where it runs.
+    /// Starts the job as `id`, with a private folder `work`; says where it runs.
     async fn launch(
         &self,
         job: &Job<'_, Self::Prepared>,
         ready: Self::Ready,
         id: &str,
         work: &Path,
-        record: &mut JobRecord,
         reporter: &dyn Reporter,
-    ) -> anyhow::Result<Self::Launched>;
+    ) -> anyhow::Result<Launched<Self::Handle>>;
 
     /// Waits for the job to end (or detaches from it) and collects what it left.
     async fn wait(
         &self,
         job: &Job<'_, Self::Prepared>,
-        launched: Self::Launched,
+        handle: Self::Handle,
         record: &JobRecord,
         work: &Path,
         reporter: &dyn Reporter,
     ) -> anyhow::Result<Ended>;
 }
 
-/// How much of a line too long to hold whole is shown live.
-const SHOWN_MAX: usize = 4096;
+/// How waiting again for a job that outlives grounds ended.
+pub enum Awaited {
+    /// It ended, and what it left is home.
+    Ended(Outcome),
+    /// It is still running (`--no-wait`): its status and secondary status.
+    Running(Status, String),
+    /// Ctrl-C detached from it.
+    Detached,
+}
 
-/// How long a job's output is still read after its last process has ended.
-pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+/// A mode whose launched jobs go on without grounds: found again from their record, waited for again
+/// (`results fetch`) or stopped (`grounds stop`).
+#[allow(async_fn_in_trait)]
+pub trait Reattach {
+    /// Waits for the job again (or, with `no_wait`, takes it as it is), with a private folder `work`.
+    async fn reattach(
+        &self,
+        record: &JobRecord,
+        no_wait: bool,
+        work: &Path,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Awaited>;
+
+    /// Asks the job to stop; `results fetch` brings home what it left.
+    async fn stop(&self, record: &JobRecord) -> anyhow::Result<()>;
+}
+
+/// A job that ended with the grounds process that ran it cannot be fetched or stopped; says so.
+pub fn check_reattachable(record: &JobRecord) -> anyhow::Result<()> {
+    match record.placement.outlives_grounds() {
+        true => Ok(()),
+        false => Err(not_reattachable(record)),
+    }
+}
+
+fn not_reattachable(record: &JobRecord) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} is not a SageMaker job (it ran in {} mode): it ended with the grounds process that ran it, so \
+         there is nothing to fetch or stop",
+        record.id,
+        record.mode()
+    )
+}
+
+/// What reaches a job launched earlier, from its record: the mode that launched it.
+pub async fn reattach_to(record: &JobRecord) -> anyhow::Result<impl Reattach> {
+    match &record.placement {
+        Placement::SageMaker(job) => remote::SageMaker::connect(job).await,
+        Placement::Attached | Placement::Local => Err(not_reattachable(record)),
+    }
+}
 
 /// The local path of a channel, or an error for an `s3://` channel, which only remote runs can read.
 pub fn local_channel<'a>(
@@ -143,134 +196,4 @@ pub fn stop_notice(id: &str, grace: std::time::Duration, reporter: &dyn Reporter
         "Stopping",
         &format!("{id} (SIGTERM, then SIGKILL after {}s)", grace.as_secs()),
     );
-}
-
-/// Every line a job prints goes through here: shown live, kept in `logs.txt`, scanned for metrics. Long
-/// lines arrive in pieces (see [`crate::lines`]): every byte is kept, the first piece is shown.
-pub struct JobLog<'a> {
-    writer: BufWriter<std::fs::File>,
-    pub path: PathBuf,
-    pub metrics: Metrics,
-    definitions: Definitions,
-    reporter: &'a dyn Reporter,
-    /// The stream whose long line is being written to `logs.txt` piece by piece.
-    open: Option<String>,
-    /// Bytes of that line not shown.
-    unshown: u64,
-}
-
-impl<'a> JobLog<'a> {
-    /// A log at `path`; `definitions` are the task's `[metrics]`.
-    pub fn create(
-        path: &Path,
-        definitions: Definitions,
-        reporter: &'a dyn Reporter,
-    ) -> anyhow::Result<Self> {
-        let file =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(JobLog {
-            writer: BufWriter::new(file),
-            path: path.to_path_buf(),
-            metrics: Metrics::default(),
-            definitions,
-            reporter,
-            open: None,
-            unshown: 0,
-        })
-    }
-
-    /// One whole line of output; `host` is given when a job has several and is then kept in the log.
-    pub fn line(&mut self, host: Option<&str>, text: &str) {
-        let piece = Piece {
-            bytes: text.as_bytes().to_vec(),
-            starts_line: true,
-            ends_line: true,
-        };
-        self.piece(host.unwrap_or(""), host, &piece);
-    }
-
-    /// A piece of a line from the stream `stream` (e.g. `algo-1/stderr`).
-    pub fn piece(&mut self, stream: &str, host: Option<&str>, piece: &Piece) {
-        let now = Utc::now();
-        if self.open.as_deref().is_some_and(|open| open != stream) {
-            // Another stream's long line is cut short here; its next piece starts a line of its own.
-            let _ = self.writer.write_all(b"\n");
-            self.open = None;
-        }
-        let continues = self.open.is_some();
-        if !continues {
-            if let Some(host) = host {
-                let _ = write!(self.writer, "{host} | ");
-            }
-        }
-        let _ = self.writer.write_all(&piece.bytes);
-        let text = piece.text();
-        self.metrics.observe(&text, &self.definitions, now);
-        if piece.ends_line {
-            let _ = self.writer.write_all(b"\n");
-            self.open = None;
-        } else {
-            self.open = Some(stream.to_string());
-        }
-        if piece.starts_line {
-            self.unshown = 0;
-            if piece.ends_line {
-                self.reporter.job_line(host, &text);
-            } else {
-                let head: String = text.chars().take(SHOWN_MAX).collect();
-                self.reporter.job_line(host, &format!("{head} …"));
-                self.unshown = (piece.bytes.len() - head.len()) as u64;
-            }
-        } else {
-            self.unshown += piece.bytes.len() as u64;
-            if piece.ends_line {
-                self.reporter.job_line(
-                    host,
-                    &format!(
-                        "… ({} more bytes of that line are kept in logs.txt)",
-                        self.unshown
-                    ),
-                );
-                self.unshown = 0;
-            }
-        }
-    }
-
-    pub fn finish(mut self) -> anyhow::Result<Metrics> {
-        if self.open.is_some() {
-            let _ = self.writer.write_all(b"\n");
-        }
-        self.writer
-            .flush()
-            .with_context(|| format!("writing {}", self.path.display()))?;
-        Ok(self.metrics)
-    }
-}
-
-/// Reads a stream in chunks and sends its lines (pieces of long ones) as `(stream, piece)`; a full
-/// channel holds the reader back, so memory stays bounded however fast the job prints.
-pub fn read_pieces<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
-    mut stream: R,
-    name: String,
-    tx: tokio::sync::mpsc::Sender<(String, Piece)>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut splitter = crate::lines::LineSplitter::new();
-        let mut buffer = vec![0u8; 1 << 16];
-        loop {
-            let n = match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            for piece in splitter.push(&buffer[..n]) {
-                if tx.send((name.clone(), piece)).await.is_err() {
-                    return;
-                }
-            }
-        }
-        if let Some(piece) = splitter.finish() {
-            let _ = tx.send((name, piece)).await;
-        }
-    })
 }

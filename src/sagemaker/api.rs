@@ -10,8 +10,8 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::CreateTrainingJob;
 use crate::aws::call_error;
-use crate::executors::JobLog;
 use crate::job::Status;
+use crate::joblog::JobLog;
 use crate::printer::Reporter;
 
 pub const LOG_GROUP: &str = "/aws/sagemaker/TrainingJobs";
@@ -333,7 +333,6 @@ pub async fn stop(client: &aws_sdk_sagemaker::Client, job: &str) -> anyhow::Resu
         .map_err(|e| call_error("sagemaker:StopTrainingJob", e))?;
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use super::api::JobState;
 use crate::aws::{call_error, Aws};
 use crate::collect::{Collected, LeftOut};
-use crate::executors::{JobLog, Outcome};
+use crate::job::Outcome;
 use crate::job::{SageMakerJob, Status};
+use crate::joblog::JobLog;
 use crate::printer::Reporter;
 
 fn s3_parts(uri: &str) -> anyhow::Result<(&str, &str)> {
@@ -37,7 +38,8 @@ pub async fn download_tarball(
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(false),
         Err(e) => return Err(call_error(&format!("s3:GetObject {uri}"), e).into()),
     };
-    let mut download = tempfile::tempfile().context("creating a temporary file for the download")?;
+    let mut download =
+        tempfile::tempfile().context("creating a temporary file for the download")?;
     crate::s3cache::save_body(object.body, &mut download, uri).await?;
     std::io::Seek::rewind(&mut download)?;
     std::fs::create_dir_all(into)?;
@@ -149,17 +151,18 @@ pub fn outcome(
             _ => None,
         },
         failure_reason: state.failure_reason.clone().or_else(|| {
-            (state.status == Status::Stopped && state.secondary == "MaxRuntimeExceeded").then(|| {
-                "Stopped by SageMaker: the job ran longer than max_runtime (MaxRuntimeExceeded)"
-                    .to_string()
-            })
+            (state.status == Status::Stopped && state.secondary == "MaxRuntimeExceeded").then(
+                || {
+                    "Stopped by SageMaker: the job ran longer than max_runtime (MaxRuntimeExceeded)"
+                        .to_string()
+                },
+            )
         }),
         started_at,
         ended_at: Utc::now(),
         metrics,
-        hosts: (1..=hosts).map(|i| format!("algo-{i}")).collect(),
+        hosts: crate::contract::host_names(hosts),
         files,
         logs,
     })
 }
-

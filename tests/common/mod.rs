@@ -254,7 +254,10 @@ impl Running {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        panic!("`{needle}` did not appear within {seconds}s:\n{}", self.stderr());
+        panic!(
+            "`{needle}` did not appear within {seconds}s:\n{}",
+            self.stderr()
+        );
     }
 
     pub fn signal(&self, signal: i32) {
@@ -293,7 +296,12 @@ impl Running {
 /// Whether a process runs (a zombie does not count).
 pub fn process_runs(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }

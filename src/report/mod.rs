@@ -1,6 +1,8 @@
-//! What a train command answers, for people and for scripts: the `--json` object of a run, the summary
-//! a person reads, the table of a sweep. Data in, text and JSON out; the commands hand them to the
-//! printer.
+//! What a command answers, for people and for scripts: the `--json` object of a run, the summary a person
+//! reads, the table of a sweep; the `results` pages in [`results`]. Data in, text and JSON out; the
+//! commands hand them to the printer.
+
+pub mod results;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -21,7 +23,7 @@ pub fn answer(
     json!({
         "id": record.id,
         "status": record.status,
-        "mode": record.mode,
+        "mode": record.mode(),
         "metrics": crate::metrics::value::map_to_json(finals),
         "result": path,
         "reused": reused,
@@ -111,7 +113,7 @@ pub fn ran(ran: &Ran) -> (Value, String, Status) {
             let mut json = json!({
                 "id": record.id,
                 "status": record.status,
-                "mode": record.mode,
+                "mode": record.mode(),
                 "metrics": {},
                 "result": path,
                 "reused": false,

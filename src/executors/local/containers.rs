@@ -1,5 +1,5 @@
-//! Local runs: the job's image in the local Docker engine, one container per host with a job root on the
-//! host disk mounted at `/opt/ml`, the way SageMaker runs it.
+//! The containers of a local run: one per host, each with its own job root on the host disk mounted at
+//! `/opt/ml`, on a network of their own when there are several.
 //!
 //! Containers run as the invoking user, so nothing they write is owned by root; logs stream line by line;
 //! containers, networks and roots are removed after the run whatever its end.
@@ -23,24 +23,19 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use serde_json::{Map, Value};
-
-use super::{Ended, Executor, Job, JobLog, Outcome};
-use crate::fingerprint::RunShape;
-use crate::image::ImagePlan;
-use crate::job::{JobRecord, Mode};
-use crate::package::Package;
-use crate::settings::TrainSettings;
 use crate::cli::Gpus;
 use crate::collect::{Collected, Source};
 use crate::contract::{ChannelConfig, JobConfig, Layout, ResourceConfig};
 use crate::docker::{self, call_error, JOB_LABEL, LABEL, OWNER_LABEL};
 use crate::entry;
+use crate::executors::{local_channel, stop_notice, stopped_reason, Outcome};
+use crate::job::Status;
+use crate::joblog::{JobLog, DRAIN};
 use crate::lines::{LineSplitter, Piece};
 use crate::metrics::Definitions;
 use crate::printer::Reporter;
-use crate::job::Status;
 use crate::secrets;
+use crate::settings::{ContainerSettings, TrainSettings};
 use crate::signals::StopSignals;
 use crate::task::{ChannelSource, Task};
 
@@ -71,160 +66,6 @@ pub struct LocalPlan {
     pub masked_env: BTreeMap<String, String>,
 }
 
-/// Local runs as an [`Executor`]: the image planned (and for an image task, found) before the
-/// fingerprint, the engine reached and the image built before an id is taken, the roots laid out at
-/// launch, the containers run to the end in `wait`.
-pub struct LocalExecutor;
-
-/// The image a local run uses, and what stands for it in the fingerprint.
-pub struct LocalPrepared {
-    pub image: ImagePlan,
-    identity: String,
-}
-
-/// The engine, reached, and the GPUs it gives the containers.
-pub struct LocalReady {
-    docker: Docker,
-    gpus: Option<Gpus>,
-}
-
-impl Executor for LocalExecutor {
-    type Prepared = LocalPrepared;
-    type Ready = LocalReady;
-    type Launched = (LocalReady, LocalPlan);
-
-    fn mode(&self) -> Mode {
-        Mode::Local
-    }
-
-    async fn prepare(
-        &self,
-        settings: &TrainSettings,
-        package: &Package,
-    ) -> anyhow::Result<LocalPrepared> {
-        let image = crate::image::plan(&settings.task, package, &settings.container.entry_binary)?;
-        let identity = crate::image::identity(&image).await?;
-        Ok(LocalPrepared { image, identity })
-    }
-
-    fn shape(&self, settings: &TrainSettings, prepared: &LocalPrepared) -> RunShape {
-        settings.shape(Some(prepared.identity.clone()))
-    }
-
-    async fn plan(
-        &self,
-        job: &Job<'_, LocalPrepared>,
-        reporter: &dyn Reporter,
-    ) -> anyhow::Result<Map<String, Value>> {
-        let container = &job.settings.container;
-        let gpus = container.gpus.or(container.gpu_instance.then_some(Gpus::All));
-        let local = LocalJob::of(job.settings, "<id>", Path::new("<work>"), gpus);
-        Ok(Map::from_iter([
-            ("image".to_string(), serde_json::to_value(&job.prepared.image)?),
-            (
-                "containers".to_string(),
-                serde_json::to_value(local.plan(&job.prepared.image.tag, reporter)?)?,
-            ),
-        ]))
-    }
-
-    async fn ready(
-        &self,
-        job: &Job<'_, LocalPrepared>,
-        reporter: &dyn Reporter,
-    ) -> anyhow::Result<LocalReady> {
-        let docker = docker::connect().await?;
-        let gpus = gpus_for(job.settings, &docker, reporter).await?;
-        let orphans = docker::remove_orphans(&docker).await;
-        if !orphans.is_empty() {
-            reporter.stage(
-                "Removed",
-                &format!(
-                    "{} leftover(s) of runs whose grounds process is gone: {}",
-                    orphans.len(),
-                    orphans.join(", ")
-                ),
-            );
-        }
-        crate::image::ensure(&docker, &job.prepared.image, job.package, reporter).await?;
-        Ok(LocalReady { docker, gpus })
-    }
-
-    async fn launch(
-        &self,
-        job: &Job<'_, LocalPrepared>,
-        ready: LocalReady,
-        id: &str,
-        work: &Path,
-        _: &mut JobRecord,
-        reporter: &dyn Reporter,
-    ) -> anyhow::Result<(LocalReady, LocalPlan)> {
-        let local = LocalJob::of(job.settings, id, work, ready.gpus);
-        let plan = local.plan(&job.prepared.image.tag, reporter)?;
-        local.prepare(&plan, reporter)?;
-        Ok((ready, plan))
-    }
-
-    async fn wait(
-        &self,
-        job: &Job<'_, LocalPrepared>,
-        (ready, plan): (LocalReady, LocalPlan),
-        record: &JobRecord,
-        work: &Path,
-        reporter: &dyn Reporter,
-    ) -> anyhow::Result<Ended> {
-        let local = LocalJob::of(job.settings, &record.id, work, ready.gpus);
-        let outcome = local.run(&ready.docker, &plan, reporter).await?;
-        Ok(Ended::Finished {
-            outcome,
-            extra: Map::from_iter([(
-                "image".to_string(),
-                Value::from(job.prepared.image.tag.clone()),
-            )]),
-        })
-    }
-}
-
-/// The GPUs a local run asks for: `--gpus` (an error, before anything runs, where the engine has no
-/// GPU runtime), else every GPU for a GPU `[remote] instance_type` where the engine offers them.
-async fn gpus_for(
-    settings: &TrainSettings,
-    docker: &Docker,
-    reporter: &dyn Reporter,
-) -> anyhow::Result<Option<Gpus>> {
-    let container = &settings.container;
-    if container.gpus.is_none() && !container.gpu_instance {
-        return Ok(None);
-    }
-    let offered = docker::offers_gpus(docker).await?;
-    match (container.gpus, offered) {
-        (Some(gpus), true) => Ok(Some(gpus)),
-        (Some(gpus), false) => anyhow::bail!(
-            "--gpus {gpus}: the Docker engine at {} has no GPU runtime (NVIDIA Container Toolkit), so it \
-             cannot give containers GPUs; install the toolkit there, or run without --gpus",
-            docker::engine_address()
-        ),
-        (None, true) => {
-            reporter.stage("GPUs", "all the engine offers, for the GPU instance type");
-            Ok(Some(Gpus::All))
-        }
-        (None, false) => {
-            reporter.warn(&format!(
-                "[remote] instance_type {} has GPUs, but the Docker engine offers none: this run uses \
-                 the CPU only (SM_NUM_GPUS=0)",
-                settings
-                    .task
-                    .spec
-                    .remote
-                    .instance_type
-                    .as_deref()
-                    .unwrap_or_default()
-            ));
-            Ok(None)
-        }
-    }
-}
-
 pub struct LocalJob<'a> {
     pub id: &'a str,
     pub task: &'a Task,
@@ -240,6 +81,7 @@ pub struct LocalJob<'a> {
 impl<'a> LocalJob<'a> {
     pub fn of(
         settings: &'a TrainSettings,
+        container: &ContainerSettings,
         id: &'a str,
         work: &'a Path,
         gpus: Option<Gpus>,
@@ -249,8 +91,8 @@ impl<'a> LocalJob<'a> {
             task: &settings.task,
             work,
             grace: settings.grace,
-            instance_count: settings.container.instance_count,
-            user: settings.container.user,
+            instance_count: container.instance_count,
+            user: container.user,
             gpus,
         }
     }
@@ -264,10 +106,8 @@ impl<'a> LocalJob<'a> {
     }
 
     /// The plan, with the environment taken from this process for `pass_env`.
-    pub fn plan(&self, image: &str, reporter: &dyn Reporter) -> anyhow::Result<LocalPlan> {
-        let hosts: Vec<String> = (1..=self.instance_count)
-            .map(|i| format!("algo-{i}"))
-            .collect();
+    pub fn containers(&self, image: &str, reporter: &dyn Reporter) -> anyhow::Result<LocalPlan> {
+        let hosts = crate::contract::host_names(self.instance_count);
         let mut env = vec![("TRAINING_JOB_NAME".to_string(), self.id.to_string())];
         let mut masked = BTreeMap::from([("TRAINING_JOB_NAME".to_string(), self.id.to_string())]);
         for (key, value) in &self.task.spec.container.env {
@@ -291,7 +131,7 @@ impl<'a> LocalJob<'a> {
             // The channels are copied into the root: each host has its own writable copy.
             let mounts = vec![format!("{}:/opt/ml", root.display())];
             for (name, source) in &self.task.channels {
-                super::local_channel(name, source, "local")?;
+                local_channel(name, source, "local")?;
             }
             plans.push(HostPlan {
                 host: host.clone(),
@@ -401,7 +241,10 @@ impl<'a> LocalJob<'a> {
         let labels = HashMap::from([
             (LABEL.to_string(), "1".to_string()),
             (JOB_LABEL.to_string(), self.id.to_string()),
-            (OWNER_LABEL.to_string(), crate::owner::Owner::current().label()),
+            (
+                OWNER_LABEL.to_string(),
+                crate::owner::Owner::current().label(),
+            ),
         ]);
         if let Some(network) = &plan.network {
             let request = NetworkCreateRequest {
@@ -504,7 +347,7 @@ impl<'a> LocalJob<'a> {
                 }
             }
         };
-        let drained = tokio::time::timeout(super::DRAIN, async {
+        let drained = tokio::time::timeout(DRAIN, async {
             while let Some((stream, host, piece)) = lines_rx.recv().await {
                 log.piece(&stream, multi_host.then_some(host.as_str()), &piece);
             }
@@ -557,7 +400,7 @@ impl<'a> LocalJob<'a> {
         }
         let mut failure_reason = (!reasons.is_empty()).then(|| reasons.join("\n"));
         if stopped {
-            failure_reason = Some(super::stopped_reason(failure_reason));
+            failure_reason = Some(stopped_reason(failure_reason));
         }
         if let Some(reason) = &failure_reason {
             if multi_host || !files.has("output/failure") {
@@ -579,7 +422,7 @@ impl<'a> LocalJob<'a> {
 
     /// SIGTERM to every container, SIGKILL after the grace period, as `docker stop -t` does.
     fn stop_all(&self, docker: &Docker, plan: &LocalPlan, reporter: &dyn Reporter) {
-        super::stop_notice(self.id, self.grace, reporter);
+        stop_notice(self.id, self.grace, reporter);
         for host in &plan.hosts {
             let docker = docker.clone();
             let name = host.container.clone();
@@ -688,7 +531,10 @@ mod tests {
     #[test]
     fn gpu_requests_are_those_of_docker_run() {
         let all = serde_json::to_value(gpu_request(Gpus::All)).unwrap();
-        assert_eq!(all, serde_json::json!({"Count": -1, "Capabilities": [["gpu"]]}));
+        assert_eq!(
+            all,
+            serde_json::json!({"Count": -1, "Capabilities": [["gpu"]]})
+        );
         let two = serde_json::to_value(gpu_request(Gpus::Count(2))).unwrap();
         assert_eq!(two["Count"], 2);
     }

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::{json, Map, Value};
 
-use crate::executors::{Ended, Executor, Job};
+use crate::executors::{Awaited, Ended, Executor, Job, Launched, Reattach};
 use crate::fingerprint::fingerprint;
-use crate::job::{JobRecord, Mode, Started as StartedRecord, Status};
+use crate::job::{JobRecord, Started as StartedRecord, Status};
 use crate::metrics::Metrics;
 use crate::owner::WorkDir;
 use crate::package::Package;
@@ -50,7 +50,7 @@ pub struct Running<E: Executor> {
     reservation: Reservation,
     work: WorkDir,
     record: JobRecord,
-    launched: E::Launched,
+    handle: E::Handle,
 }
 
 /// How far `start` took a job: to an answer already (a plan, a reuse), or to a launch.
@@ -109,9 +109,9 @@ pub async fn start<E: Executor>(
         prepared: &prepared,
     };
     if settings.dry_run {
-        let mut plan = settings.plan(&package.info, &fingerprint);
+        let mut plan = settings.dry_run_plan(&package.info, &fingerprint);
         plan["reuses"] = json!(twin.as_ref().map(|t| &t.job.id));
-        for (key, value) in executor.plan(&job, reporter).await? {
+        for (key, value) in executor.dry_run(&job, reporter).await? {
             plan[key] = value;
         }
         return Ok(Begun::Answered(Box::new(Ran::Plan(plan))));
@@ -139,20 +139,24 @@ pub async fn start<E: Executor>(
     let reservation = settings.store.reserve(base)?;
     let id = reservation.id.clone();
     let work = WorkDir::new(&id).context("creating a temporary folder for the job")?;
-    let mut record = JobRecord::started(StartedRecord {
+    reporter.stage("Running", &format!("{id} {mode}: {}", describe(settings)));
+    let Launched {
+        handle,
+        placement,
+        hosts,
+    } = executor
+        .launch(&job, ready, &id, work.path(), reporter)
+        .await?;
+    let record = JobRecord::started(StartedRecord {
         id: &id,
-        mode,
+        placement,
         task: &task.spec,
         task_file: &task.file,
         channels: settings.channel_sources(),
-        hosts: Vec::new(),
+        hosts,
         fingerprint: &fingerprint,
         package: &package.info,
     });
-    reporter.stage("Running", &format!("{id} {mode}: {}", describe(settings)));
-    let launched = executor
-        .launch(&job, ready, &id, work.path(), &mut record, reporter)
-        .await?;
     Ok(Begun::Launched(Box::new(Running {
         settings: settings.clone(),
         package,
@@ -161,7 +165,7 @@ pub async fn start<E: Executor>(
         reservation,
         work,
         record,
-        launched,
+        handle,
     })))
 }
 
@@ -179,7 +183,7 @@ pub async fn finish<E: Executor>(
         reservation,
         work,
         record,
-        launched,
+        handle,
     } = running;
     let job = Job {
         settings: &settings,
@@ -188,9 +192,9 @@ pub async fn finish<E: Executor>(
         prepared: &prepared,
     };
     let ended = executor
-        .wait(&job, launched, &record, work.path(), reporter)
+        .wait(&job, handle, &record, work.path(), reporter)
         .await?;
-    let ran = commit(reservation, record, &package, ended, executor.mode(), reporter);
+    let ran = commit(reservation, record, &package, ended, reporter);
     drop(work);
     ran
 }
@@ -214,13 +218,11 @@ fn commit(
     mut record: JobRecord,
     package: &Package,
     ended: Ended,
-    mode: Mode,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Ran> {
     match ended {
         Ended::Finished { outcome, extra } => {
-            // A SageMaker job keeps the time it was submitted; a job that ran here, when it started.
-            record.finish(&outcome, mode != Mode::Remote);
+            record.finish(&outcome);
             let finals = outcome.metrics.finals();
             let (path, record) = reservation.commit(ResultContents {
                 job: &record,
@@ -269,28 +271,37 @@ pub enum Fetched {
     Ran(Ran),
 }
 
-/// `results fetch`: a job launched earlier (`--detach`) is waited for and its result completed.
-pub async fn fetch(store: &Store, prefix: &str, no_wait: bool, reporter: &dyn Reporter) -> anyhow::Result<Fetched> {
+/// `results fetch`: a job launched earlier that outlives grounds (`--detach`) is waited for again and its
+/// result completed, through the mode that launched it.
+pub async fn fetch(
+    store: &Store,
+    prefix: &str,
+    no_wait: bool,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Fetched> {
     let id = store.resolve(prefix)?;
     let stored = store.read(&id)?;
     let record = stored.job;
-    if record.sagemaker().is_none() {
-        anyhow::bail!("{id} is a {} run, not a SageMaker job", record.mode);
-    }
+    crate::executors::check_reattachable(&record)?;
     if record.status != Status::InProgress {
         return Ok(Fetched::Already(record, stored.path));
     }
     let package = store.package(&id)?;
     let work = WorkDir::new(&id).context("creating a temporary folder for the job")?;
-    use crate::executors::remote::{reattach, Awaited};
-    let outcome = match reattach(&record, no_wait, work.path(), reporter).await? {
+    let mode = crate::executors::reattach_to(&record).await?;
+    let outcome = match mode
+        .reattach(&record, no_wait, work.path(), reporter)
+        .await?
+    {
         Awaited::Ended(outcome) => outcome,
-        Awaited::Running(status, secondary) => return Ok(Fetched::Running(record, status, secondary)),
+        Awaited::Running(status, secondary) => {
+            return Ok(Fetched::Running(record, status, secondary))
+        }
         Awaited::Detached => return Ok(Fetched::Detached(record)),
     };
     let reservation = store.rewrite(&id)?;
     let extra = Map::from_iter([
-        ("remote".to_string(), json!(record.remote)),
+        ("remote".to_string(), json!(record.sagemaker())),
         ("submitted".to_string(), Value::Null),
     ]);
     let ended = Ended::Finished { outcome, extra };
@@ -299,7 +310,6 @@ pub async fn fetch(store: &Store, prefix: &str, no_wait: bool, reporter: &dyn Re
         record,
         &package,
         ended,
-        Mode::Remote,
         reporter,
     )?))
 }
@@ -330,7 +340,11 @@ pub fn say_left_out(record: &JobRecord, reporter: &dyn Reporter) {
         "{} file(s) the job left are not in its result: {}{}; `grounds results show {}` lists them",
         record.left_out.len(),
         shown.join("; "),
-        if record.left_out.len() > 5 { "; …" } else { "" },
+        if record.left_out.len() > 5 {
+            "; …"
+        } else {
+            ""
+        },
         record.id
     ));
 }
@@ -347,14 +361,20 @@ pub struct Member {
 
 /// The members of a run: one unnamed member when nothing is swept, else one per combination; every
 /// member is checked before any runs.
-pub fn members(settings: &TrainSettings, parameters: &[(String, Vec<String>)]) -> anyhow::Result<Vec<Member>> {
+pub fn members(
+    settings: &TrainSettings,
+    parameters: &[(String, Vec<String>)],
+) -> anyhow::Result<Vec<Member>> {
     crate::sweep::members(parameters)
         .into_iter()
         .map(|member| {
             let task = settings.task.clone().with_overrides(&member.overrides)?;
             Ok(Member {
                 name: member.auto_name.clone().unwrap_or_default(),
-                base: crate::sweep::base_name(&settings.task.spec.name, member.auto_name.as_deref()),
+                base: crate::sweep::base_name(
+                    &settings.task.spec.name,
+                    member.auto_name.as_deref(),
+                ),
                 settings: settings.with_task(task)?,
                 overrides: member.overrides,
             })
@@ -389,14 +409,24 @@ pub async fn sweep<E: Executor, R: Reporter>(
         return ran;
     }
     let reporter_for = &reporter_for;
-    let mut ran: Vec<(usize, anyhow::Result<Ran>)> =
-        futures_util::stream::iter(members.iter().enumerate().map(|(index, member)| async move {
-            let reporter = reporter_for(member);
-            (index, run(executor, &member.settings, &member.base, &reporter).await)
-        }))
-        .buffer_unordered(parallel.max(1))
-        .collect()
-        .await;
+    let mut ran: Vec<(usize, anyhow::Result<Ran>)> = futures_util::stream::iter(
+        members
+            .iter()
+            .enumerate()
+            .map(|(index, member)| async move {
+                let reporter = reporter_for(member);
+                (
+                    index,
+                    run(executor, &member.settings, &member.base, &reporter).await,
+                )
+            }),
+    )
+    .buffer_unordered(parallel.max(1))
+    .collect()
+    .await;
     ran.sort_by_key(|(index, _)| *index);
     ran.into_iter().map(|(_, ran)| ran).collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,6 +2,7 @@
 //!
 //! An id is reserved by creating its staging file exclusively, and the finished zip is renamed into place,
 //! so concurrent `grounds` processes never collide and a crash never leaves a zip that looks complete.
+//! Unpacking a result for a person to look at (`results open`) is in [`open`].
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -12,11 +13,14 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::archive::{self, DeterministicZip, Limits};
-pub use crate::job::{JobRecord, Mode, Status};
+use crate::archive::{self, DeterministicZip};
 use crate::collect::{Collected, LeftOut, Source};
+pub use crate::job::{JobRecord, Mode, Status};
 use crate::metrics::Metrics;
 use crate::package::Package;
+
+mod open;
+pub use open::Opened;
 
 /// The most `job.json` may hold when it is read back (it is a few KiB; a larger one is not grounds').
 const JOB_JSON_MAX: u64 = 16 << 20;
@@ -95,9 +99,10 @@ impl Reservation {
             .with_context(|| write("logs.txt"))?;
         for item in contents.files.items {
             let problem = match &item.source {
-                Source::Bytes(bytes) => zip.add(&item.name, bytes, false).err().map(|e| {
-                    archive::AddError::Zip(e)
-                }),
+                Source::Bytes(bytes) => zip
+                    .add(&item.name, bytes, false)
+                    .err()
+                    .map(archive::AddError::Zip),
                 Source::Link(target) => zip
                     .add_symlink(&item.name, &target.to_string_lossy())
                     .err()
@@ -239,8 +244,8 @@ impl Store {
             .create_new(true)
             .open(&staging)
             .with_context(|| format!("reserving {}", staging.display()))?;
-        let lock = crate::owner::lock(file)
-            .with_context(|| format!("locking {}", staging.display()))?;
+        let lock =
+            crate::owner::lock(file).with_context(|| format!("locking {}", staging.display()))?;
         Ok(Reservation {
             id: id.to_string(),
             staging,
@@ -361,7 +366,7 @@ impl Store {
             let Ok(stored) = self.read(&id) else { continue };
             let job = &stored.job;
             if job.status == Status::Completed
-                && job.mode == mode
+                && job.mode() == mode
                 && job.fingerprint == fingerprint
                 && newest
                     .as_ref()
@@ -382,7 +387,7 @@ impl Store {
                 Ok(stored) => rows.push(Summary {
                     id: stored.job.id.clone(),
                     task: stored.job.task.name.clone(),
-                    mode: stored.job.mode,
+                    mode: stored.job.mode(),
                     status: stored.job.status,
                     created: stored.job.started_at,
                     duration_seconds: stored.job.duration_seconds,
@@ -395,208 +400,6 @@ impl Store {
         rows.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
         Ok((rows, problems))
     }
-
-    /// Unpacks a result into `dest`, checking every entry first. A new or empty folder gets the result; a
-    /// folder that already holds this result (the default one, or one whose `job.json` is this result's)
-    /// gets back what is missing and keeps every file a user added there. A file of the result that was
-    /// changed there is never overwritten: nothing is changed and the error names it. A link as `dest` is
-    /// followed. Nothing is left beside `dest` when it fails.
-    pub fn open_into(
-        &self,
-        id: &str,
-        dest: &Path,
-        ours: bool,
-        limits: Limits,
-    ) -> anyhow::Result<Opened> {
-        let dest = match std::fs::symlink_metadata(dest) {
-            Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(dest)
-                .with_context(|| {
-                    format!(
-                        "{} is a symbolic link to {}, which does not exist: create that folder or give \
-                         another one",
-                        dest.display(),
-                        std::fs::read_link(dest)
-                            .map(|t| t.display().to_string())
-                            .unwrap_or_default()
-                    )
-                })?,
-            _ => std::path::absolute(dest)
-                .with_context(|| format!("finding the folder {}", dest.display()))?,
-        };
-        let existing = match std::fs::symlink_metadata(&dest) {
-            Ok(meta) if meta.is_dir() => Some(
-                std::fs::read_dir(&dest)
-                    .with_context(|| format!("reading {}", dest.display()))?
-                    .next()
-                    .is_some(),
-            ),
-            Ok(_) => bail!(
-                "{} exists and is not a folder: give a new or empty folder",
-                dest.display()
-            ),
-            Err(_) => None,
-        };
-        let path = self.result_path(id);
-        let job_json = {
-            let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-            let mut zip = ::zip::ZipArchive::new(BufReader::new(file))
-                .with_context(|| format!("{} is not a readable result zip", path.display()))?;
-            archive::read_entry(&mut zip, "job.json", JOB_JSON_MAX)
-                .with_context(|| format!("{}: job.json cannot be read", path.display()))?
-        };
-        if existing == Some(true) && !ours {
-            let theirs = std::fs::read(dest.join("job.json")).ok();
-            if theirs.is_none() || theirs != job_json {
-                bail!(
-                    "{} exists and is not empty (and holds no earlier opening of {id}): give a new or \
-                     empty folder",
-                    dest.display()
-                );
-            }
-        }
-        let parent = dest
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let staged = archive::unpack_staged(
-            BufReader::new(file),
-            &path.display().to_string(),
-            "",
-            &parent,
-            limits,
-        )?;
-        match existing {
-            None | Some(false) => {
-                if existing.is_some() {
-                    std::fs::remove_dir(&dest)
-                        .with_context(|| format!("replacing the empty folder {}", dest.display()))?;
-                }
-                std::fs::rename(staged.dir.path(), &dest)
-                    .with_context(|| format!("moving the result into {}", dest.display()))?;
-                let _ = staged.dir.keep();
-                Ok(Opened {
-                    folder: dest,
-                    written: staged.written,
-                    restored: 0,
-                    kept: Vec::new(),
-                })
-            }
-            Some(true) => refresh(staged, &dest),
-        }
-    }
-}
-
-/// What `results open` did.
-#[derive(Debug)]
-pub struct Opened {
-    pub folder: PathBuf,
-    pub written: u64,
-    /// Files of the result that were missing from an earlier opening and were put back.
-    pub restored: usize,
-    /// Files a user added to an earlier opening, kept as they are.
-    pub kept: Vec<String>,
-}
-
-/// Every file and link below `dir`, relative, without following links.
-fn entries_below(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut pending = vec![PathBuf::new()];
-    while let Some(relative) = pending.pop() {
-        for entry in std::fs::read_dir(dir.join(&relative))? {
-            let entry = entry?;
-            let path = relative.join(entry.file_name());
-            if entry.file_type()?.is_dir() {
-                pending.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-fn same_content(a: &Path, b: &Path) -> bool {
-    let (Ok(ma), Ok(mb)) = (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) else {
-        return false;
-    };
-    if ma.file_type().is_symlink() || mb.file_type().is_symlink() {
-        return ma.file_type().is_symlink()
-            && mb.file_type().is_symlink()
-            && std::fs::read_link(a).ok() == std::fs::read_link(b).ok();
-    }
-    if !(ma.is_file() && mb.is_file()) || ma.len() != mb.len() {
-        return false;
-    }
-    let (Ok(fa), Ok(fb)) = (File::open(a), File::open(b)) else {
-        return false;
-    };
-    use std::io::Read;
-    let (mut ra, mut rb) = (BufReader::new(fa), BufReader::new(fb));
-    let (mut xa, mut xb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-    loop {
-        let Ok(na) = ra.read(&mut xa) else { return false };
-        if na == 0 {
-            return true;
-        }
-        if rb.read_exact(&mut xb[..na]).is_err() || xa[..na] != xb[..na] {
-            return false;
-        }
-    }
-}
-
-/// Puts back into `dest` what is missing of the staged result, keeping whatever else is there.
-fn refresh(staged: archive::Staged, dest: &Path) -> anyhow::Result<Opened> {
-    let from = staged.dir.path();
-    let ours = entries_below(from).context("reading the unpacked result")?;
-    let mut missing = Vec::new();
-    let mut changed = Vec::new();
-    for relative in &ours {
-        // Nothing is written through a link a user put in the folder.
-        let through_link = relative.ancestors().skip(1).any(|a| {
-            !a.as_os_str().is_empty()
-                && std::fs::symlink_metadata(dest.join(a)).is_ok_and(|m| !m.is_dir())
-        });
-        match std::fs::symlink_metadata(dest.join(relative)) {
-            _ if through_link => changed.push(relative.display().to_string()),
-            Err(_) => missing.push(relative),
-            Ok(_) if same_content(&from.join(relative), &dest.join(relative)) => {}
-            Ok(_) => changed.push(relative.display().to_string()),
-        }
-    }
-    if !changed.is_empty() {
-        let shown: Vec<&str> = changed.iter().take(10).map(String::as_str).collect();
-        bail!(
-            "{} holds an earlier opening of this result in which {} file(s) were changed ({}{}); nothing \
-             was changed: move them away, or open into another folder with --to",
-            dest.display(),
-            changed.len(),
-            shown.join(", "),
-            if changed.len() > 10 { ", …" } else { "" }
-        );
-    }
-    for relative in &missing {
-        let target = dest.join(relative);
-        if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::rename(from.join(relative), &target)
-            .with_context(|| format!("putting back {}", target.display()))?;
-    }
-    let ours: std::collections::BTreeSet<&PathBuf> = ours.iter().collect();
-    let kept = entries_below(dest)
-        .with_context(|| format!("reading {}", dest.display()))?
-        .into_iter()
-        .filter(|p| !ours.contains(p))
-        .map(|p| p.display().to_string())
-        .collect();
-    Ok(Opened {
-        folder: dest.to_path_buf(),
-        written: 0,
-        restored: missing.len(),
-        kept,
-    })
 }
 
 #[cfg(test)]

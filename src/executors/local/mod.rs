@@ -1,0 +1,202 @@
+//! Local runs: the job's image in the local Docker engine, one container per host with a job root on the
+//! host disk mounted at `/opt/ml`, the way SageMaker runs it.
+//!
+//! This file is the [`Executor`]; the containers themselves (planned, laid out, run, stopped, removed)
+//! are in [`containers`].
+
+mod containers;
+
+use std::path::Path;
+
+use bollard::Docker;
+
+use serde_json::{Map, Value};
+
+use super::{Ended, Executor, Job, Launched};
+use crate::cli::Gpus;
+use crate::docker::{self};
+use crate::fingerprint::RunShape;
+use crate::image::ImagePlan;
+use crate::job::{JobRecord, Mode, Placement};
+use crate::package::Package;
+use crate::printer::Reporter;
+use crate::settings::{ContainerSettings, TrainSettings};
+
+pub use containers::{LocalJob, LocalPlan};
+
+/// Local runs as an [`Executor`]: the image planned (and for an image task, found) before the
+/// fingerprint, the engine reached and the image built before an id is taken, the roots laid out at
+/// launch, the containers run to the end in `wait`.
+pub struct LocalExecutor {
+    pub container: ContainerSettings,
+}
+
+/// The image a local run uses, and what stands for it in the fingerprint.
+pub struct LocalPrepared {
+    pub image: ImagePlan,
+    identity: String,
+}
+
+/// The engine, reached, and the GPUs it gives the containers.
+pub struct LocalReady {
+    docker: Docker,
+    gpus: Option<Gpus>,
+}
+
+impl Executor for LocalExecutor {
+    type Prepared = LocalPrepared;
+    type Ready = LocalReady;
+    type Handle = (LocalReady, LocalPlan);
+
+    fn mode(&self) -> Mode {
+        Mode::Local
+    }
+
+    async fn prepare(
+        &self,
+        settings: &TrainSettings,
+        package: &Package,
+    ) -> anyhow::Result<LocalPrepared> {
+        let image =
+            crate::image::ImagePlan::new(&settings.task, package, &self.container.entry_binary)?;
+        let identity = crate::image::identity(&image).await?;
+        Ok(LocalPrepared { image, identity })
+    }
+
+    /// The hosts, the image (its identity) and the GPUs asked for.
+    fn shape(&self, _: &TrainSettings, prepared: &LocalPrepared) -> RunShape {
+        RunShape {
+            instance_count: self.container.instance_count,
+            image: Some(prepared.identity.clone()),
+            gpus: self.container.gpus_shape(),
+            entry: None,
+        }
+    }
+
+    async fn dry_run(
+        &self,
+        job: &Job<'_, LocalPrepared>,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Map<String, Value>> {
+        let gpus = self
+            .container
+            .gpus
+            .or(self.container.gpu_instance.then_some(Gpus::All));
+        let local = LocalJob::of(
+            job.settings,
+            &self.container,
+            "<id>",
+            Path::new("<work>"),
+            gpus,
+        );
+        Ok(Map::from_iter([
+            (
+                "image".to_string(),
+                serde_json::to_value(&job.prepared.image)?,
+            ),
+            (
+                "containers".to_string(),
+                serde_json::to_value(local.containers(&job.prepared.image.tag, reporter)?)?,
+            ),
+        ]))
+    }
+
+    async fn ready(
+        &self,
+        job: &Job<'_, LocalPrepared>,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<LocalReady> {
+        let docker = docker::connect().await?;
+        let gpus = gpus_for(job.settings, &self.container, &docker, reporter).await?;
+        let orphans = docker::remove_orphans(&docker).await;
+        if !orphans.is_empty() {
+            reporter.stage(
+                "Removed",
+                &format!(
+                    "{} leftover(s) of runs whose grounds process is gone: {}",
+                    orphans.len(),
+                    orphans.join(", ")
+                ),
+            );
+        }
+        crate::image::ensure(&docker, &job.prepared.image, job.package, reporter).await?;
+        Ok(LocalReady { docker, gpus })
+    }
+
+    async fn launch(
+        &self,
+        job: &Job<'_, LocalPrepared>,
+        ready: LocalReady,
+        id: &str,
+        work: &Path,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Launched<(LocalReady, LocalPlan)>> {
+        let local = LocalJob::of(job.settings, &self.container, id, work, ready.gpus);
+        let plan = local.containers(&job.prepared.image.tag, reporter)?;
+        local.prepare(&plan, reporter)?;
+        Ok(Launched {
+            handle: (ready, plan),
+            placement: Placement::Local,
+            hosts: Vec::new(),
+        })
+    }
+
+    async fn wait(
+        &self,
+        job: &Job<'_, LocalPrepared>,
+        (ready, plan): (LocalReady, LocalPlan),
+        record: &JobRecord,
+        work: &Path,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Ended> {
+        let local = LocalJob::of(job.settings, &self.container, &record.id, work, ready.gpus);
+        let outcome = local.run(&ready.docker, &plan, reporter).await?;
+        Ok(Ended::Finished {
+            outcome,
+            extra: Map::from_iter([(
+                "image".to_string(),
+                Value::from(job.prepared.image.tag.clone()),
+            )]),
+        })
+    }
+}
+
+/// The GPUs a local run asks for: `--gpus` (an error, before anything runs, where the engine has no
+/// GPU runtime), else every GPU for a GPU `[remote] instance_type` where the engine offers them.
+async fn gpus_for(
+    settings: &TrainSettings,
+    container: &ContainerSettings,
+    docker: &Docker,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Option<Gpus>> {
+    if container.gpus.is_none() && !container.gpu_instance {
+        return Ok(None);
+    }
+    let offered = docker::offers_gpus(docker).await?;
+    match (container.gpus, offered) {
+        (Some(gpus), true) => Ok(Some(gpus)),
+        (Some(gpus), false) => anyhow::bail!(
+            "--gpus {gpus}: the Docker engine at {} has no GPU runtime (NVIDIA Container Toolkit), so it \
+             cannot give containers GPUs; install the toolkit there, or run without --gpus",
+            docker::engine_address()
+        ),
+        (None, true) => {
+            reporter.stage("GPUs", "all the engine offers, for the GPU instance type");
+            Ok(Some(Gpus::All))
+        }
+        (None, false) => {
+            reporter.warn(&format!(
+                "[remote] instance_type {} has GPUs, but the Docker engine offers none: this run uses \
+                 the CPU only (SM_NUM_GPUS=0)",
+                settings
+                    .task
+                    .spec
+                    .remote
+                    .instance_type
+                    .as_deref()
+                    .unwrap_or_default()
+            ));
+            Ok(None)
+        }
+    }
+}
