@@ -31,16 +31,7 @@ pub fn copy_into(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Copied> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let files = if source.is_dir() {
-        crate::archive::files_below(source)?
-    } else {
-        let name = source
-            .file_name()
-            .with_context(|| format!("channel file {} has no name", source.display()))?
-            .to_string_lossy()
-            .into_owned();
-        vec![(name, source.to_path_buf())]
-    };
+    let files = crate::archive::files_of(source)?;
     let total: u64 = files
         .iter()
         .filter_map(|(_, path)| std::fs::metadata(path).ok())

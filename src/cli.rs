@@ -35,9 +35,31 @@ pub enum Command {
         /// A result id, or any unique prefix of one.
         id: String,
     },
+    /// Channel data kept on a Docker engine that does not share this disk (`--docker-host ssh://…`).
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// The container entry (what SageMaker starts as `train`); reads the /opt/ml contract.
     #[command(hide = true)]
     Entry(EntryArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// The data sets kept on the engine: hash, channel, files, size, volume.
+    List {
+        /// The engine (default: DOCKER_HOST, else the local socket).
+        #[arg(long, value_name = "URL")]
+        docker_host: Option<String>,
+    },
+    /// Removes data sets from the engine (all of them, or those whose hash starts with HASH); the next run
+    /// that needs one sends it again.
+    Clear {
+        /// The engine (default: DOCKER_HOST, else the local socket).
+        #[arg(long, value_name = "URL")]
+        docker_host: Option<String>,
+        /// Hashes (or unique prefixes) of the data sets to remove; none: all.
+        hashes: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +119,21 @@ pub struct LocalArgs {
     /// GPUs for each container, as `docker run --gpus`: `all` or a number (needs a GPU runtime).
     #[arg(long, value_name = "all|N", value_parser = parse_gpus)]
     pub gpus: Option<Gpus>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Which Docker engine runs the containers, and how the job's files reach it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EngineArgs {
+    /// The engine: unix:///path, ssh://[user@]host[:port] (its `docker` over SSH) or tcp://host:port
+    /// (TLS as DOCKER_TLS_VERIFY and DOCKER_CERT_PATH say). Default: DOCKER_HOST, else the local socket.
+    #[arg(long, value_name = "URL")]
+    pub docker_host: Option<String>,
+    /// Copy the job's files into and out of the containers instead of mounting them, as for an engine on
+    /// another machine (which always copies).
+    #[arg(long)]
+    pub copy: bool,
 }
 
 /// GPUs asked of the engine.

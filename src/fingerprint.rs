@@ -80,15 +80,7 @@ pub fn fingerprint(
 
 /// A hash of a file, or of every file below a folder with its relative name.
 pub fn content_hash(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
-    let files = if path.is_dir() {
-        archive::files_below(path)?
-    } else {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        vec![(name, path.to_path_buf())]
-    };
+    let files = archive::files_of(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
     for (relative, full) in files {

@@ -322,32 +322,16 @@ fn context(plan: &ImagePlan, package: &Package) -> Result<std::fs::File, ImageEr
     Ok(file)
 }
 
-/// A file as a stream of chunks, for a request body.
-fn file_stream(
-    file: std::fs::File,
-) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
-    futures_util::stream::unfold(Some(tokio::fs::File::from_std(file)), |state| async move {
-        use tokio::io::AsyncReadExt;
-        let mut file = state?;
-        let mut chunk = vec![0u8; 1 << 20];
-        match file.read(&mut chunk).await {
-            Ok(0) => None,
-            Ok(n) => {
-                chunk.truncate(n);
-                Some((Ok(chunk), Some(file)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    })
-}
-
 /// What stands for an image in a fingerprint: its content tag, or, for an image task's own image, its id
-/// in the local engine (what it is, not what it is called); a missing image task image is an error.
-pub async fn identity(plan: &ImagePlan) -> anyhow::Result<String> {
+/// in the engine that runs it (what it is, not what it is called); a missing image task image is an error.
+pub async fn identity(
+    plan: &ImagePlan,
+    engine: &crate::docker::EngineAddress,
+) -> anyhow::Result<String> {
     if !plan.given {
         return Ok(plan.tag.clone());
     }
-    let docker = crate::docker::connect().await?;
+    let docker = engine.connect().await?;
     match crate::docker::image_id(&docker, &plan.tag).await? {
         Some(id) => Ok(id),
         None => Err(ImageError::GivenImageMissing {
@@ -403,7 +387,9 @@ pub async fn ensure(
         .labels(&HashMap::from([("grounds".to_string(), "1".to_string())]))
         .build();
     use futures_util::TryStreamExt;
-    let body = bollard::body_try_stream(file_stream(body).map_ok(Into::into));
+    let body = bollard::body_try_stream(
+        crate::docker::transfer::file_stream(body, Default::default()).map_ok(Into::into),
+    );
     let mut stream = docker.build_image(options, None, Some(body));
     let mut step = String::from("the start");
     let mut output: Vec<String> = Vec::new();

@@ -80,6 +80,7 @@ fn main() -> ExitCode {
         Command::Train(command) => commands::train::run(command, &printer),
         Command::Stop { id } => commands::stop::run(id, &printer),
         Command::Results(command) => commands::results::run(command, &printer),
+        Command::Cache(command) => commands::cache::run(command, &printer),
     };
     match result {
         Ok(exit) => ExitCode::from(exit.code()),

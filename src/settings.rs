@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cli::{AwsArgs, Gpus, ImageArgs, RemoteArgs, TrainArgs};
+use crate::cli::{AwsArgs, EngineArgs, Gpus, ImageArgs, RemoteArgs, TrainArgs};
+use crate::docker::EngineAddress;
 use crate::package::PackageInfo;
 use crate::results::{Mode, Store};
 use crate::task::Task;
@@ -41,16 +42,23 @@ pub struct ContainerSettings {
     /// `[remote] instance_type` is a GPU type (`ml.g*`, `ml.p*`): local runs ask for every GPU the engine
     /// offers, and run on CPU where it offers none.
     pub gpu_instance: bool,
+    /// The engine that builds the image and (local runs) runs the containers.
+    pub engine: EngineAddress,
+    /// The job's files are copied into and out of the containers, not mounted: the engine is on another
+    /// machine, or `--copy` asks for it.
+    pub copy_files: bool,
 }
 
 impl ContainerSettings {
-    /// `user` and `gpus` are local runs' (`--user`, `--gpus`).
+    /// `user`, `gpus` and `engine` are local runs' (`--user`, `--gpus`, `--docker-host`, `--copy`).
     pub fn resolve(
         task: &Task,
         image: &ImageArgs,
         user: Option<(u32, u32)>,
         gpus: Option<Gpus>,
+        engine: &EngineArgs,
     ) -> anyhow::Result<Self> {
+        let address = EngineAddress::resolve(engine.docker_host.as_deref())?;
         let instance_count = image
             .instance_count
             .or(task.spec.remote.instance_count)
@@ -76,6 +84,8 @@ impl ContainerSettings {
                 .instance_type
                 .as_deref()
                 .is_some_and(is_gpu_instance_type),
+            copy_files: engine.copy || !address.shares_disk(),
+            engine: address,
         })
     }
 

@@ -4,9 +4,16 @@
 #   a registry server (Debian's docker-registry, registry 2.8) with its own config, run unprivileged.
 #   sagemaker-training (AWS's toolkit) in the same virtual environment, as the oracle of the contract;
 #   tests/sagemaker_standin.py, a SageMaker training API that really runs jobs (on moto's S3 and Logs).
+#   an OpenSSH server (Debian's openssh-server) on its own port, config and keys, whose `docker` reaches
+#   this machine's engine: the remote Docker host of `train local --docker-host ssh://…`;
+#   tests/tls_proxy.py, this machine's engine on TCP with TLS and client certificates (as `dockerd
+#   --tlsverify`), with a CA and certificates made here by openssl.
 # The command sees GROUNDS_TEST_MOTO (http://127.0.0.1:PORT), GROUNDS_TEST_REGISTRY (127.0.0.1:PORT) and
 # GROUNDS_TEST_TOOLKIT_PYTHON (a Python that imports sagemaker_training) and GROUNDS_TEST_SAGEMAKER
-# (http://127.0.0.1:PORT, for AWS_ENDPOINT_URL_SAGEMAKER).
+# (http://127.0.0.1:PORT, for AWS_ENDPOINT_URL_SAGEMAKER), GROUNDS_TEST_SSH (user@127.0.0.1:PORT),
+# GROUNDS_TEST_SSH_NO_DOCKER (the same server on a port where no docker is on the PATH) and
+# GROUNDS_TEST_SSH_CONFIG (an ssh client config with the test's key, for `ssh -F`), GROUNDS_TEST_DOCKER_TLS
+# (tcp://127.0.0.1:PORT) and GROUNDS_TEST_DOCKER_CERT_PATH (the client's ca.pem, cert.pem, key.pem).
 set -euo pipefail
 venv="${GROUNDS_TEST_VENV:-$HOME/.cache/grounds-test-venv}"
 if [ ! -x "$venv/bin/moto_server" ]; then
@@ -32,12 +39,81 @@ if [ ! -x /usr/bin/docker-registry ]; then
   if [ -n "$made_policy" ]; then rm -f "$policy"; fi
 fi
 
+if [ ! -x /usr/sbin/sshd ]; then
+  echo "services: installing openssh-server" >&2
+  policy=/usr/sbin/policy-rc.d
+  made_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
+  fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null
+  if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+fi
+
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 moto_port="$(free_port)"
 registry_port="$(free_port)"
 sagemaker_port="$(free_port)"
+ssh_port="$(free_port)"
+ssh_no_docker_port="$(free_port)"
+tls_port="$(free_port)"
 state="$(mktemp -d /tmp/grounds-services.XXXXXX)"
 chmod 755 "$state"
+
+# The SSH server: keys made here, logins only with the test's key, only on 127.0.0.1. It accepts
+# DOCKER_HOST from the client, so a test can give the far side an engine that is down; on its second port
+# every command runs with a PATH that has no docker.
+mkdir -p "$state/ssh" && chmod 700 "$state/ssh"
+ssh-keygen -q -t ed25519 -N '' -f "$state/ssh/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$state/ssh/client_key"
+cp "$state/ssh/client_key.pub" "$state/ssh/authorized_keys"
+cat > "$state/ssh/sshd_config" <<CONF
+Port $ssh_port
+Port $ssh_no_docker_port
+ListenAddress 127.0.0.1
+HostKey $state/ssh/host_key
+PidFile $state/ssh/sshd.pid
+AuthorizedKeysFile $state/ssh/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+MaxStartups 100
+MaxSessions 100
+AcceptEnv DOCKER_HOST
+Match LocalPort $ssh_no_docker_port
+  ForceCommand env PATH=/nonexistent /bin/sh -c "\$SSH_ORIGINAL_COMMAND"
+CONF
+cat > "$state/ssh/config" <<CONF
+Host *
+  IdentityFile $state/ssh/client_key
+  IdentitiesOnly yes
+  UserKnownHostsFile $state/ssh/known_hosts
+  StrictHostKeyChecking accept-new
+  LogLevel ERROR
+CONF
+mkdir -p /run/sshd 2>/dev/null || true
+
+# The engine over TLS: a CA, a server certificate for 127.0.0.1 and a client certificate, as
+# `docker` expects them in DOCKER_CERT_PATH.
+tls="$state/tls"
+mkdir -p "$tls/client"
+make_cert() { # name subject usage extra-extension
+  openssl req -newkey rsa:2048 -nodes -keyout "$tls/$1-key.pem" -out "$tls/$1.csr" -subj "/CN=$2" 2>/dev/null
+  printf 'extendedKeyUsage=%s\n%s\n' "$3" "$4" > "$tls/$1.ext"
+  openssl x509 -req -in "$tls/$1.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca-key.pem" -CAcreateserial \
+    -out "$tls/$1-cert.pem" -days 2 -extfile "$tls/$1.ext" 2>/dev/null
+}
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/ca-key.pem" -out "$tls/ca.pem" -days 2 \
+  -subj "/CN=grounds test CA" -addext "basicConstraints=critical,CA:TRUE" \
+  -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+make_cert server 127.0.0.1 serverAuth "subjectAltName=IP:127.0.0.1"
+make_cert client grounds-test clientAuth ""
+cp "$tls/ca.pem" "$tls/client/ca.pem"
+cp "$tls/client-cert.pem" "$tls/client/cert.pem"
+cp "$tls/client-key.pem" "$tls/client/key.pem"
 mkdir -p "$state/registry" && chmod 777 "$state/registry"
 cat > "$state/registry.yml" <<YML
 version: 0.1
@@ -65,9 +141,13 @@ registry_pid=$!
 AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_REGION=us-east-1 STANDIN_STOP_GRACE="${STANDIN_STOP_GRACE:-5}" \
   "$venv/bin/python" "$(dirname "$0")/sagemaker_standin.py" "$sagemaker_port" "$state/sagemaker" > "$state/sagemaker.log" 2>&1 &
 sagemaker_pid=$!
+/usr/sbin/sshd -D -f "$state/ssh/sshd_config" -E "$state/ssh/sshd.log" &
+sshd_pid=$!
+python3 "$(dirname "$0")/tls_proxy.py" "$tls_port" "$tls" > "$state/tls.log" 2>&1 &
+tls_pid=$!
 stop_services() {
-  kill "$moto_pid" "$registry_pid" "$sagemaker_pid" 2>/dev/null || true
-  wait "$moto_pid" "$registry_pid" "$sagemaker_pid" 2>/dev/null || true
+  kill "$moto_pid" "$registry_pid" "$sagemaker_pid" "$sshd_pid" "$tls_pid" 2>/dev/null || true
+  wait "$moto_pid" "$registry_pid" "$sagemaker_pid" "$sshd_pid" "$tls_pid" 2>/dev/null || true
   # Containers and networks of jobs the stand-in was still running.
   docker ps -aq --filter label=grounds-standin=1 | xargs -r docker rm -f >/dev/null 2>&1 || true
   docker network ls -q --filter name=standin- | xargs -r docker network rm >/dev/null 2>&1 || true
@@ -90,10 +170,33 @@ wait_for() {
 wait_for moto "http://127.0.0.1:$moto_port/moto-api/" "$state/moto.log"
 wait_for registry "http://127.0.0.1:$registry_port/v2/" "$state/registry.log"
 wait_for sagemaker "http://127.0.0.1:$sagemaker_port/" "$state/sagemaker.log"
-echo "services: moto on 127.0.0.1:$moto_port, registry on 127.0.0.1:$registry_port, SageMaker stand-in on 127.0.0.1:$sagemaker_port" >&2
+for _ in $(seq 1 100); do
+  if python3 -c "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$tls_port" 2>/dev/null; then
+    break
+  fi
+  sleep 0.1
+done
+ssh_user="$(id -un)"
+for _ in $(seq 1 100); do
+  if ssh -F "$state/ssh/config" -p "$ssh_port" -o BatchMode=yes "$ssh_user@127.0.0.1" true >/dev/null 2>&1; then
+    break
+  fi
+  sleep 0.2
+done
+if ! ssh -F "$state/ssh/config" -p "$ssh_port" -o BatchMode=yes "$ssh_user@127.0.0.1" docker version >/dev/null; then
+  echo "services: the SSH server did not start, or its docker cannot reach the engine; its log:" >&2
+  cat "$state/ssh/sshd.log" >&2
+  exit 1
+fi
+echo "services: moto on 127.0.0.1:$moto_port, registry on 127.0.0.1:$registry_port, SageMaker stand-in on 127.0.0.1:$sagemaker_port, sshd on 127.0.0.1:$ssh_port" >&2
 
 export GROUNDS_TEST_MOTO="http://127.0.0.1:$moto_port"
 export GROUNDS_TEST_REGISTRY="127.0.0.1:$registry_port"
 export GROUNDS_TEST_TOOLKIT_PYTHON="$venv/bin/python"
 export GROUNDS_TEST_SAGEMAKER="http://127.0.0.1:$sagemaker_port"
+export GROUNDS_TEST_SSH="$ssh_user@127.0.0.1:$ssh_port"
+export GROUNDS_TEST_SSH_NO_DOCKER="$ssh_user@127.0.0.1:$ssh_no_docker_port"
+export GROUNDS_TEST_SSH_CONFIG="$state/ssh/config"
+export GROUNDS_TEST_DOCKER_TLS="tcp://127.0.0.1:$tls_port"
+export GROUNDS_TEST_DOCKER_CERT_PATH="$tls/client"
 "$@"

@@ -163,86 +163,6 @@ pub enum AddError {
     Zip(::zip::result::ZipError),
 }
 
-/// A file or link below a data folder that cannot be read as data, named.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {problem}")]
-pub struct FilesBelowError {
-    pub path: PathBuf,
-    pub problem: String,
-}
-
-/// Every regular file below `dir` (following symbolic links, as data folders are read), as
-/// (`a/b.txt`, full path), sorted by name. A dangling link, a link loop or a folder that cannot be read
-/// is an error that names it.
-pub fn files_below(dir: &Path) -> Result<Vec<(String, PathBuf)>, FilesBelowError> {
-    let mut found = Vec::new();
-    if dir.exists() {
-        let mut ancestors = Vec::new();
-        walk(dir, "", &mut ancestors, &mut found)?;
-    }
-    found.sort();
-    Ok(found)
-}
-
-fn walk(
-    dir: &Path,
-    prefix: &str,
-    ancestors: &mut Vec<(u64, u64)>,
-    found: &mut Vec<(String, PathBuf)>,
-) -> Result<(), FilesBelowError> {
-    use std::os::unix::fs::MetadataExt;
-    let problem = |path: &Path, problem: String| FilesBelowError {
-        path: path.to_path_buf(),
-        problem,
-    };
-    let meta = std::fs::metadata(dir).map_err(|e| problem(dir, format!("cannot be read ({e})")))?;
-    let identity = (meta.dev(), meta.ino());
-    if ancestors.contains(&identity) {
-        return Err(problem(
-            dir,
-            "is a link back to a folder above it (a loop): remove the link".into(),
-        ));
-    }
-    ancestors.push(identity);
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| problem(dir, format!("cannot be read ({e})")))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| problem(dir, format!("cannot be read ({e})")))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let relative = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let path = entry.path();
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) => {
-                let why = match std::fs::read_link(&path) {
-                    Ok(target) if e.kind() == std::io::ErrorKind::NotFound => format!(
-                        "is a symbolic link to {}, which does not exist: remove the link or restore \
-                         its target",
-                        target.display()
-                    ),
-                    Ok(target) => format!(
-                        "is a symbolic link to {} that cannot be followed ({e})",
-                        target.display()
-                    ),
-                    Err(_) => format!("cannot be read ({e})"),
-                };
-                return Err(problem(&path, why));
-            }
-        };
-        if meta.is_dir() {
-            walk(&path, &relative, ancestors, found)?;
-        } else if meta.is_file() {
-            found.push((relative, path));
-        }
-    }
-    ancestors.pop();
-    Ok(())
-}
-
 /// Why an entry name is unsafe to unpack, if it is.
 fn unsafe_reason(name: &str) -> Option<&'static str> {
     if name.is_empty() {
@@ -530,5 +450,9 @@ pub enum ReadEntryError {
     Zip(::zip::result::ZipError),
 }
 
+mod files;
+pub mod tar;
 #[cfg(test)]
 mod tests;
+
+pub use files::{files_below, files_of, FilesBelowError};

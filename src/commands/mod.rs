@@ -2,6 +2,7 @@
 //! its settings first (reading files and the environment, applying `.env`), then starts the async runtime
 //! with [`block_on`] for the work that needs it.
 
+pub mod cache;
 pub mod entry;
 pub mod results;
 pub mod stop;

@@ -31,14 +31,25 @@ pub fn run(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
         }
         TrainCommand::Local(args) => {
             let settings = TrainSettings::resolve(&args.train, Mode::Local)?;
-            let container =
-                ContainerSettings::resolve(&settings.task, &args.image, args.user, args.gpus)?;
+            let container = ContainerSettings::resolve(
+                &settings.task,
+                &args.image,
+                args.user,
+                args.gpus,
+                &args.engine,
+            )?;
             let executor = LocalExecutor { container };
             super::block_on(train(&executor, settings, &args.train, printer))?
         }
         TrainCommand::Remote(args) => {
             let settings = TrainSettings::resolve(&args.train, Mode::Remote)?;
-            let container = ContainerSettings::resolve(&settings.task, &args.image, None, None)?;
+            let container = ContainerSettings::resolve(
+                &settings.task,
+                &args.image,
+                None,
+                None,
+                &Default::default(),
+            )?;
             let remote = RemoteSettings::resolve(&settings.task, &args, &dotenv);
             super::block_on(async {
                 let executor = RemoteExecutor::connect(remote, container).await?;

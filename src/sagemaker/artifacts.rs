@@ -42,45 +42,17 @@ pub async fn download_tarball(
         tempfile::tempfile().context("creating a temporary file for the download")?;
     crate::s3cache::save_body(object.body, &mut download, uri).await?;
     std::io::Seek::rewind(&mut download)?;
-    std::fs::create_dir_all(into)?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(
-        download,
-    )));
-    for entry in archive
-        .entries()
-        .with_context(|| format!("{uri} is not a .tar.gz"))?
-    {
-        let mut entry = entry.with_context(|| format!("reading {uri}"))?;
-        let path = entry
-            .path()
-            .with_context(|| format!("reading {uri}"))?
-            .into_owned();
-        let name = format!("{prefix}/{}", path.display());
-        let kind = entry.header().entry_type();
-        let why = if path.is_absolute()
-            || path
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            Some("an entry of the archive that would land outside the result")
-        } else if kind.is_symlink() || kind.is_hard_link() {
-            Some("a link in the archive: links in downloaded archives are not followed")
-        } else if !(kind.is_file() || kind.is_dir()) {
-            Some("not a regular file or folder in the archive")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            left_out.push(LeftOut {
-                path: name,
-                reason: format!("{why} ({uri})"),
-            });
-            continue;
-        }
-        entry
-            .unpack_in(into)
-            .with_context(|| format!("unpacking {name} from {uri}"))?;
-    }
+    let unpacked = crate::archive::tar::unpack(
+        flate2::read::GzDecoder::new(std::io::BufReader::new(download)),
+        into,
+        prefix,
+        false,
+    )
+    .with_context(|| format!("{uri} is not a .tar.gz"))?;
+    left_out.extend(unpacked.into_iter().map(|(path, why)| LeftOut {
+        path,
+        reason: format!("{why} ({uri})"),
+    }));
     Ok(true)
 }
 

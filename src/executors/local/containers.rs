@@ -1,5 +1,5 @@
-//! The containers of a local run: one per host, each with its own job root on the host disk mounted at
-//! `/opt/ml`, on a network of their own when there are several.
+//! The containers of a local run: one per host, each with its own job root at `/opt/ml` (mounted from the
+//! host disk, or copied in and out, see [`super::copy`]), on a network of their own when there are several.
 //!
 //! Containers run as the invoking user, so nothing they write is owned by root; logs stream line by line;
 //! containers, networks and roots are removed after the run whatever its end.
@@ -10,28 +10,23 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bollard::models::{
-    ContainerCreateBody, DeviceRequest, EndpointSettings, HostConfig, NetworkCreateRequest,
-    NetworkingConfig,
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
 };
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, StopContainerOptionsBuilder};
 use bollard::Docker;
 use chrono::Utc;
-use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::cli::Gpus;
 use crate::collect::{Collected, Source};
 use crate::contract::{ChannelConfig, JobConfig, Layout, ResourceConfig};
-use crate::docker::{self, call_error, JOB_LABEL, LABEL, OWNER_LABEL};
+use crate::docker::{call_error, JOB_LABEL, LABEL, OWNER_LABEL};
 use crate::entry;
 use crate::executors::{local_channel, stop_notice, stopped_reason, Outcome};
 use crate::job::Status;
 use crate::joblog::{JobLog, DRAIN};
-use crate::lines::{LineSplitter, Piece};
+use crate::lines::Piece;
 use crate::metrics::Definitions;
 use crate::printer::Reporter;
 use crate::secrets;
@@ -45,14 +40,31 @@ pub struct HostPlan {
     pub host: String,
     pub container: String,
     pub root: PathBuf,
-    /// `source:target[:ro]` bind mounts.
+    /// `source:target[:ro]` bind mounts (none when the files are copied).
     pub mounts: Vec<String>,
+    /// When the files are copied: what the container gets, besides `/opt/ml` copied in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+}
+
+/// How a job's files reach its containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Files {
+    /// The job root bind-mounted at `/opt/ml`: the engine shares this machine's disk.
+    Mount,
+    /// `/opt/ml` copied in before the start, `model/`, `output/`, `checkpoints/` copied out at the end,
+    /// channels as data volumes kept on the engine.
+    Copy,
 }
 
 /// Everything about a local run that can be known without running it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LocalPlan {
     pub image: String,
+    /// The engine that runs the containers.
+    pub docker_host: String,
+    pub files: Files,
     pub user: String,
     pub network: Option<String>,
     /// GPUs each container asks for (`all`, a number), as `docker run --gpus`.
@@ -76,6 +88,8 @@ pub struct LocalJob<'a> {
     pub user: (u32, u32),
     /// GPUs each container asks for.
     pub gpus: Option<Gpus>,
+    pub files: Files,
+    pub docker_host: String,
 }
 
 impl<'a> LocalJob<'a> {
@@ -94,6 +108,12 @@ impl<'a> LocalJob<'a> {
             instance_count: container.instance_count,
             user: container.user,
             gpus,
+            files: if container.copy_files {
+                Files::Copy
+            } else {
+                Files::Mount
+            },
+            docker_host: container.engine.to_string(),
         }
     }
 
@@ -128,20 +148,38 @@ impl<'a> LocalJob<'a> {
         let mut plans = Vec::new();
         for host in &hosts {
             let root = self.host_root(host);
-            // The channels are copied into the root: each host has its own writable copy.
-            let mounts = vec![format!("{}:/opt/ml", root.display())];
             for (name, source) in &self.task.channels {
                 local_channel(name, source, "local")?;
             }
+            let (mounts, volumes) = match self.files {
+                // The channels are copied into the root: each host has its own writable copy.
+                Files::Mount => (vec![format!("{}:/opt/ml", root.display())], Vec::new()),
+                Files::Copy => (
+                    Vec::new(),
+                    self.task
+                        .channels
+                        .keys()
+                        .map(|name| {
+                            format!(
+                                "/opt/ml/input/data/{name}: channel `{name}`, a read-only data volume \
+                                 kept on the engine by content hash"
+                            )
+                        })
+                        .collect(),
+                ),
+            };
             plans.push(HostPlan {
                 host: host.clone(),
                 container: format!("grounds-{}-{host}", self.id),
                 root,
                 mounts,
+                volumes,
             });
         }
         Ok(LocalPlan {
             image: image.to_string(),
+            docker_host: self.docker_host.clone(),
+            files: self.files,
             user: format!("{}:{}", self.user.0, self.user.1),
             network: (self.instance_count > 1).then(|| format!("grounds-{}", self.id)),
             gpus: self.gpus.map(|g| g.to_string()),
@@ -170,8 +208,14 @@ impl<'a> LocalJob<'a> {
                 resource_config: ResourceConfig::for_host(index + 1, plan.hosts.len(), "local"),
             }
             .write(&layout)?;
-            // Each host's own copy of the data, as SageMaker downloads it to every host.
-            for (name, source) in &self.task.channels {
+            // Each host's own copy of the data, as SageMaker downloads it to every host; copied runs
+            // mount the data volumes instead.
+            for (name, source) in self
+                .task
+                .channels
+                .iter()
+                .filter(|_| self.files == Files::Mount)
+            {
                 if let ChannelSource::Local(path) = source {
                     let what = format!("channel `{name}` for {}", host.host);
                     crate::channels::copy_into(path, &layout.channel_dir(name), &what, reporter)
@@ -196,34 +240,7 @@ impl<'a> LocalJob<'a> {
             .run_containers(docker, plan, &mut created, reporter)
             .await;
         // Whatever happened, nothing is left in the engine.
-        for name in &created {
-            let options = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
-            if let Err(e) = docker.remove_container(name, Some(options)).await {
-                reporter.warn(&format!(
-                    "could not remove container {name}: {}",
-                    docker::explain(&e)
-                ));
-            }
-        }
-        if let Some(network) = &plan.network {
-            if let Err(e) = docker.remove_network(network).await {
-                if !matches!(
-                    e,
-                    bollard::errors::Error::DockerResponseServerError {
-                        status_code: 404,
-                        ..
-                    }
-                ) {
-                    reporter.warn(&format!(
-                        "could not remove network {network}: {}",
-                        docker::explain(&e)
-                    ));
-                }
-            }
-        }
+        super::watch::remove(docker, &created, plan.network.as_deref(), reporter).await;
         result
     }
 
@@ -259,6 +276,13 @@ impl<'a> LocalJob<'a> {
                 .map_err(|e| call_error(&format!("create network {network}"), e))?;
         }
         let env: Vec<String> = plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let channel_mounts = match plan.files {
+            Files::Mount => None,
+            Files::Copy => Some(super::copy::channel_mounts(
+                &super::copy::channel_volumes(docker, self.task, &plan.image, self.user, reporter)
+                    .await?,
+            )),
+        };
         for host in &plan.hosts {
             let networking = plan.network.as_ref().map(|network| NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
@@ -277,9 +301,10 @@ impl<'a> LocalJob<'a> {
                 env: Some(env.clone()),
                 labels: Some(labels.clone()),
                 host_config: Some(HostConfig {
-                    binds: Some(host.mounts.clone()),
+                    binds: (!host.mounts.is_empty()).then(|| host.mounts.clone()),
+                    mounts: channel_mounts.clone(),
                     network_mode: plan.network.clone(),
-                    device_requests: self.gpus.map(|gpus| vec![gpu_request(gpus)]),
+                    device_requests: self.gpus.map(|gpus| vec![super::gpu_request(gpus)]),
                     ..Default::default()
                 }),
                 networking_config: networking,
@@ -298,6 +323,10 @@ impl<'a> LocalJob<'a> {
                     )
                 })?;
             created.push(host.container.clone());
+            if plan.files == Files::Copy {
+                super::copy::copy_in(docker, &host.container, &host.root, self.user, reporter)
+                    .await?;
+            }
         }
 
         let started_at = Utc::now();
@@ -312,13 +341,13 @@ impl<'a> LocalJob<'a> {
                 )
                 .await
                 .map_err(|e| call_error(&format!("start container {}", host.container), e))?;
-            streams.push(tokio::spawn(stream_logs(
+            streams.push(tokio::spawn(super::watch::stream_logs(
                 docker.clone(),
                 host.container.clone(),
                 host.host.clone(),
                 lines_tx.clone(),
             )));
-            waits.push(tokio::spawn(wait_exit(
+            waits.push(tokio::spawn(super::watch::wait_exit(
                 docker.clone(),
                 host.container.clone(),
             )));
@@ -367,6 +396,20 @@ impl<'a> LocalJob<'a> {
             let code = exit.context("waiting for a container")??;
             codes.push((host, code));
         }
+        let mut copied_left_out = Vec::new();
+        if plan.files == Files::Copy {
+            for host in &plan.hosts {
+                for mut item in
+                    super::copy::copy_out(docker, &host.container, &host.host, &host.root, reporter)
+                        .await
+                {
+                    if multi_host {
+                        item.path = format!("{}: {}", host.host, item.path);
+                    }
+                    copied_left_out.push(item);
+                }
+            }
+        }
         let mut files = Collected::merge(
             plan.hosts
                 .iter()
@@ -378,6 +421,7 @@ impl<'a> LocalJob<'a> {
                 })
                 .collect(),
         );
+        files.left_out.extend(copied_left_out);
         let failed: Vec<&(&HostPlan, i64)> = codes.iter().filter(|(_, code)| *code != 0).collect();
         let status = if stopped {
             Status::Stopped
@@ -435,18 +479,6 @@ impl<'a> LocalJob<'a> {
     }
 }
 
-/// The device request of `docker run --gpus`: any driver with the `gpu` capability, all or a count.
-pub fn gpu_request(gpus: Gpus) -> DeviceRequest {
-    DeviceRequest {
-        count: Some(match gpus {
-            Gpus::All => -1,
-            Gpus::Count(n) => i64::from(n),
-        }),
-        capabilities: Some(vec![vec!["gpu".into()]]),
-        ..Default::default()
-    }
-}
-
 /// Hands a folder tree to the user the containers run as, when that is not who we are.
 fn give_to(root: &Path, (uid, gid): (u32, u32)) -> anyhow::Result<()> {
     // SAFETY: getuid/getgid cannot fail.
@@ -469,73 +501,4 @@ fn give_to(root: &Path, (uid, gid): (u32, u32)) -> anyhow::Result<()> {
             root.display()
         )
     })
-}
-
-async fn wait_exit(docker: Docker, container: String) -> anyhow::Result<i64> {
-    let mut stream = docker.wait_container(
-        &container,
-        None::<bollard::query_parameters::WaitContainerOptions>,
-    );
-    match stream.next().await {
-        Some(Ok(response)) => Ok(response.status_code),
-        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-        Some(Err(e)) => Err(call_error(&format!("wait for container {container}"), e).into()),
-        None => anyhow::bail!("the engine stopped answering about container {container}"),
-    }
-}
-
-/// Follows a container's output, splitting it into lines (pieces of long ones) as they come.
-async fn stream_logs(
-    docker: Docker,
-    container: String,
-    host: String,
-    tx: mpsc::Sender<(String, String, Piece)>,
-) {
-    let options = LogsOptionsBuilder::default()
-        .follow(true)
-        .stdout(true)
-        .stderr(true)
-        .build();
-    let mut stream = docker.logs(&container, Some(options));
-    let mut splitters = [LineSplitter::new(), LineSplitter::new()];
-    let names = [format!("{host}/stdout"), format!("{host}/stderr")];
-    while let Some(Ok(chunk)) = stream.next().await {
-        let (index, bytes) = match chunk {
-            bollard::container::LogOutput::StdErr { message } => (1, message),
-            bollard::container::LogOutput::StdOut { message }
-            | bollard::container::LogOutput::Console { message } => (0, message),
-            bollard::container::LogOutput::StdIn { .. } => continue,
-        };
-        for piece in splitters[index].push(&bytes) {
-            if tx
-                .send((names[index].clone(), host.clone(), piece))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    }
-    for (index, splitter) in splitters.iter_mut().enumerate() {
-        if let Some(piece) = splitter.finish() {
-            let _ = tx.send((names[index].clone(), host.clone(), piece)).await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What `docker run --gpus all` and `--gpus 2` send as the container's device request.
-    #[test]
-    fn gpu_requests_are_those_of_docker_run() {
-        let all = serde_json::to_value(gpu_request(Gpus::All)).unwrap();
-        assert_eq!(
-            all,
-            serde_json::json!({"Count": -1, "Capabilities": [["gpu"]]})
-        );
-        let two = serde_json::to_value(gpu_request(Gpus::Count(2))).unwrap();
-        assert_eq!(two["Count"], 2);
-    }
 }

@@ -1,13 +1,17 @@
-//! Local runs: the job's image in the local Docker engine, one container per host with a job root on the
-//! host disk mounted at `/opt/ml`, the way SageMaker runs it.
+//! Local runs: the job's image in a Docker engine, one container per host with a job root at `/opt/ml`,
+//! the way SageMaker runs it: mounted from this machine's disk, or, for an engine on another machine
+//! (`--docker-host ssh://…`), copied in and out ([`copy`]).
 //!
 //! This file is the [`Executor`]; the containers themselves (planned, laid out, run, stopped, removed)
 //! are in [`containers`].
 
 mod containers;
+mod copy;
+mod watch;
 
 use std::path::Path;
 
+use bollard::models::DeviceRequest;
 use bollard::Docker;
 
 use serde_json::{Map, Value};
@@ -59,7 +63,7 @@ impl Executor for LocalExecutor {
     ) -> anyhow::Result<LocalPrepared> {
         let image =
             crate::image::ImagePlan::new(&settings.task, package, &self.container.entry_binary)?;
-        let identity = crate::image::identity(&image).await?;
+        let identity = crate::image::identity(&image, &self.container.engine).await?;
         Ok(LocalPrepared { image, identity })
     }
 
@@ -106,7 +110,16 @@ impl Executor for LocalExecutor {
         job: &Job<'_, LocalPrepared>,
         reporter: &dyn Reporter,
     ) -> anyhow::Result<LocalReady> {
-        let docker = docker::connect().await?;
+        let docker = self.container.engine.connect().await?;
+        if self.container.copy_files {
+            reporter.stage(
+                "Engine",
+                &format!(
+                    "{} (the job's files are copied in and out, not mounted)",
+                    self.container.engine
+                ),
+            );
+        }
         let gpus = gpus_for(job.settings, &self.container, &docker, reporter).await?;
         let orphans = docker::remove_orphans(&docker).await;
         if !orphans.is_empty() {
@@ -178,7 +191,7 @@ async fn gpus_for(
         (Some(gpus), false) => anyhow::bail!(
             "--gpus {gpus}: the Docker engine at {} has no GPU runtime (NVIDIA Container Toolkit), so it \
              cannot give containers GPUs; install the toolkit there, or run without --gpus",
-            docker::engine_address()
+            container.engine
         ),
         (None, true) => {
             reporter.stage("GPUs", "all the engine offers, for the GPU instance type");
@@ -198,5 +211,34 @@ async fn gpus_for(
             ));
             Ok(None)
         }
+    }
+}
+
+/// The device request of `docker run --gpus`: any driver with the `gpu` capability, all or a count.
+pub fn gpu_request(gpus: Gpus) -> DeviceRequest {
+    DeviceRequest {
+        count: Some(match gpus {
+            Gpus::All => -1,
+            Gpus::Count(n) => i64::from(n),
+        }),
+        capabilities: Some(vec![vec!["gpu".into()]]),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `docker run --gpus all` and `--gpus 2` send as the container's device request.
+    #[test]
+    fn gpu_requests_are_those_of_docker_run() {
+        let all = serde_json::to_value(gpu_request(Gpus::All)).unwrap();
+        assert_eq!(
+            all,
+            serde_json::json!({"Count": -1, "Capabilities": [["gpu"]]})
+        );
+        let two = serde_json::to_value(gpu_request(Gpus::Count(2))).unwrap();
+        assert_eq!(two["Count"], 2);
     }
 }

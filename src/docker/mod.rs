@@ -1,8 +1,16 @@
-//! The Docker engine: connecting through `DOCKER_HOST` (or the local socket) with errors that say which
-//! engine could not be reached, and the few calls grounds needs beyond building and running.
+//! The Docker engine: reaching the one `--docker-host` or `DOCKER_HOST` names (a local socket, TCP with
+//! TLS, or SSH) with errors that say which engine could not be reached, and the few calls grounds needs
+//! beyond building and running.
+
+mod engine;
+pub mod ssh;
+pub mod transfer;
+pub mod volumes;
 
 use bollard::errors::Error as BollardError;
 use bollard::Docker;
+
+pub use engine::EngineAddress;
 
 /// Every container and network grounds creates carries this label, so leftovers can be found.
 pub const LABEL: &str = "grounds";
@@ -19,13 +27,10 @@ pub enum DockerError {
     Unreachable { host: String, message: String },
     #[error("Docker engine call `{call}` failed: {message}")]
     Call { call: String, message: String },
-}
-
-pub fn engine_address() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+    #[error(transparent)]
+    Ssh(#[from] ssh::SshError),
+    #[error(transparent)]
+    Address(#[from] engine::BadAddress),
 }
 
 /// The engine's own message where it sent one, else bollard's.
@@ -40,29 +45,24 @@ pub fn explain(error: &BollardError) -> String {
 }
 
 pub fn call_error(call: &str, error: BollardError) -> DockerError {
+    let message = explain(&error);
+    // The first thing a full disk on the engine's machine says; where it is may not be this machine.
+    let message = if message.to_lowercase().contains("no space left on device") {
+        format!(
+            "{message}. The disk of the engine's machine is full: free space there (`docker system prune`,              `grounds cache clear`) and run again"
+        )
+    } else {
+        message
+    };
     DockerError::Call {
         call: call.to_string(),
-        message: explain(&error),
+        message,
     }
 }
 
-/// Connects, agrees on an API version and checks that the engine answers.
+/// Connects to the engine `DOCKER_HOST` names (the local socket without it).
 pub async fn connect() -> Result<Docker, DockerError> {
-    let host = engine_address();
-    let unreachable = |message: String| DockerError::Unreachable {
-        host: host.clone(),
-        message,
-    };
-    let docker = Docker::connect_with_defaults().map_err(|e| unreachable(explain(&e)))?;
-    let docker = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        docker.negotiate_version(),
-    )
-    .await
-    .map_err(|_| unreachable("no answer within 20 s".into()))?
-    .map_err(|e| unreachable(explain(&e)))?;
-    docker.ping().await.map_err(|e| unreachable(explain(&e)))?;
-    Ok(docker)
+    EngineAddress::resolve(None)?.connect().await
 }
 
 /// An image's id (`sha256:…`), if the engine has it.
@@ -86,7 +86,7 @@ pub async fn image_exists(docker: &Docker, name: &str) -> Result<bool, DockerErr
     }
 }
 
-/// Removes the containers and networks whose owner (the grounds process that created them) is gone: a
+/// Removes the containers, networks and unfinished data volumes whose owner (the grounds process that created them) is gone: a
 /// run that was killed (`kill -9`, a crash, a closed machine) could not clean up after itself. Returns
 /// the names removed.
 pub async fn remove_orphans(docker: &Docker) -> Vec<String> {
@@ -142,6 +142,7 @@ pub async fn remove_orphans(docker: &Docker) -> Vec<String> {
             removed.push(name);
         }
     }
+    removed.extend(volumes::remove_unfinished(docker).await);
     removed
 }
 
@@ -151,4 +152,40 @@ pub async fn offers_gpus(docker: &Docker) -> Result<bool, DockerError> {
     Ok(info
         .runtimes
         .is_some_and(|runtimes| runtimes.keys().any(|name| name.contains("nvidia"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the engine answers when its disk is full (a build, a copy into a container, a volume).
+    #[test]
+    fn a_full_disk_on_the_engine_says_where_and_what_to_do() {
+        let error = BollardError::DockerResponseServerError {
+            status_code: 500,
+            message: "write /var/lib/docker/volumes/x/_data/rows.csv: no space left on device"
+                .into(),
+        };
+        let message = call_error(
+            "copy channel `training` into grounds-fill-1:/grounds-fill",
+            error,
+        )
+        .to_string();
+        assert!(message.contains("grounds-fill-1"), "{message}");
+        assert!(message.contains("no space left on device"), "{message}");
+        assert!(
+            message.contains("disk of the engine's machine is full"),
+            "{message}"
+        );
+        assert!(message.contains("grounds cache clear"), "{message}");
+        let other = call_error(
+            "start container x",
+            BollardError::DockerResponseServerError {
+                status_code: 404,
+                message: "No such container: x".into(),
+            },
+        )
+        .to_string();
+        assert!(!other.contains("disk"), "{other}");
+    }
 }

@@ -1,0 +1,160 @@
+//! A local run's files when the engine does not share this machine's disk (`ssh://`, `tcp://`, or
+//! `--copy`): nothing is bind-mounted. Each host's `/opt/ml` (config files, folders) is copied into its
+//! container before it starts; channels are data volumes kept on the engine by content hash
+//! ([`crate::docker::volumes`]), mounted read-only; `model/`, `output/` and `checkpoints/` are copied out
+//! into the host's root here when the container ends, where they are collected as in a mounted run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use bollard::models::{Mount, MountType, MountVolumeOptions};
+use bollard::Docker;
+
+use crate::collect::LeftOut;
+use crate::contract::DEFAULT_ROOT;
+use crate::docker::{transfer, volumes};
+use crate::printer::Reporter;
+use crate::task::{ChannelSource, Task};
+
+/// What is copied out of each container when it ends.
+const COPIED_OUT: [&str; 3] = ["model", "output", "checkpoints"];
+
+/// The data volume of each local channel, sent to the engine where it does not have it yet.
+pub async fn channel_volumes(
+    docker: &Docker,
+    task: &Task,
+    image: &str,
+    owner: (u32, u32),
+    reporter: &dyn Reporter,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut found = BTreeMap::new();
+    for (name, source) in &task.channels {
+        let ChannelSource::Local(path) = source else {
+            continue;
+        };
+        let hash = crate::fingerprint::content_hash(path)
+            .with_context(|| format!("reading channel `{name}` ({})", path.display()))?;
+        let volume = volumes::ensure(
+            docker,
+            image,
+            name,
+            path,
+            &hex::encode(hash),
+            owner,
+            reporter,
+        )
+        .await
+        .with_context(|| format!("sending channel `{name}` to the engine"))?;
+        found.insert(name.clone(), volume);
+    }
+    Ok(found)
+}
+
+/// The read-only mounts of the channels' volumes at `/opt/ml/input/data/<channel>`.
+pub fn channel_mounts(volumes: &BTreeMap<String, String>) -> Vec<Mount> {
+    volumes
+        .iter()
+        .map(|(name, volume)| Mount {
+            target: Some(format!("{DEFAULT_ROOT}/input/data/{name}")),
+            source: Some(volume.clone()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(true),
+            volume_options: Some(MountVolumeOptions {
+                no_copy: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Copies a host's root (laid out here) into its created container as `/opt/ml`, owned by `owner`.
+pub async fn copy_in(
+    docker: &Docker,
+    container: &str,
+    root: &Path,
+    owner: (u32, u32),
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
+    let prefix = DEFAULT_ROOT.trim_start_matches('/');
+    let items = crate::archive::tar::tree_items(root, prefix)
+        .with_context(|| format!("reading {}", root.display()))?;
+    // The lock that marks the root as in use here means nothing in the container.
+    let items: Vec<_> = items
+        .into_iter()
+        .filter(|item| {
+            !matches!(item, crate::archive::tar::TarItem::File(name, _)
+                if name.ends_with(crate::owner::ROOT_LOCK))
+        })
+        .collect();
+    let (tar, _) = crate::archive::tar::write(&items, owner)
+        .with_context(|| format!("packing {}", root.display()))?;
+    transfer::upload(
+        docker,
+        container,
+        "/",
+        tar,
+        &format!("{DEFAULT_ROOT} of {container}"),
+        reporter,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Copies `model/`, `output/` and `checkpoints/` out of an ended container into the host's root here.
+/// Nothing here fails the run: what cannot be copied is returned as left out, with the reason.
+pub async fn copy_out(
+    docker: &Docker,
+    container: &str,
+    host: &str,
+    root: &Path,
+    reporter: &dyn Reporter,
+) -> Vec<LeftOut> {
+    let mut left_out = Vec::new();
+    for tree in COPIED_OUT {
+        let path = format!("{DEFAULT_ROOT}/{tree}");
+        if let Err(e) = copy_tree_out(docker, container, &path, root, &mut left_out, reporter).await
+        {
+            reporter.warn(&format!(
+                "{host}: could not copy {path} out of its container: {e:#}"
+            ));
+            left_out.push(LeftOut {
+                path: format!("{tree}/"),
+                reason: format!("could not be copied out of {host}'s container ({e:#})"),
+            });
+        }
+    }
+    left_out
+}
+
+async fn copy_tree_out(
+    docker: &Docker,
+    container: &str,
+    path: &str,
+    root: &Path,
+    left_out: &mut Vec<LeftOut>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
+    let file = tempfile::tempfile().context("creating a temporary file for the copy")?;
+    let mut download = tokio::fs::File::from_std(file);
+    let what = format!("{path} of {container}");
+    if !transfer::download(docker, container, path, &mut download, &what, reporter).await? {
+        return Ok(());
+    }
+    let mut file = download.into_std().await;
+    std::io::Seek::rewind(&mut file)?;
+    let root = root.to_path_buf();
+    // The archive's entries are `model/...`: unpacked into the root they land where a mount puts them.
+    let unpacked = tokio::task::spawn_blocking(move || {
+        crate::archive::tar::unpack(std::io::BufReader::new(file), &root, "", true)
+    })
+    .await
+    .context("unpacking the copy")??;
+    left_out.extend(
+        unpacked
+            .into_iter()
+            .map(|(path, reason)| LeftOut { path, reason }),
+    );
+    Ok(())
+}
