@@ -49,7 +49,7 @@ fn metrics(answer: &serde_json::Value) -> Vec<(String, f64)> {
 
 /// A command task on the Python image with one channel of data unique to this test (so the engine
 /// cannot have it yet).
-fn command_task(sandbox: &Sandbox, name: &str, script: &str) -> (PathBuf, String) {
+fn command_task(sandbox: &Sandbox, name: &str, script: &str) -> (PathBuf, String, DataVolumes) {
     sandbox.write(&format!("{name}/src/train.py"), script);
     let unique = format!("{}-{}", std::process::id(), fastrand_seed());
     sandbox.write(
@@ -64,7 +64,27 @@ fn command_task(sandbox: &Sandbox, name: &str, script: &str) -> (PathBuf, String
              [channels]\ntraining = \"data\"\n[container]\nbase_image = \"{PYTHON_BASE}\"\n"
         ),
     );
-    (task, unique)
+    let volumes = DataVolumes(data_hash(&sandbox.path().join(name).join("data")));
+    (task, unique, volumes)
+}
+
+/// The engine's volumes of one test's data, removed when the test ends, passed or failed.
+struct DataVolumes(String);
+
+impl Drop for DataVolumes {
+    fn drop(&mut self) {
+        let filter = format!("label=grounds.data={}", self.0);
+        if let Ok(listed) = Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter", &filter])
+            .output()
+        {
+            for volume in text(&listed.stdout).split_whitespace() {
+                let _ = Command::new("docker")
+                    .args(["volume", "rm", "-f", volume])
+                    .output();
+            }
+        }
+    }
 }
 
 fn fastrand_seed() -> u128 {
@@ -150,7 +170,7 @@ fn builtin_over_ssh_gives_the_same_result_as_train_local() {
 #[test]
 fn command_task_over_ssh_mounts_nothing_and_brings_every_file_back() {
     let sandbox = Sandbox::new();
-    let (task, unique) = command_task(&sandbox, "ssh-writer", WRITER);
+    let (task, unique, _volumes) = command_task(&sandbox, "ssh-writer", WRITER);
     std::fs::write(
         &task,
         std::fs::read_to_string(&task).unwrap() + "pass_env = [\"SLEEP\"]\n" + METRICS,
@@ -309,7 +329,7 @@ fn two_hosts_over_ssh_reach_each_other() {
 #[test]
 fn ctrl_c_over_ssh_stops_the_job_and_leaves_no_container_or_ssh_behind() {
     let sandbox = Sandbox::new();
-    let (task, _) = command_task(
+    let (task, _, _volumes) = command_task(
         &sandbox,
         "ssh-sleeper",
         "import time\nprint('sleeping', flush=True)\ntime.sleep(300)\n",
@@ -496,7 +516,7 @@ fn dry_run_names_the_host_and_says_copy() {
 #[test]
 fn cached_data_is_listed_and_cleared() {
     let sandbox = Sandbox::new();
-    let (task, _) = command_task(&sandbox, "ssh-cache", "print('done')\n");
+    let (task, _, _volumes) = command_task(&sandbox, "ssh-cache", "print('done')\n");
     let ssh = ssh_host();
     let run = |extra: &[&str]| {
         let mut args = vec![
@@ -529,7 +549,7 @@ fn cached_data_is_listed_and_cleared() {
         .collect();
     assert!(!ours.is_empty(), "{listed}");
     // Each of our data sets is in the engine as a volume labelled grounds.
-    let hash = sandbox_hash(&sandbox, &task);
+    let hash = data_hash(&task.parent().unwrap().join("data"));
     let entry = ours
         .iter()
         .find(|d| d["hash"] == hash.as_str())
@@ -563,10 +583,9 @@ fn cached_data_is_listed_and_cleared() {
     assert!(run(&["--force"]).contains("Sending channel `training`"));
 }
 
-/// The content hash grounds gives the task's data folder, as `cache list` shows it: read from the
-/// dry-run plan's fingerprint input is not exposed, so computed the same way here (names and bytes).
-fn sandbox_hash(sandbox: &Sandbox, task: &Path) -> String {
-    let data = task.parent().unwrap().join("data");
+/// The content hash grounds gives a data folder, as `cache list` shows it and the volumes' labels carry:
+/// sha256 over each file's relative name, a 0 byte, its bytes and a 0xff byte, in name order.
+fn data_hash(data: &Path) -> String {
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     fn walk(dir: &Path, prefix: &str, files: &mut Vec<(String, PathBuf)>) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -584,9 +603,8 @@ fn sandbox_hash(sandbox: &Sandbox, task: &Path) -> String {
             }
         }
     }
-    walk(&data, "", &mut files);
+    walk(data, "", &mut files);
     files.sort();
-    let _ = sandbox;
     let mut input = Vec::new();
     for (name, path) in files {
         input.extend_from_slice(name.as_bytes());
