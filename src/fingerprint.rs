@@ -70,6 +70,11 @@ pub fn fingerprint(
         }
         match source {
             ChannelSource::S3(uri) => hasher.update(uri.as_bytes()),
+            // Resolved to the result's files before any fingerprint; never reached.
+            ChannelSource::Result { .. } => anyhow::bail!(
+                "channel `{name}`: {} was not resolved to a stored result's files",
+                source.describe()
+            ),
             ChannelSource::Local(path) => {
                 hasher.update(content_hash(path).with_context(|| format!("channel `{name}`"))?)
             }

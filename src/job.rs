@@ -128,6 +128,9 @@ pub struct JobRecord {
     pub hyperparameters: BTreeMap<String, String>,
     /// Channel name to where its data came from.
     pub channels: BTreeMap<String, String>,
+    /// Stored results read through `result://` channels: the provenance of this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<ResultInput>,
     pub hosts: Vec<String>,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -170,6 +173,15 @@ pub struct Outcome {
 }
 
 /// What a job is, once launched.
+/// A stored result a job read through a `result://` channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultInput {
+    pub channel: String,
+    /// The full id of the result read.
+    pub result: String,
+    pub folder: crate::task::ResultFolder,
+}
+
 pub struct Started<'a> {
     pub id: &'a str,
     pub placement: Placement,
@@ -177,6 +189,8 @@ pub struct Started<'a> {
     pub task_file: &'a Path,
     /// Channel name to where its data comes from.
     pub channels: BTreeMap<String, String>,
+    /// The stored results it reads (`result://` channels).
+    pub inputs: Vec<ResultInput>,
     pub hosts: Vec<String>,
     pub fingerprint: &'a str,
     pub package: &'a PackageInfo,
@@ -193,6 +207,7 @@ impl JobRecord {
             task_file: job.task_file.display().to_string(),
             hyperparameters: job.task.hyperparameters.clone(),
             channels: job.channels,
+            inputs: job.inputs,
             hosts: job.hosts,
             started_at: Utc::now(),
             ended_at: None,

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{AwsArgs, EngineArgs, Gpus, ImageArgs, RemoteArgs, TrainArgs};
 use crate::docker::EngineAddress;
+use crate::job::ResultInput;
 use crate::package::PackageInfo;
 use crate::results::{Mode, Store};
 use crate::task::Task;
@@ -29,6 +30,8 @@ pub struct TrainSettings {
     pub sources: BTreeMap<String, String>,
     /// What each `s3://` channel holds now (a hash of its objects' ETags), for the fingerprint.
     pub data: BTreeMap<String, String>,
+    /// The stored results `result://` channels read, for the record.
+    pub inputs: Vec<ResultInput>,
 }
 
 /// What container runs (local and remote) need beyond the task.
@@ -167,6 +170,7 @@ impl TrainSettings {
             aws: args.aws.clone(),
             sources,
             data: BTreeMap::new(),
+            inputs: Vec::new(),
         })
     }
 
@@ -181,7 +185,8 @@ impl TrainSettings {
             .iter()
             .filter_map(|(name, source)| match source {
                 crate::task::ChannelSource::S3(uri) => Some((name.clone(), uri.clone())),
-                crate::task::ChannelSource::Local(_) => None,
+                crate::task::ChannelSource::Local(_)
+                | crate::task::ChannelSource::Result { .. } => None,
             })
             .collect()
     }

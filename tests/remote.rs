@@ -704,3 +704,34 @@ async fn the_stand_in_answers_bad_requests_as_the_service_does() {
         .unwrap_or_default()
         .contains("Cannot pull the training image"));
 }
+
+#[test]
+fn a_result_channel_is_uploaded_and_read_on_sagemaker() {
+    let sandbox = Sandbox::new();
+    // A result made here, attached: its output/data holds the rows the remote job reads.
+    let producer = sandbox.command_task(
+        "producer",
+        "import os\nopen(os.path.join(os.environ['SM_OUTPUT_DATA_DIR'], 'rows.csv'), 'w').write('x\\n1\\n2\\n3\\n')\n",
+        "",
+    );
+    let (made, produced) =
+        sandbox.json(&["train", "attached", producer.to_str().unwrap(), "--quiet"]);
+    assert!(made.status.success(), "{}", both(&made));
+    let id = produced["id"].as_str().unwrap();
+    let task = remote_command_task(
+        &sandbox,
+        "remote-reader",
+        "import os\nrows = open(os.path.join(os.environ['SM_CHANNEL_ROWS'], 'rows.csv')).read().splitlines()\n\
+         print('###METRIC###rows:%d###' % (len(rows) - 1), flush=True)\n",
+        &format!("metrics = [\"rows\"]\n[channels]\nrows = \"result://{id}/output\"\n"),
+    );
+    let (output, answer) = grounds(
+        &sandbox,
+        &["train", "remote", task.to_str().unwrap(), "--json"],
+    );
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(answer["status"], "Completed", "{answer}");
+    assert_eq!(answer["metrics"]["rows"], 3.0);
+    let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
+    assert_eq!(zip.json("job.json")["inputs"][0]["result"], id);
+}

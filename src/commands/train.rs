@@ -1,6 +1,8 @@
 //! `grounds train attached|local|remote TASK`: settings resolved, the mode's executor chosen, the job (or
 //! every member of a sweep) sent through the pipeline, and what it came to printed.
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
 
 use super::Exit;
@@ -9,11 +11,12 @@ use crate::executors::attached::AttachedExecutor;
 use crate::executors::local::LocalExecutor;
 use crate::executors::remote::RemoteExecutor;
 use crate::executors::Executor;
-use crate::job::{Mode, Status};
+use crate::job::{Mode, ResultInput, Status};
 use crate::pipeline::{self, Ran};
 use crate::printer::{Printer, Reporter};
 use crate::report;
 use crate::settings::{ContainerSettings, RemoteSettings, TrainSettings};
+use crate::task::ChannelSource;
 
 /// Settings are resolved, and the `.env` beside the task applied, before the runtime starts (so no other
 /// thread reads the environment while it changes); AWS is reached once for every member of a sweep.
@@ -71,6 +74,7 @@ async fn train<E: Executor>(
     // Channels in S3 are listed once for every member (their ETags are in the fingerprint); runs that
     // read local data get a local copy, fetched once.
     let download = !executor.reads_s3();
+    let settings = with_result_channels(settings, printer)?;
     let settings = with_s3_channels(settings, download, printer).await?;
     let parameters = sweep_parameters(&settings, args, printer);
     let members = pipeline::members(&settings, &parameters)?;
@@ -150,6 +154,51 @@ pub fn exit_for(status: Status) -> Exit {
         // A detached remote job: submitted is success.
         Status::InProgress => Exit::Success,
     }
+}
+
+/// Resolves the task's `result://` channels to the files of the stored results they name (unpacked
+/// once into `$GROUNDS_HOME/cache/results`), so every mode reads them as local data and the fingerprint
+/// holds their content; records which results were read.
+pub fn with_result_channels(
+    settings: TrainSettings,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<TrainSettings> {
+    let mut folders = BTreeMap::new();
+    let mut inputs = Vec::new();
+    for (name, source) in &settings.task.channels {
+        let ChannelSource::Result { id, folder } = source else {
+            continue;
+        };
+        let (full, path) = settings
+            .store
+            .result_folder(id, *folder)
+            .with_context(|| format!("channel `{name}` ({})", source.describe()))?;
+        reporter.stage(
+            "Reading",
+            &format!(
+                "channel `{name}` from result {full} ({}/)",
+                folder.path_in_result()
+            ),
+        );
+        folders.insert(name.clone(), path);
+        inputs.push(ResultInput {
+            channel: name.clone(),
+            result: full,
+            folder: *folder,
+        });
+    }
+    if inputs.is_empty() {
+        return Ok(settings);
+    }
+    let mut settings = settings.with_local_channels(&folders);
+    for input in &inputs {
+        settings.sources.insert(
+            input.channel.clone(),
+            format!("result://{}/{}", input.result, input.folder),
+        );
+    }
+    settings.inputs = inputs;
+    Ok(settings)
 }
 
 /// Lists the task's `s3://` channels (their ETags go into the fingerprint); with `download` (attached

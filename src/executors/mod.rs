@@ -187,6 +187,10 @@ pub fn local_channel<'a>(
             "channel `{name}` is in S3 ({uri}); {mode} runs read local data only: download it and point the \
              channel at the local copy, or use `grounds train remote`"
         ),
+        ChannelSource::Result { .. } => anyhow::bail!(
+            "channel `{name}`: {} was not resolved to a stored result's files",
+            source.describe()
+        ),
     }
 }
 

@@ -153,6 +153,7 @@ pub async fn start<E: Executor>(
         task: &task.spec,
         task_file: &task.file,
         channels: settings.channel_sources(),
+        inputs: settings.inputs.clone(),
         hosts,
         fingerprint: &fingerprint,
         package: &package.info,

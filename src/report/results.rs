@@ -216,6 +216,17 @@ pub fn show(stored: &Stored) -> (Value, String) {
             text.push_str(&format!("  {name}  {source}\n"));
         }
     }
+    if !job.inputs.is_empty() {
+        text.push_str("\nread from results:\n");
+        for input in &job.inputs {
+            text.push_str(&format!(
+                "  {}  {} ({}/)\n",
+                input.channel,
+                input.result,
+                input.folder.path_in_result()
+            ));
+        }
+    }
     if !job.hyperparameters.is_empty() {
         text.push_str("\nhyperparameters:\n");
         let rows: Vec<Vec<String>> = job

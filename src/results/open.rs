@@ -11,6 +11,43 @@ use super::{Store, JOB_JSON_MAX};
 use crate::archive::{self, Limits};
 
 impl Store {
+    /// The files of a stored result's folder, for a `result://ID/model|output` channel: the result
+    /// (`id`: an id or a unique prefix) must be completed; it is unpacked once, with every entry checked,
+    /// into `$GROUNDS_HOME/cache/results/<id>` (put back where files are missing) and the folder returned
+    /// with the result's full id.
+    pub fn result_folder(
+        &self,
+        id: &str,
+        folder: crate::task::ResultFolder,
+    ) -> anyhow::Result<(String, PathBuf)> {
+        let full = self.resolve(id)?;
+        let stored = self.read(&full)?;
+        if stored.job.status != crate::job::Status::Completed {
+            bail!(
+                "result {full} is {}: only a completed result can feed a channel (run it again, or name \
+                 another result)",
+                stored.job.status
+            );
+        }
+        let inside = folder.path_in_result();
+        let prefix = format!("{inside}/");
+        if !stored
+            .files
+            .iter()
+            .any(|(name, _)| name.starts_with(&prefix))
+        {
+            bail!("result {full} has no files in {inside}/: its job wrote none there");
+        }
+        let dest = self.home.join("cache").join("results").join(&full);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        self.open_into(&full, &dest, true, Limits::default())
+            .with_context(|| format!("unpacking result {full} for its {inside}/ files"))?;
+        Ok((full, dest.join(inside)))
+    }
+
     /// Unpacks a result into `dest`, checking every entry first. A new or empty folder gets the result; a
     /// folder that already holds this result (the default one, or one whose `job.json` is this result's)
     /// gets back what is missing and keeps every file a user added there. A file of the result that was

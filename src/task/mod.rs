@@ -346,6 +346,35 @@ impl Task {
                     ));
                 }
                 ChannelSource::S3(value.clone())
+            } else if let Some(rest) = value.strip_prefix("result://") {
+                let (id, folder) = rest.split_once('/').unwrap_or((rest, ""));
+                let folder = match folder.trim_end_matches('/') {
+                    "model" => ResultFolder::Model,
+                    "output" => ResultFolder::Output,
+                    _ => {
+                        return Err(invalid(
+                            Some(location.span()),
+                            format!(
+                                "channel `{}`: `{value}` is not result://ID/model or result://ID/output (ID: a \
+                                 result id or a unique prefix of one, as `grounds results list` shows)",
+                                channel.get_ref()
+                            ),
+                        ))
+                    }
+                };
+                if id.is_empty() {
+                    return Err(invalid(
+                        Some(location.span()),
+                        format!(
+                            "channel `{}`: `{value}` names no result: result://ID/{folder}",
+                            channel.get_ref()
+                        ),
+                    ));
+                }
+                ChannelSource::Result {
+                    id: id.to_string(),
+                    folder,
+                }
             } else {
                 let full = base.join(value);
                 if !full.exists() {

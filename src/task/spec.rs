@@ -116,6 +116,41 @@ pub struct CommandSpec {
 pub enum ChannelSource {
     Local(PathBuf),
     S3(String),
+    /// `result://<id or unique prefix>/model|output`: a folder of a stored result, resolved to the files
+    /// of a completed result before the job is fingerprinted.
+    Result {
+        id: String,
+        folder: ResultFolder,
+    },
+}
+
+/// The folder of a stored result a channel can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultFolder {
+    /// `model/`: what the job saved in `/opt/ml/model`.
+    Model,
+    /// `output/data/`: what the job saved in `/opt/ml/output/data`.
+    Output,
+}
+
+impl ResultFolder {
+    /// Where its files are inside a result.
+    pub fn path_in_result(self) -> &'static str {
+        match self {
+            ResultFolder::Model => "model",
+            ResultFolder::Output => "output/data",
+        }
+    }
+}
+
+impl std::fmt::Display for ResultFolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResultFolder::Model => "model",
+            ResultFolder::Output => "output",
+        })
+    }
 }
 
 impl ChannelSource {
@@ -123,6 +158,7 @@ impl ChannelSource {
         match self {
             ChannelSource::Local(path) => path.display().to_string(),
             ChannelSource::S3(uri) => uri.clone(),
+            ChannelSource::Result { id, folder } => format!("result://{id}/{folder}"),
         }
     }
 }

@@ -97,6 +97,10 @@ impl RemotePlan {
                 ChannelSource::S3(uri) => {
                     channels.insert(channel.clone(), uri.clone());
                 }
+                ChannelSource::Result { .. } => anyhow::bail!(
+                    "channel `{channel}`: {} was not resolved to a stored result's files",
+                    source.describe()
+                ),
             }
         }
         let output_path = format!("s3://{bucket}/sagemaker/{name}/output/");
