@@ -206,6 +206,9 @@ pub struct TrainArgs {
     /// exists; without it that result is reused.
     #[arg(long)]
     pub force: bool,
+    /// (pipelines) Run this step and every step that reads it even when nothing changed (repeatable).
+    #[arg(long, value_name = "STEP")]
+    pub force_step: Vec<String>,
     /// AWS settings, for SageMaker and for `s3://` channels in every mode.
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -218,6 +221,9 @@ pub enum ResultsCommand {
         /// Only results of this task.
         #[arg(long, value_name = "NAME")]
         task: Option<String>,
+        /// Only the steps of runs of this pipeline.
+        #[arg(long, value_name = "NAME")]
+        pipeline: Option<String>,
         /// Only results with this status (Completed, Failed, Stopped, InProgress).
         #[arg(long, value_name = "STATUS")]
         status: Option<String>,

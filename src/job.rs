@@ -131,6 +131,9 @@ pub struct JobRecord {
     /// Stored results read through `result://` channels: the provenance of this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<ResultInput>,
+    /// The pipeline and step it ran as, if it ran as one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineStep>,
     pub hosts: Vec<String>,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -182,6 +185,13 @@ pub struct ResultInput {
     pub folder: crate::task::ResultFolder,
 }
 
+/// The pipeline and step a job ran as.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineStep {
+    pub name: String,
+    pub step: String,
+}
+
 pub struct Started<'a> {
     pub id: &'a str,
     pub placement: Placement,
@@ -191,6 +201,7 @@ pub struct Started<'a> {
     pub channels: BTreeMap<String, String>,
     /// The stored results it reads (`result://` channels).
     pub inputs: Vec<ResultInput>,
+    pub pipeline: Option<PipelineStep>,
     pub hosts: Vec<String>,
     pub fingerprint: &'a str,
     pub package: &'a PackageInfo,
@@ -208,6 +219,7 @@ impl JobRecord {
             hyperparameters: job.task.hyperparameters.clone(),
             channels: job.channels,
             inputs: job.inputs,
+            pipeline: job.pipeline,
             hosts: job.hosts,
             started_at: Utc::now(),
             ended_at: None,

@@ -22,6 +22,7 @@ mod dotenv;
 mod entry;
 mod executors;
 mod fingerprint;
+mod flow;
 mod image;
 mod job;
 mod joblog;

@@ -32,6 +32,8 @@ pub struct TrainSettings {
     pub data: BTreeMap<String, String>,
     /// The stored results `result://` channels read, for the record.
     pub inputs: Vec<ResultInput>,
+    /// The pipeline step these settings run, if any.
+    pub pipeline: Option<crate::job::PipelineStep>,
 }
 
 /// What container runs (local and remote) need beyond the task.
@@ -171,6 +173,7 @@ impl TrainSettings {
             sources,
             data: BTreeMap::new(),
             inputs: Vec::new(),
+            pipeline: None,
         })
     }
 

@@ -17,6 +17,7 @@ pub fn run(command: ResultsCommand, printer: &Printer) -> anyhow::Result<Exit> {
     match command {
         ResultsCommand::List {
             task,
+            pipeline,
             status,
             sort,
             ascending,
@@ -24,6 +25,7 @@ pub fn run(command: ResultsCommand, printer: &Printer) -> anyhow::Result<Exit> {
             &store,
             &Filter {
                 task,
+                pipeline,
                 status,
                 sort,
                 ascending,
@@ -85,6 +87,7 @@ async fn fetch(
 /// What `results list` shows, and in which order.
 pub struct Filter {
     pub task: Option<String>,
+    pub pipeline: Option<String>,
     pub status: Option<String>,
     pub sort: Option<String>,
     pub ascending: bool,
@@ -104,6 +107,11 @@ impl Filter {
         let mut rows: Vec<_> = rows
             .into_iter()
             .filter(|r| self.task.as_ref().is_none_or(|t| &r.task == t))
+            .filter(|r| {
+                self.pipeline
+                    .as_ref()
+                    .is_none_or(|p| r.pipeline.as_ref().is_some_and(|s| &s.name == p))
+            })
             .filter(|r| {
                 self.status
                     .as_ref()

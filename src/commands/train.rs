@@ -1,22 +1,17 @@
 //! `grounds train attached|local|remote TASK`: settings resolved, the mode's executor chosen, the job (or
 //! every member of a sweep) sent through the pipeline, and what it came to printed.
 
-use std::collections::BTreeMap;
-
-use anyhow::Context;
-
 use super::Exit;
 use crate::cli::{TrainArgs, TrainCommand};
 use crate::executors::attached::AttachedExecutor;
 use crate::executors::local::LocalExecutor;
 use crate::executors::remote::RemoteExecutor;
 use crate::executors::Executor;
-use crate::job::{Mode, ResultInput, Status};
+use crate::job::{Mode, Status};
 use crate::pipeline::{self, Ran};
 use crate::printer::{Printer, Reporter};
 use crate::report;
 use crate::settings::{ContainerSettings, RemoteSettings, TrainSettings};
-use crate::task::ChannelSource;
 
 /// Settings are resolved, and the `.env` beside the task applied, before the runtime starts (so no other
 /// thread reads the environment while it changes); AWS is reached once for every member of a sweep.
@@ -27,6 +22,9 @@ pub fn run(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
         TrainCommand::Remote(args) => &args.train.task,
     };
     let dotenv = crate::aws::apply_dotenv(task_file);
+    if crate::flow::is_pipeline_file(task_file) {
+        return run_flow(command, printer);
+    }
     match command {
         TrainCommand::Attached(args) => {
             let settings = TrainSettings::resolve(&args, Mode::Attached)?;
@@ -62,6 +60,101 @@ pub fn run(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
     }
 }
 
+/// A pipeline file: checked whole, then every step run (or planned) in order.
+fn run_flow(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
+    let args = match &command {
+        TrainCommand::Attached(args) => args,
+        TrainCommand::Local(local) => &local.train,
+        TrainCommand::Remote(_) => anyhow::bail!(
+            "pipelines run with `train attached` and `train local` for now; `train remote` runs each step's \
+             task on its own (with result:// channels)"
+        ),
+    };
+    if !args.sweep.is_empty() || !args.hyperparameters.is_empty() {
+        anyhow::bail!(
+            "--set and --hp do not apply to a pipeline file yet: set a step's hyperparameters in its \
+             [steps.NAME] hyperparameters"
+        );
+    }
+    let flow = crate::flow::Flow::load(&args.task)?;
+    let mut force = std::collections::BTreeSet::new();
+    for step in &args.force_step {
+        if !flow.steps.iter().any(|s| &s.name == step) {
+            anyhow::bail!(
+                "--force-step {step}: {} has no step `{step}` (steps: {})",
+                args.task.display(),
+                flow.steps
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        force.extend(flow.with_dependents(step));
+    }
+    let parallel = args.parallel.unwrap_or(1).max(1);
+    printer.stage(
+        "Pipeline",
+        &format!(
+            "{}: {} step(s), {parallel} at a time",
+            flow.name,
+            flow.steps.len()
+        ),
+    );
+    let reporter_for = |step: &str| MemberReporter {
+        inner: printer,
+        name: step.to_string(),
+    };
+    let answer = match &command {
+        TrainCommand::Local(local) => {
+            let make = |settings: &TrainSettings| {
+                Ok(LocalExecutor {
+                    container: ContainerSettings::resolve(
+                        &settings.task,
+                        &local.image,
+                        local.user,
+                        local.gpus,
+                        &local.engine,
+                    )?,
+                })
+            };
+            super::block_on(crate::flow::run::run(
+                &make,
+                &flow,
+                args,
+                Mode::Local,
+                &force,
+                parallel,
+                reporter_for,
+            ))?
+        }
+        _ => {
+            let make = |_: &TrainSettings| Ok(AttachedExecutor);
+            super::block_on(crate::flow::run::run(
+                &make,
+                &flow,
+                args,
+                Mode::Attached,
+                &force,
+                parallel,
+                reporter_for,
+            ))?
+        }
+    };
+    let (json, text) = report::flow(&answer);
+    if args.dry_run {
+        printer.plan(&json);
+        return Ok(Exit::Success);
+    }
+    printer.json(&json);
+    printer.out(&text);
+    Ok(if answer.all_completed() {
+        Exit::Success
+    } else {
+        Exit::JobFailed
+    })
+}
+
 /// One job, or a sweep, of any mode.
 async fn train<E: Executor>(
     executor: &E,
@@ -74,8 +167,8 @@ async fn train<E: Executor>(
     // Channels in S3 are listed once for every member (their ETags are in the fingerprint); runs that
     // read local data get a local copy, fetched once.
     let download = !executor.reads_s3();
-    let settings = with_result_channels(settings, printer)?;
-    let settings = with_s3_channels(settings, download, printer).await?;
+    let settings = pipeline::with_result_channels(settings, printer)?;
+    let settings = pipeline::with_s3_channels(settings, download, printer).await?;
     let parameters = sweep_parameters(&settings, args, printer);
     let members = pipeline::members(&settings, &parameters)?;
     if let [only] = members.as_slice() {
@@ -154,101 +247,6 @@ pub fn exit_for(status: Status) -> Exit {
         // A detached remote job: submitted is success.
         Status::InProgress => Exit::Success,
     }
-}
-
-/// Resolves the task's `result://` channels to the files of the stored results they name (unpacked
-/// once into `$GROUNDS_HOME/cache/results`), so every mode reads them as local data and the fingerprint
-/// holds their content; records which results were read.
-pub fn with_result_channels(
-    settings: TrainSettings,
-    reporter: &dyn Reporter,
-) -> anyhow::Result<TrainSettings> {
-    let mut folders = BTreeMap::new();
-    let mut inputs = Vec::new();
-    for (name, source) in &settings.task.channels {
-        let ChannelSource::Result { id, folder } = source else {
-            continue;
-        };
-        let (full, path) = settings
-            .store
-            .result_folder(id, *folder)
-            .with_context(|| format!("channel `{name}` ({})", source.describe()))?;
-        reporter.stage(
-            "Reading",
-            &format!(
-                "channel `{name}` from result {full} ({}/)",
-                folder.path_in_result()
-            ),
-        );
-        folders.insert(name.clone(), path);
-        inputs.push(ResultInput {
-            channel: name.clone(),
-            result: full,
-            folder: *folder,
-        });
-    }
-    if inputs.is_empty() {
-        return Ok(settings);
-    }
-    let mut settings = settings.with_local_channels(&folders);
-    for input in &inputs {
-        settings.sources.insert(
-            input.channel.clone(),
-            format!("result://{}/{}", input.result, input.folder),
-        );
-    }
-    settings.inputs = inputs;
-    Ok(settings)
-}
-
-/// Lists the task's `s3://` channels (their ETags go into the fingerprint); with `download` (attached
-/// and local runs, which read local data) fetches them into `$GROUNDS_HOME/cache/s3` and points the
-/// channels at the copies. A dry run lists and downloads nothing.
-pub async fn with_s3_channels(
-    settings: TrainSettings,
-    download: bool,
-    reporter: &dyn Reporter,
-) -> anyhow::Result<TrainSettings> {
-    let uris = settings.s3_channels();
-    if uris.is_empty() {
-        return Ok(settings);
-    }
-    let aws = crate::aws::Aws::connect(
-        settings.aws.profile.as_deref(),
-        settings.aws.region.as_deref(),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "channels {} are in S3, which needs AWS settings",
-            uris.keys().cloned().collect::<Vec<_>>().join(", ")
-        )
-    })?;
-    let cache = settings.store.home.join("cache").join("s3");
-    let resolved = crate::s3cache::resolve(
-        &aws.s3(),
-        &uris,
-        &cache,
-        download && !settings.dry_run,
-        reporter,
-    )
-    .await?;
-    let mut settings = if download {
-        settings.with_local_channels(&resolved.folders)
-    } else {
-        settings
-    };
-    settings.data = resolved
-        .channels
-        .iter()
-        .map(|(name, channel)| {
-            (
-                name.clone(),
-                format!("{} {}", channel.uri, channel.identity),
-            )
-        })
-        .collect();
-    Ok(settings)
 }
 
 /// Removes what runs killed before they could clean up left behind: staging files in the store and job

@@ -154,6 +154,7 @@ pub async fn start<E: Executor>(
         task_file: &task.file,
         channels: settings.channel_sources(),
         inputs: settings.inputs.clone(),
+        pipeline: settings.pipeline.clone(),
         hosts,
         fingerprint: &fingerprint,
         package: &package.info,
@@ -429,5 +430,8 @@ pub async fn sweep<E: Executor, R: Reporter>(
     ran.into_iter().map(|(_, ran)| ran).collect()
 }
 
+mod inputs;
 #[cfg(test)]
 mod tests;
+
+pub use inputs::{with_result_channels, with_s3_channels};

@@ -238,6 +238,7 @@ impl Fixture {
             parallel: None,
             sort: None,
             force,
+            force_step: Vec::new(),
             aws: AwsArgs {
                 profile: None,
                 region: None,

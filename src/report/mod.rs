@@ -245,3 +245,92 @@ pub fn sweep(
         all_completed,
     }
 }
+
+/// A pipeline's answer: one JSON object per step, in step order, and a table (step, id, status or
+/// reused, duration, the first metrics).
+pub fn flow(answer: &crate::flow::run::FlowAnswer) -> (Value, String) {
+    use crate::flow::run::StepEnd;
+    let mut rows = Vec::new();
+    let mut table = Vec::new();
+    for (step, end) in &answer.steps {
+        let (json, row) = match end {
+            StepEnd::Ran(ran) => {
+                let (answer, _, status) = self::ran(ran);
+                let mut json = answer.clone();
+                json["step"] = Value::from(step.clone());
+                let metrics = answer["metrics"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .take(3)
+                            .map(|(k, v)| {
+                                format!(
+                                    "{k}={}",
+                                    v.as_f64()
+                                        .map(crate::printer::metric_value)
+                                        .unwrap_or_else(|| v.to_string())
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default();
+                let reused = answer["reused"].as_bool().unwrap_or(false);
+                (
+                    json,
+                    vec![
+                        step.clone(),
+                        answer["id"].as_str().unwrap_or_default().to_string(),
+                        if reused {
+                            "reused".to_string()
+                        } else {
+                            status.to_string()
+                        },
+                        answer["duration_seconds"]
+                            .as_f64()
+                            .map(|d| format!("{d:.1}s"))
+                            .unwrap_or_default(),
+                        metrics,
+                    ],
+                )
+            }
+            StepEnd::Error(message) => (
+                serde_json::json!({"step": step, "status": "Error", "error": message}),
+                vec![
+                    step.clone(),
+                    String::new(),
+                    "Error".into(),
+                    String::new(),
+                    message.lines().next().unwrap_or_default().to_string(),
+                ],
+            ),
+            StepEnd::Skipped(why) => (
+                serde_json::json!({"step": step, "status": "Skipped", "reason": why}),
+                vec![
+                    step.clone(),
+                    String::new(),
+                    "Skipped".into(),
+                    String::new(),
+                    why.clone(),
+                ],
+            ),
+            StepEnd::Planned(plan) => {
+                let reuses = plan.get("reuses").and_then(Value::as_str);
+                let json = serde_json::json!({
+                    "step": step,
+                    "would": if reuses.is_some() { "reuse" } else { "run" },
+                    "reuses": reuses,
+                    "after": plan.get("after"),
+                    "fingerprint": plan.get("fingerprint"),
+                });
+                (json, Vec::new())
+            }
+        };
+        rows.push(json);
+        if !row.is_empty() {
+            table.push(row);
+        }
+    }
+    let text = crate::printer::table(&["STEP", "ID", "STATUS", "DURATION", "METRICS"], &table);
+    (Value::Array(rows), text)
+}

@@ -172,6 +172,12 @@ pub fn show(stored: &Stored) -> (Value, String) {
         "task:         {} (version {}) from {}\n",
         job.task.name, job.task.version, job.task_file
     ));
+    if let Some(pipeline) = &job.pipeline {
+        text.push_str(&format!(
+            "pipeline:     {}, step {}\n",
+            pipeline.name, pipeline.step
+        ));
+    }
     text.push_str(&format!("mode:         {}\n", job.mode()));
     text.push_str(&format!(
         "status:       {}{}\n",

@@ -158,6 +158,9 @@ pub struct Summary {
     #[serde(serialize_with = "crate::metrics::value::serialize_map")]
     pub metrics: BTreeMap<String, f64>,
     pub result: PathBuf,
+    /// The pipeline and step it ran as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<crate::job::PipelineStep>,
 }
 
 /// A stored result, read back.
@@ -393,6 +396,7 @@ impl Store {
                     duration_seconds: stored.job.duration_seconds,
                     metrics: stored.metrics.finals(),
                     result: stored.path,
+                    pipeline: stored.job.pipeline.clone(),
                 }),
                 Err(e) => problems.push(format!("{id}: {e:#}")),
             }

@@ -32,7 +32,7 @@ pub(super) fn check_finite(value: &toml::Value) -> Result<(), String> {
 }
 
 /// TOML values become the strings SageMaker passes: strings as they are, everything else as JSON text.
-pub(super) fn hyperparameter_string(value: &toml::Value) -> Result<String, String> {
+pub fn hyperparameter_string(value: &toml::Value) -> Result<String, String> {
     check_finite(value)?;
     Ok(match value {
         toml::Value::String(s) => s.clone(),

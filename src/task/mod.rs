@@ -19,7 +19,7 @@ use toml::Spanned;
 #[cfg(test)]
 pub use checks::JOB_SUFFIX_LEN;
 use checks::*;
-pub use checks::{parse_override, TASK_NAME_MAX};
+pub use checks::{hyperparameter_string, parse_override, TASK_NAME_MAX};
 pub use spec::*;
 
 /// A problem with a task file that the user can fix; it always names the file.
@@ -348,10 +348,9 @@ impl Task {
                 ChannelSource::S3(value.clone())
             } else if let Some(rest) = value.strip_prefix("result://") {
                 let (id, folder) = rest.split_once('/').unwrap_or((rest, ""));
-                let folder = match folder.trim_end_matches('/') {
-                    "model" => ResultFolder::Model,
-                    "output" => ResultFolder::Output,
-                    _ => {
+                let folder = match ResultFolder::parse(folder) {
+                    Some(folder) => folder,
+                    None => {
                         return Err(invalid(
                             Some(location.span()),
                             format!(

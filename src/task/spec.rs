@@ -135,6 +135,15 @@ pub enum ResultFolder {
 }
 
 impl ResultFolder {
+    /// `model` or `output` (a trailing `/` allowed).
+    pub fn parse(text: &str) -> Option<ResultFolder> {
+        match text.trim_end_matches('/') {
+            "model" => Some(ResultFolder::Model),
+            "output" => Some(ResultFolder::Output),
+            _ => None,
+        }
+    }
+
     /// Where its files are inside a result.
     pub fn path_in_result(self) -> &'static str {
         match self {
@@ -154,6 +163,24 @@ impl std::fmt::Display for ResultFolder {
 }
 
 impl ChannelSource {
+    /// A channel value already checked (by a task or pipeline file): `s3://…`, `result://ID/FOLDER`, or a
+    /// path.
+    pub fn from_value(value: &str) -> ChannelSource {
+        if value.starts_with("s3://") {
+            return ChannelSource::S3(value.to_string());
+        }
+        if let Some(rest) = value.strip_prefix("result://") {
+            let (id, folder) = rest.split_once('/').unwrap_or((rest, ""));
+            if let Some(folder) = ResultFolder::parse(folder) {
+                return ChannelSource::Result {
+                    id: id.to_string(),
+                    folder,
+                };
+            }
+        }
+        ChannelSource::Local(PathBuf::from(value))
+    }
+
     pub fn describe(&self) -> String {
         match self {
             ChannelSource::Local(path) => path.display().to_string(),
