@@ -4,36 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{both, fixture, text, Sandbox, ZipFile, PYTHON_BASE};
+use common::{both, pipeline_copy, text, Sandbox, ZipFile, PYTHON_BASE};
 use serde_json::Value;
-
-/// The fixture pipeline copied into the sandbox (so it can be changed), with `extra` appended to each
-/// step's task file.
-fn pipeline_copy(sandbox: &Sandbox, extra: &str) -> PathBuf {
-    let from = fixture("pipeline");
-    for step in ["prepare", "train", "evaluate"] {
-        let task = std::fs::read_to_string(from.join(step).join("task.toml")).unwrap();
-        // The fixture's data path is relative to fixtures/pipeline/STEP.
-        let task = task.replace(
-            "../../titanic/titanic.csv",
-            &fixture("titanic/titanic.csv").display().to_string(),
-        );
-        sandbox.write(&format!("flow/{step}/task.toml"), &format!("{task}{extra}"));
-        for entry in std::fs::read_dir(from.join(step).join("src")).unwrap() {
-            let entry = entry.unwrap();
-            sandbox.write(
-                &format!("flow/{step}/src/{}", entry.file_name().to_string_lossy()),
-                &std::fs::read_to_string(entry.path()).unwrap(),
-            );
-        }
-    }
-    sandbox.write(
-        "flow/pipeline.toml",
-        &std::fs::read_to_string(from.join("pipeline.toml")).unwrap(),
-    )
-}
 
 fn run(
     sandbox: &Sandbox,

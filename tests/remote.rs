@@ -735,3 +735,54 @@ fn a_result_channel_is_uploaded_and_read_on_sagemaker() {
     let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
     assert_eq!(zip.json("job.json")["inputs"][0]["result"], id);
 }
+
+#[test]
+fn a_pipeline_runs_on_sagemaker_and_reuses_what_did_not_change() {
+    let sandbox = Sandbox::new();
+    let file = common::pipeline_copy(
+        &sandbox,
+        &format!(
+            "\n[container]\nbase_image = \"grounds-test/python:bookworm\"\n[remote]\nbucket = \"grounds-flow\"\n\
+             registry = \"{}\"\n",
+            registry()
+        ),
+    );
+    sandbox.write("flow/.env", &format!("AWS_ROLE={ROLE}\n"));
+    let (output, answer) = grounds(
+        &sandbox,
+        &[
+            "train",
+            "remote",
+            file.to_str().unwrap(),
+            "--quiet",
+            "--json",
+        ],
+    );
+    assert!(output.status.success(), "{}", both(&output));
+    let steps = answer.as_array().unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(steps.len(), 3);
+    for step in steps {
+        assert_eq!(step["status"], "Completed", "{step}");
+        assert_eq!(step["mode"], "remote", "{step}");
+    }
+    assert!(steps[2]["metrics"]["test_accuracy"].as_f64().unwrap() > 0.7);
+    let (output, again) = grounds(
+        &sandbox,
+        &[
+            "train",
+            "remote",
+            file.to_str().unwrap(),
+            "--quiet",
+            "--json",
+        ],
+    );
+    assert!(output.status.success(), "{}", both(&output));
+    assert!(
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["reused"] == true),
+        "{again}"
+    );
+}

@@ -23,7 +23,7 @@ pub fn run(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
     };
     let dotenv = crate::aws::apply_dotenv(task_file);
     if crate::flow::is_pipeline_file(task_file) {
-        return run_flow(command, printer);
+        return run_flow(command, &dotenv, printer);
     }
     match command {
         TrainCommand::Attached(args) => {
@@ -61,14 +61,18 @@ pub fn run(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
 }
 
 /// A pipeline file: checked whole, then every step run (or planned) in order.
-fn run_flow(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
+fn run_flow(
+    command: TrainCommand,
+    dotenv: &std::collections::BTreeMap<String, String>,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
     let args = match &command {
         TrainCommand::Attached(args) => args,
         TrainCommand::Local(local) => &local.train,
-        TrainCommand::Remote(_) => anyhow::bail!(
-            "pipelines run with `train attached` and `train local` for now; `train remote` runs each step's \
-             task on its own (with result:// channels)"
+        TrainCommand::Remote(remote) if remote.detach => anyhow::bail!(
+            "--detach does not apply to a pipeline file: each step needs the result of the steps it reads"
         ),
+        TrainCommand::Remote(remote) => &remote.train,
     };
     if !args.sweep.is_empty() || !args.hyperparameters.is_empty() {
         anyhow::bail!(
@@ -108,15 +112,16 @@ fn run_flow(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
     let answer = match &command {
         TrainCommand::Local(local) => {
             let make = |settings: &TrainSettings| {
-                Ok(LocalExecutor {
-                    container: ContainerSettings::resolve(
+                std::future::ready(
+                    ContainerSettings::resolve(
                         &settings.task,
                         &local.image,
                         local.user,
                         local.gpus,
                         &local.engine,
-                    )?,
-                })
+                    )
+                    .map(|container| LocalExecutor { container }),
+                )
             };
             super::block_on(crate::flow::run::run(
                 &make,
@@ -128,8 +133,34 @@ fn run_flow(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
                 reporter_for,
             ))?
         }
-        _ => {
-            let make = |_: &TrainSettings| Ok(AttachedExecutor);
+        TrainCommand::Remote(remote) => {
+            // Each step is a task of its own, with its own [remote] settings and hosts.
+            let make = |settings: &TrainSettings| {
+                let task = settings.task.clone();
+                async move {
+                    let container = ContainerSettings::resolve(
+                        &task,
+                        &remote.image,
+                        None,
+                        None,
+                        &Default::default(),
+                    )?;
+                    let settings = RemoteSettings::resolve(&task, remote, dotenv);
+                    RemoteExecutor::connect(settings, container).await
+                }
+            };
+            super::block_on(crate::flow::run::run(
+                &make,
+                &flow,
+                args,
+                Mode::Remote,
+                &force,
+                parallel,
+                reporter_for,
+            ))?
+        }
+        TrainCommand::Attached(_) => {
+            let make = |_: &TrainSettings| std::future::ready(Ok(AttachedExecutor));
             super::block_on(crate::flow::run::run(
                 &make,
                 &flow,

@@ -99,8 +99,8 @@ fn step_settings(
 
 /// Runs (or, with `--dry-run`, plans) every step. `force` names the steps that run even when a
 /// completed twin exists.
-pub async fn run<E: Executor, R: Reporter>(
-    executor_for: &(impl Fn(&TrainSettings) -> anyhow::Result<E> + Sync),
+pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>, R: Reporter>(
+    executor_for: &(impl Fn(&TrainSettings) -> F + Sync),
     flow: &Flow,
     args: &TrainArgs,
     mode: Mode,
@@ -213,8 +213,8 @@ pub async fn run<E: Executor, R: Reporter>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run_step<E: Executor>(
-    executor_for: &(impl Fn(&TrainSettings) -> anyhow::Result<E> + Sync),
+async fn run_step<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>>(
+    executor_for: &(impl Fn(&TrainSettings) -> F + Sync),
     flow: &Flow,
     step: &Step,
     args: &TrainArgs,
@@ -224,7 +224,7 @@ async fn run_step<E: Executor>(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<StepEnd> {
     let settings = step_settings(step, flow, args, mode, force, made)?;
-    let executor = executor_for(&settings)?;
+    let executor = executor_for(&settings).await?;
     let executor = &executor;
     let settings = pipeline::with_result_channels(settings, reporter)?;
     let settings = pipeline::with_s3_channels(settings, !executor.reads_s3(), reporter).await?;
