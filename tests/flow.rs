@@ -249,3 +249,75 @@ fn pipeline_file_errors_name_the_file_line_and_step_before_anything_runs() {
         "an invalid pipeline ran something"
     );
 }
+
+#[test]
+fn sweeping_a_step_fans_out_what_reads_it_and_shares_the_rest() {
+    let sandbox = Sandbox::new();
+    let file = pipeline_copy(&sandbox, "");
+    let (output, answer) = run(
+        &sandbox,
+        "attached",
+        &file,
+        &["--set", "train.smoothing=1,50", "--parallel", "2"],
+    );
+    assert!(output.status.success(), "{}", both(&output));
+    let steps = answer.as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert_eq!(
+        names[0], "prepare",
+        "prepare runs once, before the branches"
+    );
+    let trains: Vec<&Value> = steps
+        .iter()
+        .filter(|s| s["step"].as_str().unwrap().starts_with("train@"))
+        .collect();
+    let evaluates: Vec<&Value> = steps
+        .iter()
+        .filter(|s| s["step"].as_str().unwrap().starts_with("evaluate@"))
+        .collect();
+    assert_eq!((trains.len(), evaluates.len()), (2, 2), "{names:?}");
+    // Each branch's evaluate read its own branch's train and the one shared prepare.
+    let prepare_id = steps[0]["id"].as_str().unwrap();
+    for evaluate in &evaluates {
+        let branch = evaluate["step"]
+            .as_str()
+            .unwrap()
+            .split('@')
+            .nth(1)
+            .unwrap();
+        let train = trains
+            .iter()
+            .find(|t| t["step"].as_str().unwrap().ends_with(&format!("@{branch}")))
+            .unwrap();
+        let mut zip = ZipFile::open(Path::new(evaluate["result"].as_str().unwrap()));
+        let job = zip.json("job.json");
+        let read: Vec<&str> = job["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["result"].as_str().unwrap())
+            .collect();
+        assert_eq!(read, [train["id"].as_str().unwrap(), prepare_id]);
+    }
+    // The branches really differ: another smoothing, another model.
+    let models: Vec<String> = trains
+        .iter()
+        .map(|t| ZipFile::open(Path::new(t["result"].as_str().unwrap())).read("model/rates.json"))
+        .collect();
+    assert_ne!(models[0], models[1]);
+    // A step that does not exist is refused before anything runs.
+    let output = sandbox.run(&[
+        "train",
+        "attached",
+        file.to_str().unwrap(),
+        "--set",
+        "nope.x=1,2",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains("there is no step `nope`"),
+        "{}",
+        both(&output)
+    );
+}

@@ -74,16 +74,28 @@ fn run_flow(
         ),
         TrainCommand::Remote(remote) => &remote.train,
     };
-    if !args.sweep.is_empty() || !args.hyperparameters.is_empty() {
+    if !args.hyperparameters.is_empty() {
         anyhow::bail!(
-            "--set and --hp do not apply to a pipeline file yet: set a step's hyperparameters in its \
-             [steps.NAME] hyperparameters"
+            "--hp does not apply to a pipeline file: set a step's hyperparameters in its [steps.NAME] \
+             hyperparameters, or sweep one with --set STEP.NAME=V1,V2"
         );
     }
-    let flow = crate::flow::Flow::load(&args.task)?;
+    let (parameters, notes) = crate::sweep::without_repeats(args.sweep.clone());
+    for note in notes {
+        printer.warn(&note);
+    }
+    let flow = crate::flow::Flow::load(&args.task)?.fan_out(&parameters)?;
     let mut force = std::collections::BTreeSet::new();
     for step in &args.force_step {
-        if !flow.steps.iter().any(|s| &s.name == step) {
+        let named: Vec<&crate::flow::Step> = flow
+            .steps
+            .iter()
+            .filter(|s| s.base_name() == step)
+            .collect();
+        for found in &named {
+            force.extend(flow.with_dependents(&found.name));
+        }
+        if named.is_empty() {
             anyhow::bail!(
                 "--force-step {step}: {} has no step `{step}` (steps: {})",
                 args.task.display(),
@@ -94,7 +106,6 @@ fn run_flow(
                     .join(", ")
             );
         }
-        force.extend(flow.with_dependents(step));
     }
     let parallel = args.parallel.unwrap_or(1).max(1);
     printer.stage(

@@ -62,6 +62,15 @@ pub struct Step {
     pub hyperparameters: Vec<(String, String)>,
     /// The steps whose results it reads.
     pub after: BTreeSet<String>,
+    /// The branch of a `--set STEP.NAME=…` sweep it belongs to (its name is `STEP@BRANCH`).
+    pub branch: Option<String>,
+}
+
+impl Step {
+    /// The step's name in the pipeline file (without a sweep branch).
+    pub fn base_name(&self) -> &str {
+        self.name.split('@').next().unwrap_or(&self.name)
+    }
 }
 
 /// A pipeline, checked, its steps in an order they can run in (each after what it reads).
@@ -170,6 +179,7 @@ impl Flow {
                 channels,
                 hyperparameters,
                 after,
+                branch: None,
             });
         }
         let steps = in_order(steps).map_err(|cycle| {
@@ -181,6 +191,95 @@ impl Flow {
         })?;
         Ok(Flow {
             name: file.pipeline.name,
+            steps,
+        })
+    }
+
+    /// One branch per combination of `--set STEP.NAME=V1,V2` values: each swept step and every step that
+    /// reads it are copied per branch (named `STEP@BRANCH`, the branch named as sweep members are), the
+    /// rest runs once and is shared.
+    pub fn fan_out(self, parameters: &[(String, Vec<String>)]) -> anyhow::Result<Flow> {
+        if parameters.is_empty() {
+            return Ok(self);
+        }
+        let mut affected = BTreeSet::new();
+        // Sweep names without the dot (`train_smoothing`), so branch names stay plain.
+        let mut swept = Vec::new();
+        let mut keys = BTreeMap::new();
+        for (name, values) in parameters {
+            let Some((step_name, key)) = name.split_once('.') else {
+                anyhow::bail!(
+                    "--set {name}=…: on a pipeline, name the step: --set STEP.{name}={}",
+                    values.join(",")
+                );
+            };
+            let Some(step) = self.steps.iter().find(|s| s.name == step_name) else {
+                anyhow::bail!(
+                    "--set {name}=…: there is no step `{step_name}` (steps: {})",
+                    self.steps
+                        .iter()
+                        .map(|s| s.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            };
+            let task = Task::load(&step.task_file)?;
+            for value in values {
+                task.clone()
+                    .with_overrides(&[(key.to_string(), value.clone())])
+                    .map_err(|e| {
+                        anyhow::anyhow!("--set {name}={value}: step `{step_name}`: {e}")
+                    })?;
+            }
+            affected.extend(self.with_dependents(step_name));
+            let plain = format!("{step_name}_{key}");
+            keys.insert(plain.clone(), (step_name.to_string(), key.to_string()));
+            swept.push((plain, values.clone()));
+        }
+        let mut steps: Vec<Step> = self
+            .steps
+            .iter()
+            .filter(|s| !affected.contains(&s.name))
+            .cloned()
+            .collect();
+        for member in crate::sweep::members(&swept) {
+            let branch = member.auto_name.clone().unwrap_or_else(|| "1".into());
+            let renamed = |name: &str| {
+                if affected.contains(name) {
+                    format!("{name}@{branch}")
+                } else {
+                    name.to_string()
+                }
+            };
+            for step in self.steps.iter().filter(|s| affected.contains(&s.name)) {
+                let mut copy = step.clone();
+                copy.name = renamed(&step.name);
+                copy.branch = Some(branch.clone());
+                copy.after = step.after.iter().map(|a| renamed(a)).collect();
+                for source in copy.channels.values_mut() {
+                    if let StepChannel::Step { step: upstream, .. } = source {
+                        *upstream = renamed(upstream);
+                    }
+                }
+                for (plain, value) in &member.overrides {
+                    if let Some((owner, key)) = keys.get(plain) {
+                        if *owner == step.name {
+                            copy.hyperparameters.retain(|(k, _)| k != key);
+                            copy.hyperparameters.push((key.clone(), value.clone()));
+                        }
+                    }
+                }
+                steps.push(copy);
+            }
+        }
+        let steps = in_order(steps).map_err(|cycle| {
+            anyhow::anyhow!(
+                "the steps read each other in a circle: {}",
+                cycle.join(" → ")
+            )
+        })?;
+        Ok(Flow {
+            name: self.name,
             steps,
         })
     }
@@ -246,6 +345,7 @@ mod tests {
             channels: BTreeMap::new(),
             hyperparameters: Vec::new(),
             after: after.iter().map(|s| s.to_string()).collect(),
+            branch: None,
         }
     }
 

@@ -232,7 +232,9 @@ async fn run_step<E: Executor, F: std::future::Future<Output = anyhow::Result<E>
     let Some(member) = members.first() else {
         anyhow::bail!("step `{}` has nothing to run", step.name);
     };
-    let ran = pipeline::run(executor, &member.settings, &member.base, reporter).await?;
+    // A branch of a swept step is named as a sweep member is.
+    let base = crate::sweep::base_name(&member.settings.task.spec.name, step.branch.as_deref());
+    let ran = pipeline::run(executor, &member.settings, &base, reporter).await?;
     if let Ran::Plan(plan) = &ran {
         return Ok(StepEnd::Planned(plan.clone()));
     }
