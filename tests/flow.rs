@@ -240,6 +240,25 @@ fn pipeline_file_errors_name_the_file_line_and_step_before_anything_runs() {
         &["folder.toml:7:", "step `b`", "not `checkpoints`"],
     );
     refused(
+        "given.toml",
+        "[steps.a]\ntask = \"one/task.toml\"\nchannels = { x = \"result://abc/checkpoints\", y = \"no/such/dir\" }\n",
+        &["given.toml:5:", "step `a`", "is not result://ID/model or result://ID/output"],
+    );
+    refused(
+        "missing.toml",
+        "[steps.a]\ntask = \"one/task.toml\"\nchannels = { y = \"no/such/dir\" }\n",
+        &[
+            "missing.toml:5:",
+            "step `a`",
+            "relative to the pipeline file",
+        ],
+    );
+    refused(
+        "name.toml",
+        "[steps.a]\ntask = \"one/task.toml\"\nchannels = { \"bad name!\" = \"step://a/model\" }\n",
+        &["name.toml:5:", "step `a`", "bad name!"],
+    );
+    refused(
         "task.toml.pipeline",
         "[steps.a]\ntask = \"missing/task.toml\"\n",
         &["task.toml.pipeline:4:", "step `a`", "missing/task.toml"],

@@ -265,7 +265,7 @@ struct DialStdio {
 }
 
 impl tower_service::Service<hyper::Uri> for DialStdio {
-    type Response = TokioIo<Stdio2>;
+    type Response = TokioIo<SshStdio>;
     type Error = io::Error;
     type Future = Pin<Box<dyn std::future::Future<Output = io::Result<Self::Response>> + Send>>;
 
@@ -285,7 +285,7 @@ impl tower_service::Service<hyper::Uri> for DialStdio {
             let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
                 return Err(io::Error::other("ssh started without its pipes"));
             };
-            Ok(TokioIo::new(Stdio2 {
+            Ok(TokioIo::new(SshStdio {
                 _child: child,
                 stdin,
                 stdout,
@@ -295,19 +295,19 @@ impl tower_service::Service<hyper::Uri> for DialStdio {
 }
 
 /// One connection: the `ssh` child, written to on its standard input, read from its standard output.
-struct Stdio2 {
+struct SshStdio {
     _child: Child,
     stdin: ChildStdin,
     stdout: ChildStdout,
 }
 
-impl Connection for Stdio2 {
+impl Connection for SshStdio {
     fn connected(&self) -> Connected {
         Connected::new()
     }
 }
 
-impl AsyncRead for Stdio2 {
+impl AsyncRead for SshStdio {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -317,7 +317,7 @@ impl AsyncRead for Stdio2 {
     }
 }
 
-impl AsyncWrite for Stdio2 {
+impl AsyncWrite for SshStdio {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

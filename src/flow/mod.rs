@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::task::{ResultFolder, Task};
+use crate::task::{ChannelSource, ResultFolder, Task};
 
 pub mod run;
 
@@ -50,7 +50,7 @@ pub enum StepChannel {
     /// Another step's result folder.
     Step { step: String, folder: ResultFolder },
     /// A value as a task file would have it (a path relative to the pipeline file, `s3://`, `result://`).
-    Given(String),
+    Given(ChannelSource),
 }
 
 /// One step: its task (loaded and checked), its channel replacements and hyperparameter overrides.
@@ -122,6 +122,8 @@ impl Flow {
             let mut channels = BTreeMap::new();
             let mut after = BTreeSet::new();
             for (channel, value) in &spec.channels {
+                crate::task::check_channel_name(channel)
+                    .map_err(|why| anyhow::anyhow!("{}: step `{name}`: {why}", at(value.span())))?;
                 let text_value = value.get_ref();
                 let source = if let Some(rest) = text_value.strip_prefix("step://") {
                     let (step, folder) = rest.split_once('/').unwrap_or((rest, ""));
@@ -144,19 +146,13 @@ impl Flow {
                         step: step.to_string(),
                         folder,
                     }
-                } else if text_value.starts_with("s3://") || text_value.starts_with("result://") {
-                    StepChannel::Given(text_value.clone())
                 } else {
-                    let full = base.join(text_value);
-                    if !full.exists() {
-                        anyhow::bail!(
-                            "{}: step `{name}`, channel `{channel}`: {} does not exist (paths are relative \
-                             to the pipeline file)",
-                            at(value.span()),
-                            full.display()
-                        );
-                    }
-                    StepChannel::Given(full.display().to_string())
+                    let source =
+                        crate::task::parse_channel(channel, text_value, base, "pipeline file")
+                            .map_err(|why| {
+                                anyhow::anyhow!("{}: step `{name}`: {why}", at(value.span()))
+                            })?;
+                    StepChannel::Given(source)
                 };
                 channels.insert(channel.clone(), source);
             }

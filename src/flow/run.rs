@@ -85,7 +85,7 @@ fn step_settings(
                     format!("step://{upstream}/{folder}"),
                 )
             }
-            StepChannel::Given(value) => (ChannelSource::from_value(value), value.clone()),
+            StepChannel::Given(source) => (source.clone(), source.describe()),
         };
         settings.task.channels.insert(channel.clone(), source);
         settings.sources.insert(channel.clone(), shown);

@@ -215,7 +215,7 @@ pub fn check_task_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn check_channel_name(name: &str) -> Result<(), String> {
+pub fn check_channel_name(name: &str) -> Result<(), String> {
     if name == "." || name == ".." {
         return Err(format!(
             "channel name `{name}` would be the data folder itself or its parent, not a channel in it: \

@@ -19,7 +19,7 @@ use toml::Spanned;
 #[cfg(test)]
 pub use checks::JOB_SUFFIX_LEN;
 use checks::*;
-pub use checks::{hyperparameter_string, parse_override, TASK_NAME_MAX};
+pub use checks::{check_channel_name, hyperparameter_string, parse_override, TASK_NAME_MAX};
 pub use spec::*;
 
 /// A problem with a task file that the user can fix; it always names the file.
@@ -335,60 +335,8 @@ impl Task {
                 return Err(invalid(Some(channel.span()), why));
             }
             let value = location.get_ref();
-            let source = if let Some(rest) = value.strip_prefix("s3://") {
-                if rest.is_empty() || rest.starts_with('/') {
-                    return Err(invalid(
-                        Some(location.span()),
-                        format!(
-                            "channel `{}`: `{value}` is not an s3://bucket/prefix URI",
-                            channel.get_ref()
-                        ),
-                    ));
-                }
-                ChannelSource::S3(value.clone())
-            } else if let Some(rest) = value.strip_prefix("result://") {
-                let (id, folder) = rest.split_once('/').unwrap_or((rest, ""));
-                let folder = match ResultFolder::parse(folder) {
-                    Some(folder) => folder,
-                    None => {
-                        return Err(invalid(
-                            Some(location.span()),
-                            format!(
-                                "channel `{}`: `{value}` is not result://ID/model or result://ID/output (ID: a \
-                                 result id or a unique prefix of one, as `grounds results list` shows)",
-                                channel.get_ref()
-                            ),
-                        ))
-                    }
-                };
-                if id.is_empty() {
-                    return Err(invalid(
-                        Some(location.span()),
-                        format!(
-                            "channel `{}`: `{value}` names no result: result://ID/{folder}",
-                            channel.get_ref()
-                        ),
-                    ));
-                }
-                ChannelSource::Result {
-                    id: id.to_string(),
-                    folder,
-                }
-            } else {
-                let full = base.join(value);
-                if !full.exists() {
-                    return Err(invalid(
-                        Some(location.span()),
-                        format!(
-                            "channel `{}`: {} does not exist (local paths are relative to the task file; \
-                             use s3://bucket/prefix for data in S3)",
-                            channel.get_ref(),
-                            full.display()
-                        ),
-                    ));
-                }
-                ChannelSource::Local(full)
-            };
+            let source = parse_channel(channel.get_ref(), value, &base, "task file")
+                .map_err(|why| invalid(Some(location.span()), why))?;
             channels.insert(channel.get_ref().clone(), source);
         }
 
@@ -527,6 +475,52 @@ impl Task {
         })?;
         Ok(self)
     }
+}
+
+/// A channel's value as a task or pipeline file gives it: `s3://bucket/prefix`, `result://ID/model|output`,
+/// or a path relative to `base` (the folder of the `file_kind` file: "task file", "pipeline file"), which
+/// must exist. The error names the channel and says what is accepted.
+pub fn parse_channel(
+    channel: &str,
+    value: &str,
+    base: &Path,
+    file_kind: &str,
+) -> Result<ChannelSource, String> {
+    if let Some(rest) = value.strip_prefix("s3://") {
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(format!(
+                "channel `{channel}`: `{value}` is not an s3://bucket/prefix URI"
+            ));
+        }
+        return Ok(ChannelSource::S3(value.to_string()));
+    }
+    if let Some(rest) = value.strip_prefix("result://") {
+        let (id, folder) = rest.split_once('/').unwrap_or((rest, ""));
+        let Some(folder) = ResultFolder::parse(folder) else {
+            return Err(format!(
+                "channel `{channel}`: `{value}` is not result://ID/model or result://ID/output (ID: a result \
+                 id or a unique prefix of one, as `grounds results list` shows)"
+            ));
+        };
+        if id.is_empty() {
+            return Err(format!(
+                "channel `{channel}`: `{value}` names no result: result://ID/{folder}"
+            ));
+        }
+        return Ok(ChannelSource::Result {
+            id: id.to_string(),
+            folder,
+        });
+    }
+    let full = base.join(value);
+    if !full.exists() {
+        return Err(format!(
+            "channel `{channel}`: {} does not exist (local paths are relative to the {file_kind}; use \
+             s3://bucket/prefix for data in S3)",
+            full.display()
+        ));
+    }
+    Ok(ChannelSource::Local(full))
 }
 
 #[cfg(test)]

@@ -163,24 +163,6 @@ impl std::fmt::Display for ResultFolder {
 }
 
 impl ChannelSource {
-    /// A channel value already checked (by a task or pipeline file): `s3://…`, `result://ID/FOLDER`, or a
-    /// path.
-    pub fn from_value(value: &str) -> ChannelSource {
-        if value.starts_with("s3://") {
-            return ChannelSource::S3(value.to_string());
-        }
-        if let Some(rest) = value.strip_prefix("result://") {
-            let (id, folder) = rest.split_once('/').unwrap_or((rest, ""));
-            if let Some(folder) = ResultFolder::parse(folder) {
-                return ChannelSource::Result {
-                    id: id.to_string(),
-                    folder,
-                };
-            }
-        }
-        ChannelSource::Local(PathBuf::from(value))
-    }
-
     pub fn describe(&self) -> String {
         match self {
             ChannelSource::Local(path) => path.display().to_string(),

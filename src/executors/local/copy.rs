@@ -80,14 +80,6 @@ pub async fn copy_in(
     let prefix = DEFAULT_ROOT.trim_start_matches('/');
     let items = crate::archive::tar::tree_items(root, prefix)
         .with_context(|| format!("reading {}", root.display()))?;
-    // The lock that marks the root as in use here means nothing in the container.
-    let items: Vec<_> = items
-        .into_iter()
-        .filter(|item| {
-            !matches!(item, crate::archive::tar::TarItem::File(name, _)
-                if name.ends_with(crate::owner::ROOT_LOCK))
-        })
-        .collect();
     let (tar, _) = crate::archive::tar::write(&items, owner)
         .with_context(|| format!("packing {}", root.display()))?;
     transfer::upload(
