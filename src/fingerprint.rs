@@ -4,13 +4,12 @@
 //! and the mode, so that a completed result with the same fingerprint can stand in for a new run.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use anyhow::Context;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::archive;
+use crate::datahash::HashCache;
 use crate::package::PackageInfo;
 use crate::results::Mode;
 use crate::task::{ChannelSource, TaskSpec};
@@ -53,9 +52,10 @@ pub fn fingerprint(
     mode: Mode,
     shape: &RunShape,
     data: &BTreeMap<String, String>,
+    hashes: &HashCache,
 ) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
-    hasher.update(b"grounds-fingerprint-v2\0");
+    hasher.update(b"grounds-fingerprint-v3\0");
     hasher.update(package.content_hash.as_bytes());
     hasher.update(serde_json::to_vec(spec)?);
     hasher.update(mode.to_string().as_bytes());
@@ -76,48 +76,12 @@ pub fn fingerprint(
                 source.describe()
             ),
             ChannelSource::Local(path) => {
-                hasher.update(content_hash(path).with_context(|| format!("channel `{name}`"))?)
+                let (hash, _) = hashes
+                    .content_hash(path)
+                    .with_context(|| format!("channel `{name}`"))?;
+                hasher.update(hash)
             }
         }
     }
     Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
-}
-
-/// A hash of a file, or of every file below a folder with its relative name.
-pub fn content_hash(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
-    let files = archive::files_of(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    for (relative, full) in files {
-        hasher.update(relative.as_bytes());
-        hasher.update([0]);
-        let mut file =
-            std::fs::File::open(&full).with_context(|| format!("reading {}", full.display()))?;
-        loop {
-            let n = file
-                .read(&mut buffer)
-                .with_context(|| format!("reading {}", full.display()))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
-        hasher.update([0xff]);
-    }
-    Ok(hasher.finalize().into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_byte_of_data_changes_the_hash() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.csv"), "x,y\n1,2\n").unwrap();
-        let before = content_hash(dir.path()).unwrap();
-        assert_eq!(before, content_hash(dir.path()).unwrap());
-        std::fs::write(dir.path().join("a.csv"), "x,y\n1,3\n").unwrap();
-        assert_ne!(before, content_hash(dir.path()).unwrap());
-    }
 }

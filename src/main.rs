@@ -17,6 +17,7 @@ mod collect;
 mod commands;
 mod confined;
 mod contract;
+mod datahash;
 mod docker;
 mod dotenv;
 mod entry;

@@ -60,6 +60,16 @@ pub enum UnpackError {
     },
 }
 
+/// Files whose formats are compressed already (by their extension): archives, columnar data, pictures.
+pub fn already_compressed(name: &str) -> bool {
+    const COMPRESSED: &[&str] = &[
+        "zip", "gz", "tgz", "bz2", "xz", "zst", "zstd", "lz4", "7z", "parquet", "png", "jpg",
+        "jpeg", "gif", "webp", "avif", "mp3", "mp4", "ogg", "woff2", "whl", "jar",
+    ];
+    name.rsplit_once('.')
+        .is_some_and(|(_, ext)| COMPRESSED.iter().any(|c| ext.eq_ignore_ascii_case(c)))
+}
+
 /// Writes zip entries with fixed time stamps and modes, so that equal content gives equal bytes.
 pub struct DeterministicZip<W: Write + Seek> {
     writer: ZipWriter<W>,
@@ -77,12 +87,19 @@ impl<W: Write + Seek> DeterministicZip<W> {
         }
     }
 
-    fn options(executable: bool, size: u64) -> SimpleFileOptions {
-        SimpleFileOptions::default()
-            .compression_method(CompressionMethod::Deflated)
-            // Large entries (data, checkpoints, long logs) at the fastest level: several times faster,
-            // and still deterministic.
-            .compression_level(Some(if size >= FAST_FROM { 1 } else { 6 }))
+    fn options(name: &str, executable: bool, size: u64) -> SimpleFileOptions {
+        let options = SimpleFileOptions::default();
+        let options = if already_compressed(name) {
+            // Deflating compressed bytes again costs time and wins nothing: stored as they are.
+            options.compression_method(CompressionMethod::Stored)
+        } else {
+            options
+                .compression_method(CompressionMethod::Deflated)
+                // Large entries (data, checkpoints, long logs) at the fastest level: several times
+                // faster, and still deterministic.
+                .compression_level(Some(if size >= FAST_FROM { 1 } else { 6 }))
+        };
+        options
             .last_modified_time(DateTime::default())
             .unix_permissions(if executable { 0o755 } else { 0o644 })
             .large_file(size >= ZIP64_FROM)
@@ -95,7 +112,7 @@ impl<W: Write + Seek> DeterministicZip<W> {
         executable: bool,
     ) -> ::zip::result::ZipResult<()> {
         self.writer
-            .start_file(name, Self::options(executable, bytes.len() as u64))?;
+            .start_file(name, Self::options(name, executable, bytes.len() as u64))?;
         self.writer.write_all(bytes)?;
         Ok(())
     }
@@ -110,7 +127,7 @@ impl<W: Write + Seek> DeterministicZip<W> {
         executable: bool,
     ) -> Result<u64, AddError> {
         self.writer
-            .start_file(name, Self::options(executable, size))
+            .start_file(name, Self::options(name, executable, size))
             .map_err(AddError::Zip)?;
         let mut buffer = vec![0u8; 1 << 16];
         let mut copied: u64 = 0;

@@ -221,3 +221,18 @@ fn refuses_archives_beyond_the_bound() {
     .unwrap_err();
     assert!(matches!(err, UnpackError::TooManyEntries { .. }), "{err}");
 }
+
+#[test]
+fn compressed_formats_are_stored_and_the_rest_deflated() {
+    let text = vec![b'a'; 10_000];
+    let bytes = zip_with(&[("model/result_df.parquet", &text), ("logs.txt", &text)]);
+    let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let parquet = archive.by_name("model/result_df.parquet").unwrap();
+    assert_eq!(parquet.compression(), ::zip::CompressionMethod::Stored);
+    assert_eq!(parquet.compressed_size(), 10_000);
+    drop(parquet);
+    let logs = archive.by_name("logs.txt").unwrap();
+    assert_eq!(logs.compression(), ::zip::CompressionMethod::Deflated);
+    assert!(logs.compressed_size() < 1_000);
+    assert!(already_compressed("a/B.PNG") && !already_compressed("model.json"));
+}

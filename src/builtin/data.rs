@@ -5,26 +5,74 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-/// A column as the builtin sees it: numbers (missing as `None`), or text categories.
+/// The code of a missing category.
+pub const MISSING: u32 = u32::MAX;
+
+/// A column as the builtin sees it: numbers (a missing value, null or NaN, is NaN), or categories as
+/// integer codes into their sorted distinct values (a missing value is [`MISSING`]). Nothing is kept per
+/// row as text: a million rows of a string column are four megabytes of codes.
 #[derive(Debug, Clone)]
 pub enum ColumnData {
-    Numeric(Vec<Option<f64>>),
-    Categorical(Vec<Option<String>>),
+    Numeric(Vec<f64>),
+    Categorical {
+        codes: Vec<u32>,
+        levels: Vec<String>,
+    },
 }
 
 impl ColumnData {
     pub fn len(&self) -> usize {
         match self {
             ColumnData::Numeric(v) => v.len(),
-            ColumnData::Categorical(v) => v.len(),
+            ColumnData::Categorical { codes, .. } => codes.len(),
         }
     }
 
     pub fn missing(&self) -> usize {
         match self {
-            ColumnData::Numeric(v) => v.iter().filter(|x| x.is_none()).count(),
-            ColumnData::Categorical(v) => v.iter().filter(|x| x.is_none()).count(),
+            ColumnData::Numeric(v) => v.iter().filter(|x| x.is_nan()).count(),
+            ColumnData::Categorical { codes, .. } => {
+                codes.iter().filter(|c| **c == MISSING).count()
+            }
         }
+    }
+
+    /// Categories from text values, in the order of the rows (for tests and small inputs).
+    #[cfg(test)]
+    pub fn categories(values: &[Option<&str>]) -> Self {
+        categorical(values.iter().copied(), values.len())
+    }
+}
+
+/// Codes the values in the order they come, then renumbers the codes so that they follow the sorted
+/// values (byte order of the UTF-8 text, which is scikit-learn's order of Python strings).
+fn categorical<'a>(values: impl Iterator<Item = Option<&'a str>>, rows: usize) -> ColumnData {
+    let mut seen: std::collections::HashMap<&'a str, u32> = std::collections::HashMap::new();
+    let mut codes = Vec::with_capacity(rows);
+    for value in values {
+        codes.push(match value {
+            None => MISSING,
+            Some(text) => {
+                let next = seen.len() as u32;
+                *seen.entry(text).or_insert(next)
+            }
+        });
+    }
+    let mut levels: Vec<(&str, u32)> = seen.into_iter().collect();
+    levels.sort_unstable();
+    let mut renumber = vec![0u32; levels.len()];
+    for (sorted, (_, first_seen)) in levels.iter().enumerate() {
+        renumber[*first_seen as usize] = sorted as u32;
+    }
+    for code in codes.iter_mut().filter(|c| **c != MISSING) {
+        *code = renumber[*code as usize];
+    }
+    ColumnData::Categorical {
+        codes,
+        levels: levels
+            .into_iter()
+            .map(|(text, _)| text.to_string())
+            .collect(),
     }
 }
 
@@ -187,10 +235,18 @@ pub fn load(dir: &Path, label: &str, features: Option<&[String]>) -> Result<Fram
                 .join(", "),
         });
     }
-    let label_data = column_data(&df, label)?;
+    // One column per task, converted on every core; the polars frame is dropped when this returns.
+    use rayon::prelude::*;
+    let mut converted: Vec<ColumnData> = std::iter::once(label)
+        .chain(columns.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|name| column_data(&df, name))
+        .collect::<Result<_, _>>()?;
+    drop(df);
+    let label_data = converted.remove(0);
     let mut feature_data = Vec::new();
-    for name in &columns {
-        let data = column_data(&df, name)?;
+    for (name, data) in columns.iter().zip(converted) {
         if data.missing() == rows {
             return Err(DataError::AllNull {
                 column: name.clone(),
@@ -218,68 +274,130 @@ fn column_data(df: &DataFrame, name: &str) -> Result<ColumnData, DataError> {
         .as_materialized_series()
         .clone();
     let dtype = series.dtype().clone();
+    let rows = series.len();
     if dtype.is_primitive_numeric() {
         let floats = series
             .cast(&DataType::Float64)
             .map_err(|_| unsupported(&dtype))?;
         let values = floats.f64().map_err(|_| unsupported(&dtype))?;
-        Ok(ColumnData::Numeric(
-            values.iter().map(|v| v.filter(|x| !x.is_nan())).collect(),
-        ))
+        let numbers: Vec<f64> = if values.null_count() == 0 {
+            values.into_no_null_iter().collect()
+        } else {
+            values.iter().map(|v| v.unwrap_or(f64::NAN)).collect()
+        };
+        Ok(ColumnData::Numeric(numbers))
     } else if dtype == DataType::String {
         let values = series.str().map_err(|_| unsupported(&dtype))?;
-        Ok(ColumnData::Categorical(
-            values.iter().map(|v| v.map(str::to_string)).collect(),
-        ))
+        Ok(categorical(values.iter(), rows))
     } else if dtype == DataType::Boolean {
         let values = series.bool().map_err(|_| unsupported(&dtype))?;
-        Ok(ColumnData::Categorical(
-            values.iter().map(|v| v.map(|b| b.to_string())).collect(),
+        Ok(categorical(
+            values
+                .iter()
+                .map(|v| v.map(|b| if b { "true" } else { "false" })),
+            rows,
         ))
     } else if dtype == DataType::Null {
-        Ok(ColumnData::Numeric(vec![None; series.len()]))
+        Ok(ColumnData::Numeric(vec![f64::NAN; rows]))
     } else {
         Err(unsupported(&dtype))
     }
 }
 
-/// Writes `result_df.parquet`: one row per input row and split.
-pub struct ResultRows {
-    pub row: Vec<u64>,
-    pub fold: Vec<u32>,
-    pub split: Vec<&'static str>,
-    pub label: Vec<f64>,
-    pub prediction: Vec<f64>,
-    pub probability: Vec<Option<f64>>,
+/// Writes `result_df.parquet` as the splits go: one row per input row and split, one row group per part
+/// of a split, so that no more than one split's rows are ever held. The encoding runs on a thread of its
+/// own while the next split is fitted. Snappy-compressed: fast to write, and the result zip stores the
+/// file as it is instead of compressing it again.
+pub struct ResultWriter {
+    parts: Option<std::sync::mpsc::SyncSender<DataFrame>>,
+    writer: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    rows: usize,
 }
 
-impl ResultRows {
-    pub fn new() -> Self {
-        ResultRows {
-            row: vec![],
-            fold: vec![],
-            split: vec![],
-            label: vec![],
-            prediction: vec![],
-            probability: vec![],
+/// The rows of one part of a split, for [`ResultWriter::write`].
+pub struct ResultPart<'a> {
+    pub fold: u32,
+    pub split: &'static str,
+    pub rows: &'a [usize],
+    pub labels: &'a [f64],
+    pub predictions: &'a [f64],
+    pub probabilities: Option<&'a [f64]>,
+}
+
+impl ResultWriter {
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let schema = Schema::from_iter([
+            Field::new("row".into(), DataType::UInt64),
+            Field::new("fold".into(), DataType::UInt32),
+            Field::new("split".into(), DataType::String),
+            Field::new("label".into(), DataType::Float64),
+            Field::new("prediction".into(), DataType::Float64),
+            Field::new("probability".into(), DataType::Float64),
+        ]);
+        let file = std::fs::File::create(path)?;
+        let mut writer = ParquetWriter::new(file)
+            .with_compression(ParquetCompression::Snappy)
+            .batched(&schema)?;
+        let (parts, received) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+        let thread = std::thread::Builder::new().name("result_df".into()).spawn(
+            move || -> anyhow::Result<()> {
+                for df in received {
+                    writer.write_batch(&df)?;
+                }
+                writer.finish()?;
+                Ok(())
+            },
+        )?;
+        Ok(ResultWriter {
+            parts: Some(parts),
+            writer: Some(thread),
+            rows: 0,
+        })
+    }
+
+    pub fn write(&mut self, part: ResultPart<'_>) -> anyhow::Result<()> {
+        let height = part.rows.len();
+        let probability = match part.probabilities {
+            Some(p) => Column::new("probability".into(), p),
+            None => Column::full_null("probability".into(), height, &DataType::Float64),
+        };
+        let df = DataFrame::new(
+            height,
+            vec![
+                Column::new(
+                    "row".into(),
+                    part.rows.iter().map(|&i| i as u64).collect::<Vec<u64>>(),
+                ),
+                Column::new("fold".into(), vec![part.fold; height]),
+                Column::new("split".into(), vec![part.split; height]),
+                Column::new("label".into(), part.labels),
+                Column::new("prediction".into(), part.predictions),
+                probability,
+            ],
+        )?;
+        let sent = self.parts.as_ref().map(|parts| parts.send(df));
+        if !matches!(sent, Some(Ok(()))) {
+            // The writing thread ended early: its error says why.
+            return Err(self.join().err().unwrap_or_else(|| {
+                anyhow::anyhow!("the result_df writer stopped before all rows were written")
+            }));
+        }
+        self.rows += height;
+        Ok(())
+    }
+
+    fn join(&mut self) -> anyhow::Result<()> {
+        self.parts = None;
+        match self.writer.take().map(|thread| thread.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => anyhow::bail!("the result_df writer failed"),
+            None => Ok(()),
         }
     }
 
-    pub fn write_parquet(self, path: &Path) -> anyhow::Result<()> {
-        let height = self.row.len();
-        let mut df = DataFrame::new(
-            height,
-            vec![
-                Column::new("row".into(), self.row),
-                Column::new("fold".into(), self.fold),
-                Column::new("split".into(), self.split),
-                Column::new("label".into(), self.label),
-                Column::new("prediction".into(), self.prediction),
-                Column::new("probability".into(), self.probability),
-            ],
-        )?;
-        let file = std::fs::File::create(path)?;
-        ParquetWriter::new(file).finish(&mut df)?;
-        Ok(())
+    /// Closes the file; the number of rows written.
+    pub fn finish(mut self) -> anyhow::Result<usize> {
+        self.join()?;
+        Ok(self.rows)
     }
 }

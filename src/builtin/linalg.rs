@@ -1,97 +1,294 @@
-//! The little linear algebra the builtin models need: a row-major matrix and a Cholesky solve.
+//! The linear algebra the builtin models need, shaped by the data: a design matrix kept as columns of
+//! numbers and as category codes (a one-hot column is never written out), the two passes a Newton step
+//! makes over it (the linear predictor; the weighted Gram matrix with the gradient), and a Cholesky solve.
+//!
+//! The passes split the rows into a fixed number of parts, run the parts on every core and add the parts'
+//! sums in order, so that a result does not depend on the number of threads or on their timing.
 
 use rayon::prelude::*;
 
-/// A dense row-major matrix of `rows` × `cols`.
+use super::data::MISSING;
+
+/// A standardised numeric column of the design: coefficient `position`.
 #[derive(Debug, Clone)]
-pub struct Matrix {
-    pub rows: usize,
-    pub cols: usize,
-    pub data: Vec<f64>,
+pub struct Numbers {
+    pub position: usize,
+    pub values: Vec<f64>,
 }
 
-impl Matrix {
-    pub fn zeros(rows: usize, cols: usize) -> Self {
-        Matrix {
-            rows,
-            cols,
-            data: vec![0.0; rows * cols],
+/// A one-hot encoded feature: coefficients `offset .. offset + levels`; `codes[r]` is the level of row
+/// `r`, or [`MISSING`] for a row that is zero in all of them (a category unseen in training).
+#[derive(Debug, Clone)]
+pub struct Categories {
+    pub offset: usize,
+    pub levels: usize,
+    pub codes: Vec<u32>,
+}
+
+/// The design matrix of some rows: `width` coefficients besides the intercept.
+#[derive(Debug, Clone)]
+pub struct Design {
+    pub rows: usize,
+    pub width: usize,
+    pub numbers: Vec<Numbers>,
+    pub categories: Vec<Categories>,
+}
+
+/// A part's scratch space: the weighted numbers of a block by column and by row, and per categorical
+/// feature the sums of the weighted numbers per level.
+struct Buffers {
+    weighted: Vec<f64>,
+    by_row: Vec<f64>,
+    cross: Vec<Vec<f64>>,
+}
+
+/// Rows a pass handles at a time: the weighted columns of a block stay in the first-level caches.
+const BLOCK: usize = 512;
+/// The most parts the rows are split into for a pass (more parts than cores evens out the load).
+const PARTS: usize = 16;
+
+/// The row ranges of a pass: a fixed split of `rows`, whatever the number of threads.
+fn parts(rows: usize) -> Vec<std::ops::Range<usize>> {
+    let count = rows.div_ceil(BLOCK * 8).clamp(1, PARTS);
+    let size = rows.div_ceil(count).max(1);
+    (0..count)
+        .map(|k| (k * size).min(rows)..((k + 1) * size).min(rows))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Sums `f` over the rows, part by part on every core, the parts added in order.
+pub fn sum_rows(rows: usize, f: impl Fn(std::ops::Range<usize>) -> f64 + Sync + Send) -> f64 {
+    let partial: Vec<f64> = parts(rows).into_par_iter().map(f).collect();
+    partial.iter().sum()
+}
+
+/// `Σ a_i b_i`, in eight lanes the compiler turns into vector instructions; with `FMA`, each lane a
+/// fused multiply-add (only called where the processor has it: see [`Design::gram`]).
+#[inline(always)]
+fn dot<const FMA: bool>(a: &[f64], b: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let (a8, a_rest) = a.split_at(a.len() - a.len() % 8);
+    let (b8, b_rest) = b.split_at(a8.len().min(b.len()));
+    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+        for k in 0..8 {
+            lanes[k] = if FMA {
+                x[k].mul_add(y[k], lanes[k])
+            } else {
+                lanes[k] + x[k] * y[k]
+            };
         }
     }
+    let rest: f64 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
+    lanes.iter().sum::<f64>() + rest
+}
 
-    pub fn row(&self, i: usize) -> &[f64] {
-        &self.data[i * self.cols..(i + 1) * self.cols]
+#[inline(always)]
+fn total(a: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let (a8, rest) = a.split_at(a.len() - a.len() % 8);
+    for x in a8.chunks_exact(8) {
+        for k in 0..8 {
+            lanes[k] += x[k];
+        }
     }
+    lanes.iter().sum::<f64>() + rest.iter().sum::<f64>()
+}
 
-    /// `intercept + row · coefficients` for every row.
-    pub fn linear(&self, intercept: f64, coefficients: &[f64]) -> Vec<f64> {
-        self.data
-            .par_chunks(self.cols.max(1))
-            .map(|row| {
-                intercept
-                    + row
-                        .iter()
-                        .zip(coefficients)
-                        .map(|(x, w)| x * w)
-                        .sum::<f64>()
-            })
-            .collect()
-    }
-
-    /// The weighted Gram matrix of the rows with a leading column of ones:
-    /// `Σ weight_i · [1, x_i]ᵀ [1, x_i]`, and `Σ residual_i · [1, x_i]`, in one pass.
-    pub fn weighted_gram(&self, weights: &[f64], residuals: &[f64]) -> (Vec<f64>, Vec<f64>) {
-        let d = self.cols + 1;
-        let chunk_rows = 4096;
-        let cols = self.cols.max(1);
-        self.data
-            .par_chunks(chunk_rows * cols)
-            .enumerate()
-            .map(|(chunk, block)| {
-                let mut gram = vec![0.0; d * d];
-                let mut gradient = vec![0.0; d];
-                let mut x = vec![1.0; d];
-                for (k, row) in block.chunks(cols).enumerate() {
-                    let i = chunk * chunk_rows + k;
-                    x[1..].copy_from_slice(&row[..self.cols]);
-                    let w = weights[i];
-                    let r = residuals[i];
-                    for a in 0..d {
-                        let wa = w * x[a];
-                        gradient[a] += r * x[a];
-                        let row_a = &mut gram[a * d..a * d + a + 1];
-                        for (b, g) in row_a.iter_mut().enumerate() {
-                            *g += wa * x[b];
-                        }
+impl Design {
+    /// `theta[0] + x_i · theta[1..]` for every row.
+    pub fn linear(&self, theta: &[f64]) -> Vec<f64> {
+        let mut z = vec![theta.first().copied().unwrap_or(0.0); self.rows];
+        let ranges = parts(self.rows);
+        let mut pieces: Vec<&mut [f64]> = Vec::with_capacity(ranges.len());
+        let mut rest: &mut [f64] = &mut z;
+        for range in &ranges {
+            let (piece, tail) = rest.split_at_mut(range.len());
+            pieces.push(piece);
+            rest = tail;
+        }
+        pieces.into_par_iter().zip(ranges).for_each(|(out, range)| {
+            for column in &self.numbers {
+                let w = theta[1 + column.position];
+                for (z, x) in out.iter_mut().zip(&column.values[range.clone()]) {
+                    *z += w * x;
+                }
+            }
+            for feature in &self.categories {
+                let levels = &theta[1 + feature.offset..1 + feature.offset + feature.levels];
+                for (z, &code) in out.iter_mut().zip(&feature.codes[range.clone()]) {
+                    if let Some(t) = levels.get(code as usize) {
+                        *z += t;
                     }
                 }
-                (gram, gradient)
-            })
-            .reduce(
-                || (vec![0.0; d * d], vec![0.0; d]),
-                |(mut g1, mut r1), (g2, r2)| {
-                    g1.iter_mut().zip(&g2).for_each(|(a, b)| *a += b);
-                    r1.iter_mut().zip(&r2).for_each(|(a, b)| *a += b);
-                    (g1, r1)
-                },
-            )
-            .into_mirrored(d)
+            }
+        });
+        z
     }
-}
 
-trait Mirror {
-    fn into_mirrored(self, d: usize) -> Self;
-}
-
-impl Mirror for (Vec<f64>, Vec<f64>) {
-    /// Fills the upper triangle from the lower one.
-    fn into_mirrored(mut self, d: usize) -> Self {
+    /// `Σ weight_i · [1, x_i]ᵀ [1, x_i]` (symmetric, `(width+1)²`, row-major) and
+    /// `Σ residual_i · [1, x_i]`, in one pass. One-hot blocks are sums over their rows' levels.
+    /// On processors with AVX2 and FMA (checked at run time) the same code is compiled for them.
+    pub fn gram(&self, weights: &[f64], residuals: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let d = self.width + 1;
+        #[cfg(target_arch = "x86_64")]
+        let wide = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        let wide = false;
+        let partial: Vec<(Vec<f64>, Vec<f64>)> = parts(self.rows)
+            .into_par_iter()
+            .map(|range| {
+                #[cfg(target_arch = "x86_64")]
+                if wide {
+                    // SAFETY: the processor has AVX2 and FMA, checked just above.
+                    return unsafe { self.gram_part_wide(range, weights, residuals) };
+                }
+                self.gram_part::<false>(range, weights, residuals)
+            })
+            .collect();
+        let mut h = vec![0.0; d * d];
+        let mut g = vec![0.0; d];
+        for (ph, pg) in partial {
+            h.iter_mut().zip(&ph).for_each(|(a, b)| *a += b);
+            g.iter_mut().zip(&pg).for_each(|(a, b)| *a += b);
+        }
+        // Every pair of distinct coefficients was added to one of its two cells: add the two.
         for a in 0..d {
             for b in 0..a {
-                self.0[b * d + a] = self.0[a * d + b];
+                let both = h[a * d + b] + h[b * d + a];
+                h[a * d + b] = both;
+                h[b * d + a] = both;
             }
         }
-        self
+        (h, g)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn gram_part_wide(
+        &self,
+        range: std::ops::Range<usize>,
+        weights: &[f64],
+        residuals: &[f64],
+    ) -> (Vec<f64>, Vec<f64>) {
+        self.gram_part::<true>(range, weights, residuals)
+    }
+
+    #[inline(always)]
+    fn gram_part<const FMA: bool>(
+        &self,
+        range: std::ops::Range<usize>,
+        weights: &[f64],
+        residuals: &[f64],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let d = self.width + 1;
+        let mut h = vec![0.0; d * d];
+        let mut g = vec![0.0; d];
+        let p = self.numbers.len();
+        let mut start = range.start;
+        let mut buffers = Buffers {
+            weighted: vec![0.0; p * BLOCK],
+            by_row: vec![0.0; p * BLOCK],
+            cross: self
+                .categories
+                .iter()
+                .map(|f| vec![0.0; f.levels * p])
+                .collect(),
+        };
+        while start < range.end {
+            let end = (start + BLOCK).min(range.end);
+            self.gram_block::<FMA>(start..end, weights, residuals, &mut buffers, &mut h, &mut g);
+            start = end;
+        }
+        // The sums of the weighted numbers per level, into their cells.
+        for (feature, cross) in self.categories.iter().zip(&buffers.cross) {
+            for level in 0..feature.levels {
+                let row = (1 + feature.offset + level) * d;
+                for (a, column) in self.numbers.iter().enumerate() {
+                    h[row + 1 + column.position] += cross[level * p + a];
+                }
+            }
+        }
+        (h, g)
+    }
+
+    #[inline(always)]
+    fn gram_block<const FMA: bool>(
+        &self,
+        range: std::ops::Range<usize>,
+        weights: &[f64],
+        residuals: &[f64],
+        buffers: &mut Buffers,
+        h: &mut [f64],
+        g: &mut [f64],
+    ) {
+        let d = self.width + 1;
+        let n = range.len();
+        let p = self.numbers.len();
+        let weighted = &mut buffers.weighted;
+        let w = &weights[range.clone()];
+        let r = &residuals[range.clone()];
+        g[0] += total(r);
+        h[0] += total(w);
+        for (a, column) in self.numbers.iter().enumerate() {
+            let x = &column.values[range.clone()];
+            let wx = &mut weighted[a * BLOCK..a * BLOCK + n];
+            for ((out, w), x) in wx.iter_mut().zip(w).zip(x) {
+                *out = w * x;
+            }
+            let ia = 1 + column.position;
+            g[ia] += dot::<FMA>(r, x);
+            h[ia * d] += total(wx);
+        }
+        for (a, column) in self.numbers.iter().enumerate() {
+            let ia = 1 + column.position;
+            let wx = &weighted[a * BLOCK..a * BLOCK + n];
+            for other in &self.numbers[..=a] {
+                let ib = 1 + other.position;
+                h[ia * d + ib] += dot::<FMA>(wx, &other.values[range.clone()]);
+            }
+        }
+        if !self.categories.is_empty() {
+            // The weighted numbers row by row, for the sums per level below.
+            for a in 0..p {
+                for (i, value) in weighted[a * BLOCK..a * BLOCK + n].iter().enumerate() {
+                    buffers.by_row[i * p + a] = *value;
+                }
+            }
+        }
+        for (k, feature) in self.categories.iter().enumerate() {
+            let codes = &feature.codes[range.clone()];
+            let base = 1 + feature.offset;
+            for (i, &code) in codes.iter().enumerate() {
+                if (code as usize) < feature.levels {
+                    let at = base + code as usize;
+                    g[at] += r[i];
+                    h[at * d] += w[i];
+                    h[at * d + at] += w[i];
+                }
+            }
+            // Per level, the sum of its rows' weighted numbers: each row adds its `p` weighted numbers
+            // (contiguous, a few vector additions) to its level's `p` sums.
+            let cross = &mut buffers.cross[k];
+            for (i, &code) in codes.iter().enumerate() {
+                if (code as usize) < feature.levels {
+                    let sums = &mut cross[code as usize * p..(code as usize + 1) * p];
+                    for (sum, value) in sums.iter_mut().zip(&buffers.by_row[i * p..(i + 1) * p]) {
+                        *sum += value;
+                    }
+                }
+            }
+            for other in &self.categories[..k] {
+                let other_codes = &other.codes[range.clone()];
+                let other_base = 1 + other.offset;
+                for (i, (&code, &other_code)) in codes.iter().zip(other_codes).enumerate() {
+                    if (code as usize) < feature.levels && (other_code as usize) < other.levels {
+                        h[(base + code as usize) * d + other_base + other_code as usize] += w[i];
+                    }
+                }
+            }
+        }
+        debug_assert!(MISSING as usize >= d);
     }
 }
 
@@ -134,6 +331,28 @@ pub fn cholesky_solve(a: &[f64], b: &[f64]) -> Option<Vec<f64>> {
     Some(x)
 }
 
+/// Solves `A x = b`, adding a growing multiple of the identity to `A` while it is not numerically
+/// positive definite (Levenberg's damping): a safe, shorter step in the same direction of descent.
+pub fn damped_solve(a: &[f64], b: &[f64]) -> Option<Vec<f64>> {
+    if let Some(x) = cholesky_solve(a, b) {
+        return Some(x);
+    }
+    let n = b.len();
+    let largest = (0..n).map(|i| a[i * n + i].abs()).fold(0.0f64, f64::max);
+    let mut damping = largest.max(1.0) * 1e-10;
+    for _ in 0..24 {
+        let mut shifted = a.to_vec();
+        for i in 0..n {
+            shifted[i * n + i] += damping;
+        }
+        if let Some(x) = cholesky_solve(&shifted, b) {
+            return Some(x);
+        }
+        damping *= 10.0;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,17 +363,87 @@ mod tests {
         let x = cholesky_solve(&a, &[2.0, 1.0]).unwrap();
         assert!((x[0] - 0.5).abs() < 1e-12 && x[1].abs() < 1e-12, "{x:?}");
         assert!(cholesky_solve(&[1.0, 2.0, 2.0, 1.0], &[1.0, 1.0]).is_none());
+        // Singular (two equal columns): damping still gives a step.
+        let singular = [1.0, 1.0, 1.0, 1.0];
+        let x = damped_solve(&singular, &[1.0, 1.0]).unwrap();
+        assert!(
+            (x[0] - 0.5).abs() < 1e-6 && (x[1] - 0.5).abs() < 1e-6,
+            "{x:?}"
+        );
     }
 
+    /// The one-hot blocks give what the written-out one-hot matrix gives, row for row.
     #[test]
-    fn weighted_gram_includes_the_intercept_column() {
-        let m = Matrix {
-            rows: 2,
-            cols: 1,
-            data: vec![1.0, 2.0],
+    fn gram_and_linear_match_the_dense_one_hot_matrix() {
+        let rows = 1300; // more than one block and part
+        let mut numbers = Vec::new();
+        for a in 0..3 {
+            numbers.push(Numbers {
+                position: [0, 3, 7][a],
+                values: (0..rows)
+                    .map(|i| ((i * (a + 3)) % 17) as f64 / 7.0 - 1.0)
+                    .collect(),
+            });
+        }
+        let categories = vec![
+            Categories {
+                offset: 1,
+                levels: 2,
+                codes: (0..rows)
+                    .map(|i| (i % 3) as u32)
+                    .map(|c| if c == 2 { MISSING } else { c })
+                    .collect(),
+            },
+            Categories {
+                offset: 4,
+                levels: 3,
+                codes: (0..rows).map(|i| ((i / 5) % 3) as u32).collect(),
+            },
+        ];
+        let design = Design {
+            rows,
+            width: 8,
+            numbers,
+            categories,
         };
-        let (gram, gradient) = m.weighted_gram(&[1.0, 1.0], &[1.0, -1.0]);
-        assert_eq!(gram, vec![2.0, 3.0, 3.0, 5.0]);
-        assert_eq!(gradient, vec![0.0, -1.0]);
+        let dense: Vec<Vec<f64>> = (0..rows)
+            .map(|i| {
+                let mut x = vec![0.0; 9];
+                x[0] = 1.0;
+                for column in &design.numbers {
+                    x[1 + column.position] = column.values[i];
+                }
+                for feature in &design.categories {
+                    let code = feature.codes[i];
+                    if (code as usize) < feature.levels {
+                        x[1 + feature.offset + code as usize] = 1.0;
+                    }
+                }
+                x
+            })
+            .collect();
+        let weights: Vec<f64> = (0..rows).map(|i| 0.1 + (i % 7) as f64 / 10.0).collect();
+        let residuals: Vec<f64> = (0..rows).map(|i| (i % 5) as f64 - 2.0).collect();
+        let (h, g) = design.gram(&weights, &residuals);
+        for a in 0..9 {
+            let want_g: f64 = (0..rows).map(|i| residuals[i] * dense[i][a]).sum();
+            assert!((g[a] - want_g).abs() < 1e-8, "g[{a}] {} vs {want_g}", g[a]);
+            for b in 0..9 {
+                let want: f64 = (0..rows)
+                    .map(|i| weights[i] * dense[i][a] * dense[i][b])
+                    .sum();
+                assert!(
+                    (h[a * 9 + b] - want).abs() < 1e-8,
+                    "h[{a},{b}] {} vs {want}",
+                    h[a * 9 + b]
+                );
+            }
+        }
+        let theta: Vec<f64> = (0..9).map(|k| k as f64 * 0.3 - 1.0).collect();
+        let z = design.linear(&theta);
+        for i in [0, 1, 511, 512, 1299] {
+            let want: f64 = dense[i].iter().zip(&theta).map(|(x, t)| x * t).sum();
+            assert!((z[i] - want).abs() < 1e-12);
+        }
     }
 }

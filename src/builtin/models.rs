@@ -1,10 +1,16 @@
 //! The builtin models: L2-regularised logistic regression (Newton's method with a line search, reaching
 //! the optimum scikit-learn's `LogisticRegression(C)` reaches) and linear regression (least squares,
 //! optional ridge). The intercept is never penalised, as in scikit-learn.
+//!
+//! Newton's method here is the careful kind: it stops on the gradient as scikit-learn's `tol` means it
+//! (the largest component of the gradient of the mean loss), damps the step when the Hessian is near
+//! singular, and its line search tells a real decrease from rounding, so that it neither runs to
+//! `max_iter` taking steps that change nothing nor stops early at a point it could still improve.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
-use super::linalg::{cholesky_solve, Matrix};
+use super::linalg::{damped_solve, sum_rows, Design};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Fitted {
@@ -12,6 +18,9 @@ pub struct Fitted {
     pub coefficients: Vec<f64>,
     pub iterations: usize,
     pub converged: bool,
+    /// The largest component of the gradient of the mean loss at the end (scikit-learn's measure for
+    /// `tol`); 0 for a closed-form fit.
+    pub gradient: f64,
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -32,62 +41,139 @@ fn softplus(z: f64) -> f64 {
     }
 }
 
-/// `C · Σ logloss + ½‖w‖²`, the objective scikit-learn minimises.
-fn objective(x: &Matrix, y: &[f64], c: f64, theta: &[f64]) -> f64 {
-    let z = x.linear(theta[0], &theta[1..]);
-    let loss: f64 = z.iter().zip(y).map(|(z, y)| softplus(*z) - y * z).sum();
-    c * loss + 0.5 * theta[1..].iter().map(|w| w * w).sum::<f64>()
+/// `C · Σ logloss(z_i − t·u_i) + ½‖w − t·s‖²`: the objective scikit-learn minimises (times `C·n`), at
+/// `theta − t·step` given `z = Xθ` and `u = X·step`.
+fn objective_along(
+    z: &[f64],
+    u: &[f64],
+    y: &[f64],
+    t: f64,
+    c: f64,
+    theta: &[f64],
+    step: &[f64],
+) -> f64 {
+    let loss = sum_rows(z.len(), |range| {
+        let mut sum = 0.0;
+        for i in range {
+            let zi = z[i] - t * u[i];
+            sum += softplus(zi) - y[i] * zi;
+        }
+        sum
+    });
+    let penalty: f64 = theta[1..]
+        .iter()
+        .zip(&step[1..])
+        .map(|(w, s)| (w - t * s).powi(2))
+        .sum();
+    c * loss + 0.5 * penalty
 }
 
-/// Fits `P(y=1|x) = σ(b + x·w)` minimising `C · Σ logloss + ½‖w‖²`.
-/// `tol` bounds the largest gradient component, scaled by the number of rows.
-pub fn fit_logistic(x: &Matrix, y: &[f64], c: f64, max_iter: usize, tol: f64) -> Fitted {
-    let d = x.cols + 1;
-    let mut theta = vec![0.0; d];
+/// Where a fit starts: zeros, or an earlier fit's coefficients (a warm start; the optimum is unique).
+pub type Start = Option<Vec<f64>>;
+
+/// Fits `P(y=1|x) = σ(b + x·w)` minimising `C · Σ logloss + ½‖w‖²`. Converged when the largest
+/// component of the gradient of the mean loss and half the squared Newton decrement are at most `tol`
+/// (scikit-learn's `newton-cholesky` test); one more Newton step is then taken, which costs little and
+/// puts the optimum well within `tol`.
+pub fn fit_logistic(
+    x: &Design,
+    y: &[f64],
+    c: f64,
+    max_iter: usize,
+    tol: f64,
+    start: Start,
+) -> Fitted {
+    let d = x.width + 1;
+    let n = x.rows.max(1) as f64;
+    let mut theta = start
+        .filter(|s| s.len() == d && s.iter().all(|v| v.is_finite()))
+        .unwrap_or_else(|| {
+            // From the best intercept alone (the log-odds of the classes), not from zero: it saves a
+            // Newton step or two.
+            let mean = y.iter().sum::<f64>() / n;
+            let mut zero = vec![0.0; d];
+            if mean > 0.0 && mean < 1.0 {
+                zero[0] = (mean / (1.0 - mean)).ln();
+            }
+            zero
+        });
+    let mut z = x.linear(&theta);
+    let zeros = vec![0.0; z.len()];
+    let mut current = objective_along(&z, &zeros, y, 0.0, c, &theta, &theta);
     let mut iterations = 0;
     let mut converged = false;
-    let mut current = objective(x, y, c, &theta);
+    let mut largest = f64::INFINITY;
+    // The gradient is `C·n` times that of scikit-learn's mean objective.
+    let threshold = tol * c * n;
     while iterations < max_iter {
         if crate::signals::stop_requested().is_some() {
             // Asked to stop: the caller sees it and stops at its safe point.
             break;
         }
-        let z = x.linear(theta[0], &theta[1..]);
-        let p: Vec<f64> = z.iter().map(|z| sigmoid(*z)).collect();
-        let weights: Vec<f64> = p.iter().map(|p| c * p * (1.0 - p)).collect();
-        let residuals: Vec<f64> = p.iter().zip(y).map(|(p, y)| c * (p - y)).collect();
-        let (mut hessian, mut gradient) = x.weighted_gram(&weights, &residuals);
+        let (weights, residuals): (Vec<f64>, Vec<f64>) = z
+            .par_iter()
+            .zip(y)
+            .with_min_len(4096)
+            .map(|(z, y)| {
+                let p = sigmoid(*z);
+                (c * p * (1.0 - p), c * (p - y))
+            })
+            .unzip();
+        let (mut hessian, mut gradient) = x.gram(&weights, &residuals);
         for k in 1..d {
             gradient[k] += theta[k];
             hessian[k * d + k] += 1.0;
         }
-        let largest = gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
-        if largest <= tol * c.max(1.0) {
-            converged = true;
-            break;
-        }
-        iterations += 1;
+        largest = gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
         // A tiny ridge on the intercept keeps the system solvable when the data separate perfectly.
-        hessian[0] += 1e-10 * x.rows as f64;
-        let Some(step) = cholesky_solve(&hessian, &gradient) else {
+        hessian[0] += 1e-10 * n;
+        let Some(step) = damped_solve(&hessian, &gradient) else {
+            converged = largest <= threshold;
             break;
         };
         let slope: f64 = step.iter().zip(&gradient).map(|(s, g)| s * g).sum();
+        // scikit-learn's Newton solvers' test, in its units: the largest gradient component within
+        // `tol`, and half the squared Newton decrement (about the objective still to gain) within
+        // `tol²` (scikit-learn asks `tol`; so loose a test leaves directions the data barely
+        // constrain, such as rare categories, visibly short of the optimum).
+        let small = largest <= threshold && 0.5 * slope <= threshold * tol;
+        if slope.is_nan() || slope <= 0.0 || slope.is_infinite() {
+            // No direction of descent left: the gradient is rounding.
+            converged = true;
+            break;
+        }
+        let u = x.linear(&step);
+        // Differences of the objective below this are rounding in its sum, not progress.
+        let noise = 1e-14 * current.abs().max(1.0) * (x.rows as f64).sqrt().max(1.0);
         let mut t = 1.0;
-        let mut accepted = false;
-        for _ in 0..40 {
-            let candidate: Vec<f64> = theta.iter().zip(&step).map(|(a, s)| a - t * s).collect();
-            let value = objective(x, y, c, &candidate);
-            if value <= current - 1e-4 * t * slope {
-                theta = candidate;
-                current = value;
-                accepted = true;
+        let mut accepted = None;
+        for _ in 0..50 {
+            let value = objective_along(&z, &u, y, t, c, &theta, &step);
+            let sufficient = value <= current - 1e-4 * t * slope;
+            // A full Newton step that promises less than rounding can show: accept it if it does no
+            // harm; that is the optimum. (Only the full step: shorter ones promise less and less.)
+            let within_rounding = t == 1.0 && slope <= noise && value <= current + noise;
+            if value.is_finite() && (sufficient || within_rounding) {
+                accepted = Some((value, within_rounding && !sufficient));
                 break;
             }
             t *= 0.5;
         }
-        if !accepted {
-            // No descent left at machine precision: this is the optimum.
+        let Some((value, only_rounding)) = accepted else {
+            // Not even a tiny step lowers the objective: at machine precision this is the optimum.
+            converged = small;
+            break;
+        };
+        iterations += 1;
+        theta.iter_mut().zip(&step).for_each(|(a, s)| *a -= t * s);
+        z.par_iter_mut()
+            .zip(&u)
+            .with_min_len(4096)
+            .for_each(|(z, u)| *z -= t * u);
+        current = value;
+        let moved = step.iter().fold(0.0f64, |m, s| m.max((t * s).abs()));
+        let size = theta.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        if small || only_rounding || moved <= 1e-12 * size {
             converged = true;
             break;
         }
@@ -97,61 +183,73 @@ pub fn fit_logistic(x: &Matrix, y: &[f64], c: f64, max_iter: usize, tol: f64) ->
         coefficients: theta[1..].to_vec(),
         iterations,
         converged,
+        gradient: if largest.is_finite() {
+            largest / (c * n)
+        } else {
+            largest
+        },
     }
 }
 
 /// Least squares with a ridge penalty `alpha · ‖w‖²` (0 for ordinary least squares).
-pub fn fit_linear(x: &Matrix, y: &[f64], alpha: f64) -> Fitted {
-    let d = x.cols + 1;
+pub fn fit_linear(x: &Design, y: &[f64], alpha: f64) -> Fitted {
+    let d = x.width + 1;
     let ones = vec![1.0; x.rows];
-    let (mut gram, _) = x.weighted_gram(&ones, &vec![0.0; x.rows]);
-    let mut rhs = vec![0.0; d];
-    for (i, target) in y.iter().enumerate() {
-        rhs[0] += target;
-        for (k, value) in x.row(i).iter().enumerate() {
-            rhs[k + 1] += value * target;
-        }
-    }
+    let (mut gram, rhs) = x.gram(&ones, y);
     // One-hot columns with an intercept are collinear: a vanishing ridge picks the minimum-norm
     // solution, whose predictions are those of any least-squares solution.
     let jitter = 1e-9 * (x.rows as f64).max(1.0);
     for k in 1..d {
         gram[k * d + k] += alpha + jitter;
     }
-    let theta = cholesky_solve(&gram, &rhs).unwrap_or_else(|| {
-        let mut g = gram.clone();
-        for k in 0..d {
-            g[k * d + k] += 1e-6 * (x.rows as f64).max(1.0);
-        }
-        cholesky_solve(&g, &rhs).unwrap_or(vec![0.0; d])
-    });
+    let theta = damped_solve(&gram, &rhs).unwrap_or_else(|| vec![0.0; d]);
     Fitted {
         intercept: theta[0],
         coefficients: theta[1..].to_vec(),
         iterations: 1,
         converged: true,
+        gradient: 0.0,
     }
 }
 
 impl Fitted {
-    pub fn decision(&self, x: &Matrix) -> Vec<f64> {
-        x.linear(self.intercept, &self.coefficients)
+    pub fn theta(&self) -> Vec<f64> {
+        std::iter::once(self.intercept)
+            .chain(self.coefficients.iter().copied())
+            .collect()
     }
 
-    pub fn probabilities(&self, x: &Matrix) -> Vec<f64> {
-        self.decision(x).into_iter().map(sigmoid).collect()
+    pub fn decision(&self, x: &Design) -> Vec<f64> {
+        x.linear(&self.theta())
+    }
+
+    pub fn probabilities(&self, x: &Design) -> Vec<f64> {
+        let mut z = self.decision(x);
+        z.par_iter_mut()
+            .with_min_len(4096)
+            .for_each(|v| *v = sigmoid(*v));
+        z
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::data::MISSING;
+    use super::super::linalg::{Categories, Numbers};
     use super::*;
 
-    fn matrix(rows: &[&[f64]]) -> Matrix {
-        Matrix {
+    fn design(rows: &[&[f64]]) -> Design {
+        let cols = rows[0].len();
+        Design {
             rows: rows.len(),
-            cols: rows[0].len(),
-            data: rows.iter().flat_map(|r| r.iter().copied()).collect(),
+            width: cols,
+            numbers: (0..cols)
+                .map(|a| Numbers {
+                    position: a,
+                    values: rows.iter().map(|r| r[a]).collect(),
+                })
+                .collect(),
+            categories: Vec::new(),
         }
     }
 
@@ -161,7 +259,7 @@ mod tests {
     /// y = [0,0,1,0,1,0,1,1] gives intercept_ and coef_ recorded below.
     #[test]
     fn logistic_regression_matches_scikit_learn() {
-        let x = matrix(&[
+        let x = design(&[
             &[-1.5, 0.2],
             &[-0.8, -1.0],
             &[-0.3, 0.5],
@@ -172,23 +270,149 @@ mod tests {
             &[1.8, -1.3],
         ]);
         let y = [0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
-        let fitted = fit_logistic(&x, &y, 1.0, 100, 1e-10);
-        assert!(fitted.converged);
-        let (b, w) = (REFERENCE_LOGISTIC.0, REFERENCE_LOGISTIC.1);
-        assert!((fitted.intercept - b).abs() < 1e-6, "{fitted:?}");
-        for (got, want) in fitted.coefficients.iter().zip(w) {
-            assert!((got - want).abs() < 1e-6, "{fitted:?}");
+        for tol in [1e-10, 1e-4] {
+            let fitted = fit_logistic(&x, &y, 1.0, 100, tol, None);
+            assert!(fitted.converged);
+            let (b, w) = (REFERENCE_LOGISTIC.0, REFERENCE_LOGISTIC.1);
+            assert!((fitted.intercept - b).abs() < 1e-6, "{fitted:?}");
+            for (got, want) in fitted.coefficients.iter().zip(w) {
+                assert!((got - want).abs() < 1e-6, "{fitted:?}");
+            }
         }
         // Stronger regularisation shrinks the coefficients.
-        let shrunk = fit_logistic(&x, &y, 0.01, 100, 1e-10);
-        assert!(shrunk.coefficients[0].abs() < fitted.coefficients[0].abs());
+        let shrunk = fit_logistic(&x, &y, 0.01, 100, 1e-10, None);
+        let full = fit_logistic(&x, &y, 1.0, 100, 1e-10, None);
+        assert!(shrunk.coefficients[0].abs() < full.coefficients[0].abs());
+    }
+
+    /// A fixed pseudo-random stream for the synthetic folds below.
+    struct Stream(u64);
+    impl Stream {
+        fn next(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// The kind of data that left the old solver at `max_iter`: many rows, one-hot features with rare
+    /// and nearly separating levels, a feature that copies another, one that is almost constant, and a
+    /// row count that makes a raw gradient sum large. Every fold must converge in a few Newton steps to
+    /// a point where the mean gradient is within `tol`, and reach the same optimum from another start.
+    #[test]
+    fn newton_converges_on_one_hot_folds_with_rare_and_separating_levels() {
+        let rows = 60_000;
+        let mut s = Stream(7);
+        let a: Vec<f64> = (0..rows).map(|_| s.next() * 2.0 - 1.0).collect();
+        let b: Vec<f64> = (0..rows).map(|_| s.next() * 2.0 - 1.0).collect();
+        let flat: Vec<f64> = (0..rows)
+            .map(|i| if i == 17 { 40.0 } else { 0.0 })
+            .collect();
+        // Level 0 common, 1-3 middling, 4 in five rows only, 5 always positive (nearly separating).
+        let level = |u: f64| match u {
+            u if u < 0.5 => 0,
+            u if u < 0.7 => 1,
+            u if u < 0.85 => 2,
+            u if u < 0.97 => 3,
+            _ => 5,
+        };
+        let mut codes: Vec<u32> = (0..rows).map(|_| level(s.next())).collect();
+        for i in [3, 1000, 2000, 30_000, 59_000] {
+            codes[i] = 4;
+        }
+        let other: Vec<u32> = (0..rows)
+            .map(|_| match (s.next() * 40.0) as u32 {
+                39 => MISSING,
+                k => k,
+            })
+            .collect();
+        let y: Vec<f64> = (0..rows)
+            .map(|i| {
+                let logit = 1.5 * a[i] - b[i] + [0.0, 0.5, -0.5, 1.0, 0.0, 9.0][codes[i] as usize];
+                f64::from(s.next() < 1.0 / (1.0 + (-logit).exp()))
+            })
+            .collect();
+        let x = Design {
+            rows,
+            width: 3 + 6 + 40,
+            numbers: vec![
+                Numbers {
+                    position: 0,
+                    values: a.clone(),
+                },
+                Numbers {
+                    position: 1,
+                    values: a.clone(),
+                },
+                Numbers {
+                    position: 2,
+                    values: flat,
+                },
+            ],
+            categories: vec![
+                Categories {
+                    offset: 3,
+                    levels: 6,
+                    codes,
+                },
+                Categories {
+                    offset: 9,
+                    levels: 40,
+                    codes: other,
+                },
+            ],
+        };
+        let mut with_b = x.clone();
+        with_b.numbers[2].values = b;
+        for (design, c) in [
+            (&x, 1.0),
+            (&with_b, 1.0),
+            (&with_b, 1000.0),
+            (&with_b, 0.01),
+        ] {
+            let fitted = fit_logistic(design, &y, c, 100, 1e-4, None);
+            assert!(fitted.converged, "C={c}: {fitted:?}");
+            assert!(
+                fitted.iterations <= 15,
+                "C={c}: {} iterations",
+                fitted.iterations
+            );
+            assert!(
+                fitted.gradient <= 1e-4,
+                "C={c}: gradient {}",
+                fitted.gradient
+            );
+            // A tight tol reaches the one optimum, from zero and from a start far away.
+            let tight = fit_logistic(design, &y, c, 100, 1e-9, None);
+            let far = vec![3.0; design.width + 1];
+            let again = fit_logistic(design, &y, c, 100, 1e-9, Some(far));
+            for fit in [&tight, &again] {
+                assert!(fit.converged && fit.iterations <= 25, "C={c}: {fit:?}");
+            }
+            for (p, q) in tight.theta().iter().zip(again.theta()) {
+                assert!((p - q).abs() < 1e-6 * (1.0 + p.abs()), "C={c}: {p} vs {q}");
+            }
+            // And the fit at the default tol predicts as the optimum does.
+            let (z1, z2) = (fitted.decision(design), tight.decision(design));
+            let worst = z1
+                .iter()
+                .zip(&z2)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            let mean = z1.iter().zip(&z2).map(|(a, b)| (a - b).abs()).sum::<f64>() / rows as f64;
+            assert!(
+                worst < 1e-2 && mean < 1e-3,
+                "C={c}: decisions differ by {worst} at most, {mean} on average"
+            );
+        }
     }
 
     /// Reference from scikit-learn: LinearRegression().fit(X, y) and Ridge(alpha=1.0).fit(X, y) with
     /// X = [[1,2],[2,1],[3,4],[4,3],[5,6]], y = [3.1,3.9,7.2,7.8,11.1].
     #[test]
     fn linear_regression_matches_scikit_learn() {
-        let x = matrix(&[
+        let x = design(&[
             &[1.0, 2.0],
             &[2.0, 1.0],
             &[3.0, 4.0],

@@ -1,13 +1,16 @@
 //! Preprocessing learned on the training rows of a split only: numbers imputed with the mean and
 //! standardised, categories imputed with the most frequent value and one-hot encoded (categories not seen
 //! in training become all zeros) — scikit-learn's SimpleImputer + StandardScaler / OneHotEncoder.
+//!
+//! The statistics are sums, so they are gathered once per group of rows (a fold's test part) in one
+//! pass over the data, and the training rows of any split are the total less its own group: no split
+//! scans the data again to learn its preprocessing.
 
-use std::collections::BTreeMap;
-
+use rayon::prelude::*;
 use serde::Serialize;
 
-use super::data::ColumnData;
-use super::linalg::Matrix;
+use super::data::{ColumnData, MISSING};
+use super::linalg::{Categories, Design, Numbers};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -21,6 +24,12 @@ pub enum Transform {
         name: String,
         fill: String,
         categories: Vec<String>,
+        /// The design level of each code of the column ([`MISSING`] when unseen in training).
+        #[serde(skip)]
+        level_of_code: Vec<u32>,
+        /// The code missing values are imputed with.
+        #[serde(skip)]
+        fill_code: u32,
     },
 }
 
@@ -36,68 +45,209 @@ pub struct EmptyInTraining {
     pub part: String,
 }
 
+/// What preprocessing needs to know of one feature over some rows.
+#[derive(Debug, Clone)]
+enum FeatureSums {
+    /// Count, sum and sum of squares of the present values, each less the column's `shift` (its mean
+    /// over all rows), which keeps the variance exact for columns far from zero.
+    Numeric {
+        count: f64,
+        sum: f64,
+        squares: f64,
+        shift: f64,
+    },
+    /// Rows per code.
+    Categorical(Vec<u64>),
+}
+
+/// The sums of every feature over one group of rows, or over several groups added together.
+#[derive(Debug, Clone)]
+pub struct Sums {
+    rows: usize,
+    features: Vec<FeatureSums>,
+}
+
+impl Sums {
+    /// The sums of each group: `group[i]` is the group of row `i`, groups are `0..groups`.
+    pub fn by_group(features: &[(String, ColumnData)], group: &[u32], groups: usize) -> Vec<Sums> {
+        let per_feature: Vec<Vec<FeatureSums>> = features
+            .par_iter()
+            .map(|(_, data)| match data {
+                ColumnData::Numeric(values) => {
+                    let (total, count) = values
+                        .iter()
+                        .filter(|v| !v.is_nan())
+                        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+                    let shift = if count > 0 { total / count as f64 } else { 0.0 };
+                    let mut sums = vec![(0.0, 0.0, 0.0); groups];
+                    for (value, &g) in values.iter().zip(group) {
+                        if !value.is_nan() {
+                            let entry = &mut sums[g as usize];
+                            let centred = value - shift;
+                            entry.0 += 1.0;
+                            entry.1 += centred;
+                            entry.2 += centred * centred;
+                        }
+                    }
+                    sums.into_iter()
+                        .map(|(count, sum, squares)| FeatureSums::Numeric {
+                            count,
+                            sum,
+                            squares,
+                            shift,
+                        })
+                        .collect()
+                }
+                ColumnData::Categorical { codes, levels } => {
+                    let mut counts = vec![vec![0u64; levels.len()]; groups];
+                    for (&code, &g) in codes.iter().zip(group) {
+                        if code != MISSING {
+                            counts[g as usize][code as usize] += 1;
+                        }
+                    }
+                    counts.into_iter().map(FeatureSums::Categorical).collect()
+                }
+            })
+            .collect();
+        let mut rows = vec![0usize; groups];
+        for &g in group {
+            rows[g as usize] += 1;
+        }
+        (0..groups)
+            .map(|g| Sums {
+                rows: rows[g],
+                features: per_feature.iter().map(|f| f[g].clone()).collect(),
+            })
+            .collect()
+    }
+
+    /// The sums over all the given groups but `except`.
+    pub fn total(groups: &[Sums], except: Option<usize>) -> Sums {
+        let mut kept = groups
+            .iter()
+            .enumerate()
+            .filter(|(g, _)| Some(*g) != except)
+            .map(|(_, s)| s);
+        let Some(first) = kept.next() else {
+            return Sums {
+                rows: 0,
+                features: Vec::new(),
+            };
+        };
+        let mut total = first.clone();
+        for other in kept {
+            total.rows += other.rows;
+            for (mine, theirs) in total.features.iter_mut().zip(&other.features) {
+                match (mine, theirs) {
+                    (
+                        FeatureSums::Numeric {
+                            count,
+                            sum,
+                            squares,
+                            ..
+                        },
+                        FeatureSums::Numeric {
+                            count: c,
+                            sum: s,
+                            squares: q,
+                            ..
+                        },
+                    ) => {
+                        *count += c;
+                        *sum += s;
+                        *squares += q;
+                    }
+                    (FeatureSums::Categorical(mine), FeatureSums::Categorical(theirs)) => {
+                        mine.iter_mut().zip(theirs).for_each(|(a, b)| *a += b);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        total
+    }
+}
+
+/// scikit-learn's test for a constant feature (`_is_constant_feature`): a variance within rounding of
+/// zero gives a scale of 1 instead of a division by almost nothing.
+fn is_constant(variance: f64, mean: f64, rows: f64) -> bool {
+    let eps = f64::EPSILON;
+    variance <= rows * eps * variance + (rows * mean * eps).powi(2)
+}
+
 impl Preprocessor {
-    pub fn fit(
+    /// The preprocessing learned from `sums`, the training rows of `part`.
+    pub fn from_sums(
         features: &[(String, ColumnData)],
-        rows: &[usize],
+        sums: &Sums,
         part: &str,
     ) -> Result<Self, EmptyInTraining> {
         let mut transforms = Vec::new();
-        for (name, data) in features {
+        for ((name, data), feature) in features.iter().zip(&sums.features) {
             let empty = || EmptyInTraining {
                 column: name.clone(),
                 part: part.to_string(),
             };
-            transforms.push(match data {
-                ColumnData::Numeric(values) => {
-                    let present: Vec<f64> = rows.iter().filter_map(|&i| values[i]).collect();
-                    if present.is_empty() {
+            transforms.push(match (data, feature) {
+                (
+                    ColumnData::Numeric(_),
+                    FeatureSums::Numeric {
+                        count,
+                        sum,
+                        squares,
+                        shift,
+                    },
+                ) => {
+                    if *count == 0.0 {
                         return Err(empty());
                     }
-                    let mean = present.iter().sum::<f64>() / present.len() as f64;
+                    let centred_mean = sum / count;
+                    let mean = shift + centred_mean;
                     // Imputed values sit at the mean and add nothing to the variance, but count in it.
-                    let variance =
-                        present.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / rows.len() as f64;
-                    let scale = if variance > 0.0 { variance.sqrt() } else { 1.0 };
+                    let variance = ((squares - count * centred_mean * centred_mean)
+                        / sums.rows as f64)
+                        .max(0.0);
+                    let scale = if is_constant(variance, mean, sums.rows as f64) {
+                        1.0
+                    } else {
+                        variance.sqrt()
+                    };
                     Transform::Numeric {
                         name: name.clone(),
                         mean,
                         scale,
                     }
                 }
-                ColumnData::Categorical(values) => {
-                    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-                    for &i in rows {
-                        if let Some(v) = &values[i] {
-                            *counts.entry(v.as_str()).or_default() += 1;
+                (ColumnData::Categorical { levels, .. }, FeatureSums::Categorical(counts)) => {
+                    // The most frequent value; among equals the smallest (codes follow the sorted
+                    // values), as scikit-learn picks.
+                    let fill_code = counts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, n)| **n > 0)
+                        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+                        .map(|(code, _)| code)
+                        .ok_or_else(empty)?;
+                    let mut categories = Vec::new();
+                    let mut level_of_code = vec![MISSING; levels.len()];
+                    for (code, n) in counts.iter().enumerate() {
+                        if *n > 0 {
+                            level_of_code[code] = categories.len() as u32;
+                            categories.push(levels[code].clone());
                         }
                     }
-                    // The most frequent value; among equals the smallest, as scikit-learn picks.
-                    let fill = counts
-                        .iter()
-                        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-                        .map(|(v, _)| v.to_string())
-                        .ok_or_else(empty)?;
-                    let categories: Vec<String> = counts.keys().map(|c| c.to_string()).collect();
                     Transform::Categorical {
                         name: name.clone(),
-                        fill,
+                        fill: levels[fill_code].clone(),
                         categories,
+                        level_of_code,
+                        fill_code: fill_code as u32,
                     }
                 }
+                _ => return Err(empty()),
             });
         }
         Ok(Preprocessor { transforms })
-    }
-
-    pub fn width(&self) -> usize {
-        self.transforms
-            .iter()
-            .map(|t| match t {
-                Transform::Numeric { .. } => 1,
-                Transform::Categorical { categories, .. } => categories.len(),
-            })
-            .sum()
     }
 
     /// Names of the design columns: `Age`, `Sex=female`, …
@@ -114,37 +264,89 @@ impl Preprocessor {
         names
     }
 
-    pub fn transform(&self, features: &[(String, ColumnData)], rows: &[usize]) -> Matrix {
-        let width = self.width();
-        let mut matrix = Matrix::zeros(rows.len(), width);
+    /// The design of `rows` (in that order): standardised numbers column by column, and each categorical
+    /// feature as the design level of every row, built on every core.
+    pub fn design(&self, features: &[(String, ColumnData)], rows: &[usize]) -> Design {
+        let mut positions = Vec::new();
         let mut offset = 0;
-        for (transform, (_, data)) in self.transforms.iter().zip(features) {
-            match (transform, data) {
-                (Transform::Numeric { mean, scale, .. }, ColumnData::Numeric(values)) => {
-                    for (r, &i) in rows.iter().enumerate() {
-                        matrix.data[r * width + offset] =
-                            (values[i].unwrap_or(*mean) - mean) / scale;
+        for transform in &self.transforms {
+            positions.push(offset);
+            offset += match transform {
+                Transform::Numeric { .. } => 1,
+                Transform::Categorical { categories, .. } => categories.len(),
+            };
+        }
+        enum Block {
+            Numbers(Numbers),
+            Categories(Categories),
+        }
+        let blocks: Vec<Block> = self
+            .transforms
+            .par_iter()
+            .zip(features)
+            .zip(&positions)
+            .map(
+                |((transform, (_, data)), &position)| match (transform, data) {
+                    (Transform::Numeric { mean, scale, .. }, ColumnData::Numeric(values)) => {
+                        Block::Numbers(Numbers {
+                            position,
+                            values: rows
+                                .iter()
+                                .map(|&i| {
+                                    let v = values[i];
+                                    if v.is_nan() {
+                                        0.0
+                                    } else {
+                                        (v - mean) / scale
+                                    }
+                                })
+                                .collect(),
+                        })
                     }
-                    offset += 1;
-                }
-                (
-                    Transform::Categorical {
-                        fill, categories, ..
-                    },
-                    ColumnData::Categorical(values),
-                ) => {
-                    for (r, &i) in rows.iter().enumerate() {
-                        let value = values[i].as_deref().unwrap_or(fill);
-                        if let Ok(k) = categories.binary_search_by(|c| c.as_str().cmp(value)) {
-                            matrix.data[r * width + offset + k] = 1.0;
-                        }
-                    }
-                    offset += categories.len();
-                }
-                _ => unreachable!("a transform is fitted on its own column"),
+                    (
+                        Transform::Categorical {
+                            categories,
+                            level_of_code,
+                            fill_code,
+                            ..
+                        },
+                        ColumnData::Categorical { codes, .. },
+                    ) => Block::Categories(Categories {
+                        offset: position,
+                        levels: categories.len(),
+                        codes: rows
+                            .iter()
+                            .map(|&i| {
+                                let code = match codes[i] {
+                                    MISSING => *fill_code,
+                                    code => code,
+                                };
+                                level_of_code.get(code as usize).copied().unwrap_or(MISSING)
+                            })
+                            .collect(),
+                    }),
+                    // A transform is learned from its own column: the kinds always agree.
+                    _ => Block::Categories(Categories {
+                        offset: position,
+                        levels: 0,
+                        codes: vec![MISSING; rows.len()],
+                    }),
+                },
+            )
+            .collect();
+        let mut design = Design {
+            rows: rows.len(),
+            width: offset,
+            numbers: Vec::new(),
+            categories: Vec::new(),
+        };
+        for block in blocks {
+            match block {
+                Block::Numbers(n) => design.numbers.push(n),
+                Block::Categories(c) => design.categories.push(c),
             }
         }
-        matrix
+        design
     }
 }
 
@@ -157,29 +359,64 @@ mod tests {
         let features = vec![
             (
                 "age".to_string(),
-                ColumnData::Numeric(vec![Some(1.0), None, Some(3.0), Some(100.0)]),
+                ColumnData::Numeric(vec![1.0, f64::NAN, 3.0, 100.0]),
             ),
             (
                 "sex".to_string(),
-                ColumnData::Categorical(vec![
-                    Some("m".into()),
-                    Some("f".into()),
-                    None,
-                    Some("x".into()),
-                ]),
+                ColumnData::categories(&[Some("m"), Some("f"), None, Some("x")]),
             ),
         ];
-        let train = [0, 1, 2];
-        let prep = Preprocessor::fit(&features, &train, "test").unwrap();
+        // Rows 0-2 train (group 0), row 3 is the other group.
+        let groups = Sums::by_group(&features, &[0, 0, 0, 1], 2);
+        let prep =
+            Preprocessor::from_sums(&features, &Sums::total(&groups, Some(1)), "test").unwrap();
         assert_eq!(prep.column_names(), ["age", "sex=f", "sex=m"]);
         // Mean of present values 2; imputed row counts in the variance: (1 + 0 + 1) / 3.
-        let m = prep.transform(&features, &[0, 1, 2, 3]);
+        let m = prep.design(&features, &[0, 1, 2, 3]);
         let scale = (2.0f64 / 3.0).sqrt();
-        assert!((m.row(0)[0] + 1.0 / scale).abs() < 1e-12);
-        assert_eq!(m.row(1)[0], 0.0);
-        // Ties between f and m: the smallest, f, fills the missing value.
-        assert_eq!(&m.row(2)[1..], &[1.0, 0.0]);
+        let age = &m.numbers[0].values;
+        assert!((age[0] + 1.0 / scale).abs() < 1e-12);
+        assert_eq!(age[1], 0.0);
+        // Ties between f and m: the smallest, f, fills the missing value (level 0).
+        let sex = &m.categories[0];
+        assert_eq!((sex.offset, sex.levels), (1, 2));
+        assert_eq!(sex.codes[..3], [1, 0, 0]);
         // A category unseen in training is all zeros.
-        assert_eq!(&m.row(3)[1..], &[0.0, 0.0]);
+        assert_eq!(sex.codes[3], MISSING);
+    }
+
+    #[test]
+    fn sums_of_groups_add_up_to_the_sums_of_all_rows() {
+        let values: Vec<f64> = (0..50).map(|i| 1e9 + (i as f64) * 0.25).collect();
+        let features = vec![("x".to_string(), ColumnData::Numeric(values.clone()))];
+        let group: Vec<u32> = (0..50).map(|i| i % 3).collect();
+        let groups = Sums::by_group(&features, &group, 3);
+        let all = Sums::by_group(&features, &[0; 50], 1);
+        let from_groups =
+            Preprocessor::from_sums(&features, &Sums::total(&groups, None), "a").unwrap();
+        let direct = Preprocessor::from_sums(&features, &all[0], "b").unwrap();
+        let (
+            Transform::Numeric { mean, scale, .. },
+            Transform::Numeric {
+                mean: m2,
+                scale: s2,
+                ..
+            },
+        ) = (&from_groups.transforms[0], &direct.transforms[0])
+        else {
+            panic!("numeric transforms")
+        };
+        // Far from zero the shift keeps the variance exact: the values are 0.25 apart.
+        let want = (values
+            .iter()
+            .map(|v| (v - 1e9 - 6.125).powi(2))
+            .sum::<f64>()
+            / 50.0)
+            .sqrt();
+        assert!(
+            (scale - want).abs() < 1e-9 && (s2 - want).abs() < 1e-9,
+            "{scale} {s2} {want}"
+        );
+        assert!((mean - m2).abs() < 1e-6);
     }
 }

@@ -8,10 +8,10 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use serde_json::json;
 
-use super::data::{self, ColumnData, ResultRows};
-use super::linalg::Matrix;
+use super::data::{self, ColumnData, ResultPart, ResultWriter};
+use super::linalg::Design;
 use super::models::{self, Fitted};
-use super::prep::Preprocessor;
+use super::prep::{Preprocessor, Sums};
 use super::scores;
 use crate::contract::{JobConfig, Layout};
 use crate::metrics;
@@ -171,50 +171,70 @@ fn encode_label(
         );
     }
     match (model, data) {
-        (ModelKind::LinearRegression, ColumnData::Numeric(values)) => {
-            Ok((values.iter().map(|v| v.unwrap_or(0.0)).collect(), None))
-        }
-        (ModelKind::LinearRegression, ColumnData::Categorical(_)) => {
+        (ModelKind::LinearRegression, ColumnData::Numeric(values)) => Ok((values.clone(), None)),
+        (ModelKind::LinearRegression, ColumnData::Categorical { .. }) => {
             bail!("label `{name}` holds text; linear-regression needs a numeric label (use logistic-regression for two classes)")
         }
-        (ModelKind::LogisticRegression, _) => {
-            let texts: Vec<String> = match data {
-                ColumnData::Numeric(values) => values
-                    .iter()
-                    .map(|v| format_number(v.unwrap_or(0.0)))
-                    .collect(),
-                ColumnData::Categorical(values) => values
-                    .iter()
-                    .map(|v| v.clone().unwrap_or_default())
-                    .collect(),
-            };
-            let mut classes: Vec<&String> = texts.iter().collect();
+        (ModelKind::LogisticRegression, ColumnData::Numeric(values)) => {
+            // The distinct values, stopping at three (two is all a classification may have).
+            let mut distinct: Vec<f64> = Vec::new();
+            for v in values {
+                if !distinct.contains(v) {
+                    distinct.push(*v);
+                    if distinct.len() > 2 {
+                        break;
+                    }
+                }
+            }
+            if distinct.len() != 2 {
+                let mut all = values.clone();
+                all.sort_unstable_by(f64::total_cmp);
+                all.dedup();
+                let texts: Vec<String> = all.iter().map(|v| format_number(*v)).collect();
+                return Err(not_two_classes(name, &texts));
+            }
+            distinct.sort_unstable_by(f64::total_cmp);
+            let positive = distinct[1];
+            Ok((
+                values.iter().map(|v| f64::from(*v == positive)).collect(),
+                Some([format_number(distinct[0]), format_number(positive)]),
+            ))
+        }
+        (ModelKind::LogisticRegression, ColumnData::Categorical { codes, levels }) => {
+            let mut classes: Vec<&String> = levels.iter().collect();
             classes.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
                 (Ok(x), Ok(y)) => x.total_cmp(&y),
                 _ => a.cmp(b),
             });
-            classes.dedup();
             if classes.len() != 2 {
-                let shown: Vec<&str> = classes.iter().take(6).map(|s| s.as_str()).collect();
-                bail!(
-                    "label `{name}` has {} distinct value(s) ({}{}); logistic-regression needs exactly two{}",
-                    classes.len(),
-                    shown.join(", "),
-                    if classes.len() > 6 { ", …" } else { "" },
-                    if classes.len() > 2 { " (use linear-regression for a numeric target)" } else { "" }
-                );
+                let texts: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
+                return Err(not_two_classes(name, &texts));
             }
-            let positive = classes[1].clone();
-            let negative = classes[0].clone();
+            let positive = levels
+                .iter()
+                .position(|l| l == classes[1])
+                .unwrap_or_default() as u32;
             Ok((
-                texts
-                    .iter()
-                    .map(|t| if *t == positive { 1.0 } else { 0.0 })
-                    .collect(),
-                Some([negative, positive]),
+                codes.iter().map(|c| f64::from(*c == positive)).collect(),
+                Some([classes[0].clone(), classes[1].clone()]),
             ))
         }
     }
+}
+
+fn not_two_classes(name: &str, classes: &[String]) -> anyhow::Error {
+    let shown: Vec<&str> = classes.iter().take(6).map(|s| s.as_str()).collect();
+    anyhow::anyhow!(
+        "label `{name}` has {} distinct value(s) ({}{}); logistic-regression needs exactly two{}",
+        classes.len(),
+        shown.join(", "),
+        if classes.len() > 6 { ", …" } else { "" },
+        if classes.len() > 2 {
+            " (use linear-regression for a numeric target)"
+        } else {
+            ""
+        }
+    )
 }
 
 fn format_number(value: f64) -> String {
@@ -248,44 +268,59 @@ fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     order
 }
 
-/// (train rows, test rows) of each split, rows in their original order.
-fn splits(n: usize, split: Split, seed: u64) -> anyhow::Result<Vec<(Vec<usize>, Vec<usize>)>> {
+/// The group of every row: a split's test part is one group, its training part all the others. Folds:
+/// group `k` is fold `k`; a hold-out: group 0 is the test part, group 1 the rest. Returns the groups and
+/// the number of splits.
+fn assign(n: usize, split: Split, seed: u64) -> anyhow::Result<(Vec<u32>, usize, usize)> {
     let order = shuffled(n, seed);
-    let sorted = |mut v: Vec<usize>| {
-        v.sort_unstable();
-        v
-    };
+    let mut group = vec![0u32; n];
     match split {
         Split::Folds(k) => {
             if k > n {
                 bail!("{k} folds need at least {k} rows; the data has {n}");
             }
-            let mut parts = Vec::new();
             let mut start = 0;
             for fold in 0..k {
                 let size = n / k + usize::from(fold < n % k);
-                let test: Vec<usize> = order[start..start + size].to_vec();
-                let train: Vec<usize> = order[..start]
-                    .iter()
-                    .chain(&order[start + size..])
-                    .copied()
-                    .collect();
-                parts.push((sorted(train), sorted(test)));
+                for &i in &order[start..start + size] {
+                    group[i] = fold as u32;
+                }
                 start += size;
             }
-            Ok(parts)
+            Ok((group, k, k))
         }
         Split::Holdout(fraction) => {
             let test_rows = ((fraction * n as f64).ceil() as usize).max(1);
             if test_rows >= n {
                 bail!("test_size {fraction} leaves no rows to train on ({n} rows)");
             }
-            Ok(vec![(
-                sorted(order[test_rows..].to_vec()),
-                sorted(order[..test_rows].to_vec()),
-            )])
+            for &i in &order[test_rows..] {
+                group[i] = 1;
+            }
+            Ok((group, 2, 1))
         }
     }
+}
+
+/// (train rows, test rows) of the split whose test part is group `test`, rows in their original order.
+fn split_rows(group: &[u32], test: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut train = Vec::with_capacity(group.len());
+    let mut tested = Vec::new();
+    for (i, &g) in group.iter().enumerate() {
+        if g as usize == test {
+            tested.push(i);
+        } else {
+            train.push(i);
+        }
+    }
+    (train, tested)
+}
+
+/// (train rows, test rows) of each split.
+#[cfg(test)]
+fn splits(n: usize, split: Split, seed: u64) -> anyhow::Result<Vec<(Vec<usize>, Vec<usize>)>> {
+    let (group, _, count) = assign(n, split, seed)?;
+    Ok((0..count).map(|k| split_rows(&group, k)).collect())
 }
 
 struct Scored {
@@ -294,10 +329,10 @@ struct Scored {
     metrics: Vec<(String, f64)>,
 }
 
-fn fit(params: &Params, x: &Matrix, y: &[f64]) -> Fitted {
+fn fit(params: &Params, x: &Design, y: &[f64], start: models::Start) -> Fitted {
     match params.model {
         ModelKind::LogisticRegression => {
-            models::fit_logistic(x, y, params.c, params.max_iter, params.tol)
+            models::fit_logistic(x, y, params.c, params.max_iter, params.tol, start)
         }
         ModelKind::LinearRegression => models::fit_linear(x, y, params.alpha),
     }
@@ -306,7 +341,7 @@ fn fit(params: &Params, x: &Matrix, y: &[f64]) -> Fitted {
 fn score(
     params: &Params,
     model: &Fitted,
-    x: &Matrix,
+    x: &Design,
     y: &[f64],
     part: &str,
 ) -> anyhow::Result<Scored> {
@@ -345,6 +380,26 @@ fn score(
     })
 }
 
+/// Where the next fit starts: the last fit's coefficients, matched by column name (a split may see
+/// categories another did not); the optimum is the same from any start, it is only reached sooner.
+fn warm_start(last: &Option<(Vec<String>, Vec<f64>)>, prep: &Preprocessor) -> models::Start {
+    let (names, theta) = last.as_ref()?;
+    let by_name: BTreeMap<&str, f64> = names
+        .iter()
+        .map(String::as_str)
+        .zip(theta.iter().skip(1).copied())
+        .collect();
+    Some(
+        std::iter::once(theta[0])
+            .chain(
+                prep.column_names()
+                    .iter()
+                    .map(|n| by_name.get(n.as_str()).copied().unwrap_or(0.0)),
+            )
+            .collect(),
+    )
+}
+
 pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     let params = Params::resolve(spec, &config.hyperparameters)?;
@@ -364,13 +419,20 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
     ));
     signals::check(|| "loading the data".into())?;
     let (y, classes) = encode_label(&frame.label.0, &frame.label.1, params.model)?;
-    let parts = splits(frame.rows, params.split, params.seed)?;
-    let count = parts.len();
+    let (group, groups, count) = assign(frame.rows, params.split, params.seed)?;
     if params.model == ModelKind::LogisticRegression {
-        for (k, (train, test)) in parts.iter().enumerate() {
-            for (rows, part) in [(train, "training"), (test, "test")] {
-                let positives = rows.iter().filter(|&&i| y[i] > 0.5).count();
-                if positives == 0 || positives == rows.len() {
+        let mut rows = vec![0usize; groups];
+        let mut positives = vec![0usize; groups];
+        for (&g, &label) in group.iter().zip(&y) {
+            rows[g as usize] += 1;
+            positives[g as usize] += usize::from(label > 0.5);
+        }
+        let (all_rows, all_positives) = (frame.rows, positives.iter().sum::<usize>());
+        for k in 0..count {
+            let test = (rows[k], positives[k]);
+            let train = (all_rows - rows[k], all_positives - positives[k]);
+            for ((rows, positives), part) in [(train, "training"), (test, "test")] {
+                if positives == 0 || positives == rows {
                     let absent = match (&classes, positives == 0) {
                         (Some([_, positive]), true) => positive.as_str(),
                         (Some([negative, _]), false) => negative.as_str(),
@@ -385,40 +447,59 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
             }
         }
     }
+    // What preprocessing needs, gathered once for every group of rows.
+    let group_sums = Sums::by_group(&frame.features, &group, groups);
+    let model_dir = layout.model_dir();
+    std::fs::create_dir_all(&model_dir)?;
+    let mut result_df = ResultWriter::create(&model_dir.join("result_df.parquet"))
+        .context("writing result_df.parquet")?;
 
     let mut sums: BTreeMap<String, f64> = BTreeMap::new();
-    let mut rows_out = ResultRows::new();
-    for (k, (train, test)) in parts.iter().enumerate() {
+    let mut fits = Vec::new();
+    let mut last: Option<(Vec<String>, Vec<f64>)> = None;
+    for k in 0..count {
         let fold_started = Instant::now();
         let part = format!("split {} of {count}", k + 1);
         signals::check(|| format!("{k} of {count} splits"))?;
-        let prep = Preprocessor::fit(&frame.features, train, &part)?;
-        let x_train = prep.transform(&frame.features, train);
-        let x_test = prep.transform(&frame.features, test);
+        let (train, test) = split_rows(&group, k);
+        let prep =
+            Preprocessor::from_sums(&frame.features, &Sums::total(&group_sums, Some(k)), &part)?;
+        let x_train = prep.design(&frame.features, &train);
         let y_train: Vec<f64> = train.iter().map(|&i| y[i]).collect();
-        let y_test: Vec<f64> = test.iter().map(|&i| y[i]).collect();
-        let model = fit(&params, &x_train, &y_train);
+        let model = fit(&params, &x_train, &y_train, warm_start(&last, &prep));
         signals::check(|| format!("{k} of {count} splits, during {part}"))?;
         if !model.converged {
             say(&format!(
-                "[single-frame] warning: {part} did not converge in max_iter={} iterations",
-                params.max_iter
+                "[single-frame] warning: {part} did not converge in max_iter={} iterations (largest gradient component {:.3e}, tol {})",
+                params.max_iter, model.gradient, params.tol
             ));
         }
-        let on_train = score(
-            &params,
-            &model,
-            &x_train,
-            &y_train,
-            &format!("training rows of {part}"),
-        )?;
-        let on_test = score(
-            &params,
-            &model,
-            &x_test,
-            &y_test,
-            &format!("test rows of {part}"),
-        )?;
+        let x_test = prep.design(&frame.features, &test);
+        let y_test: Vec<f64> = test.iter().map(|&i| y[i]).collect();
+        // Both parts scored at once: each is mostly one sort.
+        let (on_train, on_test) = rayon::join(
+            || {
+                score(
+                    &params,
+                    &model,
+                    &x_train,
+                    &y_train,
+                    &format!("training rows of {part}"),
+                )
+            },
+            || {
+                score(
+                    &params,
+                    &model,
+                    &x_test,
+                    &y_test,
+                    &format!("test rows of {part}"),
+                )
+            },
+        );
+        let (on_train, on_test) = (on_train?, on_test?);
+        drop(x_train);
+        drop(x_test);
         let mut shown = Vec::new();
         for (suffix, scored) in [("test", &on_test), ("train", &on_train)] {
             for (name, value) in &scored.metrics {
@@ -439,19 +520,31 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         for (name, total) in &sums {
             say(&metrics::format_line(name, total / (k + 1) as f64));
         }
-        for (rows, scored, split) in [(test, &on_test, "test"), (train, &on_train, "train")] {
-            for (r, &i) in rows.iter().enumerate() {
-                rows_out.row.push(i as u64);
-                rows_out.fold.push(k as u32 + 1);
-                rows_out.split.push(split);
-                rows_out.label.push(y[i]);
-                rows_out.prediction.push(scored.predictions[r]);
-                rows_out
-                    .probability
-                    .push(scored.probabilities.as_ref().map(|p| p[r]));
-            }
+        for (rows, labels, scored, split) in [
+            (&test, &y_test, &on_test, "test"),
+            (&train, &y_train, &on_train, "train"),
+        ] {
+            result_df
+                .write(ResultPart {
+                    fold: k as u32 + 1,
+                    split,
+                    rows,
+                    labels,
+                    predictions: &scored.predictions,
+                    probabilities: scored.probabilities.as_deref(),
+                })
+                .context("writing result_df.parquet")?;
         }
+        fits.push(json!({
+            "split": k + 1,
+            "iterations": model.iterations,
+            "converged": model.converged,
+            "gradient": model.gradient,
+            "seconds": fold_started.elapsed().as_secs_f64(),
+        }));
+        last = Some((prep.column_names(), model.theta()));
     }
+    let result_rows = result_df.finish().context("writing result_df.parquet")?;
     let averaged: BTreeMap<String, f64> = sums
         .iter()
         .map(|(k, v)| (k.clone(), v / count as f64))
@@ -459,13 +552,20 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
 
     say("[single-frame] stage refit: fitting on all rows");
     let all: Vec<usize> = (0..frame.rows).collect();
-    let prep = Preprocessor::fit(&frame.features, &all, "all rows")?;
-    let x_all = prep.transform(&frame.features, &all);
+    let prep =
+        Preprocessor::from_sums(&frame.features, &Sums::total(&group_sums, None), "all rows")?;
+    let x_all = prep.design(&frame.features, &all);
+    drop(all);
     signals::check(|| format!("all {count} splits, before the refit on all rows"))?;
-    let final_model = fit(&params, &x_all, &y);
+    let final_model = fit(&params, &x_all, &y, warm_start(&last, &prep));
+    drop(x_all);
     signals::check(|| format!("all {count} splits, during the refit on all rows"))?;
-    let model_dir = layout.model_dir();
-    std::fs::create_dir_all(&model_dir)?;
+    if !final_model.converged {
+        say(&format!(
+            "[single-frame] warning: the refit on all rows did not converge in max_iter={} iterations (largest gradient component {:.3e}, tol {})",
+            params.max_iter, final_model.gradient, params.tol
+        ));
+    }
     let model_json = json!({
         "kind": "single-frame",
         "model": params.model,
@@ -477,6 +577,8 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         "coefficients": final_model.coefficients,
         "iterations": final_model.iterations,
         "converged": final_model.converged,
+        "gradient": final_model.gradient,
+        "splits": fits,
         "rows": frame.rows,
         "parameters": {
             "C": params.c, "alpha": params.alpha, "max_iter": params.max_iter, "tol": params.tol, "seed": params.seed,
@@ -488,10 +590,6 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         model_dir.join("model.json"),
         serde_json::to_vec_pretty(&model_json)?,
     )?;
-    let result_rows = rows_out.row.len();
-    rows_out
-        .write_parquet(&model_dir.join("result_df.parquet"))
-        .context("writing result_df.parquet")?;
     let folds: Vec<usize> = (1..=count).collect();
     std::fs::write(
         model_dir.join("metrics.json"),

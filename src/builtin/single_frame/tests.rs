@@ -61,13 +61,13 @@ fn hyperparameters_override_the_task_and_are_checked() {
 fn labels_encode_two_classes_and_refuse_others() {
     let (y, classes) = encode_label(
         "s",
-        &ColumnData::Categorical(vec![Some("yes".into()), Some("no".into())]),
+        &ColumnData::categories(&[Some("yes"), Some("no")]),
         ModelKind::LogisticRegression,
     )
     .unwrap();
     assert_eq!(y, [1.0, 0.0]);
     assert_eq!(classes.unwrap(), ["no".to_string(), "yes".to_string()]);
-    let three = ColumnData::Numeric(vec![Some(0.0), Some(1.0), Some(2.0)]);
+    let three = ColumnData::Numeric(vec![0.0, 1.0, 2.0]);
     let err = encode_label("s", &three, ModelKind::LogisticRegression)
         .unwrap_err()
         .to_string();
@@ -75,7 +75,7 @@ fn labels_encode_two_classes_and_refuse_others() {
         err.contains("3 distinct value(s) (0, 1, 2)") && err.contains("linear-regression"),
         "{err}"
     );
-    let missing = ColumnData::Numeric(vec![Some(0.0), None]);
+    let missing = ColumnData::Numeric(vec![0.0, f64::NAN]);
     assert!(encode_label("s", &missing, ModelKind::LogisticRegression)
         .unwrap_err()
         .to_string()

@@ -81,6 +81,8 @@ pub struct LocalPlan {
 pub struct LocalJob<'a> {
     pub id: &'a str,
     pub task: &'a Task,
+    /// Where channels' content hashes are remembered (they name the engine's data volumes).
+    pub hashes: crate::datahash::HashCache,
     pub work: &'a Path,
     pub grace: Duration,
     pub instance_count: usize,
@@ -103,6 +105,7 @@ impl<'a> LocalJob<'a> {
         LocalJob {
             id,
             task: &settings.task,
+            hashes: crate::datahash::HashCache::under(&settings.store.home),
             work,
             grace: settings.grace,
             instance_count: container.instance_count,
@@ -279,8 +282,15 @@ impl<'a> LocalJob<'a> {
         let channel_mounts = match plan.files {
             Files::Mount => None,
             Files::Copy => Some(super::copy::channel_mounts(
-                &super::copy::channel_volumes(docker, self.task, &plan.image, self.user, reporter)
-                    .await?,
+                &super::copy::channel_volumes(
+                    docker,
+                    self.task,
+                    &self.hashes,
+                    &plan.image,
+                    self.user,
+                    reporter,
+                )
+                .await?,
             )),
         };
         for host in &plan.hosts {

@@ -24,6 +24,7 @@ const COPIED_OUT: [&str; 3] = ["model", "output", "checkpoints"];
 pub async fn channel_volumes(
     docker: &Docker,
     task: &Task,
+    hashes: &crate::datahash::HashCache,
     image: &str,
     owner: (u32, u32),
     reporter: &dyn Reporter,
@@ -33,7 +34,8 @@ pub async fn channel_volumes(
         let ChannelSource::Local(path) = source else {
             continue;
         };
-        let hash = crate::fingerprint::content_hash(path)
+        let (hash, _) = hashes
+            .content_hash(path)
             .with_context(|| format!("reading channel `{name}` ({})", path.display()))?;
         let volume = volumes::ensure(
             docker,
