@@ -2,8 +2,9 @@
 
 Mean-impute + standardise numbers, most-frequent-impute + one-hot categories (unknown ignored),
 LogisticRegression(max_iter=1000), 5 shuffled folds with train and test ROC AUC, then a refit on all
-rows, as grounds does. Prints one JSON line with the mean AUCs.
-Usage: python sklearn_pipeline.py DATA.csv LABEL FEATURE,FEATURE,...
+rows, as grounds does. Prints one JSON line with the mean AUCs. Given FOLDS.npy (bench/folds.py), the
+folds are grounds' own, so that the two sides' AUCs compare to the digit.
+Usage: python sklearn_pipeline.py DATA.csv LABEL FEATURE,FEATURE,... [FOLDS.npy]
 """
 import json
 import sys
@@ -12,7 +13,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold, cross_validate
+from sklearn.model_selection import KFold, PredefinedSplit, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -26,6 +27,11 @@ pre = ColumnTransformer([
     ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")), categorical),
 ])
 pipeline = make_pipeline(pre, LogisticRegression(max_iter=1000))
-scores = cross_validate(pipeline, x, y, cv=KFold(5, shuffle=True, random_state=42), scoring="roc_auc", return_train_score=True)
+if len(sys.argv) > 4:
+    import numpy as np
+    cv = PredefinedSplit(np.load(sys.argv[4]))
+else:
+    cv = KFold(5, shuffle=True, random_state=42)
+scores = cross_validate(pipeline, x, y, cv=cv, scoring="roc_auc", return_train_score=True)
 pipeline.fit(x, y)
 print(json.dumps({"roc_auc_score_test": scores["test_score"].mean(), "roc_auc_score_train": scores["train_score"].mean()}))

@@ -5,7 +5,7 @@
 //! runs in any base image, `scratch` included.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use bollard::query_parameters::BuildImageOptionsBuilder;
@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::datahash::HashCache;
 use crate::docker::DockerError;
 use crate::package::Package;
 use crate::printer::Reporter;
@@ -102,19 +103,23 @@ pub fn check_static_entry(path: &Path) -> Result<(), ImageError> {
     ]) as usize;
     let phentsize = u16::from_le_bytes([header[54], header[55]]) as usize;
     let phnum = u16::from_le_bytes([header[56], header[57]]) as usize;
-    let mut rest = Vec::new();
-    file.read_to_end(&mut rest)
-        .map_err(|error| ImageError::Read {
-            path: path.to_path_buf(),
-            error,
-        })?;
-    let all = [header, rest].concat();
+    // Only the program headers are read (not the whole binary, which may be a hundred megabytes).
+    let table = phnum.checked_mul(phentsize).filter(|n| *n <= 1 << 20);
+    let Some(table) = table else {
+        return not("its program headers are truncated");
+    };
+    let mut headers = vec![0u8; table];
+    let read = file
+        .seek(std::io::SeekFrom::Start(phoff as u64))
+        .and_then(|_| file.read_exact(&mut headers));
+    if read.is_err() {
+        return not("its program headers are truncated");
+    }
     for i in 0..phnum {
         // Offsets come from the file, which may be anything: checked, never trusted.
         let entry = i
             .checked_mul(phentsize)
-            .and_then(|offset| offset.checked_add(phoff))
-            .and_then(|start| all.get(start..start.checked_add(4)?));
+            .and_then(|start| headers.get(start..start.checked_add(4)?));
         let Some(&[a, b, c, d]) = entry else {
             return not("its program headers are truncated");
         };
@@ -125,43 +130,16 @@ pub fn check_static_entry(path: &Path) -> Result<(), ImageError> {
     Ok(())
 }
 
-/// The hash of the entry binary, computed once per process and path (a sweep plans many images).
-fn entry_binary_hash(path: &Path) -> Result<String, ImageError> {
-    static HASHES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
-    if let Some((_, hash)) = HASHES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .find(|(p, _)| p == path)
-    {
-        return Ok(hash.clone());
-    }
-    let hash = sha256_file(path)?;
-    HASHES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((path.to_path_buf(), hash.clone()));
-    Ok(hash)
-}
-
-fn sha256_file(path: &Path) -> Result<String, ImageError> {
-    let mut file = std::fs::File::open(path).map_err(|error| ImageError::Read {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer).map_err(|error| ImageError::Read {
+/// The hash of the entry binary: remembered by its file system stamp, as channels' are, so that an
+/// unchanged binary of a hundred megabytes is not read on every run.
+fn entry_binary_hash(path: &Path, hashes: &HashCache) -> Result<String, ImageError> {
+    hashes
+        .content_hash(path)
+        .map(|(hash, _)| hex::encode(hash))
+        .map_err(|error| ImageError::Read {
             path: path.to_path_buf(),
-            error,
-        })?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+            error: std::io::Error::other(format!("{error:#}")),
+        })
 }
 
 /// The base image a task builds on.
@@ -179,7 +157,12 @@ pub fn base_image(task: &Task) -> String {
 
 impl ImagePlan {
     /// Renders the Dockerfile and derives the tag from it, the entry binary, the package and the requirements.
-    pub fn new(task: &Task, package: &Package, entry_binary: &Path) -> anyhow::Result<ImagePlan> {
+    pub fn new(
+        task: &Task,
+        package: &Package,
+        entry_binary: &Path,
+        hashes: &HashCache,
+    ) -> anyhow::Result<ImagePlan> {
         if let Runner::Image(image) = &task.spec.runner {
             return Ok(ImagePlan {
                 tag: image.uri.clone(),
@@ -240,7 +223,7 @@ impl ImagePlan {
         );
         let mut hasher = Sha256::new();
         hasher.update(dockerfile.as_bytes());
-        hasher.update(entry_binary_hash(entry_binary)?.as_bytes());
+        hasher.update(entry_binary_hash(entry_binary, hashes)?.as_bytes());
         hasher.update(package.info.content_hash.as_bytes());
         if let Some((_, bytes)) = &requirements {
             hasher.update(bytes);

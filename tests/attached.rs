@@ -627,3 +627,58 @@ fn an_s3_channel_without_aws_settings_is_refused_and_nothing_is_stored() {
         "no staging file left: {leftovers:?}"
     );
 }
+
+/// Channel content hashes are remembered by file stamp: an unchanged channel is not read again (the
+/// cache list is written once and left alone), while a file rewritten with the same size and the same
+/// modification time is still noticed (its change time moved) and changes the fingerprint.
+#[test]
+fn remembered_channel_hashes_notice_every_change() {
+    let sandbox = Sandbox::new();
+    let task = sandbox.command_task(
+        "hashes",
+        "print('###METRIC###done:1###')\n",
+        "[channels]\ntraining = \"data\"\n",
+    );
+    let data = sandbox.write("hashes/data/a.csv", "x,y\n1,2\n");
+    sandbox.write("hashes/data/nested/b.csv", "x,y\n3,4\n");
+    // Older than the two seconds within which a changed file is hashed but not remembered.
+    std::thread::sleep(Duration::from_millis(2100));
+    let fingerprint = |sandbox: &Sandbox| {
+        let (output, plan) =
+            sandbox.json(&["train", "attached", task.to_str().unwrap(), "--dry-run"]);
+        assert!(output.status.success(), "{}", both(&output));
+        plan["fingerprint"].as_str().unwrap().to_string()
+    };
+    let first = fingerprint(&sandbox);
+    let lists: Vec<_> = std::fs::read_dir(sandbox.home().join("cache/hashes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(lists.len(), 1, "{lists:?}");
+    let list = std::fs::read_to_string(&lists[0]).unwrap();
+    assert!(
+        list.contains("\ta.csv\n") && list.contains("\tnested/b.csv\n"),
+        "{list}"
+    );
+    let written = std::fs::metadata(&lists[0]).unwrap().modified().unwrap();
+    assert_eq!(fingerprint(&sandbox), first);
+    // Nothing was read, so nothing was written again.
+    assert_eq!(
+        std::fs::metadata(&lists[0]).unwrap().modified().unwrap(),
+        written
+    );
+
+    let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
+    std::fs::write(&data, "x,y\n1,3\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let changed = fingerprint(&sandbox);
+    assert_ne!(changed, first);
+    // Without the cache, the same answer.
+    std::fs::remove_dir_all(sandbox.home().join("cache/hashes")).unwrap();
+    assert_eq!(fingerprint(&sandbox), changed);
+}

@@ -347,3 +347,99 @@ fn unknown_builtin_hyperparameters_are_refused_before_anything_runs() {
         "nothing ran, nothing is stored"
     );
 }
+
+/// A frame as people train on, of the kind that left the old solver at `max_iter` on some folds: numbers
+/// of very different scales (amounts, counts, time stamps near 1.7e9), a category of 60 levels with rare
+/// ones (some splits train without them), a level that nearly decides the label, a boolean, and missing
+/// values everywhere. Every split and the refit converge in a few Newton steps, the log and model.json say
+/// how many, and the result zip stores the parquet file as it is.
+#[test]
+fn a_mixed_frame_converges_on_every_split_and_reports_its_iterations() {
+    let sandbox = Sandbox::new();
+    let mut state: u64 = 20261124;
+    let mut uniform = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let rows = 30_000;
+    let mut csv = String::from("amount,count,stamp,ratio,city,member,label\n");
+    for i in 0..rows {
+        let amount = (8.0 + 2.0 * (uniform() - 0.5)).exp();
+        let count = (uniform() * 12.0).floor();
+        let stamp = 1.7e9 + uniform() * 3.0e7;
+        let ratio = uniform();
+        // Zipf-like: level k with weight 1/(k+1)²; the last levels land in a handful of rows.
+        let u = uniform();
+        let city = ((1.0 / (1.0 - 0.98 * u)).floor() as usize).min(59);
+        let member = uniform() < 0.3;
+        let logit = 0.8 * (amount.ln() - 8.0) - 0.2 * (count - 6.0)
+            + 1.5 * (ratio - 0.5)
+            + (stamp - 1.715e9) / 2e7
+            + if city == 7 {
+                6.0
+            } else {
+                (city % 5) as f64 * 0.3 - 0.6
+            }
+            + if member { 0.7 } else { 0.0 };
+        let label = u8::from(uniform() < 1.0 / (1.0 + (-logit).exp()));
+        let missing = |p: f64, u: f64, text: String| if u < p { String::new() } else { text };
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{label}\n",
+            missing(0.05, uniform(), format!("{amount:.2}")),
+            missing(0.10, uniform(), format!("{count}")),
+            missing(0.03, uniform(), format!("{stamp:.0}")),
+            missing(0.20, uniform(), format!("{ratio:.6}")),
+            missing(0.07, uniform(), format!("city{city:02}")),
+            missing(0.02, uniform(), member.to_string()),
+        ));
+        let _ = i;
+    }
+    sandbox.write("mixed/data/frame.csv", &csv);
+    let task = sandbox.write(
+        "mixed/task.toml",
+        "[task]\nname = \"mixed\"\n[task.builtin]\nkind = \"single-frame\"\nlabel = \"label\"\nfolds = 5\n[channels]\ntraining = \"data\"\n",
+    );
+    let (output, answer) = sandbox.json(&["train", "attached", task.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", both(&output));
+    let stderr = common::text(&output.stderr);
+    assert!(!stderr.contains("did not converge"), "{stderr}");
+    let auc = answer["metrics"]["roc_auc_score_test"].as_f64().unwrap();
+    assert!(auc > 0.7, "{auc}");
+
+    let mut zip = ZipFile::open(&sandbox.result_zips()[0]);
+    let model = zip.json("model/model.json");
+    let splits = model["splits"].as_array().unwrap();
+    assert_eq!(splits.len(), 5, "{model}");
+    for split in splits.iter().chain(std::iter::once(&model)) {
+        let iterations = split["iterations"].as_u64().unwrap();
+        assert!(split["converged"].as_bool().unwrap(), "{split}");
+        assert!((1..=25).contains(&iterations), "{split}");
+        assert!(split["gradient"].as_f64().unwrap() <= 1e-4, "{split}");
+    }
+    for (k, split) in splits.iter().enumerate() {
+        let line = format!(
+            "stage fit: split {} of 5: 24000 train / 6000 test rows, {} iterations",
+            k + 1,
+            split["iterations"]
+        );
+        assert!(stderr.contains(&line), "{line} in {stderr}");
+    }
+    // The city columns are those levels the refit saw, sorted; the rare last level is among them.
+    let columns: Vec<&str> = model["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str())
+        .filter(|c| c.starts_with("city="))
+        .collect();
+    let mut sorted = columns.clone();
+    sorted.sort();
+    assert_eq!(columns, sorted);
+    assert!(columns.len() > 40, "{columns:?}");
+
+    // Compressed formats are stored, not deflated again.
+    let parquet = zip.0.by_name("model/result_df.parquet").unwrap();
+    assert_eq!(parquet.compression(), ::zip::CompressionMethod::Stored);
+}

@@ -158,6 +158,7 @@ fn scan(path: &Path) -> Result<LazyFrame, DataError> {
         LazyCsvReader::new(plpath)
             .with_has_header(true)
             .with_infer_schema_length(Some(10_000))
+            .with_rechunk(false)
             .finish()
             .map_err(|e| unreadable("CSV", e))
     }
@@ -235,15 +236,27 @@ pub fn load(dir: &Path, label: &str, features: Option<&[String]>) -> Result<Fram
                 .join(", "),
         });
     }
-    // One column per task, converted on every core; the polars frame is dropped when this returns.
+    // The columns taken out of the frame and converted on every core, each polars column freed as soon
+    // as it is converted: the data is never held twice over.
     use rayon::prelude::*;
-    let mut converted: Vec<ColumnData> = std::iter::once(label)
+    let names: Vec<&str> = std::iter::once(label)
         .chain(columns.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|name| column_data(&df, name))
+        .collect();
+    let series: Vec<Series> = names
+        .iter()
+        .map(|name| {
+            df.column(name)
+                .map(|c| c.as_materialized_series().clone())
+                .map_err(|e| DataError::Concat(e.to_string()))
+        })
         .collect::<Result<_, _>>()?;
     drop(df);
+    let mut converted: Vec<ColumnData> = series
+        .into_par_iter()
+        .zip(names)
+        .with_max_len(1)
+        .map(|(series, name)| column_data(series, name))
+        .collect::<Result<_, _>>()?;
     let label_data = converted.remove(0);
     let mut feature_data = Vec::new();
     for (name, data) in columns.iter().zip(converted) {
@@ -263,22 +276,18 @@ pub fn load(dir: &Path, label: &str, features: Option<&[String]>) -> Result<Fram
     })
 }
 
-fn column_data(df: &DataFrame, name: &str) -> Result<ColumnData, DataError> {
+fn column_data(series: Series, name: &str) -> Result<ColumnData, DataError> {
     let unsupported = |dtype: &DataType| DataError::UnsupportedType {
         column: name.to_string(),
         dtype: dtype.to_string(),
     };
-    let series = df
-        .column(name)
-        .map_err(|e| DataError::Concat(e.to_string()))?
-        .as_materialized_series()
-        .clone();
     let dtype = series.dtype().clone();
     let rows = series.len();
     if dtype.is_primitive_numeric() {
         let floats = series
             .cast(&DataType::Float64)
             .map_err(|_| unsupported(&dtype))?;
+        drop(series);
         let values = floats.f64().map_err(|_| unsupported(&dtype))?;
         let numbers: Vec<f64> = if values.null_count() == 0 {
             values.into_no_null_iter().collect()
@@ -399,5 +408,13 @@ impl ResultWriter {
     pub fn finish(mut self) -> anyhow::Result<usize> {
         self.join()?;
         Ok(self.rows)
+    }
+}
+
+impl Drop for ResultWriter {
+    /// A run that ends early (an error, a stop) still closes the file with the splits it wrote: the
+    /// thread finishes before the process may exit, and no truncated parquet is left.
+    fn drop(&mut self) {
+        let _ = self.join();
     }
 }

@@ -49,7 +49,12 @@ const PARTS: usize = 16;
 
 /// The row ranges of a pass: a fixed split of `rows`, whatever the number of threads.
 fn parts(rows: usize) -> Vec<std::ops::Range<usize>> {
-    let count = rows.div_ceil(BLOCK * 8).clamp(1, PARTS);
+    parts_at_most(rows, PARTS)
+}
+
+/// As [`parts`], in at most `most` parts.
+fn parts_at_most(rows: usize, most: usize) -> Vec<std::ops::Range<usize>> {
+    let count = rows.div_ceil(BLOCK * 8).clamp(1, most.clamp(1, PARTS));
     let size = rows.div_ceil(count).max(1);
     (0..count)
         .map(|k| (k * size).min(rows)..((k + 1) * size).min(rows))
@@ -135,7 +140,10 @@ impl Design {
         let wide = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
         #[cfg(not(target_arch = "x86_64"))]
         let wide = false;
-        let partial: Vec<(Vec<f64>, Vec<f64>)> = parts(self.rows)
+        // Each part sums into a matrix of its own: with many one-hot columns, fewer parts keep that
+        // within 256 MiB (still a fixed number, whatever the threads).
+        let most = (256 << 20) / (d * d * 8).max(1);
+        let partial: Vec<(Vec<f64>, Vec<f64>)> = parts_at_most(self.rows, most)
             .into_par_iter()
             .map(|range| {
                 #[cfg(target_arch = "x86_64")]

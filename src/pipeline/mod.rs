@@ -96,7 +96,7 @@ pub async fn start<E: Executor>(
         mode,
         &executor.shape(settings, &prepared),
         &settings.data,
-        &crate::datahash::HashCache::under(&settings.store.home),
+        &settings.store.hash_cache(),
     )?;
     let twin = if settings.force {
         None

@@ -183,6 +183,11 @@ impl Store {
         }
     }
 
+    /// Where content hashes of local data are remembered (`cache/hashes`).
+    pub fn hash_cache(&self) -> crate::datahash::HashCache {
+        crate::datahash::HashCache::under(&self.home)
+    }
+
     pub fn results_dir(&self) -> PathBuf {
         self.home.join("results")
     }

@@ -105,7 +105,7 @@ impl<'a> LocalJob<'a> {
         LocalJob {
             id,
             task: &settings.task,
-            hashes: crate::datahash::HashCache::under(&settings.store.home),
+            hashes: settings.store.hash_cache(),
             work,
             grace: settings.grace,
             instance_count: container.instance_count,

@@ -61,8 +61,12 @@ impl Executor for LocalExecutor {
         settings: &TrainSettings,
         package: &Package,
     ) -> anyhow::Result<LocalPrepared> {
-        let image =
-            crate::image::ImagePlan::new(&settings.task, package, &self.container.entry_binary)?;
+        let image = crate::image::ImagePlan::new(
+            &settings.task,
+            package,
+            &self.container.entry_binary,
+            &settings.store.hash_cache(),
+        )?;
         let identity = crate::image::identity(&image, &self.container.engine).await?;
         Ok(LocalPrepared { image, identity })
     }

@@ -122,8 +122,12 @@ impl Executor for RemoteExecutor {
         settings: &TrainSettings,
         package: &Package,
     ) -> anyhow::Result<RemotePrepared> {
-        let image =
-            crate::image::ImagePlan::new(&settings.task, package, &self.container.entry_binary)?;
+        let image = crate::image::ImagePlan::new(
+            &settings.task,
+            package,
+            &self.container.entry_binary,
+            &settings.store.hash_cache(),
+        )?;
         let local_id = if image.given {
             match crate::docker::connect().await {
                 Ok(docker) => crate::docker::image_id(&docker, &image.tag).await?,
