@@ -605,28 +605,42 @@ fn data_hash(data: &Path) -> String {
     }
     walk(data, "", &mut files);
     files.sort();
-    let mut input = Vec::new();
+    // grounds' content hash: over each file's name and the SHA-256 of its bytes.
+    let mut input = b"grounds-content-v2\0".to_vec();
     for (name, path) in files {
         input.extend_from_slice(name.as_bytes());
         input.push(0);
-        input.extend_from_slice(&std::fs::read(path).unwrap());
+        input.extend_from_slice(&sha256(&std::fs::read(path).unwrap()));
         input.push(0xff);
     }
+    hex(&sha256(&input))
+}
+
+/// SHA-256 of `bytes` by the system's `sha256sum`, as raw bytes.
+fn sha256(bytes: &[u8]) -> Vec<u8> {
     let output = Command::new("sha256sum")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(&input)?;
+            child.stdin.take().unwrap().write_all(bytes)?;
             child.wait_with_output()
         })
         .unwrap();
-    text(&output.stdout)
+    let digits = text(&output.stdout)
         .split_whitespace()
         .next()
         .unwrap()
-        .to_string()
+        .to_string();
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `grounds train local` against a `tcp://` engine with TLS (tests/tls_proxy.py: client certificates
