@@ -41,10 +41,16 @@ lint:
 test: test-deps base-image lint
 	tests/services.sh $(CARGO) test --no-fail-fast
 
-## install: install the release build as $(PREFIX)/bin/grounds
+## install: install the release build as $(PREFIX)/bin/grounds, its man page and bash/zsh/fish completions
+SHARE := $(DESTDIR)$(PREFIX)/share
 install: release
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE)/man/man1 $(SHARE)/bash-completion/completions \
+		$(SHARE)/zsh/site-functions $(SHARE)/fish/vendor_completions.d
 	install -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/grounds
+	$(RELEASE_BIN) man > $(SHARE)/man/man1/grounds.1
+	$(RELEASE_BIN) completions bash > $(SHARE)/bash-completion/completions/grounds
+	$(RELEASE_BIN) completions zsh > $(SHARE)/zsh/site-functions/_grounds
+	$(RELEASE_BIN) completions fish > $(SHARE)/fish/vendor_completions.d/grounds.fish
 
 ## bench: builtin single-frame task against scikit-learn (installs it into bench/.venv); writes bench/RESULTS.md
 bench: release

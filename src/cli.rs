@@ -18,6 +18,16 @@ pub struct Cli {
     /// Do not show the job's own output while it runs (it is still stored in the result).
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Colour and progress bars on standard error: auto (on a terminal, unless NO_COLOR is set), always
+    /// or never.
+    #[arg(
+        long,
+        value_enum,
+        global = true,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: crate::printer::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -38,6 +48,22 @@ pub enum Command {
     /// Channel data kept on a Docker engine that does not share this disk (`--docker-host ssh://…`).
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Write a commented task.toml to start from: for a script (--from) or a CSV (--builtin).
+    Init(InitArgs),
+    /// Print a completion script for a shell (result ids complete from the store in bash, zsh and fish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), as `make install` installs it.
+    Man,
+    /// The ids of stored results, one per line (what shell completion calls).
+    #[command(hide = true)]
+    CompleteIds {
+        /// Only ids that start with this.
+        #[arg(default_value = "")]
+        prefix: String,
+    },
     /// The container entry (what SageMaker starts as `train`); reads the /opt/ml contract.
     #[command(hide = true)]
     Entry(EntryArgs),
@@ -216,24 +242,8 @@ pub struct TrainArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ResultsCommand {
-    /// A table of stored results, oldest first.
-    List {
-        /// Only results of this task.
-        #[arg(long, value_name = "NAME")]
-        task: Option<String>,
-        /// Only the steps of runs of this pipeline.
-        #[arg(long, value_name = "NAME")]
-        pipeline: Option<String>,
-        /// Only results with this status (Completed, Failed, Stopped, InProgress).
-        #[arg(long, value_name = "STATUS")]
-        status: Option<String>,
-        /// Order by this metric, highest first (results without it last).
-        #[arg(long, value_name = "METRIC")]
-        sort: Option<String>,
-        /// With --sort: lowest first (for losses and errors).
-        #[arg(long, requires = "sort")]
-        ascending: bool,
-    },
+    /// A table of stored results, oldest first, and the size of the store.
+    List(#[command(flatten)] ListArgs),
     /// Hyperparameters and metrics of several results side by side, differing values marked.
     Compare {
         /// Result ids or unique prefixes.
@@ -266,6 +276,124 @@ pub enum ResultsCommand {
         #[arg(long, value_name = "BYTES", default_value_t = 16 << 30)]
         max_bytes: u64,
     },
+    /// One row per result (id, task, mode, status, created, duration, `hp.NAME` per hyperparameter,
+    /// `metric.NAME` per final metric, result path) as CSV, parquet or JSON, for pandas or polars.
+    Export {
+        /// The format (default: from the extension of -o, else csv).
+        #[arg(long, value_enum)]
+        format: Option<crate::results::export::ExportFormat>,
+        /// Write to this file (whole or not at all) instead of standard output; parquet needs one.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        filter: ListArgs,
+    },
+    /// Draw metrics over their steps for one or more results, side by side, as PNG or SVG.
+    Plot {
+        /// Result ids or unique prefixes (a sweep's members, a pipeline's runs, …).
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Only these metrics (repeatable; default: every metric with more than one value, else all).
+        #[arg(long, value_name = "NAME")]
+        metric: Vec<String>,
+        /// The picture to write, .png or .svg (default: $GROUNDS_HOME/plots/<first id>.png).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// What the horizontal axis shows: the value's step (its place in the series) or seconds since the
+        /// job started.
+        #[arg(long, value_enum, default_value = "step")]
+        x: PlotAxis,
+    },
+    /// Remove results (the zip and its unpacked copy). A job that may still run (InProgress) needs --force.
+    Rm {
+        /// Result ids or unique prefixes.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Remove InProgress records too (the SageMaker job itself is not stopped: `grounds stop` does that).
+        #[arg(long)]
+        force: bool,
+        /// Say what would be removed and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove results by age, status or number kept, and (--images) grounds' images no kept result uses.
+    Gc {
+        /// Results created longer ago than this: 30d, 12h, 2weeks, 90min.
+        #[arg(long, value_name = "AGE", value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
+        /// Results with this status: Completed, Failed, Stopped (InProgress needs --force).
+        #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+        status: Option<crate::job::Status>,
+        /// Keep the newest N results of each task; remove the rest (with the other criteria: of those).
+        #[arg(long, value_name = "N")]
+        keep_last: Option<usize>,
+        /// Only results of this task (and, with --images, only its images).
+        #[arg(long, value_name = "NAME")]
+        task: Option<String>,
+        /// Also remove the images grounds built (`grounds/<task>:<hash>`) that no kept result ran in.
+        #[arg(long)]
+        images: bool,
+        /// The engine whose images to clean (default: DOCKER_HOST, else the local socket).
+        #[arg(long, value_name = "URL", requires = "images")]
+        docker_host: Option<String>,
+        /// Remove InProgress records too.
+        #[arg(long)]
+        force: bool,
+        /// Say what would be removed and how much it would free; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// What the horizontal axis of a plot shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlotAxis {
+    /// The place of each value in its series: 1, 2, 3, …
+    Step,
+    /// Seconds since the job started.
+    Time,
+}
+
+/// Which results `results list` and `results export` show, and in which order.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ListArgs {
+    /// Only results of this task.
+    #[arg(long, value_name = "NAME")]
+    pub task: Option<String>,
+    /// Only the steps of runs of this pipeline.
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// Only results with this status (Completed, Failed, Stopped, InProgress).
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Order by this metric, highest first (results without it last).
+    #[arg(long, value_name = "METRIC")]
+    pub sort: Option<String>,
+    /// With --sort: lowest first (for losses and errors).
+    #[arg(long, requires = "sort")]
+    pub ascending: bool,
+}
+
+/// An age as people write it (`30d`, `12h`, `2weeks`), by humantime's rules.
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not an age ({e}); write e.g. 30d, 12h, 2weeks or 90min"))
+}
+
+fn parse_status(text: &str) -> Result<crate::job::Status, String> {
+    use crate::job::Status;
+    [
+        Status::Completed,
+        Status::Failed,
+        Status::Stopped,
+        Status::InProgress,
+    ]
+    .into_iter()
+    .find(|s| s.to_string().eq_ignore_ascii_case(text))
+    .ok_or_else(|| {
+        format!("unknown status `{text}`: use one of Completed, Failed, Stopped, InProgress")
+    })
 }
 
 #[derive(Debug, Args)]
@@ -276,4 +404,19 @@ pub struct EntryArgs {
     /// The package (default: $GROUNDS_PACKAGE, else /opt/grounds/package.zip).
     #[arg(long)]
     pub package: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The folder to write task.toml into (default: the current one); it is never overwritten.
+    pub dir: Option<PathBuf>,
+    /// The script the task runs: its argparse options become hyperparameters where they can be read.
+    #[arg(long, value_name = "SCRIPT", conflicts_with = "builtin")]
+    pub from: Option<PathBuf>,
+    /// A single-frame task of the builtin trainer on this CSV (or parquet) file.
+    #[arg(long, value_name = "DATA", requires = "label")]
+    pub builtin: Option<PathBuf>,
+    /// With --builtin: the column to predict.
+    #[arg(long, value_name = "COLUMN", requires = "builtin")]
+    pub label: Option<String>,
 }

@@ -5,34 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Parses `KEY=VALUE` lines: `export ` prefixes, comments and blank lines allowed, values optionally quoted.
+/// Parses `.env` text as dotenvy reads it: `export ` prefixes, comments, single and double quotes,
+/// escapes and multi-line double-quoted values, `${VAR}` substitution. A line it cannot read is skipped.
 pub fn parse(text: &str) -> BTreeMap<String, String> {
-    let mut values = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let key = key.trim();
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            continue;
-        }
-        let value = value.trim();
-        let value = if value.len() >= 2
-            && ((value.starts_with('"') && value.ends_with('"'))
-                || (value.starts_with('\'') && value.ends_with('\'')))
-        {
-            value[1..value.len() - 1].to_string()
-        } else {
-            value.split(" #").next().unwrap_or("").trim().to_string()
-        };
-        values.insert(key.to_string(), value);
-    }
-    values
+    dotenvy::from_read_iter(text.as_bytes())
+        .filter_map(Result::ok)
+        .collect()
 }
 
 /// The variables of `.env` in `task_dir` and in the working directory (task folder first).
@@ -66,5 +44,9 @@ mod tests {
         assert_eq!(values["B"], "single");
         assert_eq!(values["C"], "plain");
         assert_eq!(values.len(), 4);
+        let values = parse("KEY=\"first\nsecond\"\nESCAPED=\"a\\\"b\"\nSINGLE='$NOT ${SUB}'\n");
+        assert_eq!(values["KEY"], "first\nsecond");
+        assert_eq!(values["ESCAPED"], "a\"b");
+        assert_eq!(values["SINGLE"], "$NOT ${SUB}");
     }
 }

@@ -135,6 +135,10 @@ pub struct JobRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<PipelineStep>,
     pub hosts: Vec<String>,
+    /// The image it ran in, as grounds tagged it (`grounds/<task>:<hash>`; none for an attached job):
+    /// what `results gc --images` keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub duration_seconds: Option<f64>,
@@ -203,6 +207,7 @@ pub struct Started<'a> {
     pub inputs: Vec<ResultInput>,
     pub pipeline: Option<PipelineStep>,
     pub hosts: Vec<String>,
+    pub image: Option<String>,
     pub fingerprint: &'a str,
     pub package: &'a PackageInfo,
 }
@@ -221,6 +226,7 @@ impl JobRecord {
             inputs: job.inputs,
             pipeline: job.pipeline,
             hosts: job.hosts,
+            image: job.image,
             started_at: Utc::now(),
             ended_at: None,
             duration_seconds: None,

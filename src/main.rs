@@ -75,7 +75,10 @@ fn main() -> ExitCode {
         } else {
             Format::Human
         };
-        (cli.command, Printer::new(format, cli.quiet))
+        (
+            cli.command,
+            Printer::new(format, cli.quiet).with_color(cli.color),
+        )
     };
     let result = match command {
         Command::Entry(args) => commands::entry::run(args, &printer),
@@ -83,6 +86,10 @@ fn main() -> ExitCode {
         Command::Stop { id } => commands::stop::run(id, &printer),
         Command::Results(command) => commands::results::run(command, &printer),
         Command::Cache(command) => commands::cache::run(command, &printer),
+        Command::Init(args) => commands::init::run(args, &printer),
+        Command::Completions { shell } => commands::shell::completions(shell, &printer),
+        Command::Man => commands::shell::man(&printer),
+        Command::CompleteIds { prefix } => commands::shell::complete_ids(&prefix, &printer),
     };
     match result {
         Ok(exit) => ExitCode::from(exit.code()),

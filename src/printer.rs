@@ -36,6 +36,16 @@ impl Reporter for Silent {
     fn warn(&self, _: &str) {}
 }
 
+/// When standard error gets colour (and, on a terminal, progress drawn in place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
 pub struct Printer {
     pub format: Format,
     /// Hide the job's own output (it is still stored in the result).
@@ -59,6 +69,24 @@ impl Printer {
             stdout_terminal: std::io::stdout().is_terminal(),
             lock: Mutex::new(()),
         }
+    }
+
+    /// Colour as `choice` says: `auto` keeps what [`Printer::new`] found (a terminal, no `NO_COLOR`).
+    pub fn with_color(mut self, choice: ColorChoice) -> Self {
+        self.color = match choice {
+            ColorChoice::Auto => self.color,
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+        };
+        self
+    }
+
+    /// Bytes that are the answer in a format of their own (an export): standard output as they are.
+    pub fn raw(&self, bytes: &[u8]) {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
     }
 
     pub fn is_json(&self) -> bool {

@@ -510,3 +510,81 @@ fn an_entry_binary_that_cannot_serve_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn gc_images_removes_the_images_no_kept_result_ran_in() {
+    let sandbox = Sandbox::new();
+    let data = fixture("titanic/titanic.csv");
+    let run_version = |version: &str| {
+        let task = sandbox.write(
+            "gc-images/task.toml",
+            &format!(
+                "[task]\nname = \"gc-images\"\nversion = \"{version}\"\n[task.builtin]\nkind = \"single-frame\"\n\
+                 label = \"Survived\"\nfeatures = [\"Pclass\", \"Sex\"]\nmodel = \"logistic-regression\"\nfolds = 2\n\
+                 [channels]\ntraining = \"{}\"\n",
+                data.display()
+            ),
+        );
+        let (output, answer) = sandbox.json(&["train", "local", task.to_str().unwrap(), "--quiet"]);
+        assert!(output.status.success(), "{}", both(&output));
+        let id = answer["id"].as_str().unwrap().to_string();
+        let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
+        let image = zip.json("job.json")["image"].as_str().unwrap().to_string();
+        assert!(image.starts_with("grounds/gc-images:"), "{image}");
+        (id, image)
+    };
+    let (first, old_image) = run_version("1");
+    let (_, new_image) = run_version("2");
+    assert_ne!(old_image, new_image);
+    let exists = |image: &str| {
+        Command::new("docker")
+            .args(["image", "inspect", image])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+
+    // Both images belong to kept results: nothing to remove.
+    let (_, planned) = sandbox.json(&[
+        "results",
+        "gc",
+        "--images",
+        "--task",
+        "gc-images",
+        "--dry-run",
+    ]);
+    assert_eq!(
+        planned["images"]["removed"],
+        serde_json::json!([]),
+        "{planned}"
+    );
+    let removed = sandbox.run(&["results", "rm", &first]);
+    assert!(removed.status.success(), "{}", both(&removed));
+
+    // The first result is gone: its image is named by a dry run, and kept by it.
+    let (_, planned) = sandbox.json(&[
+        "results",
+        "gc",
+        "--images",
+        "--task",
+        "gc-images",
+        "--dry-run",
+    ]);
+    assert_eq!(
+        planned["images"]["removed"][0]["tags"],
+        serde_json::json!([old_image]),
+        "{planned}"
+    );
+    assert!(exists(&old_image));
+    let (output, done) = sandbox.json(&["results", "gc", "--images", "--task", "gc-images"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(
+        done["images"]["removed"][0]["tags"],
+        serde_json::json!([old_image]),
+        "{done}"
+    );
+    assert!(!exists(&old_image), "{old_image} is still there");
+    assert!(exists(&new_image), "{new_image} went too");
+    docker(&["rmi", &new_image]);
+}

@@ -164,6 +164,52 @@ fn scan(path: &Path) -> Result<LazyFrame, DataError> {
     }
 }
 
+/// What `grounds init --builtin` needs to know of a data file: its columns, and of the label's first
+/// 10,000 values how many distinct ones there are and whether they are numbers.
+pub struct Peek {
+    pub columns: Vec<String>,
+    pub label_levels: usize,
+    pub label_numeric: bool,
+}
+
+pub fn peek(path: &Path, label: &str) -> Result<Peek, DataError> {
+    let file = path.display().to_string();
+    let mut lazy = scan(path)?;
+    let schema = lazy.collect_schema().map_err(|e| DataError::Unreadable {
+        file: file.clone(),
+        kind: "a table",
+        message: e.to_string(),
+    })?;
+    let columns: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+    if !columns.iter().any(|c| c == label) {
+        return Err(DataError::MissingColumn {
+            column: label.to_string(),
+            file,
+            available: columns.join(", "),
+        });
+    }
+    let sample = lazy
+        .select([col(label)])
+        .limit(10_000)
+        .collect()
+        .map_err(|e| DataError::Unreadable {
+            file: file.clone(),
+            kind: "a table",
+            message: e.to_string(),
+        })?;
+    let values = sample
+        .column(label)
+        .map_err(|e| DataError::Concat(e.to_string()))?;
+    Ok(Peek {
+        label_levels: values
+            .drop_nulls()
+            .n_unique()
+            .map_err(|e| DataError::Concat(e.to_string()))?,
+        label_numeric: values.dtype().is_primitive_numeric(),
+        columns,
+    })
+}
+
 /// Reads `label` and `features` (or every other column) from every file of the channel.
 pub fn load(dir: &Path, label: &str, features: Option<&[String]>) -> Result<Frame, DataError> {
     let files = tabular_files(dir)?;

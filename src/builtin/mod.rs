@@ -11,7 +11,9 @@ mod scores;
 mod single_frame;
 
 use crate::contract::{JobConfig, Layout};
+
 use crate::task::{BuiltinKind, BuiltinSpec};
+pub use data::peek;
 
 pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::Result<()> {
     match spec.kind {

@@ -4,9 +4,12 @@
 
 pub mod cache;
 pub mod entry;
+pub mod init;
 pub mod results;
+pub mod shell;
 pub mod stop;
 pub mod train;
+pub mod upkeep;
 
 /// How a command ended, as the process exit code says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,43 +1,67 @@
-//! `grounds results list | show | open`: finding, reading and unpacking what jobs produced.
+//! `grounds results list | compare | show | fetch | open | export | plot`: finding, reading, unpacking,
+//! exporting and drawing what jobs produced (`rm` and `gc` are in [`super::upkeep`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use serde_json::json;
 
 use super::Exit;
 use crate::archive::Limits;
-use crate::cli::ResultsCommand;
+use crate::cli::{ListArgs, ResultsCommand};
 use crate::printer::{Printer, Reporter};
 use crate::report;
+use crate::results::export::{self, ExportFormat};
 use crate::results::Store;
 
 pub fn run(command: ResultsCommand, printer: &Printer) -> anyhow::Result<Exit> {
     let store = Store::from_env();
     match command {
-        ResultsCommand::List {
-            task,
-            pipeline,
-            status,
-            sort,
-            ascending,
-        } => list(
-            &store,
-            &Filter {
-                task,
-                pipeline,
-                status,
-                sort,
-                ascending,
-            },
-            printer,
-        ),
+        ResultsCommand::List(filter) => list(&store, &filter, printer),
         ResultsCommand::Compare { ids, task } => compare(&store, &ids, task.as_deref(), printer),
         ResultsCommand::Show { id } => show(&store, &id, printer),
         ResultsCommand::Open { id, to, max_bytes } => open(&store, &id, to, max_bytes, printer),
         ResultsCommand::Fetch { id, no_wait } => {
             super::block_on(fetch(&store, &id, no_wait, printer))?
         }
+        ResultsCommand::Export {
+            format,
+            output,
+            filter,
+        } => export(&store, format, output.as_deref(), &filter, printer),
+        ResultsCommand::Plot {
+            ids,
+            metric,
+            output,
+            x,
+        } => plot(&store, &ids, &metric, output, x, printer),
+        ResultsCommand::Rm {
+            ids,
+            force,
+            dry_run,
+        } => super::upkeep::rm(&store, &ids, force, dry_run, printer),
+        ResultsCommand::Gc {
+            older_than,
+            status,
+            keep_last,
+            task,
+            images,
+            docker_host,
+            force,
+            dry_run,
+        } => super::upkeep::gc(
+            &store,
+            crate::results::upkeep::Criteria {
+                older_than,
+                status,
+                keep_last,
+                task,
+                force,
+            },
+            images.then_some(docker_host),
+            dry_run,
+            printer,
+        ),
     }
 }
 
@@ -84,64 +108,152 @@ async fn fetch(
     }
 }
 
-/// What `results list` shows, and in which order.
-pub struct Filter {
-    pub task: Option<String>,
-    pub pipeline: Option<String>,
-    pub status: Option<String>,
-    pub sort: Option<String>,
-    pub ascending: bool,
-}
-
-impl Filter {
-    fn apply(
-        &self,
-        rows: Vec<crate::results::Summary>,
-    ) -> anyhow::Result<Vec<crate::results::Summary>> {
-        if let Some(status) = &self.status {
-            let known = ["Completed", "Failed", "Stopped", "InProgress"];
-            if !known.iter().any(|k| k.eq_ignore_ascii_case(status)) {
-                bail!("unknown status `{status}`: use one of {}", known.join(", "));
-            }
+/// The results `filter` picks, in its order; unreadable results are warned about and skipped.
+pub fn listed(
+    store: &Store,
+    filter: &ListArgs,
+    printer: &Printer,
+) -> anyhow::Result<Vec<crate::results::Summary>> {
+    if let Some(status) = &filter.status {
+        let known = ["Completed", "Failed", "Stopped", "InProgress"];
+        if !known.iter().any(|k| k.eq_ignore_ascii_case(status)) {
+            bail!("unknown status `{status}`: use one of {}", known.join(", "));
         }
-        let mut rows: Vec<_> = rows
-            .into_iter()
-            .filter(|r| self.task.as_ref().is_none_or(|t| &r.task == t))
-            .filter(|r| {
-                self.pipeline
-                    .as_ref()
-                    .is_none_or(|p| r.pipeline.as_ref().is_some_and(|s| &s.name == p))
-            })
-            .filter(|r| {
-                self.status
-                    .as_ref()
-                    .is_none_or(|s| r.status.to_string().eq_ignore_ascii_case(s))
-            })
-            .collect();
-        if let Some(metric) = &self.sort {
-            // Stable: equal values keep their order (oldest first); NaN and infinities after the rest.
-            rows.sort_by(|a, b| {
-                crate::metrics::rank(
-                    a.metrics.get(metric).copied(),
-                    b.metrics.get(metric).copied(),
-                    !self.ascending,
-                )
-            });
-        }
-        Ok(rows)
     }
-}
-
-fn list(store: &Store, filter: &Filter, printer: &Printer) -> anyhow::Result<Exit> {
     let (rows, problems) = store.list()?;
-    let rows = filter.apply(rows)?;
     for problem in &problems {
         printer.warn(&format!("skipping an unreadable result: {problem}"));
     }
-    let (json, text) = report::results::list(&rows, &store.results_dir());
+    let mut rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| filter.task.as_ref().is_none_or(|t| &r.task == t))
+        .filter(|r| {
+            filter
+                .pipeline
+                .as_ref()
+                .is_none_or(|p| r.pipeline.as_ref().is_some_and(|s| &s.name == p))
+        })
+        .filter(|r| {
+            filter
+                .status
+                .as_ref()
+                .is_none_or(|s| r.status.to_string().eq_ignore_ascii_case(s))
+        })
+        .collect();
+    if let Some(metric) = &filter.sort {
+        // Stable: equal values keep their order (oldest first); NaN and infinities after the rest.
+        rows.sort_by(|a, b| {
+            crate::metrics::rank(
+                a.metrics.get(metric).copied(),
+                b.metrics.get(metric).copied(),
+                !filter.ascending,
+            )
+        });
+    }
+    Ok(rows)
+}
+
+fn list(store: &Store, filter: &ListArgs, printer: &Printer) -> anyhow::Result<Exit> {
+    let rows = listed(store, filter, printer)?;
+    let (json, text) = report::results::list(&rows, &store.results_dir(), store.size());
     printer.json(&json);
     printer.out(&text);
     Ok(Exit::Success)
+}
+
+/// `results export`: the listed results as one table, to a file or standard output.
+fn export(
+    store: &Store,
+    format: Option<ExportFormat>,
+    output: Option<&Path>,
+    filter: &ListArgs,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let format = match (format, output) {
+        (Some(format), _) => format,
+        (None, Some(path)) => ExportFormat::of_path(path).unwrap_or(ExportFormat::Csv),
+        (None, None) => ExportFormat::Csv,
+    };
+    let rows = listed(store, filter, printer)?;
+    let bytes = export::render(&rows, format)?;
+    match output {
+        Some(path) => {
+            export::write_file(path, &bytes)?;
+            printer.stage(
+                "Exported",
+                &format!(
+                    "{} results, {} columns to {}",
+                    rows.len(),
+                    export::column_count(&rows),
+                    path.display()
+                ),
+            );
+            printer.json(&json!({
+                "path": path,
+                "format": format,
+                "results": rows.len(),
+                "columns": export::column_count(&rows),
+            }));
+        }
+        None if format == ExportFormat::Parquet => {
+            bail!("parquet is binary: give a file to write it to, e.g. -o results.parquet")
+        }
+        // The export is the answer, in its own format, whatever --json says.
+        None => printer.raw(&bytes),
+    }
+    Ok(Exit::Success)
+}
+
+/// `results plot`: the metric series of one or more results as a picture.
+fn plot(
+    store: &Store,
+    prefixes: &[String],
+    metrics: &[String],
+    output: Option<PathBuf>,
+    axis: report::plot::Axis,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let ids = store.resolve_all(prefixes)?;
+    let stored: Vec<_> = ids
+        .iter()
+        .map(|id| store.read(id))
+        .collect::<anyhow::Result<_>>()?;
+    let path = match output {
+        Some(path) => path,
+        None => {
+            let dir = store.home.join("plots");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let name = if ids.len() == 1 {
+                ids[0].clone()
+            } else {
+                format!("{}-and-{}-more", ids[0], ids.len() - 1)
+            };
+            dir.join(format!("{name}.png"))
+        }
+    };
+    let drawn = report::plot::draw(&stored, metrics, axis, &path)?;
+    printer.stage(
+        "Plotted",
+        &format!(
+            "{} of {} result(s): {}",
+            plural(drawn.metrics.len(), "metric"),
+            ids.len(),
+            path.display()
+        ),
+    );
+    printer.json(
+        &json!({"path": path, "metrics": drawn.metrics, "series": drawn.series, "results": ids}),
+    );
+    printer.out(&path.display().to_string());
+    Ok(Exit::Success)
+}
+
+fn plural(count: usize, word: &str) -> String {
+    if count == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{count} {word}s")
+    }
 }
 
 fn compare(

@@ -146,6 +146,38 @@ pub async fn remove_orphans(docker: &Docker) -> Vec<String> {
     removed
 }
 
+/// The images grounds built (they carry the [`LABEL`]): id, tags and size in bytes.
+pub async fn labelled_images(
+    docker: &Docker,
+) -> Result<Vec<(String, Vec<String>, u64)>, DockerError> {
+    use bollard::query_parameters::ListImagesOptions;
+    use std::collections::HashMap;
+    let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
+    let images = docker
+        .list_images(Some(ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| call_error("list images", e))?;
+    Ok(images
+        .into_iter()
+        .map(|i| (i.id, i.repo_tags, i.size.max(0) as u64))
+        .collect())
+}
+
+/// Removes one tag of an image (the image itself when it was its last tag), never forcing: an image a
+/// container still uses is refused by the engine, and the error says so.
+pub async fn remove_tag(docker: &Docker, tag: &str) -> Result<(), DockerError> {
+    use bollard::query_parameters::RemoveImageOptionsBuilder;
+    let options = RemoveImageOptionsBuilder::default().force(false).build();
+    docker
+        .remove_image(tag, Some(options), None)
+        .await
+        .map(|_| ())
+        .map_err(|e| call_error(&format!("remove image {tag}"), e))
+}
+
 /// Whether the engine can give containers GPUs (`docker run --gpus`): it has the NVIDIA runtime.
 pub async fn offers_gpus(docker: &Docker) -> Result<bool, DockerError> {
     let info = docker.info().await.map_err(|e| call_error("info", e))?;

@@ -76,6 +76,7 @@ impl Executor for AttachedExecutor {
         Ok(Launched {
             handle: (),
             placement: Placement::Attached,
+            image: None,
             hosts: Vec::new(),
         })
     }

@@ -49,6 +49,8 @@ pub struct Launched<H> {
     pub placement: Placement,
     /// The hosts, where they are known before the job ends (a SageMaker job's `algo-1` … `algo-N`).
     pub hosts: Vec<String>,
+    /// The image the job runs in, as grounds tagged it (none for an attached job).
+    pub image: Option<String>,
 }
 
 /// One way of running a job. The pipeline calls, in order: `prepare` (what runs the package, before the

@@ -145,6 +145,7 @@ pub async fn start<E: Executor>(
         handle,
         placement,
         hosts,
+        image,
     } = executor
         .launch(&job, ready, &id, work.path(), reporter)
         .await?;
@@ -157,6 +158,7 @@ pub async fn start<E: Executor>(
         inputs: settings.inputs.clone(),
         pipeline: settings.pipeline.clone(),
         hosts,
+        image,
         fingerprint: &fingerprint,
         package: &package.info,
     });

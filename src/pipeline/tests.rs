@@ -144,6 +144,7 @@ impl Executor for FakeExecutor {
             },
             placement,
             hosts: vec!["algo-1".into()],
+            image: None,
         })
     }
 

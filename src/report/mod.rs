@@ -2,6 +2,7 @@
 //! reads, the table of a sweep; the `results` pages in [`results`]. Data in, text and JSON out; the
 //! commands hand them to the printer.
 
+pub mod plot;
 pub mod results;
 
 use std::collections::{BTreeMap, BTreeSet};

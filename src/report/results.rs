@@ -12,7 +12,7 @@ use crate::printer;
 use crate::results::{Opened, Stored, Summary};
 
 /// `results list`.
-pub fn list(rows: &[Summary], results_dir: &Path) -> (Value, String) {
+pub fn list(rows: &[Summary], results_dir: &Path, store_bytes: u64) -> (Value, String) {
     let json = json!(rows);
     if rows.is_empty() {
         return (
@@ -39,12 +39,18 @@ pub fn list(rows: &[Summary], results_dir: &Path) -> (Value, String) {
             ]
         })
         .collect();
-    let text = printer::table(
+    let mut text = printer::table(
         &[
             "ID", "TASK", "MODE", "STATUS", "CREATED", "DURATION", "METRICS",
         ],
         &table_rows,
     );
+    text.push_str(&format!(
+        "\n{} shown; the store {} holds {:.1} MB\n",
+        rows.len(),
+        results_dir.display(),
+        store_bytes as f64 / 1e6
+    ));
     (json, text)
 }
 
@@ -249,14 +255,23 @@ pub fn show(stored: &Stored) -> (Value, String) {
             .0
             .iter()
             .map(|(k, s)| {
+                let values: Vec<f64> = s.series.iter().map(|v| v.value).collect();
                 vec![
                     format!("  {k}"),
                     printer::metric_value(s.last),
                     s.series.len().to_string(),
+                    if values.len() > 1 {
+                        super::plot::sparkline(&values, 24)
+                    } else {
+                        String::new()
+                    },
                 ]
             })
             .collect();
-        text.push_str(&printer::table(&["  NAME", "FINAL", "SAMPLES"], &rows));
+        text.push_str(&printer::table(
+            &["  NAME", "FINAL", "SAMPLES", "CURVE"],
+            &rows,
+        ));
     }
     text.push_str("\nfiles:\n");
     let rows: Vec<Vec<String>> = stored

@@ -19,7 +19,9 @@ pub use crate::job::{JobRecord, Mode, Status};
 use crate::metrics::Metrics;
 use crate::package::Package;
 
+pub mod export;
 mod open;
+pub mod upkeep;
 pub use open::Opened;
 
 /// The most `job.json` may hold when it is read back (it is a few KiB; a larger one is not grounds').
@@ -157,7 +159,13 @@ pub struct Summary {
     pub duration_seconds: Option<f64>,
     #[serde(serialize_with = "crate::metrics::value::serialize_map")]
     pub metrics: BTreeMap<String, f64>,
+    pub hyperparameters: BTreeMap<String, String>,
     pub result: PathBuf,
+    /// The size of the result zip.
+    pub bytes: u64,
+    /// The image it ran in, as grounds tagged it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// The pipeline and step it ran as.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<crate::job::PipelineStep>,
@@ -333,6 +341,19 @@ impl Store {
         }
     }
 
+    /// The ids `prefixes` name, each once, in the order given; the first that names none (or several)
+    /// is the error, before anything is done with the others.
+    pub fn resolve_all(&self, prefixes: &[String]) -> anyhow::Result<Vec<String>> {
+        let mut ids: Vec<String> = Vec::new();
+        for prefix in prefixes {
+            let id = self.resolve(prefix)?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
     pub fn read(&self, id: &str) -> anyhow::Result<Stored> {
         let path = self.result_path(id);
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
@@ -400,7 +421,12 @@ impl Store {
                     created: stored.job.started_at,
                     duration_seconds: stored.job.duration_seconds,
                     metrics: stored.metrics.finals(),
+                    hyperparameters: stored.job.hyperparameters.clone(),
+                    bytes: std::fs::metadata(&stored.path)
+                        .map(|m| m.len())
+                        .unwrap_or(0),
                     result: stored.path,
+                    image: stored.job.image.clone(),
                     pipeline: stored.job.pipeline.clone(),
                 }),
                 Err(e) => problems.push(format!("{id}: {e:#}")),

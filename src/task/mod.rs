@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-#[cfg(test)]
-pub use checks::JOB_SUFFIX_LEN;
 use checks::*;
-pub use checks::{check_channel_name, hyperparameter_string, parse_override, TASK_NAME_MAX};
+pub use checks::{
+    check_channel_name, hyperparameter_string, parse_override, JOB_SUFFIX_LEN, TASK_NAME_MAX,
+};
 pub use spec::*;
 
 /// A problem with a task file that the user can fix; it always names the file.

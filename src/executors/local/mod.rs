@@ -155,6 +155,7 @@ impl Executor for LocalExecutor {
             handle: (ready, plan),
             placement: Placement::Local,
             hosts: Vec::new(),
+            image: Some(job.prepared.image.tag.clone()),
         })
     }
 

@@ -267,6 +267,7 @@ impl Executor for RemoteExecutor {
                 image_uri: plan.image_uri.clone(),
             }),
             hosts: crate::contract::host_names(self.container.instance_count),
+            image: Some(job.prepared.image.tag.clone()),
         })
     }
 
