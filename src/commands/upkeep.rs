@@ -19,15 +19,15 @@ pub fn rm(
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
     let ids = store.resolve_all(prefixes)?;
-    let (rows, _) = store.list()?;
     let mut chosen: Vec<Summary> = Vec::new();
     for id in &ids {
-        match rows.iter().find(|r| &r.id == id) {
+        // Only the named results are read, not the whole store.
+        match store.summary(id).ok() {
             Some(row) if row.status == Status::InProgress && !force => bail!(
                 "{id} is InProgress: its job may still be running. `grounds results fetch {id}` completes \
                  it, `grounds stop {id}` stops it; --force removes the record anyway"
             ),
-            Some(row) => chosen.push(row.clone()),
+            Some(row) => chosen.push(row),
             // A zip grounds cannot read is still a result file the user named: remove it as it is.
             None => chosen.push(Summary {
                 id: id.clone(),

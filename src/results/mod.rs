@@ -407,28 +407,34 @@ impl Store {
         Ok(newest)
     }
 
+    /// The `results list` row of one result.
+    pub fn summary(&self, id: &str) -> anyhow::Result<Summary> {
+        let stored = self.read(id)?;
+        Ok(Summary {
+            id: stored.job.id.clone(),
+            task: stored.job.task.name.clone(),
+            mode: stored.job.mode(),
+            status: stored.job.status,
+            created: stored.job.started_at,
+            duration_seconds: stored.job.duration_seconds,
+            metrics: stored.metrics.finals(),
+            hyperparameters: stored.job.hyperparameters.clone(),
+            bytes: std::fs::metadata(&stored.path)
+                .map(|m| m.len())
+                .unwrap_or(0),
+            result: stored.path,
+            image: stored.job.image.clone(),
+            pipeline: stored.job.pipeline.clone(),
+        })
+    }
+
     /// Summaries of every readable result, oldest first; unreadable zips are reported, not fatal.
     pub fn list(&self) -> anyhow::Result<(Vec<Summary>, Vec<String>)> {
         let mut rows = Vec::new();
         let mut problems = Vec::new();
         for id in self.ids()? {
-            match self.read(&id) {
-                Ok(stored) => rows.push(Summary {
-                    id: stored.job.id.clone(),
-                    task: stored.job.task.name.clone(),
-                    mode: stored.job.mode(),
-                    status: stored.job.status,
-                    created: stored.job.started_at,
-                    duration_seconds: stored.job.duration_seconds,
-                    metrics: stored.metrics.finals(),
-                    hyperparameters: stored.job.hyperparameters.clone(),
-                    bytes: std::fs::metadata(&stored.path)
-                        .map(|m| m.len())
-                        .unwrap_or(0),
-                    result: stored.path,
-                    image: stored.job.image.clone(),
-                    pipeline: stored.job.pipeline.clone(),
-                }),
+            match self.summary(&id) {
+                Ok(row) => rows.push(row),
                 Err(e) => problems.push(format!("{id}: {e:#}")),
             }
         }
