@@ -43,7 +43,7 @@ pub fn copy_into(
             &format!(
                 "{what}: {} file(s), {} into the job's own writable folder",
                 files.len(),
-                crate::package::human_size(total)
+                crate::printer::human_size(total)
             ),
         );
     }

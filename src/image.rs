@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::datahash::HashCache;
 use crate::docker::DockerError;
 use crate::package::Package;
-use crate::printer::Reporter;
+use crate::printer::{Measure, Reporter};
 use crate::task::{Runner, Task};
 
 pub const TEMPLATE: &str = include_str!("../container/Dockerfile.template");
@@ -374,6 +374,7 @@ pub async fn ensure(
         crate::docker::transfer::file_stream(body, Default::default()).map_ok(Into::into),
     );
     let mut stream = docker.build_image(options, None, Some(body));
+    let progress = reporter.progress(Measure::Items, "Building", &plan.tag, None);
     let mut step = String::from("the start");
     let mut output: Vec<String> = Vec::new();
     while let Some(item) = stream.next().await {
@@ -401,6 +402,12 @@ pub async fn ensure(
                 if line.starts_with("Step ") {
                     step = line.to_string();
                     output.clear();
+                    // `Step 3/7 : RUN ...`: three steps begun of seven.
+                    if let Some((done, total)) = step_count(line) {
+                        progress.set_total(total);
+                        progress.set(done.saturating_sub(1));
+                        progress.message(line.split_once(" : ").map_or(line, |(_, what)| what));
+                    }
                     reporter.stage("Step", line.trim_start_matches("Step "));
                 } else if line.trim_start() == "---> Using cache" {
                     reporter.job_line(Some("build"), "Using cache");
@@ -421,9 +428,24 @@ pub async fn ensure(
     Ok(true)
 }
 
+/// The numbers of a build's `Step N/M : ...` line.
+fn step_count(line: &str) -> Option<(u64, u64)> {
+    let count = line.strip_prefix("Step ")?.split_whitespace().next()?;
+    let (done, total) = count.split_once('/')?;
+    Some((done.parse().ok()?, total.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_steps_are_counted_from_their_lines() {
+        assert_eq!(step_count("Step 3/7 : RUN pip install x"), Some((3, 7)));
+        assert_eq!(step_count("Step 12/12 : CMD [\"train\"]"), Some((12, 12)));
+        assert_eq!(step_count("Step three"), None);
+        assert_eq!(step_count("Stepping"), None);
+    }
 
     #[test]
     fn placeholders_are_filled_on_instruction_lines_only() {

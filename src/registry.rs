@@ -8,7 +8,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use crate::docker::{call_error, explain, DockerError};
-use crate::printer::Reporter;
+use crate::printer::{Measure, Progress, Reporter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -62,6 +62,9 @@ pub async fn push(
     let options = PushImageOptionsBuilder::default().tag(tag).build();
     let mut stream = docker.push_image(repository, Some(options), credentials);
     let mut last = String::new();
+    // A bar of bytes per layer. The engine names the layer of each message, but bollard's typed message
+    // drops the name, so layers are told apart by their size (two layers of one size share a bar).
+    let mut layers: Vec<(i64, Progress<'_>)> = Vec::new();
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| PushError::Failed {
             image: reference.to_string(),
@@ -72,6 +75,28 @@ pub async fn push(
                 image: reference.to_string(),
                 message,
             });
+        }
+        if let Some((current, total)) = info
+            .progress_detail
+            .as_ref()
+            .and_then(|d| Some((d.current?, d.total?)))
+            .filter(|(_, total)| *total > 0)
+        {
+            let at = match layers.iter().position(|(size, _)| *size == total) {
+                Some(at) => at,
+                None => {
+                    let what = format!("layer of {}", crate::printer::human_size(total as u64));
+                    let bar =
+                        reporter.progress(Measure::Bytes, "Pushing", &what, Some(total as u64));
+                    layers.push((total, bar));
+                    layers.len() - 1
+                }
+            };
+            if current >= total {
+                layers.remove(at);
+            } else {
+                layers[at].1.set(current.max(0) as u64);
+            }
         }
         if let Some(status) = info.status {
             // One line per layer state change; progress bars of bytes would flood a log.

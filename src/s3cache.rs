@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::aws::call_error;
-use crate::printer::Reporter;
+use crate::printer::{Measure, Progress, Reporter};
 
 /// One object of a channel: where it lands in the channel, and what S3 says it is.
 #[derive(Debug, Clone)]
@@ -195,11 +195,18 @@ pub async fn fetch(
             ),
         );
     }
+    let progress = reporter.progress(
+        Measure::Bytes,
+        "Downloading",
+        &channel.uri,
+        Some(missing.iter().map(|o| o.size).sum()),
+    );
+    let progress = &progress;
     let results: Vec<anyhow::Result<u64>> =
         futures_util::stream::iter(missing.iter().map(|object| {
             let target = object_path(cache, &channel.bucket, object);
             let bucket = channel.bucket.clone();
-            async move { download(s3, &bucket, object, &target).await }
+            async move { download(s3, &bucket, object, &target, progress).await }
         }))
         .buffer_unordered(4)
         .collect()
@@ -251,6 +258,7 @@ async fn download(
     bucket: &str,
     object: &Object,
     target: &Path,
+    progress: &Progress<'_>,
 ) -> anyhow::Result<u64> {
     let uri = format!("s3://{bucket}/{}", object.key);
     let response = s3
@@ -264,7 +272,7 @@ async fn download(
     let dir = target.parent().unwrap_or(Path::new("."));
     let mut temp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))?;
-    let size = save_body(response.body, &mut temp, &uri).await?;
+    let size = save_body(response.body, &mut temp, &uri, progress).await?;
     if size != object.size {
         bail!(
             "downloading {uri}: got {size} bytes of {}; it changed while it was read, run again",
@@ -277,11 +285,13 @@ async fn download(
     Ok(size)
 }
 
-/// Streams an object's body into `out` as it arrives (never whole in memory); returns its size.
+/// Streams an object's body into `out` as it arrives (never whole in memory), each chunk counted on
+/// `progress`; returns its size.
 pub async fn save_body(
     mut body: aws_sdk_s3::primitives::ByteStream,
     out: &mut impl std::io::Write,
     uri: &str,
+    progress: &Progress<'_>,
 ) -> anyhow::Result<u64> {
     let mut size = 0u64;
     while let Some(chunk) = body
@@ -292,6 +302,7 @@ pub async fn save_body(
         out.write_all(&chunk)
             .with_context(|| format!("downloading {uri}"))?;
         size += chunk.len() as u64;
+        progress.add(chunk.len() as u64);
     }
     Ok(size)
 }

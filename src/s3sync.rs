@@ -15,7 +15,7 @@ use md5::{Digest, Md5};
 use serde::Serialize;
 
 use crate::aws::call_error;
-use crate::printer::Reporter;
+use crate::printer::{Measure, Progress, Reporter};
 
 /// Files above this size go up in parts of [`PART_SIZE`].
 pub const MULTIPART_THRESHOLD: u64 = 64 << 20;
@@ -115,6 +115,7 @@ async fn upload(
     key: &str,
     path: &Path,
     size: u64,
+    progress: &Progress<'_>,
 ) -> anyhow::Result<()> {
     if size <= MULTIPART_THRESHOLD {
         let body = ByteStream::from_path(path).await?;
@@ -125,6 +126,7 @@ async fn upload(
             .send()
             .await
             .map_err(|e| call_error(&format!("s3:PutObject s3://{bucket}/{key}"), e))?;
+        progress.add(size);
         return Ok(());
     }
     let created = s3
@@ -135,7 +137,7 @@ async fn upload(
         .await
         .map_err(|e| call_error(&format!("s3:CreateMultipartUpload s3://{bucket}/{key}"), e))?;
     let upload_id = created.upload_id().unwrap_or_default().to_string();
-    let result = upload_parts(s3, bucket, key, path, &upload_id).await;
+    let result = upload_parts(s3, bucket, key, path, &upload_id, progress).await;
     if result.is_err() {
         // Never leave a partial upload behind that could later be taken as whole.
         let _ = s3
@@ -155,6 +157,7 @@ async fn upload_parts(
     key: &str,
     path: &Path,
     upload_id: &str,
+    progress: &Progress<'_>,
 ) -> anyhow::Result<()> {
     let mut file = std::fs::File::open(path)?;
     let mut parts = Vec::new();
@@ -165,6 +168,7 @@ async fn upload_parts(
         if chunk.is_empty() {
             break;
         }
+        let length = chunk.len() as u64;
         let part = s3
             .upload_part()
             .bucket(bucket)
@@ -177,6 +181,7 @@ async fn upload_parts(
             .map_err(|e| {
                 call_error(&format!("s3:UploadPart {number} of s3://{bucket}/{key}"), e)
             })?;
+        progress.add(length);
         parts.push(
             CompletedPart::builder()
                 .part_number(number)
@@ -244,9 +249,16 @@ pub async fn sync(
         );
     }
     let mut done: u64 = 0;
+    let progress = reporter.progress(
+        Measure::Bytes,
+        "Uploading",
+        &format!("s3://{bucket}/{prefix}"),
+        Some(total),
+    );
+    let progress = &progress;
     let mut results =
         futures_util::stream::iter(uploads.into_iter().map(|(key, path, size)| async move {
-            upload(s3, bucket, &key, &path, size)
+            upload(s3, bucket, &key, &path, size, progress)
                 .await
                 .map(|_| (key, size))
         }))

@@ -441,3 +441,108 @@ fn init_writes_a_task_that_runs_and_never_overwrites() {
     assert!(text(&wrong.stderr).contains("Survived"), "{}", both(&wrong));
     assert!(!sandbox.path().join("other/task.toml").exists());
 }
+
+/// Progress bars: drawn in place when standard error is a terminal (in colour unless `NO_COLOR` or
+/// `--color never`), never with `--quiet` or `--json`, and plain lines when standard error is a pipe.
+#[test]
+fn progress_bars_redraw_on_a_terminal_and_stay_plain_lines_elsewhere() {
+    let sandbox = Sandbox::new();
+    let task = fixture("script-mode/task.toml");
+    let sweep = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "attached",
+            task.to_str().unwrap(),
+            "--set",
+            "epochs=2,3",
+        ];
+        args.extend_from_slice(extra);
+        let mut command = sandbox.command(&args);
+        command.env_remove("NO_COLOR").env("TERM", "xterm");
+        command
+    };
+    const BAR: &str = "script-mode: members ended";
+    const CLEAR_LINE: &str = "\x1b[2K";
+
+    // At a terminal: the members bar is drawn and redrawn, coloured; the answer on standard output is plain.
+    let shown = common::on_terminal(sweep(&[]));
+    assert!(shown.status.success(), "{}", shown.terminal);
+    let terminal = &shown.terminal;
+    assert!(terminal.contains(BAR), "{terminal}");
+    assert!(terminal.contains("/2 "), "a count of 2 members: {terminal}");
+    assert!(
+        terminal.contains(CLEAR_LINE),
+        "redrawn in place: {terminal}"
+    );
+    assert!(
+        terminal.contains("\x1b[1;36m    Sweeping"),
+        "coloured: {terminal}"
+    );
+    // The status lines stay above the bar, and the job's own lines too.
+    assert!(terminal.contains("Packaged"), "{terminal}");
+    assert!(terminal.contains("###METRIC###train_loss"), "{terminal}");
+    let table = text(&shown.stdout);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(!table.contains('\x1b'), "{table}");
+
+    // NO_COLOR and --color never: still drawn, without colour.
+    let mut no_color = sweep(&[]);
+    no_color.env("NO_COLOR", "1");
+    for shown in [
+        common::on_terminal(no_color),
+        common::on_terminal(sweep(&["--color", "never"])),
+    ] {
+        assert!(shown.terminal.contains(BAR), "{}", shown.terminal);
+        assert!(!shown.terminal.contains("\x1b[1;"), "{}", shown.terminal);
+    }
+
+    // --quiet and --json: no bar at all, not a single redraw.
+    for flag in ["--quiet", "--json"] {
+        let shown = common::on_terminal(sweep(&[flag]));
+        assert!(shown.status.success(), "{flag}: {}", shown.terminal);
+        assert!(!shown.terminal.contains(BAR), "{flag}: {}", shown.terminal);
+        assert!(
+            !shown.terminal.contains(CLEAR_LINE),
+            "{flag}: {}",
+            shown.terminal
+        );
+        assert!(
+            shown.terminal.contains("Sweeping"),
+            "{flag}: {}",
+            shown.terminal
+        );
+        if flag == "--json" {
+            let rows: Value = serde_json::from_slice(&shown.stdout).unwrap();
+            assert_eq!(rows.as_array().unwrap().len(), 2);
+        }
+    }
+
+    // Standard error a pipe: plain lines, no bar, nothing that moves a cursor; colour only when asked.
+    let output = sweep(&[]).output().unwrap();
+    assert!(output.status.success(), "{}", both(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("Sweeping 2 members of script-mode"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(BAR) && !stderr.contains('\r') && !stderr.contains('\x1b'),
+        "{stderr}"
+    );
+    let output = sweep(&["--color", "always"]).output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("\x1b[1;32m    Sweeping\x1b[0m"), "{stderr}");
+    assert!(
+        !stderr.contains(BAR) && !stderr.contains(CLEAR_LINE),
+        "{stderr}"
+    );
+
+    // A pipeline counts its steps the same way.
+    let flow = common::pipeline_copy(&sandbox, "");
+    let mut command = sandbox.command(&["train", "attached", flow.to_str().unwrap()]);
+    command.env_remove("NO_COLOR");
+    let shown = common::on_terminal(command);
+    assert!(shown.status.success(), "{}", shown.terminal);
+    assert!(shown.terminal.contains("steps ended"), "{}", shown.terminal);
+    assert!(shown.terminal.contains("/3 "), "{}", shown.terminal);
+}

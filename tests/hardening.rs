@@ -1155,42 +1155,10 @@ fn control_characters_from_a_job_are_escaped_on_a_terminal_and_kept_in_logs() {
         "print('title\\x1b]0;pwned\\x07 clear\\x1b[2J colour\\x1b[31mred\\x1b[0m')\n",
         "",
     );
-    let (mut master, mut slave) = (0, 0);
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty");
-    use std::os::unix::io::FromRawFd;
-    let terminal = unsafe { std::fs::File::from_raw_fd(slave) };
-    let mut command = sandbox.command(&["train", "attached", task.to_str().unwrap(), "--json"]);
-    command.stderr(terminal);
-    let child = command
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut master = unsafe { std::fs::File::from_raw_fd(master) };
-        let mut seen = Vec::new();
-        let mut buffer = [0u8; 4096];
-        loop {
-            match std::io::Read::read(&mut master, &mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen.extend_from_slice(&buffer[..n]),
-            }
-        }
-        seen
-    });
-    let output = child.wait_with_output().unwrap();
-    drop(command);
+    let command = sandbox.command(&["train", "attached", task.to_str().unwrap(), "--json"]);
+    let output = common::on_terminal(command);
     assert!(output.status.success());
-    let seen = reader.join().unwrap();
-    let shown = String::from_utf8_lossy(&seen);
+    let shown = &output.terminal;
     assert!(shown.contains("title\\x1b]0;pwned\\u{7}"), "{shown:?}");
     assert!(shown.contains("clear\\x1b[2J"), "{shown:?}");
     assert!(shown.contains("\x1b[31mred"), "colours pass: {shown:?}");

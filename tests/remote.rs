@@ -786,3 +786,37 @@ fn a_pipeline_runs_on_sagemaker_and_reuses_what_did_not_change() {
         "{again}"
     );
 }
+
+/// At a terminal a SageMaker run shows its work as bars: the image build's steps, the upload's bytes
+/// with rate and time left, and a spinner with the job's status and secondary status while it is waited
+/// for; the status lines stay as they are in a log.
+#[test]
+fn a_remote_job_at_a_terminal_shows_build_upload_and_wait_as_they_go() {
+    let sandbox = Sandbox::new();
+    sandbox.write(".env", &format!("AWS_ROLE={ROLE}\n"));
+    let task = titanic_task(&sandbox, "remote-progress", "grounds-progress-bucket");
+    let mut command = sandbox.command(&["train", "remote", task.to_str().unwrap()]);
+    aws_env(&mut command, &sandbox);
+    command.env("TERM", "xterm");
+    let shown = common::on_terminal(command);
+    let terminal = &shown.terminal;
+    assert!(shown.status.success(), "{terminal}");
+    let bar = |prefix: &str, rest: &str| {
+        terminal
+            .split(['\r', '\n'])
+            .any(|line| line.contains(prefix) && line.contains(rest))
+    };
+    assert!(bar("    Building [", "/"), "build steps n/m: {terminal}");
+    assert!(
+        bar("   Uploading [", " ETA "),
+        "upload bytes with time left: {terminal}"
+    );
+    assert!(
+        bar("     Waiting ", "remote-progress-") && terminal.contains(": InProgress / "),
+        "a spinner with the job's status: {terminal}"
+    );
+    // The log's lines are all there, above the bars.
+    assert!(terminal.contains("Status"), "{terminal}");
+    assert!(terminal.contains("/ Completed"), "{terminal}");
+    assert!(text(&shown.stdout).contains("status:  Completed"));
+}

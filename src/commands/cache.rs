@@ -6,7 +6,7 @@ use serde_json::json;
 use super::Exit;
 use crate::cli::CacheCommand;
 use crate::docker::{volumes, EngineAddress};
-use crate::package::human_size;
+use crate::printer::human_size;
 use crate::printer::{table, Printer, Reporter};
 
 pub fn run(command: CacheCommand, printer: &Printer) -> anyhow::Result<Exit> {

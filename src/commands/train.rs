@@ -9,7 +9,7 @@ use crate::executors::remote::RemoteExecutor;
 use crate::executors::Executor;
 use crate::job::{Mode, Status};
 use crate::pipeline::{self, Ran};
-use crate::printer::{Printer, Reporter};
+use crate::printer::{Measure, Printer, Progress, Reporter};
 use crate::report;
 use crate::settings::{ContainerSettings, RemoteSettings, TrainSettings};
 
@@ -120,6 +120,12 @@ fn run_flow(
         inner: printer,
         name: step.to_string(),
     };
+    let done = printer.progress(
+        Measure::Items,
+        "Pipeline",
+        &format!("{}: steps ended", flow.name),
+        Some(flow.steps.len() as u64),
+    );
     let answer = match &command {
         TrainCommand::Local(local) => {
             let make = |settings: &TrainSettings| {
@@ -142,6 +148,7 @@ fn run_flow(
                 &force,
                 parallel,
                 reporter_for,
+                &done,
             ))?
         }
         TrainCommand::Remote(remote) => {
@@ -168,6 +175,7 @@ fn run_flow(
                 &force,
                 parallel,
                 reporter_for,
+                &done,
             ))?
         }
         TrainCommand::Attached(_) => {
@@ -180,9 +188,11 @@ fn run_flow(
                 &force,
                 parallel,
                 reporter_for,
+                &done,
             ))?
         }
     };
+    drop(done);
     let (json, text) = report::flow(&answer);
     if args.dry_run {
         printer.plan(&json);
@@ -251,14 +261,22 @@ async fn train<E: Executor>(
             )
         },
     );
-    let answers = pipeline::sweep(executor, &members, parallel, |member| MemberReporter {
+    let done = printer.progress(
+        Measure::Items,
+        "Sweeping",
+        &format!("{}: members ended", settings.task.spec.name),
+        Some(members.len() as u64),
+    );
+    let reporter_for = |member: &pipeline::Member| MemberReporter {
         inner: printer,
         name: member.name.clone(),
-    })
-    .await
-    .into_iter()
-    .map(|ran| ran.map(|ran| report::ran(&ran)))
-    .collect();
+    };
+    let answers = pipeline::sweep(executor, &members, parallel, reporter_for, &done)
+        .await
+        .into_iter()
+        .map(|ran| ran.map(|ran| report::ran(&ran)))
+        .collect();
+    drop(done);
     let named: Vec<(String, Vec<(String, String)>)> = members
         .iter()
         .map(|m| (m.name.clone(), m.overrides.clone()))
@@ -360,5 +378,15 @@ impl Reporter for MemberReporter<'_> {
     }
     fn warn(&self, message: &str) {
         self.inner.warn(&format!("[{}] {message}", self.name));
+    }
+    fn progress(
+        &self,
+        measure: Measure,
+        stage: &str,
+        what: &str,
+        total: Option<u64>,
+    ) -> Progress<'_> {
+        self.inner
+            .progress_for(self, Some(&self.name), measure, stage, what, total)
     }
 }

@@ -3,18 +3,19 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bollard::query_parameters::{DownloadFromContainerOptions, UploadToContainerOptions};
 use bollard::Docker;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
 use super::{call_error, DockerError};
-use crate::package::human_size;
-use crate::printer::Reporter;
+use crate::printer::{Measure, Reporter};
 
-/// How often a long transfer says how far it is.
+/// How often a long transfer says how far it is in plain lines (a drawn bar follows it continuously).
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// How often the byte count is handed to the progress.
+const PROGRESS_TICK: Duration = Duration::from_millis(100);
 
 /// A file as a stream of chunks, for a request body; `sent` counts the bytes read so far.
 pub fn file_stream(
@@ -40,7 +41,7 @@ pub fn file_stream(
     })
 }
 
-/// Runs `work` while saying every few seconds how many of `total` bytes (`None`: unknown) `done` counts.
+/// Runs `work` while its progress follows how many of `total` bytes (`None`: unknown) `done` counts.
 async fn with_progress<T>(
     work: impl std::future::Future<Output = T>,
     verb: &str,
@@ -49,32 +50,18 @@ async fn with_progress<T>(
     done: &AtomicU64,
     reporter: &dyn Reporter,
 ) -> T {
-    let started = Instant::now();
+    let progress = reporter
+        .progress(Measure::Bytes, verb, what, total)
+        .say_every(PROGRESS_EVERY);
     let mut work = std::pin::pin!(work);
-    let mut ticks =
-        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    let mut ticks = tokio::time::interval(PROGRESS_TICK);
     loop {
         tokio::select! {
             result = &mut work => {
-                let bytes = done.load(Ordering::Relaxed);
-                if started.elapsed() >= PROGRESS_EVERY {
-                    reporter.stage(verb, &format!("{what}: {} in {:.1} s", human_size(bytes), started.elapsed().as_secs_f64()));
-                }
+                progress.set(done.load(Ordering::Relaxed));
                 return result;
             }
-            _ = ticks.tick() => {
-                let bytes = done.load(Ordering::Relaxed);
-                let rate = bytes as f64 / started.elapsed().as_secs_f64().max(0.001);
-                let of = match total {
-                    Some(total) if total > 0 => format!(
-                        " of {} ({}%)",
-                        human_size(total),
-                        bytes.saturating_mul(100) / total
-                    ),
-                    _ => String::new(),
-                };
-                reporter.stage(verb, &format!("{what}: {}{of}, {}/s", human_size(bytes), human_size(rate as u64)));
-            }
+            _ = ticks.tick() => progress.set(done.load(Ordering::Relaxed)),
         }
     }
 }

@@ -22,7 +22,7 @@ use bollard::Docker;
 use serde::Serialize;
 
 use super::{call_error, explain, LABEL, OWNER_LABEL};
-use crate::package::human_size;
+use crate::printer::human_size;
 use crate::printer::Reporter;
 
 /// The content hash of a data set, on both its volumes.

@@ -12,7 +12,7 @@ use crate::cli::TrainArgs;
 use crate::executors::Executor;
 use crate::job::{JobRecord, Mode, Status};
 use crate::pipeline::{self, Ran};
-use crate::printer::Reporter;
+use crate::printer::{Progress, Reporter};
 use crate::settings::TrainSettings;
 use crate::task::ChannelSource;
 
@@ -98,7 +98,8 @@ fn step_settings(
 }
 
 /// Runs (or, with `--dry-run`, plans) every step. `force` names the steps that run even when a
-/// completed twin exists.
+/// completed twin exists; `done` counts the steps that ended (ran, failed or were skipped).
+#[allow(clippy::too_many_arguments)]
 pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>, R: Reporter>(
     executor_for: &(impl Fn(&TrainSettings) -> F + Sync),
     flow: &Flow,
@@ -107,6 +108,7 @@ pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>
     force: &BTreeSet<String>,
     parallel: usize,
     reporter_for: impl Fn(&str) -> R,
+    done: &Progress<'_>,
 ) -> FlowAnswer {
     use futures_util::StreamExt;
     let mut ends: BTreeMap<String, StepEnd> = BTreeMap::new();
@@ -152,6 +154,7 @@ pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>
                 Some(why) => {
                     reporter_for(&step.name).warn(&format!("skipped: {why}"));
                     ends.insert(step.name.clone(), StepEnd::Skipped(why));
+                    done.add(1);
                 }
                 None => runnable.push(step),
             }
@@ -180,6 +183,7 @@ pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>
                             StepEnd::Error(format!("{e:#}"))
                         }
                     };
+                    done.add(1);
                     (step.name.clone(), end)
                 }
             }))

@@ -401,7 +401,7 @@ fn source_entries(
                 "{} ({}) is packaged with the code, so it goes into every image and result: data \
                  belongs in a channel ([channels] in the task file); list it in .groundsignore",
                 path.display(),
-                human_size(meta.len())
+                crate::printer::human_size(meta.len())
             ));
         }
         use std::os::unix::fs::PermissionsExt;
@@ -426,21 +426,6 @@ fn source_entries(
         });
     }
     Ok(entries)
-}
-
-/// A size as people read it: `5.0 GiB`, `120 MiB`, `3 KiB`.
-pub fn human_size(bytes: u64) -> String {
-    const GIB: u64 = 1 << 30;
-    const MIB: u64 = 1 << 20;
-    if bytes >= GIB {
-        format!("{:.1} GiB", bytes as f64 / GIB as f64)
-    } else if bytes >= MIB {
-        format!("{} MiB", bytes / MIB)
-    } else if bytes >= 1024 {
-        format!("{} KiB", bytes / 1024)
-    } else {
-        format!("{bytes} bytes")
-    }
 }
 
 /// Reads `task.json` and `package.json` back out of a package.

@@ -15,7 +15,7 @@ use crate::job::{JobRecord, Started as StartedRecord, Status};
 use crate::metrics::Metrics;
 use crate::owner::WorkDir;
 use crate::package::Package;
-use crate::printer::Reporter;
+use crate::printer::{Progress, Reporter};
 use crate::results::{Reservation, ResultContents, Store, Stored};
 use crate::settings::TrainSettings;
 use crate::task::Runner;
@@ -388,12 +388,14 @@ pub fn members(
 }
 
 /// Runs every member: `parallel` at a time, or, for a mode whose jobs run elsewhere, every member launched
-/// first and then each waited for. One failing member does not stop the others. In the members' order.
+/// first and then each waited for. One failing member does not stop the others. In the members' order;
+/// `done` counts the members that ended.
 pub async fn sweep<E: Executor, R: Reporter>(
     executor: &E,
     members: &[Member],
     parallel: usize,
     reporter_for: impl Fn(&Member) -> R,
+    done: &Progress<'_>,
 ) -> Vec<anyhow::Result<Ran>> {
     use futures_util::StreamExt;
     if executor.launch_all_first() {
@@ -410,6 +412,7 @@ pub async fn sweep<E: Executor, R: Reporter>(
                 Ok(Begun::Launched(running)) => finish(executor, *running, &reporter).await,
                 Err(error) => Err(error),
             });
+            done.add(1);
         }
         return ran;
     }
@@ -420,10 +423,9 @@ pub async fn sweep<E: Executor, R: Reporter>(
             .enumerate()
             .map(|(index, member)| async move {
                 let reporter = reporter_for(member);
-                (
-                    index,
-                    run(executor, &member.settings, &member.base, &reporter).await,
-                )
+                let ran = run(executor, &member.settings, &member.base, &reporter).await;
+                done.add(1);
+                (index, ran)
             }),
     )
     .buffer_unordered(parallel.max(1))

@@ -438,7 +438,8 @@ fn a_sweep_runs_every_member_in_either_order_of_launches() {
         let parameters = vec![("lr".to_string(), vec!["0.5".to_string(), "0.7".to_string()])];
         let members = members(&settings, &parameters).unwrap();
         assert_eq!(members.len(), 2);
-        let answers = block_on(sweep(&executor, &members, 2, |_| Silent));
+        let done = Progress::hidden();
+        let answers = block_on(sweep(&executor, &members, 2, |_| Silent, &done));
         let mut seen = Vec::new();
         for answer in answers {
             let Ok(Ran::Done { record, finals, .. }) = answer else {

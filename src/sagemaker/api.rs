@@ -12,7 +12,7 @@ use super::CreateTrainingJob;
 use crate::aws::call_error;
 use crate::job::Status;
 use crate::joblog::JobLog;
-use crate::printer::Reporter;
+use crate::printer::{Measure, Reporter};
 
 pub const LOG_GROUP: &str = "/aws/sagemaker/TrainingJobs";
 /// The first pause between two DescribeTrainingJob calls; it grows by half each time, up to 30 s.
@@ -279,8 +279,10 @@ pub async fn wait(
     let mut stopping = false;
     // Made once, before the loop: a Ctrl-C that arrives while DescribeTrainingJob runs is kept, not lost.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let progress = reporter.progress(Measure::Waiting, "Waiting", job, None);
     loop {
         let state = describe(sagemaker, job).await?;
+        progress.message(&format!("{job}: {} / {}", state.status, state.secondary));
         if state.transitions.len() > shown {
             // Every transition once, in order, even those that came and went between two polls.
             let last = state.transitions.len() - 1;

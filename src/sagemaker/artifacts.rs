@@ -13,7 +13,7 @@ use crate::collect::{Collected, LeftOut};
 use crate::job::Outcome;
 use crate::job::{SageMakerJob, Status};
 use crate::joblog::JobLog;
-use crate::printer::Reporter;
+use crate::printer::{Measure, Reporter};
 
 fn s3_parts(uri: &str) -> anyhow::Result<(&str, &str)> {
     let rest = uri
@@ -31,6 +31,7 @@ pub async fn download_tarball(
     into: &Path,
     prefix: &str,
     left_out: &mut Vec<LeftOut>,
+    reporter: &dyn Reporter,
 ) -> anyhow::Result<bool> {
     let (bucket, key) = s3_parts(uri)?;
     let object = match s3.get_object().bucket(bucket).key(key).send().await {
@@ -40,7 +41,10 @@ pub async fn download_tarball(
     };
     let mut download =
         tempfile::tempfile().context("creating a temporary file for the download")?;
-    crate::s3cache::save_body(object.body, &mut download, uri).await?;
+    let size = object.content_length().and_then(|n| u64::try_from(n).ok());
+    let progress = reporter.progress(Measure::Bytes, "Downloading", uri, size);
+    crate::s3cache::save_body(object.body, &mut download, uri, &progress).await?;
+    drop(progress);
     std::io::Seek::rewind(&mut download)?;
     let unpacked = crate::archive::tar::unpack(
         flate2::read::GzDecoder::new(std::io::BufReader::new(download)),
@@ -77,7 +81,16 @@ pub async fn collect(
             remote.output_path, remote.job_name
         )
     });
-    if download_tarball(&s3, &model_uri, &model_dir, "model", &mut left_out).await? {
+    if download_tarball(
+        &s3,
+        &model_uri,
+        &model_dir,
+        "model",
+        &mut left_out,
+        reporter,
+    )
+    .await?
+    {
         reporter.stage("Downloaded", &model_uri);
     } else if state.status == Status::Completed {
         reporter.warn(&format!("{model_uri} is not there: the job wrote no model"));
@@ -89,6 +102,7 @@ pub async fn collect(
         &output_dir.join("data"),
         "output/data",
         &mut left_out,
+        reporter,
     )
     .await?
     {

@@ -345,3 +345,63 @@ pub fn pipeline_copy(sandbox: &Sandbox, extra: &str) -> PathBuf {
         &std::fs::read_to_string(from.join("pipeline.toml")).unwrap(),
     )
 }
+
+/// What a command wrote when its standard error was a terminal (a pseudo-terminal, 160 columns).
+pub struct OnTerminal {
+    pub status: std::process::ExitStatus,
+    pub stdout: Vec<u8>,
+    /// Everything written to the terminal, control sequences included.
+    pub terminal: String,
+}
+
+/// Runs `command` with standard error on a new pseudo-terminal and standard output piped, as a person
+/// running `grounds ... > out` at a terminal would.
+pub fn on_terminal(mut command: Command) -> OnTerminal {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    let size = libc::winsize {
+        ws_row: 40,
+        ws_col: 160,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two descriptors into the integers given; both are owned from here on.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::from(slave));
+    let child = command.spawn().expect("grounds runs");
+    // The command holds the terminal's other end until dropped; the reader sees its end only after.
+    drop(command);
+    let reader = std::thread::spawn(move || {
+        let mut file = std::fs::File::from(master);
+        let mut all = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            match file.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => all.extend_from_slice(&chunk[..n]),
+                // EIO: every process holding the other end has closed it.
+                Err(_) => break,
+            }
+        }
+        all
+    });
+    let output = child.wait_with_output().expect("grounds ends");
+    OnTerminal {
+        status: output.status,
+        stdout: output.stdout,
+        terminal: text(&reader.join().expect("the terminal reader")),
+    }
+}

@@ -9,6 +9,10 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+mod progress;
+
+pub use progress::{Measure, Progress};
+
 /// What core code tells the user while it works.
 pub trait Reporter: Send + Sync {
     /// A step of the work: `stage` is a short verb (`Packaging`, `Running`), `detail` what it acts on.
@@ -17,6 +21,15 @@ pub trait Reporter: Send + Sync {
     fn job_line(&self, host: Option<&str>, line: &str);
     /// Something the user should know that does not stop the work.
     fn warn(&self, message: &str);
+    /// Long work about to start: `stage` and `what` name it as [`Reporter::stage`] would, `total` is how
+    /// much there is when known. The handle is advanced by the work and ends it when dropped.
+    fn progress(
+        &self,
+        measure: Measure,
+        stage: &str,
+        what: &str,
+        total: Option<u64>,
+    ) -> Progress<'_>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +47,9 @@ impl Reporter for Silent {
     fn stage(&self, _: &str, _: &str) {}
     fn job_line(&self, _: Option<&str>, _: &str) {}
     fn warn(&self, _: &str) {}
+    fn progress(&self, _: Measure, _: &str, _: &str, _: Option<u64>) -> Progress<'_> {
+        Progress::hidden()
+    }
 }
 
 /// When standard error gets colour (and, on a terminal, progress drawn in place).
@@ -54,6 +70,8 @@ pub struct Printer {
     /// Standard error and standard output are terminals: text a job controls is made safe to show there.
     stderr_terminal: bool,
     stdout_terminal: bool,
+    /// Where progress bars are drawn: only for people at a terminal (not with `--json` or `--quiet`).
+    bars: Option<indicatif::MultiProgress>,
     lock: Mutex<()>,
 }
 
@@ -61,13 +79,86 @@ impl Printer {
     pub fn new(format: Format, quiet: bool) -> Self {
         let stderr_terminal = std::io::stderr().is_terminal();
         let color = stderr_terminal && std::env::var_os("NO_COLOR").is_none();
+        let dumb = std::env::var("TERM").is_ok_and(|term| term == "dumb");
+        let bars = (stderr_terminal && !dumb && format == Format::Human && !quiet).then(|| {
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr())
+        });
         Printer {
             format,
             quiet,
             color,
             stderr_terminal,
             stdout_terminal: std::io::stdout().is_terminal(),
+            bars,
             lock: Mutex::new(()),
+        }
+    }
+
+    /// Writes to the terminal with the bars out of the way (they are drawn again after).
+    fn around_bars<T>(&self, write: impl FnOnce() -> T) -> T {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        match &self.bars {
+            Some(bars) => bars.suspend(write),
+            None => write(),
+        }
+    }
+
+    /// A bar for `measure` in the multi-bar area, as the printer draws it.
+    fn bar(
+        &self,
+        bars: &indicatif::MultiProgress,
+        measure: Measure,
+        stage: &str,
+        what: &str,
+        total: Option<u64>,
+    ) -> indicatif::ProgressBar {
+        use indicatif::{ProgressBar, ProgressStyle};
+        let template = match (measure, total) {
+            (Measure::Bytes, Some(_)) => {
+                "{prefix} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}"
+            }
+            (Measure::Bytes, None) => "{prefix} {spinner} {bytes} {bytes_per_sec} {wide_msg}",
+            (Measure::Items, _) => "{prefix} [{bar:25}] {pos}/{len} {wide_msg}",
+            (Measure::Waiting, _) => "{prefix} {spinner} {elapsed:>4} {wide_msg}",
+        };
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let bar = match total {
+            Some(total) => ProgressBar::new(total),
+            None => ProgressBar::no_length(),
+        }
+        .with_style(style)
+        .with_prefix(self.paint("1;36", &format!("{stage:>12}")))
+        .with_message(for_terminal(what, false));
+        let bar = bars.add(bar);
+        if matches!(measure, Measure::Waiting) || total.is_none() {
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        }
+        bar.tick();
+        bar
+    }
+
+    /// Progress for `reporter` (this printer, or one that prefixes its lines with `name`): a bar when bars
+    /// are drawn, plain otherwise.
+    pub fn progress_for<'a>(
+        &self,
+        reporter: &'a dyn Reporter,
+        name: Option<&str>,
+        measure: Measure,
+        stage: &str,
+        what: &str,
+        total: Option<u64>,
+    ) -> Progress<'a> {
+        match &self.bars {
+            Some(bars) => {
+                let what = match name {
+                    Some(name) => format!("[{name}] {what}"),
+                    None => what.to_string(),
+                };
+                Progress::drawn(self.bar(bars, measure, stage, &what, total))
+            }
+            None => Progress::plain(reporter, measure, stage, what, total),
         }
     }
 
@@ -111,32 +202,35 @@ impl Printer {
     }
 
     fn stderr_line(&self, line: &str) {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{line}");
+        self.around_bars(|| {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{line}");
+        })
     }
 
     /// The answer of a command, for people (ignored under `--json`).
     pub fn out(&self, text: &str) {
-        if self.format == Format::Human {
-            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.format != Format::Human {
+            return;
+        }
+        let text = if self.stdout_terminal {
+            std::borrow::Cow::Owned(
+                text.split('\n')
+                    .map(|line| for_terminal(line, false))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        } else {
+            std::borrow::Cow::Borrowed(text)
+        };
+        self.around_bars(|| {
             let mut out = std::io::stdout().lock();
-            let text = if self.stdout_terminal {
-                std::borrow::Cow::Owned(
-                    text.split('\n')
-                        .map(|line| for_terminal(line, false))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                )
-            } else {
-                std::borrow::Cow::Borrowed(text)
-            };
             let _ = out.write_all(text.as_bytes());
             if !text.ends_with('\n') {
                 let _ = out.write_all(b"\n");
             }
             let _ = out.flush();
-        }
+        })
     }
 
     /// The answer of a command, for scripts (only under `--json`).
@@ -192,6 +286,16 @@ impl Reporter for Printer {
         let label = self.paint("1;33", "warning");
         let message = self.for_stderr(message, false);
         self.stderr_line(&format!("{label}: {message}"));
+    }
+
+    fn progress(
+        &self,
+        measure: Measure,
+        stage: &str,
+        what: &str,
+        total: Option<u64>,
+    ) -> Progress<'_> {
+        self.progress_for(self, None, measure, stage, what, total)
     }
 }
 
@@ -265,6 +369,21 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A size as people read it: `5.0 GiB`, `120 MiB`, `3 KiB`.
+pub fn human_size(bytes: u64) -> String {
+    const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
+    if bytes >= GIB {
+        format!("{:.1} GiB", bytes as f64 / GIB as f64)
+    } else if bytes >= MIB {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= 1024 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// A metric value as people read it: up to six significant decimals, no trailing zeros.
