@@ -480,7 +480,12 @@ fn progress_bars_redraw_on_a_terminal_and_stay_plain_lines_elsewhere() {
     );
     // The status lines stay above the bar, and the job's own lines too.
     assert!(terminal.contains("Packaged"), "{terminal}");
-    assert!(terminal.contains("###METRIC###train_loss"), "{terminal}");
+    // Every line of the jobs once (epochs 2 and 3: five epoch lines), none lost or doubled by redraws.
+    assert_eq!(
+        terminal.matches("###METRIC###train_loss").count(),
+        5,
+        "{terminal}"
+    );
     let table = text(&shown.stdout);
     assert!(table.starts_with("NAME"), "{table}");
     assert!(!table.contains('\x1b'), "{table}");

@@ -5,7 +5,8 @@
 //! standard output, so `grounds ... --json | jq` always gets clean JSON.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -71,8 +72,61 @@ pub struct Printer {
     stderr_terminal: bool,
     stdout_terminal: bool,
     /// Where progress bars are drawn: only for people at a terminal (not with `--json` or `--quiet`).
-    bars: Option<indicatif::MultiProgress>,
+    bars: Option<Arc<Drawn>>,
+    /// Writes the lines [`Drawn`] holds back when nothing else comes to write them.
+    flusher: Option<(
+        Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<()>,
+    )>,
     lock: Mutex<()>,
+}
+
+/// How long lines for standard error may wait while bars are drawn: moving the bars out of the way and
+/// back for every line would make a chatty job's output several times slower and larger.
+const LINES_WAIT: Duration = Duration::from_millis(40);
+
+/// The bars on the terminal and the lines waiting to be written above them, together.
+struct Drawn {
+    bars: indicatif::MultiProgress,
+    pending: Mutex<Pending>,
+}
+
+struct Pending {
+    text: String,
+    written: Instant,
+}
+
+impl Drawn {
+    /// Adds a line for standard error; writes what waits when it has waited long enough.
+    fn line(&self, line: &str) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.text.push_str(line);
+        pending.text.push('\n');
+        if pending.written.elapsed() >= LINES_WAIT || pending.text.len() > 1 << 20 {
+            self.write(&mut pending, || {});
+        }
+    }
+
+    /// Writes what waits for standard error, then `then`, with the bars out of the way.
+    fn write<T>(&self, pending: &mut Pending, then: impl FnOnce() -> T) -> T {
+        let text = std::mem::take(&mut pending.text);
+        pending.written = Instant::now();
+        self.bars.suspend(|| {
+            if !text.is_empty() {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(text.as_bytes());
+                let _ = err.flush();
+            }
+            then()
+        })
+    }
+
+    fn flush(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !pending.text.is_empty() {
+            self.write(&mut pending, || {});
+        }
+    }
 }
 
 impl Printer {
@@ -81,7 +135,30 @@ impl Printer {
         let color = stderr_terminal && std::env::var_os("NO_COLOR").is_none();
         let dumb = std::env::var("TERM").is_ok_and(|term| term == "dumb");
         let bars = (stderr_terminal && !dumb && format == Format::Human && !quiet).then(|| {
-            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr())
+            Arc::new(Drawn {
+                bars: indicatif::MultiProgress::with_draw_target(
+                    indicatif::ProgressDrawTarget::stderr(),
+                ),
+                pending: Mutex::new(Pending {
+                    text: String::new(),
+                    written: Instant::now(),
+                }),
+            })
+        });
+        let flusher = bars.as_ref().and_then(|drawn| {
+            let drawn = drawn.clone();
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let stopped = stop.clone();
+            std::thread::Builder::new()
+                .name("printer".into())
+                .spawn(move || {
+                    while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::sleep(LINES_WAIT);
+                        drawn.flush();
+                    }
+                })
+                .ok()
+                .map(|handle| (stop, handle))
         });
         Printer {
             format,
@@ -90,16 +167,23 @@ impl Printer {
             stderr_terminal,
             stdout_terminal: std::io::stdout().is_terminal(),
             bars,
+            flusher,
             lock: Mutex::new(()),
         }
     }
 
-    /// Writes to the terminal with the bars out of the way (they are drawn again after).
+    /// Writes to the terminal after every line that waits, with the bars out of the way (they are
+    /// drawn again after).
     fn around_bars<T>(&self, write: impl FnOnce() -> T) -> T {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         match &self.bars {
-            Some(bars) => bars.suspend(write),
-            None => write(),
+            Some(drawn) => {
+                let mut pending = drawn.pending.lock().unwrap_or_else(|e| e.into_inner());
+                drawn.write(&mut pending, write)
+            }
+            None => {
+                let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+                write()
+            }
         }
     }
 
@@ -151,7 +235,8 @@ impl Printer {
         total: Option<u64>,
     ) -> Progress<'a> {
         match &self.bars {
-            Some(bars) => {
+            Some(drawn) => {
+                let bars = &drawn.bars;
                 let what = match name {
                     Some(name) => format!("[{name}] {what}"),
                     None => what.to_string(),
@@ -174,10 +259,11 @@ impl Printer {
 
     /// Bytes that are the answer in a format of their own (an export): standard output as they are.
     pub fn raw(&self, bytes: &[u8]) {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(bytes);
-        let _ = out.flush();
+        self.around_bars(|| {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(bytes);
+            let _ = out.flush();
+        })
     }
 
     pub fn is_json(&self) -> bool {
@@ -202,10 +288,14 @@ impl Printer {
     }
 
     fn stderr_line(&self, line: &str) {
-        self.around_bars(|| {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{line}");
-        })
+        match &self.bars {
+            Some(drawn) => drawn.line(line),
+            None => {
+                let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{line}");
+            }
+        }
     }
 
     /// The answer of a command, for people (ignored under `--json`).
@@ -246,18 +336,22 @@ impl Printer {
 
     /// A dry run's plan: JSON on standard output whatever the format, since the plan is the answer.
     pub fn plan<T: Serialize>(&self, value: &T) {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = std::io::stdout().lock();
-        let _ = serde_json::to_writer_pretty(&mut out, value);
-        let _ = out.write_all(b"\n");
-        let _ = out.flush();
+        self.around_bars(|| {
+            let mut out = std::io::stdout().lock();
+            let _ = serde_json::to_writer_pretty(&mut out, value);
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+        })
     }
 
     /// An error that ends the command.
     pub fn error(&self, message: &str) {
         let label = self.paint("1;31", "error");
         let message = self.for_stderr(message, false);
-        self.stderr_line(&format!("{label}: {message}"));
+        self.around_bars(|| {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{label}: {message}");
+        })
     }
 }
 
@@ -296,6 +390,19 @@ impl Reporter for Printer {
         total: Option<u64>,
     ) -> Progress<'_> {
         self.progress_for(self, None, measure, stage, what, total)
+    }
+}
+
+impl Drop for Printer {
+    /// Every line held back is written before the program ends.
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.flusher.take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = handle.join();
+        }
+        if let Some(drawn) = &self.bars {
+            drawn.flush();
+        }
     }
 }
 
