@@ -90,20 +90,23 @@ pub fn endpoint_overridden() -> bool {
 }
 
 /// `.env` values for AWS (beside the task file, then in the working directory) that the environment
-/// lacks are put into it before the SDK reads it; returns every value found, for other settings.
-pub fn apply_dotenv(task_file: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+/// lacks are put into it before the SDK reads it; returns every value found, for other settings, and
+/// what could not be read.
+pub fn apply_dotenv(
+    task_file: &std::path::Path,
+) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
     let task_dir = task_file
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    let values = crate::dotenv::load(&task_dir);
+    let (values, warnings) = crate::dotenv::load(&task_dir);
     for (key, value) in &values {
         if key.starts_with("AWS_") && std::env::var_os(key).is_none() {
             // Before any AWS client exists; nothing else reads these concurrently.
             std::env::set_var(key, value);
         }
     }
-    values
+    (values, warnings)
 }
 
 pub struct Aws {

@@ -6,22 +6,77 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Parses `.env` text as dotenvy reads it: `export ` prefixes, comments, single and double quotes,
-/// escapes and multi-line double-quoted values, `${VAR}` substitution. A line it cannot read is skipped.
-pub fn parse(text: &str) -> BTreeMap<String, String> {
-    dotenvy::from_read_iter(text.as_bytes())
-        .filter_map(Result::ok)
-        .collect()
-}
-
-/// The variables of `.env` in `task_dir` and in the working directory (task folder first).
-pub fn load(task_dir: &Path) -> BTreeMap<String, String> {
+/// escapes and multi-line double-quoted values, `${VAR}` substitution. A line it cannot read is skipped
+/// and described in the second list (its number and the name it seems to set, never its value: a `.env`
+/// holds secrets).
+pub fn parse(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
     let mut values = BTreeMap::new();
-    for dir in [Path::new("."), task_dir] {
-        if let Ok(text) = std::fs::read_to_string(dir.join(".env")) {
-            values.extend(parse(&text));
+    let mut skipped = Vec::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok((key, value)) => {
+                values.insert(key, value);
+            }
+            Err(dotenvy::Error::LineParse(line, _)) => skipped.push(describe(text, &line)),
+            Err(other) => skipped.push(format!("a line dotenvy cannot read ({other})")),
         }
     }
-    values
+    (values, skipped)
+}
+
+/// `line 4 (setting AWS_ROLE)`: where a line that cannot be read is, and what it seems to set.
+fn describe(text: &str, line: &str) -> String {
+    let first = line.lines().next().unwrap_or_default();
+    let number = text
+        .find(first)
+        .map(|at| text[..at].matches('\n').count() + 1);
+    let key = first
+        .split('=')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_start_matches("export ")
+        .trim();
+    let sets = if !key.is_empty()
+        && first.contains('=')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        format!(" (setting {key})")
+    } else {
+        String::new()
+    };
+    match number {
+        Some(number) => format!("line {number}{sets}"),
+        None => format!("a line{sets}"),
+    }
+}
+
+/// The variables of `.env` in `task_dir` and in the working directory (task folder first), and a
+/// warning for every line of them that cannot be read (they are skipped).
+pub fn load(task_dir: &Path) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut values = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut read = Vec::new();
+    for dir in [Path::new("."), task_dir] {
+        let path = dir.join(".env");
+        // The task's folder may be the working directory: one file, read once.
+        let same = std::fs::canonicalize(&path).ok();
+        if same.is_some() && read.contains(&same) {
+            continue;
+        }
+        read.push(same);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let (found, skipped) = parse(&text);
+            values.extend(found);
+            warnings.extend(skipped.into_iter().map(|what| {
+                format!(
+                    "{}: {what} is not a KEY=VALUE line dotenvy can read (an unclosed quote, a space in the name?); it is skipped",
+                    path.display()
+                )
+            }));
+        }
+    }
+    (values, warnings)
 }
 
 /// A variable from the environment, else from the `.env` values.
@@ -38,15 +93,30 @@ mod tests {
 
     #[test]
     fn parses_the_usual_forms() {
-        let values = parse("# role\nAWS_ROLE=arn:aws:iam::123456789012:role/x\nexport A=\"quoted value\"\nB='single'\nC=plain # comment\nnot a line\n");
+        let (values, skipped) = parse("# role\nAWS_ROLE=arn:aws:iam::123456789012:role/x\nexport A=\"quoted value\"\nB='single'\nC=plain # comment\nnot a line\n");
         assert_eq!(values["AWS_ROLE"], "arn:aws:iam::123456789012:role/x");
         assert_eq!(values["A"], "quoted value");
         assert_eq!(values["B"], "single");
         assert_eq!(values["C"], "plain");
         assert_eq!(values.len(), 4);
-        let values = parse("KEY=\"first\nsecond\"\nESCAPED=\"a\\\"b\"\nSINGLE='$NOT ${SUB}'\n");
+        assert_eq!(skipped, vec!["line 6"]);
+        let (values, _) =
+            parse("KEY=\"first\nsecond\"\nESCAPED=\"a\\\"b\"\nSINGLE='$NOT ${SUB}'\n");
         assert_eq!(values["KEY"], "first\nsecond");
         assert_eq!(values["ESCAPED"], "a\"b");
         assert_eq!(values["SINGLE"], "$NOT ${SUB}");
+    }
+
+    #[test]
+    fn lines_that_cannot_be_read_are_named_by_number_and_key_never_by_value() {
+        let (values, skipped) =
+            parse("GOOD=1\nBAD KEY=secret-value\nAWS_SECRET_ACCESS_KEY=\"unclosed secret\n");
+        assert_eq!(values.len(), 1, "{values:?}");
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert_eq!(skipped[0], "line 2");
+        assert_eq!(skipped[1], "line 3 (setting AWS_SECRET_ACCESS_KEY)");
+        assert!(skipped
+            .iter()
+            .all(|s| !s.contains("secret-value") && !s.contains("unclosed")));
     }
 }

@@ -551,3 +551,23 @@ fn progress_bars_redraw_on_a_terminal_and_stay_plain_lines_elsewhere() {
     assert!(shown.terminal.contains("steps ended"), "{}", shown.terminal);
     assert!(shown.terminal.contains("/3 "), "{}", shown.terminal);
 }
+
+/// A `.env` line dotenvy cannot read is skipped with a warning that names the file, the line and the
+/// variable it seems to set, never its value; the job still runs.
+#[test]
+fn unreadable_dotenv_lines_are_named_without_their_values() {
+    let sandbox = Sandbox::new();
+    let task = sandbox.command_task("envs", "print('ran')\n", "");
+    sandbox.write(
+        "envs/.env",
+        "GOOD=yes\nAWS_SECRET_ACCESS_KEY=\"never-shown\nOTHER=1\n",
+    );
+    let output = sandbox.run(&["train", "attached", task.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(".env: line 2 (setting AWS_SECRET_ACCESS_KEY) is not a KEY=VALUE line"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("never-shown"), "{stderr}");
+    assert!(output.status.success(), "{}", both(&output));
+}

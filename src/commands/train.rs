@@ -21,7 +21,10 @@ pub fn run(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
         TrainCommand::Local(args) => &args.train.task,
         TrainCommand::Remote(args) => &args.train.task,
     };
-    let dotenv = crate::aws::apply_dotenv(task_file);
+    let (dotenv, unread) = crate::aws::apply_dotenv(task_file);
+    for warning in unread {
+        printer.warn(&warning);
+    }
     if crate::flow::is_pipeline_file(task_file) {
         return run_flow(command, &dotenv, printer);
     }
