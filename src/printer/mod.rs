@@ -153,7 +153,8 @@ impl Printer {
                 .name("printer".into())
                 .spawn(move || {
                     while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
-                        std::thread::sleep(LINES_WAIT);
+                        // Woken at once when the printer is dropped: the program does not wait to end.
+                        std::thread::park_timeout(LINES_WAIT);
                         drawn.flush();
                     }
                 })
@@ -398,6 +399,7 @@ impl Drop for Printer {
     fn drop(&mut self) {
         if let Some((stop, handle)) = self.flusher.take() {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            handle.thread().unpark();
             let _ = handle.join();
         }
         if let Some(drawn) = &self.bars {
