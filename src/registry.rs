@@ -62,9 +62,7 @@ pub async fn push(
     let options = PushImageOptionsBuilder::default().tag(tag).build();
     let mut stream = docker.push_image(repository, Some(options), credentials);
     let mut last = String::new();
-    // A bar of bytes per layer. The engine names the layer of each message, but bollard's typed message
-    // drops the name, so layers are told apart by their size (two layers of one size share a bar).
-    let mut layers: Vec<(i64, Progress<'_>)> = Vec::new();
+    let mut layers = LayerBars::default();
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| PushError::Failed {
             image: reference.to_string(),
@@ -80,23 +78,8 @@ pub async fn push(
             .progress_detail
             .as_ref()
             .and_then(|d| Some((d.current?, d.total?)))
-            .filter(|(_, total)| *total > 0)
         {
-            let at = match layers.iter().position(|(size, _)| *size == total) {
-                Some(at) => at,
-                None => {
-                    let what = format!("layer of {}", crate::printer::human_size(total as u64));
-                    let bar =
-                        reporter.progress(Measure::Bytes, "Pushing", &what, Some(total as u64));
-                    layers.push((total, bar));
-                    layers.len() - 1
-                }
-            };
-            if current >= total {
-                layers.remove(at);
-            } else {
-                layers[at].1.set(current.max(0) as u64);
-            }
+            layers.update(current, total, reporter);
         }
         if let Some(status) = info.status {
             // One line per layer state change; progress bars of bytes would flood a log.
@@ -107,6 +90,40 @@ pub async fn push(
         }
     }
     Ok(true)
+}
+
+/// A bar of bytes per layer being pushed. The engine names the layer of each progress message, but
+/// bollard's typed message drops the name, so layers are told apart by their size (two layers of one
+/// size share a bar). A layer's bar ends when all its bytes are sent.
+#[derive(Default)]
+struct LayerBars<'a> {
+    open: Vec<(u64, Progress<'a>)>,
+}
+
+impl<'a> LayerBars<'a> {
+    fn update(&mut self, current: i64, total: i64, reporter: &'a dyn Reporter) {
+        let (Ok(current), Ok(total)) = (u64::try_from(current), u64::try_from(total)) else {
+            return;
+        };
+        if total == 0 {
+            return;
+        }
+        let at = match self.open.iter().position(|(size, _)| *size == total) {
+            Some(at) => at,
+            None if current >= total => return,
+            None => {
+                let what = format!("layer of {}", crate::printer::human_size(total));
+                let bar = reporter.progress(Measure::Bytes, "Pushing", &what, Some(total));
+                self.open.push((total, bar));
+                self.open.len() - 1
+            }
+        };
+        if current >= total {
+            self.open.remove(at);
+        } else {
+            self.open[at].1.set(current);
+        }
+    }
 }
 
 /// ECR credentials for a push, from GetAuthorizationToken: given to the push only, never stored.
@@ -162,6 +179,41 @@ pub async fn ecr_credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts the bars a push opens.
+    #[derive(Default)]
+    struct Opened(std::sync::Mutex<Vec<String>>);
+
+    impl Reporter for Opened {
+        fn stage(&self, _: &str, _: &str) {}
+        fn job_line(&self, _: Option<&str>, _: &str) {}
+        fn warn(&self, _: &str) {}
+        fn progress(&self, _: Measure, stage: &str, what: &str, _: Option<u64>) -> Progress<'_> {
+            self.0.lock().unwrap().push(format!("{stage} {what}"));
+            Progress::hidden()
+        }
+    }
+
+    #[test]
+    fn a_pushed_layer_has_one_bar_until_its_bytes_are_sent() {
+        let opened = Opened::default();
+        let mut layers = LayerBars::default();
+        layers.update(0, 3 << 20, &opened);
+        layers.update(1 << 20, 3 << 20, &opened);
+        layers.update(512, 2048, &opened);
+        assert_eq!(layers.open.len(), 2);
+        layers.update(3 << 20, 3 << 20, &opened);
+        assert_eq!(layers.open.len(), 1, "a layer all sent ends its bar");
+        // Messages without sizes, or about a layer already done, open nothing.
+        layers.update(5, 0, &opened);
+        layers.update(-1, 100, &opened);
+        layers.update(100, 100, &opened);
+        assert_eq!(layers.open.len(), 1);
+        assert_eq!(
+            *opened.0.lock().unwrap(),
+            vec!["Pushing layer of 3 MiB", "Pushing layer of 2 KiB"]
+        );
+    }
 
     #[test]
     fn references_split_at_the_tag_not_the_port() {
