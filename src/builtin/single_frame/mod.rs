@@ -254,7 +254,7 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         "[single-frame] stage load: reading {}",
         channel.display()
     ));
-    let frame = data::load(&channel, &spec.label, spec.features.as_deref())?;
+    let mut frame = data::load(&channel, &spec.label, spec.features.as_deref())?;
     say(&format!(
         "[single-frame] read {} rows, {} features from {} file(s) in {:.2}s",
         frame.rows,
@@ -398,7 +398,6 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         // No malloc_trim here: the next split needs as much again, and pages handed back would only
         // be faulted in anew (a tenth of a second over five splits of 1M rows, at the same peak).
     }
-    let result_rows = result_df.finish().context("writing result_df.parquet")?;
     let averaged: BTreeMap<String, f64> = sums
         .iter()
         .map(|(k, v)| (k.clone(), v / count as f64))
@@ -410,9 +409,13 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         Preprocessor::from_sums(&frame.features, &Sums::total(&group_sums, None), "all rows")?;
     let x_all = prep.design(&frame.features, &all);
     drop(all);
+    // The refit reads only its design: the columns go, so the two are not held together while it runs.
+    drop(std::mem::take(&mut frame.features));
     signals::check(|| format!("all {count} splits, before the refit on all rows"))?;
     let final_model = fit(&params, &x_all, &y, warm_start(&last, &prep));
     drop(x_all);
+    // The last split's rows were encoded on the writer's thread while the refit ran.
+    let result_rows = result_df.finish().context("writing result_df.parquet")?;
     signals::check(|| format!("all {count} splits, during the refit on all rows"))?;
     if !final_model.converged {
         say(&format!(
