@@ -807,6 +807,8 @@ fn a_remote_job_at_a_terminal_shows_build_upload_and_wait_as_they_go() {
             .any(|line| line.contains(prefix) && line.contains(rest))
     };
     assert!(bar("    Building [", "/"), "build steps n/m: {terminal}");
+    // Before the engine says how many steps there are, the build spins instead of counting to zero.
+    assert!(!terminal.contains(" 0/0 "), "{terminal}");
     assert!(
         bar("   Uploading [", " ETA "),
         "upload bytes with time left: {terminal}"

@@ -197,18 +197,8 @@ impl Printer {
         what: &str,
         total: Option<u64>,
     ) -> indicatif::ProgressBar {
-        use indicatif::{ProgressBar, ProgressStyle};
-        let template = match (measure, total) {
-            (Measure::Bytes, Some(_)) => {
-                "{prefix} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}"
-            }
-            (Measure::Bytes, None) => "{prefix} {spinner} {bytes} {bytes_per_sec} {wide_msg}",
-            (Measure::Items, _) => "{prefix} [{bar:25}] {pos}/{len} {wide_msg}",
-            (Measure::Waiting, _) => "{prefix} {spinner} {elapsed:>4} {wide_msg}",
-        };
-        let style = ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        use indicatif::ProgressBar;
+        let style = bar_style(measure, total.is_some());
         let bar = match total {
             Some(total) => ProgressBar::new(total),
             None => ProgressBar::no_length(),
@@ -218,7 +208,7 @@ impl Printer {
         .with_message(for_terminal(what, false));
         let bar = bars.add(bar);
         if matches!(measure, Measure::Waiting) || total.is_none() {
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar.enable_steady_tick(SPIN_EVERY);
         }
         bar.tick();
         bar
@@ -242,7 +232,7 @@ impl Printer {
                     Some(name) => format!("[{name}] {what}"),
                     None => what.to_string(),
                 };
-                Progress::drawn(self.bar(bars, measure, stage, &what, total))
+                Progress::drawn(self.bar(bars, measure, stage, &what, total), measure, total)
             }
             None => Progress::plain(reporter, measure, stage, what, total),
         }
@@ -406,6 +396,28 @@ impl Drop for Printer {
             drawn.flush();
         }
     }
+}
+
+/// How often a spinner turns.
+const SPIN_EVERY: Duration = Duration::from_millis(120);
+
+/// How a bar looks: with a total, a bar and counts (bytes with rate and time left); without one, a
+/// spinner and what is done so far, until the total is known.
+fn bar_style(measure: Measure, total_known: bool) -> indicatif::ProgressStyle {
+    let template = match (measure, total_known) {
+        (Measure::Bytes, true) => {
+            "{prefix} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}"
+        }
+        (Measure::Bytes, false) => "{prefix} {spinner} {bytes} {bytes_per_sec} {wide_msg}",
+        (Measure::Items, true) => "{prefix} [{bar:25}] {pos}/{len} {wide_msg}",
+        (Measure::Items, false) => "{prefix} {spinner} {wide_msg}",
+        (Measure::Waiting, _) => "{prefix} {spinner} {elapsed:>4} {wide_msg}",
+    };
+    indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ")
+        // Plain ASCII: it draws on every terminal and console font.
+        .tick_chars("|/-\\ ")
 }
 
 /// Text a job controls, made safe to show on a terminal: every control character is shown escaped

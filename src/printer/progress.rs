@@ -22,8 +22,15 @@ pub enum Measure {
 
 /// A piece of long work under way. Dropping it ends it (a drawn bar is cleared; the status lines stay).
 pub struct Progress<'a> {
-    bar: Option<indicatif::ProgressBar>,
+    bar: Option<Drawn>,
     plain: Option<Plain<'a>>,
+}
+
+/// A bar on the terminal, and whether it has its total yet (until then it spins).
+struct Drawn {
+    bar: indicatif::ProgressBar,
+    measure: Measure,
+    total_known: std::sync::atomic::AtomicBool,
 }
 
 /// The plain-line side: a status line every `every` while the work advances, and one at the end.
@@ -51,9 +58,13 @@ impl<'a> Progress<'a> {
     }
 
     /// Progress drawn by `bar` (the printer's side of a terminal).
-    pub(crate) fn drawn(bar: indicatif::ProgressBar) -> Self {
+    pub(crate) fn drawn(bar: indicatif::ProgressBar, measure: Measure, total: Option<u64>) -> Self {
         Progress {
-            bar: Some(bar),
+            bar: Some(Drawn {
+                bar,
+                measure,
+                total_known: std::sync::atomic::AtomicBool::new(total.is_some()),
+            }),
             plain: None,
         }
     }
@@ -95,8 +106,14 @@ impl<'a> Progress<'a> {
 
     /// How much there is in all, once it is known.
     pub fn set_total(&self, total: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_length(total);
+        if let Some(drawn) = &self.bar {
+            drawn.bar.set_length(total);
+            if !drawn.total_known.swap(true, Ordering::Relaxed) && drawn.measure != Measure::Waiting
+            {
+                // From a spinner to a bar.
+                drawn.bar.disable_steady_tick();
+                drawn.bar.set_style(super::bar_style(drawn.measure, true));
+            }
         }
         if let Some(plain) = &self.plain {
             plain.total.store(total, Ordering::Relaxed);
@@ -105,8 +122,8 @@ impl<'a> Progress<'a> {
 
     /// How much is done.
     pub fn set(&self, done: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(done);
+        if let Some(drawn) = &self.bar {
+            drawn.bar.set_position(done);
         }
         if let Some(plain) = &self.plain {
             plain.done.store(done, Ordering::Relaxed);
@@ -116,8 +133,8 @@ impl<'a> Progress<'a> {
 
     /// `delta` more done.
     pub fn add(&self, delta: u64) {
-        if let Some(bar) = &self.bar {
-            bar.inc(delta);
+        if let Some(drawn) = &self.bar {
+            drawn.bar.inc(delta);
         }
         if let Some(plain) = &self.plain {
             plain.done.fetch_add(delta, Ordering::Relaxed);
@@ -127,8 +144,8 @@ impl<'a> Progress<'a> {
 
     /// What the work is at now (the current step, the state waited on), shown beside the bar.
     pub fn message(&self, text: &str) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(super::for_terminal(text, false));
+        if let Some(drawn) = &self.bar {
+            drawn.bar.set_message(super::for_terminal(text, false));
         }
     }
 }
@@ -184,8 +201,8 @@ impl Plain<'_> {
 
 impl Drop for Progress<'_> {
     fn drop(&mut self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+        if let Some(drawn) = &self.bar {
+            drawn.bar.finish_and_clear();
         }
         if let Some(plain) = &self.plain {
             if plain.every != Duration::MAX
