@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, SdkBody};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use futures_util::StreamExt;
@@ -15,12 +17,87 @@ use md5::{Digest, Md5};
 use serde::Serialize;
 
 use crate::aws::call_error;
-use crate::printer::{Measure, Progress, Reporter};
+use crate::printer::{Measure, Reporter};
 
 /// Files above this size go up in parts of [`PART_SIZE`].
 pub const MULTIPART_THRESHOLD: u64 = 64 << 20;
 pub const PART_SIZE: u64 = 8 << 20;
 const CONCURRENT_UPLOADS: usize = 4;
+/// How often the bytes sent are handed to the progress.
+const PROGRESS_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A file as a PutObject body whose bytes are counted on `sent` as the SDK reads them to send them.
+/// The SDK makes the body anew for a retry: what the failed attempt counted is taken back first.
+fn counted_file_body(path: &Path, size: u64, sent: Arc<AtomicU64>) -> std::io::Result<ByteStream> {
+    use futures_util::future::Either;
+    use futures_util::TryStreamExt;
+    let file = std::fs::File::open(path)?;
+    let attempt = Arc::new(AtomicU64::new(0));
+    Ok(ByteStream::new(SdkBody::retryable(move || {
+        sent.fetch_sub(attempt.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        let from_start = file.try_clone().and_then(|mut file| {
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
+            Ok(file)
+        });
+        let chunks = match from_start {
+            Ok(file) => Either::Left(crate::docker::transfer::file_stream(
+                file,
+                Default::default(),
+            )),
+            Err(e) => Either::Right(futures_util::stream::iter([Err(e)])),
+        };
+        SdkBody::from_body_1_x(Counted {
+            // Fused: the SDK may ask again after the end, which a plain unfold forbids.
+            inner: http_body_util::StreamBody::new(Box::pin(
+                chunks
+                    .map_ok(|chunk| http_body::Frame::data(bytes::Bytes::from(chunk)))
+                    .fuse(),
+            )),
+            size,
+            sent: sent.clone(),
+            attempt: attempt.clone(),
+        })
+    })))
+}
+
+/// A body of a known size that counts the bytes it gives.
+struct Counted<B> {
+    inner: B,
+    size: u64,
+    sent: Arc<AtomicU64>,
+    attempt: Arc<AtomicU64>,
+}
+
+impl<B> http_body::Body for Counted<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+{
+    type Data = bytes::Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, B::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                let length = data.len() as u64;
+                self.sent.fetch_add(length, Ordering::Relaxed);
+                self.attempt.fetch_add(length, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.size)
+    }
+}
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct SyncReport {
@@ -115,10 +192,10 @@ async fn upload(
     key: &str,
     path: &Path,
     size: u64,
-    progress: &Progress<'_>,
+    sent: &Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
     if size <= MULTIPART_THRESHOLD {
-        let body = ByteStream::from_path(path).await?;
+        let body = counted_file_body(path, size, sent.clone())?;
         s3.put_object()
             .bucket(bucket)
             .key(key)
@@ -126,7 +203,6 @@ async fn upload(
             .send()
             .await
             .map_err(|e| call_error(&format!("s3:PutObject s3://{bucket}/{key}"), e))?;
-        progress.add(size);
         return Ok(());
     }
     let created = s3
@@ -137,7 +213,7 @@ async fn upload(
         .await
         .map_err(|e| call_error(&format!("s3:CreateMultipartUpload s3://{bucket}/{key}"), e))?;
     let upload_id = created.upload_id().unwrap_or_default().to_string();
-    let result = upload_parts(s3, bucket, key, path, &upload_id, progress).await;
+    let result = upload_parts(s3, bucket, key, path, &upload_id, sent).await;
     if result.is_err() {
         // Never leave a partial upload behind that could later be taken as whole.
         let _ = s3
@@ -157,7 +233,7 @@ async fn upload_parts(
     key: &str,
     path: &Path,
     upload_id: &str,
-    progress: &Progress<'_>,
+    sent: &AtomicU64,
 ) -> anyhow::Result<()> {
     let mut file = std::fs::File::open(path)?;
     let mut parts = Vec::new();
@@ -181,7 +257,7 @@ async fn upload_parts(
             .map_err(|e| {
                 call_error(&format!("s3:UploadPart {number} of s3://{bucket}/{key}"), e)
             })?;
-        progress.add(length);
+        sent.fetch_add(length, Ordering::Relaxed);
         parts.push(
             CompletedPart::builder()
                 .part_number(number)
@@ -255,15 +331,28 @@ pub async fn sync(
         &format!("s3://{bucket}/{prefix}"),
         Some(total),
     );
-    let progress = &progress;
+    let sent = Arc::new(AtomicU64::new(0));
+    let sent = &sent;
     let mut results =
         futures_util::stream::iter(uploads.into_iter().map(|(key, path, size)| async move {
-            upload(s3, bucket, &key, &path, size, progress)
+            upload(s3, bucket, &key, &path, size, sent)
                 .await
                 .map(|_| (key, size))
         }))
         .buffer_unordered(CONCURRENT_UPLOADS);
-    while let Some(result) = results.next().await {
+    let mut ticks = tokio::time::interval(PROGRESS_TICK);
+    loop {
+        let result = tokio::select! {
+            next = results.next() => match next {
+                Some(result) => result,
+                None => break,
+            },
+            _ = ticks.tick() => {
+                progress.set(sent.load(Ordering::Relaxed));
+                continue;
+            }
+        };
+        progress.set(sent.load(Ordering::Relaxed));
         let (key, size) = result?;
         done += size;
         report.uploaded += 1;
