@@ -12,24 +12,35 @@ use std::path::Path;
 pub fn parse(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
     let mut values = BTreeMap::new();
     let mut skipped = Vec::new();
+    // Lines are reported in order: each is looked for after the one reported before it.
+    let mut after = 0;
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         match item {
             Ok((key, value)) => {
                 values.insert(key, value);
             }
-            Err(dotenvy::Error::LineParse(line, _)) => skipped.push(describe(text, &line)),
+            Err(dotenvy::Error::LineParse(line, _)) => {
+                skipped.push(describe(text, &line, &mut after))
+            }
             Err(other) => skipped.push(format!("a line dotenvy cannot read ({other})")),
         }
     }
     (values, skipped)
 }
 
-/// `line 4 (setting AWS_ROLE)`: where a line that cannot be read is, and what it seems to set.
-fn describe(text: &str, line: &str) -> String {
+/// `line 4 (setting AWS_ROLE)`: where a line that cannot be read is (the first line of `text` from line
+/// `after` on that is exactly it; `after` moves past it), and what it seems to set.
+fn describe(text: &str, line: &str, after: &mut usize) -> String {
     let first = line.lines().next().unwrap_or_default();
     let number = text
-        .find(first)
-        .map(|at| text[..at].matches('\n').count() + 1);
+        .lines()
+        .enumerate()
+        .skip(*after)
+        .find(|(_, candidate)| *candidate == first)
+        .map(|(index, _)| index + 1);
+    if let Some(number) = number {
+        *after = number;
+    }
     let key = first
         .split('=')
         .next()
@@ -109,12 +120,15 @@ mod tests {
 
     #[test]
     fn lines_that_cannot_be_read_are_named_by_number_and_key_never_by_value() {
-        let (values, skipped) =
-            parse("GOOD=1\nBAD KEY=secret-value\nAWS_SECRET_ACCESS_KEY=\"unclosed secret\n");
+        let (values, skipped) = parse(
+            "# BAD KEY=secret-value\nGOOD=1\nBAD KEY=secret-value\nBAD KEY=secret-value\nAWS_SECRET_ACCESS_KEY=\"unclosed secret\n",
+        );
         assert_eq!(values.len(), 1, "{values:?}");
-        assert_eq!(skipped.len(), 2, "{skipped:?}");
-        assert_eq!(skipped[0], "line 2");
-        assert_eq!(skipped[1], "line 3 (setting AWS_SECRET_ACCESS_KEY)");
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        // By their own lines: not the comment that holds the same text, and a repeated line twice.
+        assert_eq!(skipped[0], "line 3");
+        assert_eq!(skipped[1], "line 4");
+        assert_eq!(skipped[2], "line 5 (setting AWS_SECRET_ACCESS_KEY)");
         assert!(skipped
             .iter()
             .all(|s| !s.contains("secret-value") && !s.contains("unclosed")));

@@ -23,8 +23,6 @@ use crate::printer::{Measure, Reporter};
 pub const MULTIPART_THRESHOLD: u64 = 64 << 20;
 pub const PART_SIZE: u64 = 8 << 20;
 const CONCURRENT_UPLOADS: usize = 4;
-/// How often the bytes sent are handed to the progress.
-const PROGRESS_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A file as a PutObject body whose bytes are counted on `sent` as the SDK reads them to send them.
 /// The SDK makes the body anew for a retry: what the failed attempt counted is taken back first.
@@ -340,29 +338,21 @@ pub async fn sync(
                 .map(|_| (key, size))
         }))
         .buffer_unordered(CONCURRENT_UPLOADS);
-    let mut ticks = tokio::time::interval(PROGRESS_TICK);
-    loop {
-        let result = tokio::select! {
-            next = results.next() => match next {
-                Some(result) => result,
-                None => break,
-            },
-            _ = ticks.tick() => {
-                progress.set(sent.load(Ordering::Relaxed));
-                continue;
-            }
-        };
-        progress.set(sent.load(Ordering::Relaxed));
-        let (key, size) = result?;
-        done += size;
-        report.uploaded += 1;
-        report.bytes_uploaded += size;
-        let percent = (done * 100).checked_div(total).unwrap_or(100);
-        reporter.stage(
-            "Uploaded",
-            &format!("[{percent:>3}%] s3://{bucket}/{key} ({size} bytes)"),
-        );
-    }
+    let uploaded = async {
+        while let Some(result) = results.next().await {
+            let (key, size) = result?;
+            done += size;
+            report.uploaded += 1;
+            report.bytes_uploaded += size;
+            let percent = (done * 100).checked_div(total).unwrap_or(100);
+            reporter.stage(
+                "Uploaded",
+                &format!("[{percent:>3}%] s3://{bucket}/{key} ({size} bytes)"),
+            );
+        }
+        anyhow::Ok(())
+    };
+    progress.follow(sent, uploaded).await?;
     let local_keys: std::collections::BTreeSet<String> =
         files.iter().map(|(r, _)| format!("{prefix}{r}")).collect();
     let stale: Vec<ObjectIdentifier> = remote

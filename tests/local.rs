@@ -545,15 +545,21 @@ fn gc_images_removes_the_images_no_kept_result_ran_in() {
             .success()
     };
 
+    let planned_gc = || {
+        sandbox
+            .json(&[
+                "results",
+                "gc",
+                "--images",
+                "--task",
+                "gc-images",
+                "--dry-run",
+            ])
+            .1
+    };
+
     // Both images belong to kept results: nothing to remove.
-    let (_, planned) = sandbox.json(&[
-        "results",
-        "gc",
-        "--images",
-        "--task",
-        "gc-images",
-        "--dry-run",
-    ]);
+    let planned = planned_gc();
     assert_eq!(
         planned["images"]["removed"],
         serde_json::json!([]),
@@ -563,14 +569,7 @@ fn gc_images_removes_the_images_no_kept_result_ran_in() {
     assert!(removed.status.success(), "{}", both(&removed));
 
     // The first result is gone: its image is named by a dry run, and kept by it.
-    let (_, planned) = sandbox.json(&[
-        "results",
-        "gc",
-        "--images",
-        "--task",
-        "gc-images",
-        "--dry-run",
-    ]);
+    let planned = planned_gc();
     assert_eq!(
         planned["images"]["removed"][0]["tags"],
         serde_json::json!([old_image]),

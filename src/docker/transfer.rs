@@ -14,8 +14,6 @@ use crate::printer::{Measure, Reporter};
 
 /// How often a long transfer says how far it is in plain lines (a drawn bar follows it continuously).
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-/// How often the byte count is handed to the progress.
-const PROGRESS_TICK: Duration = Duration::from_millis(100);
 
 /// A file as a stream of chunks, for a request body; `sent` counts the bytes read so far.
 pub fn file_stream(
@@ -41,31 +39,6 @@ pub fn file_stream(
     })
 }
 
-/// Runs `work` while its progress follows how many of `total` bytes (`None`: unknown) `done` counts.
-async fn with_progress<T>(
-    work: impl std::future::Future<Output = T>,
-    verb: &str,
-    what: &str,
-    total: Option<u64>,
-    done: &AtomicU64,
-    reporter: &dyn Reporter,
-) -> T {
-    let progress = reporter
-        .progress(Measure::Bytes, verb, what, total)
-        .say_every(PROGRESS_EVERY);
-    let mut work = std::pin::pin!(work);
-    let mut ticks = tokio::time::interval(PROGRESS_TICK);
-    loop {
-        tokio::select! {
-            result = &mut work => {
-                progress.set(done.load(Ordering::Relaxed));
-                return result;
-            }
-            _ = ticks.tick() => progress.set(done.load(Ordering::Relaxed)),
-        }
-    }
-}
-
 /// Sends a tar file into a container (created or stopped) and unpacks it at `path` there.
 pub async fn upload(
     docker: &Docker,
@@ -83,7 +56,10 @@ pub async fn upload(
         ..Default::default()
     };
     let call = docker.upload_to_container(container, Some(options), body);
-    with_progress(call, "Sending", what, total, &sent, reporter)
+    reporter
+        .progress(Measure::Bytes, "Sending", what, total)
+        .say_every(PROGRESS_EVERY)
+        .follow(&sent, call)
         .await
         .map_err(|e| call_error(&format!("copy {what} into {container}:{path}"), e))
 }
@@ -127,5 +103,9 @@ pub async fn download(
         })?;
         Ok(true)
     };
-    with_progress(call, "Receiving", what, None, &received, reporter).await
+    reporter
+        .progress(Measure::Bytes, "Receiving", what, None)
+        .say_every(PROGRESS_EVERY)
+        .follow(&received, call)
+        .await
 }

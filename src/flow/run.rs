@@ -150,6 +150,7 @@ pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>
                         step.name.clone(),
                         StepEnd::Planned(json!({"would": "run", "after": why})),
                     );
+                    done.add(1);
                 }
                 Some(why) => {
                     reporter_for(&step.name).warn(&format!("skipped: {why}"));

@@ -42,7 +42,8 @@ struct Plain<'a> {
     total: AtomicU64,
     done: AtomicU64,
     started: Instant,
-    every: Duration,
+    /// How often to say a line, when asked ([`Progress::say_every`]).
+    every: Option<Duration>,
     last: Mutex<Instant>,
     said: std::sync::atomic::AtomicBool,
 }
@@ -88,7 +89,7 @@ impl<'a> Progress<'a> {
                 total: AtomicU64::new(total.unwrap_or(0)),
                 done: AtomicU64::new(0),
                 started: now,
-                every: Duration::MAX,
+                every: None,
                 last: Mutex::new(now),
                 said: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -99,7 +100,7 @@ impl<'a> Progress<'a> {
     /// ended, if it took that long): for transfers, whose logs should show they move.
     pub fn say_every(mut self, every: Duration) -> Self {
         if let Some(plain) = &mut self.plain {
-            plain.every = every;
+            plain.every = Some(every);
         }
         self
     }
@@ -142,6 +143,26 @@ impl<'a> Progress<'a> {
         }
     }
 
+    /// Runs `work` while this progress follows the count `done` (bytes a request body has read, say),
+    /// looked at every tenth of a second and once more at the end.
+    pub async fn follow<T>(
+        &self,
+        done: &AtomicU64,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let mut work = std::pin::pin!(work);
+        let mut ticks = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                result = &mut work => {
+                    self.set(done.load(Ordering::Relaxed));
+                    return result;
+                }
+                _ = ticks.tick() => self.set(done.load(Ordering::Relaxed)),
+            }
+        }
+    }
+
     /// What the work is at now (the current step, the state waited on), shown beside the bar.
     pub fn message(&self, text: &str) {
         if let Some(drawn) = &self.bar {
@@ -152,12 +173,12 @@ impl<'a> Progress<'a> {
 
 impl Plain<'_> {
     fn maybe_say(&self) {
-        if self.every == Duration::MAX {
+        let Some(every) = self.every else {
             return;
-        }
+        };
         let now = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if now.duration_since(*last) < self.every {
+        if now.duration_since(*last) < every {
             return;
         }
         *last = now;
@@ -205,10 +226,10 @@ impl Drop for Progress<'_> {
             drawn.bar.finish_and_clear();
         }
         if let Some(plain) = &self.plain {
-            if plain.every != Duration::MAX
-                && (plain.said.load(Ordering::Relaxed) || plain.started.elapsed() >= plain.every)
-                && plain.measure == Measure::Bytes
-            {
+            let long = plain.every.is_some_and(|every| {
+                plain.said.load(Ordering::Relaxed) || plain.started.elapsed() >= every
+            });
+            if long && plain.measure == Measure::Bytes {
                 plain.reporter.stage(
                     &plain.stage,
                     &format!(
