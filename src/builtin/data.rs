@@ -1,78 +1,79 @@
-//! Reading the `training` channel into columns: every CSV or parquet file in it, read lazily with polars
-//! (only the needed columns), concatenated.
+//! Reading the `training` channel into columns: every CSV or parquet file in it, only the needed columns,
+//! concatenated. Plain CSV files go through the builtin's own reader ([`super::csv`]), straight into
+//! columns; anything else (parquet, quoted fields, a value the plain reader leaves alone) is read lazily
+//! with polars, whose inferred types both follow. And writing `result_df.parquet` as the splits go.
 
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-/// The code of a missing category.
-pub const MISSING: u32 = u32::MAX;
+use super::columns::{categorical, sorted_categories, ColumnData, MISSING};
 
-/// A column as the builtin sees it: numbers (a missing value, null or NaN, is NaN), or categories as
-/// integer codes into their sorted distinct values (a missing value is [`MISSING`]). Nothing is kept per
-/// row as text: a million rows of a string column are four megabytes of codes.
-#[derive(Debug, Clone)]
-pub enum ColumnData {
-    Numeric(Vec<f64>),
-    Categorical {
-        codes: Vec<u32>,
-        levels: Vec<String>,
-    },
-}
-
-impl ColumnData {
-    pub fn len(&self) -> usize {
-        match self {
-            ColumnData::Numeric(v) => v.len(),
-            ColumnData::Categorical { codes, .. } => codes.len(),
-        }
-    }
-
-    pub fn missing(&self) -> usize {
-        match self {
-            ColumnData::Numeric(v) => v.iter().filter(|x| x.is_nan()).count(),
-            ColumnData::Categorical { codes, .. } => {
-                codes.iter().filter(|c| **c == MISSING).count()
+/// The columns of several files, one after the other: numbers with numbers, categories with categories
+/// (their levels united and the codes renumbered); `None` if a column's kinds differ between files.
+fn concatenate(files: Vec<Vec<ColumnData>>) -> Option<Vec<ColumnData>> {
+    let mut files = files.into_iter();
+    let mut all = files.next()?;
+    for file in files {
+        for (column, more) in all.iter_mut().zip(file) {
+            match (column, more) {
+                (ColumnData::Numeric(values), ColumnData::Numeric(more)) => values.extend(more),
+                (
+                    ColumnData::Categorical { codes, levels },
+                    ColumnData::Categorical {
+                        codes: more_codes,
+                        levels: more_levels,
+                    },
+                ) => {
+                    let mut first_seen = std::mem::take(levels);
+                    let mut index: std::collections::HashMap<String, u32> = first_seen
+                        .iter()
+                        .enumerate()
+                        .map(|(code, level)| (level.clone(), code as u32))
+                        .collect();
+                    let renumber: Vec<u32> = more_levels
+                        .into_iter()
+                        .map(|level| {
+                            let next = first_seen.len() as u32;
+                            *index.entry(level.clone()).or_insert_with(|| {
+                                first_seen.push(level);
+                                next
+                            })
+                        })
+                        .collect();
+                    let mut joined = std::mem::take(codes);
+                    joined.extend(more_codes.into_iter().map(|c| match c {
+                        MISSING => MISSING,
+                        c => renumber[c as usize],
+                    }));
+                    let ColumnData::Categorical {
+                        codes: sorted,
+                        levels: sorted_levels,
+                    } = sorted_categories(joined, first_seen)
+                    else {
+                        return None;
+                    };
+                    (*codes, *levels) = (sorted, sorted_levels);
+                }
+                _ => return None,
             }
         }
     }
-
-    /// Categories from text values, in the order of the rows (for tests and small inputs).
-    #[cfg(test)]
-    pub fn categories(values: &[Option<&str>]) -> Self {
-        categorical(values.iter().copied(), values.len())
-    }
+    Some(all)
 }
 
-/// Codes the values in the order they come, then renumbers the codes so that they follow the sorted
-/// values (byte order of the UTF-8 text, which is scikit-learn's order of Python strings).
-fn categorical<'a>(values: impl Iterator<Item = Option<&'a str>>, rows: usize) -> ColumnData {
-    let mut seen: std::collections::HashMap<&'a str, u32> = std::collections::HashMap::new();
-    let mut codes = Vec::with_capacity(rows);
-    for value in values {
-        codes.push(match value {
-            None => MISSING,
-            Some(text) => {
-                let next = seen.len() as u32;
-                *seen.entry(text).or_insert(next)
-            }
-        });
-    }
-    let mut levels: Vec<(&str, u32)> = seen.into_iter().collect();
-    levels.sort_unstable();
-    let mut renumber = vec![0u32; levels.len()];
-    for (sorted, (_, first_seen)) in levels.iter().enumerate() {
-        renumber[*first_seen as usize] = sorted as u32;
-    }
-    for code in codes.iter_mut().filter(|c| **c != MISSING) {
-        *code = renumber[*code as usize];
-    }
-    ColumnData::Categorical {
-        codes,
-        levels: levels
-            .into_iter()
-            .map(|(text, _)| text.to_string())
-            .collect(),
+/// The files the plain reader would read, each with its wanted columns and their kinds.
+type PlainFiles<'a> = Vec<(&'a Path, Vec<(String, super::csv::Kind)>)>;
+
+/// How the fast reader parses a column polars infers as `dtype`; `None` for a type it leaves to polars.
+fn csv_kind(dtype: &DataType) -> Option<super::csv::Kind> {
+    use super::csv::Kind;
+    match dtype {
+        DataType::Int64 => Some(Kind::Integer),
+        DataType::Float64 => Some(Kind::Float),
+        DataType::String => Some(Kind::Text),
+        DataType::Boolean => Some(Kind::Boolean),
+        _ => None,
     }
 }
 
@@ -82,6 +83,8 @@ pub struct Frame {
     pub rows: usize,
     pub features: Vec<(String, ColumnData)>,
     pub label: (String, ColumnData),
+    /// How the files were read: by the plain CSV reader, or by polars and why.
+    pub read_by: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,9 +215,30 @@ pub fn peek(path: &Path, label: &str) -> Result<Peek, DataError> {
 
 /// Reads `label` and `features` (or every other column) from every file of the channel.
 pub fn load(dir: &Path, label: &str, features: Option<&[String]>) -> Result<Frame, DataError> {
+    load_frame(dir, label, features, true)
+}
+
+/// As [`load`], every file read by polars (the reference the fast reader is tested against).
+#[cfg(test)]
+pub fn load_with_polars(
+    dir: &Path,
+    label: &str,
+    features: Option<&[String]>,
+) -> Result<Frame, DataError> {
+    load_frame(dir, label, features, false)
+}
+
+fn load_frame(
+    dir: &Path,
+    label: &str,
+    features: Option<&[String]>,
+    plain_reader: bool,
+) -> Result<Frame, DataError> {
     let files = tabular_files(dir)?;
     let mut frames = Vec::new();
     let mut chosen: Option<Vec<String>> = None;
+    // What the fast reader would read of each file (polars' types for its columns), while it can.
+    let mut plain: Option<PlainFiles> = plain_reader.then(Vec::new);
     for path in &files {
         let mut lazy = scan(path)?;
         let file = path.display().to_string();
@@ -245,34 +269,55 @@ pub fn load(dir: &Path, label: &str, features: Option<&[String]>) -> Result<Fram
                 });
             }
         }
+        let wanted: Option<Vec<(String, super::csv::Kind)>> = std::iter::once(label)
+            .chain(columns.iter().map(String::as_str))
+            .map(|name| Some((name.to_string(), csv_kind(schema.get(name)?)?)))
+            .collect();
+        let is_csv = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let same_columns = chosen.as_ref().is_none_or(|first| *first == columns);
+        plain = match (plain, wanted) {
+            (Some(mut files), Some(wanted)) if is_csv && same_columns => {
+                files.push((path.as_path(), wanted));
+                Some(files)
+            }
+            _ => None,
+        };
         let mut selection: Vec<Expr> = vec![col(label)];
         selection.extend(columns.iter().map(|c| col(c.as_str())));
         frames.push(lazy.select(selection));
         chosen.get_or_insert(columns);
     }
     let columns = chosen.unwrap_or_default();
-    let joined = match frames.as_slice() {
-        [] => return Err(DataError::NoFiles(dir.to_path_buf())),
-        [only] => only.clone(),
-        _ => concat(
-            &frames,
-            UnionArgs {
-                to_supertypes: true,
-                ..Default::default()
-            },
-        )
-        .map_err(|e| DataError::Concat(e.to_string()))?,
-    };
-    let df = joined.collect().map_err(|e| DataError::Unreadable {
-        file: files
+    let names: Vec<&str> = std::iter::once(label)
+        .chain(columns.iter().map(String::as_str))
+        .collect();
+    // Plain CSV files are read straight into columns; anything else (or a plain reading that gives
+    // up) by polars.
+    let fast = match plain {
+        None => Err("parquet, or types the plain reader does not take".to_string()),
+        Some(plain) => plain
             .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        kind: "a table",
-        message: e.to_string(),
-    })?;
-    let rows = df.height();
+            .map(|(path, wanted)| {
+                super::csv::read(path, wanted).map_err(|why| {
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    format!("{name}: {}", why.0)
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|files| {
+                concatenate(files).ok_or_else(|| "column types differ between files".into())
+            }),
+    };
+    let (mut converted, read_by) = match fast {
+        Ok(converted) => (converted, "read as plain CSV".to_string()),
+        Err(why) => (
+            read_with_polars(&frames, &files, &names, dir)?,
+            format!("read by polars: {why}"),
+        ),
+    };
+    let rows = converted.first().map_or(0, ColumnData::len);
     if rows == 0 {
         return Err(DataError::Empty {
             files: files
@@ -282,27 +327,6 @@ pub fn load(dir: &Path, label: &str, features: Option<&[String]>) -> Result<Fram
                 .join(", "),
         });
     }
-    // The columns taken out of the frame and converted on every core, each polars column freed as soon
-    // as it is converted: the data is never held twice over.
-    use rayon::prelude::*;
-    let names: Vec<&str> = std::iter::once(label)
-        .chain(columns.iter().map(String::as_str))
-        .collect();
-    let series: Vec<Series> = names
-        .iter()
-        .map(|name| {
-            df.column(name)
-                .map(|c| c.as_materialized_series().clone())
-                .map_err(|e| DataError::Concat(e.to_string()))
-        })
-        .collect::<Result<_, _>>()?;
-    drop(df);
-    let mut converted: Vec<ColumnData> = series
-        .into_par_iter()
-        .zip(names)
-        .with_max_len(1)
-        .map(|(series, name)| column_data(series, name))
-        .collect::<Result<_, _>>()?;
     let label_data = converted.remove(0);
     let mut feature_data = Vec::new();
     for (name, data) in columns.iter().zip(converted) {
@@ -319,7 +343,57 @@ pub fn load(dir: &Path, label: &str, features: Option<&[String]>) -> Result<Fram
         rows,
         features: feature_data,
         label: (label.to_string(), label_data),
+        read_by,
     })
+}
+
+/// Reads the selected columns of every file with polars (concatenated, types united), converted to the
+/// builtin's columns in the order of `names`.
+fn read_with_polars(
+    frames: &[LazyFrame],
+    files: &[PathBuf],
+    names: &[&str],
+    dir: &Path,
+) -> Result<Vec<ColumnData>, DataError> {
+    let joined = match frames {
+        [] => return Err(DataError::NoFiles(dir.to_path_buf())),
+        [only] => only.clone(),
+        _ => concat(
+            frames,
+            UnionArgs {
+                to_supertypes: true,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| DataError::Concat(e.to_string()))?,
+    };
+    let df = joined.collect().map_err(|e| DataError::Unreadable {
+        file: files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        kind: "a table",
+        message: e.to_string(),
+    })?;
+    // The columns taken out of the frame and converted on every core, each polars column freed as soon
+    // as it is converted: the data is never held twice over.
+    use rayon::prelude::*;
+    let series: Vec<Series> = names
+        .iter()
+        .map(|name| {
+            df.column(name)
+                .map(|c| c.as_materialized_series().clone())
+                .map_err(|e| DataError::Concat(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    drop(df);
+    series
+        .into_par_iter()
+        .zip(names.par_iter())
+        .with_max_len(1)
+        .map(|(series, name)| column_data(series, name))
+        .collect()
 }
 
 fn column_data(series: Series, name: &str) -> Result<ColumnData, DataError> {
@@ -359,28 +433,114 @@ fn column_data(series: Series, name: &str) -> Result<ColumnData, DataError> {
     }
 }
 
-/// Writes `result_df.parquet` as the splits go: one row per input row and split, one row group per part
-/// of a split, so that no more than one split's rows are ever held. The encoding runs on a thread of its
-/// own while the next split is fitted. Snappy-compressed: fast to write, and the result zip stores the
-/// file as it is instead of compressing it again.
+/// Writes `result_df.parquet` as the splits go: one row per input row and split (the split's test rows,
+/// then its training rows, each in the order of the input), with the row's label, prediction and, for a
+/// classification, probability. A split is handed over as the scores of every row (one number a row);
+/// the rows are written on a thread of their own, in row groups of at most [`ROW_GROUP`] rows, while the
+/// next split is fitted, so that neither a split's table nor its encoding is ever held whole.
+/// Snappy-compressed: fast to write, and the result zip stores the file as it is instead of compressing
+/// it again.
 pub struct ResultWriter {
-    parts: Option<std::sync::mpsc::SyncSender<DataFrame>>,
+    parts: Option<std::sync::mpsc::SyncSender<SplitScores>>,
     writer: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
     rows: usize,
+    total: usize,
 }
 
-/// The rows of one part of a split, for [`ResultWriter::write`].
-pub struct ResultPart<'a> {
+/// Rows of one row group of `result_df.parquet`.
+const ROW_GROUP: usize = 1 << 17;
+
+/// What a split predicted for every row of the frame.
+pub enum Scores {
+    /// The probability of the positive class (the predicted class is whether it is above one half).
+    Probabilities(Vec<f64>),
+    /// The predicted values of a regression.
+    Predictions(Vec<f64>),
+}
+
+/// One split, for [`ResultWriter::write`]: its number, the group of its test rows, and its scores.
+pub struct SplitScores {
     pub fold: u32,
-    pub split: &'static str,
-    pub rows: &'a [usize],
-    pub labels: &'a [f64],
-    pub predictions: &'a [f64],
-    pub probabilities: Option<&'a [f64]>,
+    pub test: u32,
+    pub scores: Scores,
+}
+
+/// The columns of one row group being gathered.
+#[derive(Default)]
+struct RowGroup {
+    rows: Vec<u64>,
+    labels: Vec<f64>,
+    predictions: Vec<f64>,
+    probabilities: Vec<f64>,
+}
+
+impl RowGroup {
+    fn frame(&mut self, fold: u32, split: &str, probabilities: bool) -> PolarsResult<DataFrame> {
+        let height = self.rows.len();
+        let probability = if probabilities {
+            Column::new(
+                "probability".into(),
+                std::mem::take(&mut self.probabilities),
+            )
+        } else {
+            Column::full_null("probability".into(), height, &DataType::Float64)
+        };
+        DataFrame::new(
+            height,
+            vec![
+                Column::new("row".into(), std::mem::take(&mut self.rows)),
+                Column::new("fold".into(), vec![fold; height]),
+                Column::new("split".into(), vec![split; height]),
+                Column::new("label".into(), std::mem::take(&mut self.labels)),
+                Column::new("prediction".into(), std::mem::take(&mut self.predictions)),
+                probability,
+            ],
+        )
+    }
+}
+
+/// Writes one split's rows: its test part, then its training part, in row groups.
+fn write_split(
+    writer: &mut polars::io::parquet::write::BatchedWriter<std::fs::File>,
+    split: &SplitScores,
+    group: &[u32],
+    labels: &[f64],
+) -> PolarsResult<()> {
+    let (scores, probabilities) = match &split.scores {
+        Scores::Probabilities(p) => (p, true),
+        Scores::Predictions(p) => (p, false),
+    };
+    for (name, tested) in [("test", true), ("train", false)] {
+        let mut part = RowGroup::default();
+        let rows = (0..group.len()).filter(|&i| (group[i] == split.test) == tested);
+        for i in rows {
+            part.rows.push(i as u64);
+            part.labels.push(labels[i]);
+            let score = scores[i];
+            if probabilities {
+                part.predictions.push(if score > 0.5 { 1.0 } else { 0.0 });
+                part.probabilities.push(score);
+            } else {
+                part.predictions.push(score);
+            }
+            if part.rows.len() == ROW_GROUP {
+                writer.write_batch(&part.frame(split.fold, name, probabilities)?)?;
+            }
+        }
+        if !part.rows.is_empty() {
+            writer.write_batch(&part.frame(split.fold, name, probabilities)?)?;
+        }
+    }
+    Ok(())
 }
 
 impl ResultWriter {
-    pub fn create(path: &Path) -> anyhow::Result<Self> {
+    /// A writer for the splits of a frame whose rows are in `group` and have `labels`.
+    pub fn create(
+        path: &Path,
+        group: std::sync::Arc<[u32]>,
+        labels: std::sync::Arc<[f64]>,
+    ) -> anyhow::Result<Self> {
         let schema = Schema::from_iter([
             Field::new("row".into(), DataType::UInt64),
             Field::new("fold".into(), DataType::UInt32),
@@ -393,11 +553,12 @@ impl ResultWriter {
         let mut writer = ParquetWriter::new(file)
             .with_compression(ParquetCompression::Snappy)
             .batched(&schema)?;
-        let (parts, received) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+        let (parts, received) = std::sync::mpsc::sync_channel::<SplitScores>(1);
+        let total = group.len();
         let thread = std::thread::Builder::new().name("result_df".into()).spawn(
             move || -> anyhow::Result<()> {
-                for df in received {
-                    writer.write_batch(&df)?;
+                for split in received {
+                    write_split(&mut writer, &split, &group, &labels)?;
                 }
                 writer.finish()?;
                 Ok(())
@@ -407,37 +568,19 @@ impl ResultWriter {
             parts: Some(parts),
             writer: Some(thread),
             rows: 0,
+            total,
         })
     }
 
-    pub fn write(&mut self, part: ResultPart<'_>) -> anyhow::Result<()> {
-        let height = part.rows.len();
-        let probability = match part.probabilities {
-            Some(p) => Column::new("probability".into(), p),
-            None => Column::full_null("probability".into(), height, &DataType::Float64),
-        };
-        let df = DataFrame::new(
-            height,
-            vec![
-                Column::new(
-                    "row".into(),
-                    part.rows.iter().map(|&i| i as u64).collect::<Vec<u64>>(),
-                ),
-                Column::new("fold".into(), vec![part.fold; height]),
-                Column::new("split".into(), vec![part.split; height]),
-                Column::new("label".into(), part.labels),
-                Column::new("prediction".into(), part.predictions),
-                probability,
-            ],
-        )?;
-        let sent = self.parts.as_ref().map(|parts| parts.send(df));
+    pub fn write(&mut self, split: SplitScores) -> anyhow::Result<()> {
+        let sent = self.parts.as_ref().map(|parts| parts.send(split));
         if !matches!(sent, Some(Ok(()))) {
             // The writing thread ended early: its error says why.
             return Err(self.join().err().unwrap_or_else(|| {
                 anyhow::anyhow!("the result_df writer stopped before all rows were written")
             }));
         }
-        self.rows += height;
+        self.rows += self.total;
         Ok(())
     }
 
@@ -462,5 +605,179 @@ impl Drop for ResultWriter {
     /// thread finishes before the process may exit, and no truncated parquet is left.
     fn drop(&mut self) {
         let _ = self.join();
+    }
+}
+
+/// The plain CSV reader against polars, the reference: the same frames from the same files.
+#[cfg(test)]
+mod tests {
+    use super::super::csv::{read, Kind};
+    use super::*;
+
+    fn same(a: &ColumnData, b: &ColumnData) -> bool {
+        match (a, b) {
+            (ColumnData::Numeric(x), ColumnData::Numeric(y)) => {
+                x.len() == y.len()
+                    && x.iter()
+                        .zip(y)
+                        .all(|(p, q)| p.to_bits() == q.to_bits() || p.is_nan() && q.is_nan())
+            }
+            (
+                ColumnData::Categorical { codes, levels },
+                ColumnData::Categorical {
+                    codes: c2,
+                    levels: l2,
+                },
+            ) => codes == c2 && levels == l2,
+            _ => false,
+        }
+    }
+
+    fn assert_same_frames(fast: &Frame, reference: &Frame) {
+        assert_eq!(fast.rows, reference.rows);
+        assert!(
+            same(&fast.label.1, &reference.label.1),
+            "label {:?} vs {:?}",
+            fast.label,
+            reference.label
+        );
+        assert_eq!(fast.features.len(), reference.features.len());
+        for ((name, a), (other, b)) in fast.features.iter().zip(&reference.features) {
+            assert_eq!(name, other);
+            assert!(same(a, b), "{name}: {a:?} vs {b:?}");
+        }
+    }
+
+    /// Writes `files` into a fresh channel folder; loads it both ways and compares.
+    fn both_ways(files: &[(&str, &str)], features: Option<&[String]>) -> (Frame, Frame) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let fast = load(dir.path(), "y", features).unwrap();
+        let reference = load_with_polars(dir.path(), "y", features).unwrap();
+        // Read by the plain reader indeed, not left to polars.
+        assert_eq!(fast.read_by, "read as plain CSV");
+        assert_same_frames(&fast, &reference);
+        (fast, reference)
+    }
+
+    fn wanted(kinds: &[(&str, Kind)]) -> Vec<(String, Kind)> {
+        kinds.iter().map(|(n, k)| (n.to_string(), *k)).collect()
+    }
+
+    /// Numbers of every form polars takes, missing values, text in several scripts, booleans in any
+    /// case, CRLF line ends, no newline at the end, and enough rows to cross batches and pieces: the
+    /// columns are those polars gives, bit for bit.
+    #[test]
+    fn plain_files_read_as_polars_reads_them() {
+        let mut text = String::from("y,a,b,city,flag,n\r\n");
+        let cities = ["Zürich", "ålesund", "Berlin", "", "東京", "berlin"];
+        let numbers = [
+            "1.5", "", "-0.25", "1e5", "3", "-1.0E-3", "inf", "NaN", ".5", "7.", "+2",
+        ];
+        for i in 0..3000 {
+            text.push_str(&format!(
+                "{},{},{},{},{},{}\r\n",
+                i % 2,
+                numbers[i % numbers.len()],
+                if i % 7 == 0 {
+                    String::new()
+                } else {
+                    format!("{}", (i as i64 - 1500) * 1_000_003)
+                },
+                cities[i % cities.len()],
+                ["true", "False", "", "TRUE"][i % 4],
+                i,
+            ));
+        }
+        text.push_str("1,2.5,9007199254740993,Berlin,false,3000");
+        let (fast, _) = both_ways(&[("d.csv", &text)], None);
+        assert_eq!(fast.rows, 3001);
+        // And the fast reader did read it (it did not give up and leave it to polars).
+        let kinds = wanted(&[
+            ("y", Kind::Integer),
+            ("a", Kind::Float),
+            ("b", Kind::Integer),
+            ("city", Kind::Text),
+            ("flag", Kind::Boolean),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.csv"), &text).unwrap();
+        let columns = read(&dir.path().join("d.csv"), &kinds).unwrap();
+        let ColumnData::Categorical { levels, .. } = &columns[4] else {
+            panic!("flag is categorical")
+        };
+        assert_eq!(levels, &["false", "true"]);
+        // A chosen subset of features, in the order asked.
+        let chosen = vec!["city".to_string(), "a".to_string()];
+        let (fast, _) = both_ways(&[("d.csv", &text)], Some(&chosen));
+        assert_eq!(fast.features[0].0, "city");
+    }
+
+    /// Several files are one frame: categories united across files, numbers of both integer and
+    /// fractional files together.
+    #[test]
+    fn several_files_are_concatenated_as_polars_concatenates_them() {
+        both_ways(
+            &[
+                ("a.csv", "y,x,k\n0,1,red\n1,2,blue\n"),
+                ("b.csv", "y,x,k\n1,2.5,green\n0,,red\n1,3,\n"),
+            ],
+            None,
+        );
+    }
+
+    /// Anything but plain CSV is left to polars (the frame is still the reference's).
+    #[test]
+    fn files_that_are_not_plain_are_left_to_polars() {
+        let text_kinds = wanted(&[("y", Kind::Integer), ("k", Kind::Text)]);
+        let number_kinds = wanted(&[("y", Kind::Integer), ("k", Kind::Float)]);
+        for (text, why, kinds) in [
+            ("y,k\n0,\"a,b\"\n1,c\n", "quoted", &text_kinds),
+            ("y,k\n0,a\n\n1,c\n", "empty line", &text_kinds),
+            ("y,k\n0,a\n1\n", "a short line", &text_kinds),
+            ("y,k\n0,a,b\n1,c\n", "a long line", &text_kinds),
+            ("\u{feff}y,k\n0,a\n1,c\n", "byte-order mark", &text_kinds),
+            (
+                "y,k\n0,1.5\n1, 5\n",
+                "a blank before a number",
+                &number_kinds,
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("d.csv");
+            std::fs::write(&file, text).unwrap();
+            assert!(read(&file, kinds).is_err(), "{why}: read as plain");
+            let fast = load(dir.path(), "y", None);
+            let reference = load_with_polars(dir.path(), "y", None);
+            match (fast, reference) {
+                (Ok(fast), Ok(reference)) => assert_same_frames(&fast, &reference),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{why}"),
+                (a, b) => panic!("{why}: {:?} vs {:?}", a.is_ok(), b.is_ok()),
+            }
+        }
+        // A value polars' inference did not see (after its first 10,000 rows) that is not a number:
+        // polars' own error, either way.
+        let mut text = String::from("y,x\n");
+        for i in 0..10_050 {
+            text.push_str(&format!(
+                "{},{}\n",
+                i % 2,
+                if i == 10_040 {
+                    "oops".to_string()
+                } else {
+                    format!("{i}.5")
+                }
+            ));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.csv"), &text).unwrap();
+        let fast = load(dir.path(), "y", None).err().map(|e| e.to_string());
+        let reference = load_with_polars(dir.path(), "y", None)
+            .err()
+            .map(|e| e.to_string());
+        assert!(fast.is_some());
+        assert_eq!(fast, reference);
     }
 }

@@ -1,42 +1,113 @@
-//! The linear algebra the builtin models need, shaped by the data: a design matrix kept as columns of
-//! numbers and as category codes (a one-hot column is never written out), the two passes a Newton step
-//! makes over it (the linear predictor; the weighted Gram matrix with the gradient), and a Cholesky solve.
+//! The linear algebra the builtin models need, shaped by the data: a design matrix that is a view of the
+//! frame's own columns (numbers standardised and imputed as they are read, categories one-hot through
+//! their codes; neither a standardised copy nor a one-hot column is ever written out), the two passes a
+//! Newton step makes over it (the linear predictor; the weighted Gram matrix with the gradient), and a
+//! Cholesky solve.
+//!
+//! A split's training rows are not copied out either: the design covers every row of the frame and marks
+//! the split's test rows as held out of the fit, so one frame in memory serves every split, and the
+//! linear predictor of a fit is at once the prediction of its test rows.
 //!
 //! The passes split the rows into a fixed number of parts, run the parts on every core and add the parts'
 //! sums in order, so that a result does not depend on the number of threads or on their timing.
 
 use rayon::prelude::*;
 
-use super::data::MISSING;
+use super::columns::MISSING;
 
-/// A standardised numeric column of the design: coefficient `position`.
+/// A numeric feature of the design, coefficient `position`: the column's values as they are read,
+/// standardised (`(v − mean) · inverse_scale`) and imputed (a missing value becomes the mean, so 0) on
+/// the way into a pass.
 #[derive(Debug, Clone)]
-pub struct Numbers {
+pub struct Numbers<'a> {
     pub position: usize,
-    pub values: Vec<f64>,
+    pub values: &'a [f64],
+    pub mean: f64,
+    pub inverse_scale: f64,
 }
 
-/// A one-hot encoded feature: coefficients `offset .. offset + levels`; `codes[r]` is the level of row
-/// `r`, or [`MISSING`] for a row that is zero in all of them (a category unseen in training).
+impl Numbers<'_> {
+    /// Values already standardised, read as they are.
+    #[cfg(test)]
+    pub fn plain(position: usize, values: &[f64]) -> Numbers<'_> {
+        Numbers {
+            position,
+            values,
+            mean: 0.0,
+            inverse_scale: 1.0,
+        }
+    }
+
+    /// The standardised values of `range` into `out`.
+    #[inline(always)]
+    fn standardise(&self, range: std::ops::Range<usize>, out: &mut [f64]) {
+        let (mean, inverse) = (self.mean, self.inverse_scale);
+        for (out, v) in out.iter_mut().zip(&self.values[range]) {
+            let x = (v - mean) * inverse;
+            *out = if x.is_nan() { 0.0 } else { x };
+        }
+    }
+}
+
+/// A one-hot encoded feature: coefficients `offset .. offset + levels`. `codes` are the column's own
+/// codes ([`MISSING`] for a missing value); `level` maps them to design levels: `level[0]` is the level
+/// of a missing value (the imputed one), `level[c + 1]` that of code `c`, and a level of [`MISSING`] (a
+/// category unseen in training) is zero in every column.
 #[derive(Debug, Clone)]
-pub struct Categories {
+pub struct Categories<'a> {
     pub offset: usize,
     pub levels: usize,
-    pub codes: Vec<u32>,
+    pub codes: &'a [u32],
+    pub level: Vec<u32>,
 }
 
-/// The design matrix of some rows: `width` coefficients besides the intercept.
+impl Categories<'_> {
+    /// Codes that are the design levels themselves (a missing code is zero in every column).
+    #[cfg(test)]
+    pub fn plain(offset: usize, levels: usize, codes: &[u32]) -> Categories<'_> {
+        Categories {
+            offset,
+            levels,
+            codes,
+            level: std::iter::once(MISSING).chain(0..levels as u32).collect(),
+        }
+    }
+
+    /// The design level of a code.
+    #[inline(always)]
+    fn level_of(&self, code: u32) -> u32 {
+        self.level
+            .get(code.wrapping_add(1) as usize)
+            .copied()
+            .unwrap_or(MISSING)
+    }
+}
+
+/// Rows a design holds out of its fits (a split's test part): those whose `group` is `test`. They are
+/// still predicted by [`Design::linear`].
+#[derive(Debug, Clone, Copy)]
+pub struct HeldOut<'a> {
+    pub group: &'a [u32],
+    pub test: u32,
+}
+
+/// The design matrix of the rows of a frame: `width` coefficients besides the intercept.
 #[derive(Debug, Clone)]
-pub struct Design {
+pub struct Design<'a> {
     pub rows: usize,
     pub width: usize,
-    pub numbers: Vec<Numbers>,
-    pub categories: Vec<Categories>,
+    pub numbers: Vec<Numbers<'a>>,
+    pub categories: Vec<Categories<'a>>,
+    pub held_out: Option<HeldOut<'a>>,
 }
 
-/// A part's scratch space: the weighted numbers of a block by column and by row, and per categorical
-/// feature the sums of the weighted numbers per level.
+/// A part's scratch space: a block's weights and residuals, its standardised numbers, its design levels, its weighted numbers by
+/// column and by row, and per categorical feature the sums of the weighted numbers per level.
 struct Buffers {
+    weights: Vec<f64>,
+    residuals: Vec<f64>,
+    standardised: Vec<f64>,
+    levels: Vec<u32>,
     weighted: Vec<f64>,
     by_row: Vec<f64>,
     cross: Vec<Vec<f64>>,
@@ -100,8 +171,22 @@ fn total(a: &[f64]) -> f64 {
     lanes.iter().sum::<f64>() + rest.iter().sum::<f64>()
 }
 
-impl Design {
-    /// `theta[0] + x_i · theta[1..]` for every row.
+impl Design<'_> {
+    /// Whether row `i` counts in fits (it is not held out).
+    #[inline(always)]
+    pub fn in_fit(&self, i: usize) -> bool {
+        self.held_out.is_none_or(|h| h.group[i] != h.test)
+    }
+
+    /// The rows that count in fits.
+    pub fn fitted_rows(&self) -> usize {
+        match self.held_out {
+            None => self.rows,
+            Some(h) => h.group.iter().filter(|g| **g != h.test).count(),
+        }
+    }
+
+    /// `theta[0] + x_i · theta[1..]` for every row, held-out rows included.
     pub fn linear(&self, theta: &[f64]) -> Vec<f64> {
         let mut z = vec![theta.first().copied().unwrap_or(0.0); self.rows];
         let ranges = parts(self.rows);
@@ -115,14 +200,16 @@ impl Design {
         pieces.into_par_iter().zip(ranges).for_each(|(out, range)| {
             for column in &self.numbers {
                 let w = theta[1 + column.position];
-                for (z, x) in out.iter_mut().zip(&column.values[range.clone()]) {
-                    *z += w * x;
+                let (mean, inverse) = (column.mean, column.inverse_scale);
+                for (z, v) in out.iter_mut().zip(&column.values[range.clone()]) {
+                    let x = (v - mean) * inverse;
+                    *z += if x.is_nan() { 0.0 } else { w * x };
                 }
             }
             for feature in &self.categories {
                 let levels = &theta[1 + feature.offset..1 + feature.offset + feature.levels];
                 for (z, &code) in out.iter_mut().zip(&feature.codes[range.clone()]) {
-                    if let Some(t) = levels.get(code as usize) {
+                    if let Some(t) = levels.get(feature.level_of(code) as usize) {
                         *z += t;
                     }
                 }
@@ -132,9 +219,14 @@ impl Design {
     }
 
     /// `Σ weight_i · [1, x_i]ᵀ [1, x_i]` (symmetric, `(width+1)²`, row-major) and
-    /// `Σ residual_i · [1, x_i]`, in one pass. One-hot blocks are sums over their rows' levels.
-    /// On processors with AVX2 and FMA (checked at run time) the same code is compiled for them.
-    pub fn gram(&self, weights: &[f64], residuals: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    /// `Σ residual_i · [1, x_i]`, in one pass over every row. `weigh(range, weights, residuals)` gives
+    /// the weights and residuals of a block of rows as the pass reaches it (a held-out row has both 0),
+    /// so that they are never written out for every row. One-hot blocks are sums over their rows'
+    /// levels. On processors with AVX2 and FMA (checked at run time) the same code is compiled for them.
+    pub fn gram<F>(&self, weigh: F) -> (Vec<f64>, Vec<f64>)
+    where
+        F: Fn(std::ops::Range<usize>, &mut [f64], &mut [f64]) + Sync,
+    {
         let d = self.width + 1;
         #[cfg(target_arch = "x86_64")]
         let wide = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
@@ -149,9 +241,9 @@ impl Design {
                 #[cfg(target_arch = "x86_64")]
                 if wide {
                     // SAFETY: the processor has AVX2 and FMA, checked just above.
-                    return unsafe { self.gram_part_wide(range, weights, residuals) };
+                    return unsafe { self.gram_part_wide(range, &weigh) };
                 }
-                self.gram_part::<false>(range, weights, residuals)
+                self.gram_part::<false, F>(range, &weigh)
             })
             .collect();
         let mut h = vec![0.0; d * d];
@@ -173,28 +265,36 @@ impl Design {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn gram_part_wide(
+    unsafe fn gram_part_wide<F>(
         &self,
         range: std::ops::Range<usize>,
-        weights: &[f64],
-        residuals: &[f64],
-    ) -> (Vec<f64>, Vec<f64>) {
-        self.gram_part::<true>(range, weights, residuals)
+        weigh: &F,
+    ) -> (Vec<f64>, Vec<f64>)
+    where
+        F: Fn(std::ops::Range<usize>, &mut [f64], &mut [f64]) + Sync,
+    {
+        self.gram_part::<true, F>(range, weigh)
     }
 
     #[inline(always)]
-    fn gram_part<const FMA: bool>(
+    fn gram_part<const FMA: bool, F>(
         &self,
         range: std::ops::Range<usize>,
-        weights: &[f64],
-        residuals: &[f64],
-    ) -> (Vec<f64>, Vec<f64>) {
+        weigh: &F,
+    ) -> (Vec<f64>, Vec<f64>)
+    where
+        F: Fn(std::ops::Range<usize>, &mut [f64], &mut [f64]) + Sync,
+    {
         let d = self.width + 1;
         let mut h = vec![0.0; d * d];
         let mut g = vec![0.0; d];
         let p = self.numbers.len();
         let mut start = range.start;
         let mut buffers = Buffers {
+            weights: vec![0.0; BLOCK],
+            residuals: vec![0.0; BLOCK],
+            standardised: vec![0.0; p * BLOCK],
+            levels: vec![0; self.categories.len() * BLOCK],
             weighted: vec![0.0; p * BLOCK],
             by_row: vec![0.0; p * BLOCK],
             cross: self
@@ -205,7 +305,12 @@ impl Design {
         };
         while start < range.end {
             let end = (start + BLOCK).min(range.end);
-            self.gram_block::<FMA>(start..end, weights, residuals, &mut buffers, &mut h, &mut g);
+            weigh(
+                start..end,
+                &mut buffers.weights[..end - start],
+                &mut buffers.residuals[..end - start],
+            );
+            self.gram_block::<FMA>(start..end, &mut buffers, &mut h, &mut g);
             start = end;
         }
         // The sums of the weighted numbers per level, into their cells.
@@ -224,8 +329,6 @@ impl Design {
     fn gram_block<const FMA: bool>(
         &self,
         range: std::ops::Range<usize>,
-        weights: &[f64],
-        residuals: &[f64],
         buffers: &mut Buffers,
         h: &mut [f64],
         g: &mut [f64],
@@ -233,13 +336,26 @@ impl Design {
         let d = self.width + 1;
         let n = range.len();
         let p = self.numbers.len();
-        let weighted = &mut buffers.weighted;
-        let w = &weights[range.clone()];
-        let r = &residuals[range.clone()];
+        let w = &buffers.weights[..n];
+        let r = &buffers.residuals[..n];
         g[0] += total(r);
         h[0] += total(w);
         for (a, column) in self.numbers.iter().enumerate() {
-            let x = &column.values[range.clone()];
+            column.standardise(
+                range.clone(),
+                &mut buffers.standardised[a * BLOCK..a * BLOCK + n],
+            );
+        }
+        for (k, feature) in self.categories.iter().enumerate() {
+            let levels = &mut buffers.levels[k * BLOCK..k * BLOCK + n];
+            for (level, &code) in levels.iter_mut().zip(&feature.codes[range.clone()]) {
+                *level = feature.level_of(code);
+            }
+        }
+        let standardised = &buffers.standardised;
+        let weighted = &mut buffers.weighted;
+        for (a, column) in self.numbers.iter().enumerate() {
+            let x = &standardised[a * BLOCK..a * BLOCK + n];
             let wx = &mut weighted[a * BLOCK..a * BLOCK + n];
             for ((out, w), x) in wx.iter_mut().zip(w).zip(x) {
                 *out = w * x;
@@ -251,9 +367,9 @@ impl Design {
         for (a, column) in self.numbers.iter().enumerate() {
             let ia = 1 + column.position;
             let wx = &weighted[a * BLOCK..a * BLOCK + n];
-            for other in &self.numbers[..=a] {
+            for (b, other) in self.numbers[..=a].iter().enumerate() {
                 let ib = 1 + other.position;
-                h[ia * d + ib] += dot::<FMA>(wx, &other.values[range.clone()]);
+                h[ia * d + ib] += dot::<FMA>(wx, &standardised[b * BLOCK..b * BLOCK + n]);
             }
         }
         if !self.categories.is_empty() {
@@ -265,7 +381,7 @@ impl Design {
             }
         }
         for (k, feature) in self.categories.iter().enumerate() {
-            let codes = &feature.codes[range.clone()];
+            let codes = &buffers.levels[k * BLOCK..k * BLOCK + n];
             let base = 1 + feature.offset;
             for (i, &code) in codes.iter().enumerate() {
                 if (code as usize) < feature.levels {
@@ -286,8 +402,8 @@ impl Design {
                     }
                 }
             }
-            for other in &self.categories[..k] {
-                let other_codes = &other.codes[range.clone()];
+            for (j, other) in self.categories[..k].iter().enumerate() {
+                let other_codes = &buffers.levels[j * BLOCK..j * BLOCK + n];
                 let other_base = 1 + other.offset;
                 for (i, (&code, &other_code)) in codes.iter().zip(other_codes).enumerate() {
                     if (code as usize) < feature.levels && (other_code as usize) < other.levels {
@@ -380,59 +496,78 @@ mod tests {
         );
     }
 
-    /// The one-hot blocks give what the written-out one-hot matrix gives, row for row.
+    /// The one-hot blocks, the standardisation on the way in and the level map give what the written-out
+    /// standardised, imputed, one-hot matrix gives, row for row.
     #[test]
     fn gram_and_linear_match_the_dense_one_hot_matrix() {
         let rows = 1300; // more than one block and part
-        let mut numbers = Vec::new();
-        for a in 0..3 {
-            numbers.push(Numbers {
+        let raw: Vec<Vec<f64>> = (0..3)
+            .map(|a| {
+                (0..rows)
+                    .map(|i| match (i * (a + 3)) % 17 {
+                        // Some values missing.
+                        5 if a > 0 => f64::NAN,
+                        k => 1e6 * a as f64 + k as f64 / 7.0 - 1.0,
+                    })
+                    .collect()
+            })
+            .collect();
+        let (means, scales) = ([0.5, 1e6 + 0.2, 2e6], [1.0, 0.25, 3.0]);
+        let numbers: Vec<Numbers> = (0..3)
+            .map(|a| Numbers {
                 position: [0, 3, 7][a],
-                values: (0..rows)
-                    .map(|i| ((i * (a + 3)) % 17) as f64 / 7.0 - 1.0)
-                    .collect(),
-            });
-        }
-        let categories = vec![
-            Categories {
-                offset: 1,
-                levels: 2,
-                codes: (0..rows)
-                    .map(|i| (i % 3) as u32)
-                    .map(|c| if c == 2 { MISSING } else { c })
-                    .collect(),
-            },
-            Categories {
-                offset: 4,
-                levels: 3,
-                codes: (0..rows).map(|i| ((i / 5) % 3) as u32).collect(),
-            },
-        ];
+                values: &raw[a],
+                mean: means[a],
+                inverse_scale: 1.0 / scales[a],
+            })
+            .collect();
+        let first_codes: Vec<u32> = (0..rows)
+            .map(|i| (i % 3) as u32)
+            .map(|c| if c == 2 { MISSING } else { c })
+            .collect();
+        // Column codes 0..4: code 1 is unseen in training (no column), a missing value is level 0.
+        let second_codes: Vec<u32> = (0..rows).map(|i| ((i / 5) % 5) as u32).collect();
+        let second = Categories {
+            offset: 4,
+            levels: 3,
+            codes: &second_codes,
+            level: vec![0, 2, MISSING, 0, 1, 2],
+        };
         let design = Design {
             rows,
             width: 8,
             numbers,
-            categories,
+            categories: vec![Categories::plain(1, 2, &first_codes), second],
+            held_out: None,
         };
         let dense: Vec<Vec<f64>> = (0..rows)
             .map(|i| {
                 let mut x = vec![0.0; 9];
                 x[0] = 1.0;
-                for column in &design.numbers {
-                    x[1 + column.position] = column.values[i];
+                for (a, column) in design.numbers.iter().enumerate() {
+                    let v = raw[a][i];
+                    x[1 + column.position] = if v.is_nan() {
+                        0.0
+                    } else {
+                        (v - means[a]) / scales[a]
+                    };
                 }
-                for feature in &design.categories {
-                    let code = feature.codes[i];
-                    if (code as usize) < feature.levels {
-                        x[1 + feature.offset + code as usize] = 1.0;
-                    }
+                if first_codes[i] != MISSING {
+                    x[2 + first_codes[i] as usize] = 1.0;
+                }
+                match second_codes[i] {
+                    1 => {}
+                    c => x[5 + [2, 0, 0, 1, 2][c as usize] as usize] = 1.0,
                 }
                 x
             })
             .collect();
         let weights: Vec<f64> = (0..rows).map(|i| 0.1 + (i % 7) as f64 / 10.0).collect();
         let residuals: Vec<f64> = (0..rows).map(|i| (i % 5) as f64 - 2.0).collect();
-        let (h, g) = design.gram(&weights, &residuals);
+        let (h, g) = design.gram(|range, w, r| {
+            w.copy_from_slice(&weights[range.clone()]);
+            r.copy_from_slice(&residuals[range]);
+        });
         for a in 0..9 {
             let want_g: f64 = (0..rows).map(|i| residuals[i] * dense[i][a]).sum();
             assert!((g[a] - want_g).abs() < 1e-8, "g[{a}] {} vs {want_g}", g[a]);

@@ -3,6 +3,8 @@
 //! A builtin is the job: it runs in the entry like any program would, reads the same `/opt/ml` contract
 //! and reports on standard output, metrics included, exactly as a script would.
 
+mod columns;
+mod csv;
 mod data;
 mod linalg;
 mod models;

@@ -41,9 +41,11 @@ fn softplus(z: f64) -> f64 {
     }
 }
 
-/// `C · Σ logloss(z_i − t·u_i) + ½‖w − t·s‖²`: the objective scikit-learn minimises (times `C·n`), at
-/// `theta − t·step` given `z = Xθ` and `u = X·step`.
+/// `C · Σ logloss(z_i − t·u_i) + ½‖w − t·s‖²` over the rows in the fit: the objective scikit-learn
+/// minimises (times `C·n`), at `theta − t·step` given `z = Xθ` and `u = X·step`.
+#[allow(clippy::too_many_arguments)]
 fn objective_along(
+    x: &Design,
     z: &[f64],
     u: &[f64],
     y: &[f64],
@@ -55,8 +57,10 @@ fn objective_along(
     let loss = sum_rows(z.len(), |range| {
         let mut sum = 0.0;
         for i in range {
-            let zi = z[i] - t * u[i];
-            sum += softplus(zi) - y[i] * zi;
+            if x.in_fit(i) {
+                let zi = z[i] - t * u[i];
+                sum += softplus(zi) - y[i] * zi;
+            }
         }
         sum
     });
@@ -71,10 +75,11 @@ fn objective_along(
 /// Where a fit starts: zeros, or an earlier fit's coefficients (a warm start; the optimum is unique).
 pub type Start = Option<Vec<f64>>;
 
-/// Fits `P(y=1|x) = σ(b + x·w)` minimising `C · Σ logloss + ½‖w‖²`. Converged when the largest
-/// component of the gradient of the mean loss and half the squared Newton decrement are at most `tol`
-/// (scikit-learn's `newton-cholesky` test); one more Newton step is then taken, which costs little and
-/// puts the optimum well within `tol`.
+/// Fits `P(y=1|x) = σ(b + x·w)` minimising `C · Σ logloss + ½‖w‖²` over the design's rows in the fit
+/// (`y` holds a label for every row of the design). Converged when the largest component of the gradient
+/// of the mean loss and half the squared Newton decrement are at most `tol` (scikit-learn's
+/// `newton-cholesky` test); one more Newton step is then taken, which costs little and puts the optimum
+/// well within `tol`. Returns the fit and its decision `b + x·w` for every row, held-out rows included.
 pub fn fit_logistic(
     x: &Design,
     y: &[f64],
@@ -82,15 +87,16 @@ pub fn fit_logistic(
     max_iter: usize,
     tol: f64,
     start: Start,
-) -> Fitted {
+) -> (Fitted, Vec<f64>) {
     let d = x.width + 1;
-    let n = x.rows.max(1) as f64;
+    let n = x.fitted_rows().max(1) as f64;
     let mut theta = start
         .filter(|s| s.len() == d && s.iter().all(|v| v.is_finite()))
         .unwrap_or_else(|| {
             // From the best intercept alone (the log-odds of the classes), not from zero: it saves a
             // Newton step or two.
-            let mean = y.iter().sum::<f64>() / n;
+            let positives: f64 = (0..x.rows).filter(|&i| x.in_fit(i)).map(|i| y[i]).sum();
+            let mean = positives / n;
             let mut zero = vec![0.0; d];
             if mean > 0.0 && mean < 1.0 {
                 zero[0] = (mean / (1.0 - mean)).ln();
@@ -99,7 +105,7 @@ pub fn fit_logistic(
         });
     let mut z = x.linear(&theta);
     let zeros = vec![0.0; z.len()];
-    let mut current = objective_along(&z, &zeros, y, 0.0, c, &theta, &theta);
+    let mut current = objective_along(x, &z, &zeros, y, 0.0, c, &theta, &theta);
     let mut iterations = 0;
     let mut converged = false;
     let mut largest = f64::INFINITY;
@@ -110,16 +116,18 @@ pub fn fit_logistic(
             // Asked to stop: the caller sees it and stops at its safe point.
             break;
         }
-        let (weights, residuals): (Vec<f64>, Vec<f64>) = z
-            .par_iter()
-            .zip(y)
-            .with_min_len(4096)
-            .map(|(z, y)| {
-                let p = sigmoid(*z);
-                (c * p * (1.0 - p), c * (p - y))
-            })
-            .unzip();
-        let (mut hessian, mut gradient) = x.gram(&weights, &residuals);
+        // Weights and residuals of the current point, made block by block as the pass reads the rows.
+        let (mut hessian, mut gradient) = x.gram(|range, weights, residuals| {
+            let rows = range.clone().zip(&z[range.clone()]).zip(&y[range]);
+            for (((i, z), y), (w, r)) in rows.zip(weights.iter_mut().zip(residuals.iter_mut())) {
+                (*w, *r) = if x.in_fit(i) {
+                    let p = sigmoid(*z);
+                    (c * p * (1.0 - p), c * (p - y))
+                } else {
+                    (0.0, 0.0)
+                };
+            }
+        });
         for k in 1..d {
             gradient[k] += theta[k];
             hessian[k * d + k] += 1.0;
@@ -144,11 +152,11 @@ pub fn fit_logistic(
         }
         let u = x.linear(&step);
         // Differences of the objective below this are rounding in its sum, not progress.
-        let noise = 1e-14 * current.abs().max(1.0) * (x.rows as f64).sqrt().max(1.0);
+        let noise = 1e-14 * current.abs().max(1.0) * n.sqrt().max(1.0);
         let mut t = 1.0;
         let mut accepted = None;
         for _ in 0..50 {
-            let value = objective_along(&z, &u, y, t, c, &theta, &step);
+            let value = objective_along(x, &z, &u, y, t, c, &theta, &step);
             let sufficient = value <= current - 1e-4 * t * slope;
             // A full Newton step that promises less than rounding can show: accept it if it does no
             // harm; that is the optimum. (Only the full step: shorter ones promise less and less.)
@@ -178,7 +186,7 @@ pub fn fit_logistic(
             break;
         }
     }
-    Fitted {
+    let fitted = Fitted {
         intercept: theta[0],
         coefficients: theta[1..].to_vec(),
         iterations,
@@ -188,28 +196,36 @@ pub fn fit_logistic(
         } else {
             largest
         },
-    }
+    };
+    (fitted, z)
 }
 
-/// Least squares with a ridge penalty `alpha · ‖w‖²` (0 for ordinary least squares).
-pub fn fit_linear(x: &Design, y: &[f64], alpha: f64) -> Fitted {
+/// Least squares with a ridge penalty `alpha · ‖w‖²` (0 for ordinary least squares) over the design's
+/// rows in the fit; the fit and its predictions for every row, held-out rows included.
+pub fn fit_linear(x: &Design, y: &[f64], alpha: f64) -> (Fitted, Vec<f64>) {
     let d = x.width + 1;
-    let ones = vec![1.0; x.rows];
-    let (mut gram, rhs) = x.gram(&ones, y);
+    let (mut gram, rhs) = x.gram(|range, weights, residuals| {
+        let rows = range.clone().zip(&y[range]);
+        for ((i, y), (w, r)) in rows.zip(weights.iter_mut().zip(residuals.iter_mut())) {
+            (*w, *r) = if x.in_fit(i) { (1.0, *y) } else { (0.0, 0.0) };
+        }
+    });
     // One-hot columns with an intercept are collinear: a vanishing ridge picks the minimum-norm
     // solution, whose predictions are those of any least-squares solution.
-    let jitter = 1e-9 * (x.rows as f64).max(1.0);
+    let jitter = 1e-9 * (x.fitted_rows() as f64).max(1.0);
     for k in 1..d {
         gram[k * d + k] += alpha + jitter;
     }
     let theta = damped_solve(&gram, &rhs).unwrap_or_else(|| vec![0.0; d]);
-    Fitted {
+    let fitted = Fitted {
         intercept: theta[0],
         coefficients: theta[1..].to_vec(),
         iterations: 1,
         converged: true,
         gradient: 0.0,
-    }
+    };
+    let decision = x.linear(&theta);
+    (fitted, decision)
 }
 
 impl Fitted {
@@ -219,37 +235,45 @@ impl Fitted {
             .collect()
     }
 
+    /// The decision `b + x·w` of every row of `x`.
+    #[cfg(test)]
     pub fn decision(&self, x: &Design) -> Vec<f64> {
         x.linear(&self.theta())
     }
+}
 
-    pub fn probabilities(&self, x: &Design) -> Vec<f64> {
-        let mut z = self.decision(x);
-        z.par_iter_mut()
-            .with_min_len(4096)
-            .for_each(|v| *v = sigmoid(*v));
-        z
-    }
+/// The probabilities of decisions `z` (in place).
+pub fn probabilities(mut z: Vec<f64>) -> Vec<f64> {
+    z.par_iter_mut()
+        .with_min_len(4096)
+        .for_each(|v| *v = sigmoid(*v));
+    z
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::data::MISSING;
-    use super::super::linalg::{Categories, Numbers};
+    use super::super::columns::MISSING;
+    use super::super::linalg::{Categories, HeldOut, Numbers};
     use super::*;
 
-    fn design(rows: &[&[f64]]) -> Design {
-        let cols = rows[0].len();
+    /// The columns of rows written out row by row.
+    fn columns(rows: &[&[f64]]) -> Vec<Vec<f64>> {
+        (0..rows[0].len())
+            .map(|a| rows.iter().map(|r| r[a]).collect())
+            .collect()
+    }
+
+    fn design(columns: &[Vec<f64>]) -> Design<'_> {
         Design {
-            rows: rows.len(),
-            width: cols,
-            numbers: (0..cols)
-                .map(|a| Numbers {
-                    position: a,
-                    values: rows.iter().map(|r| r[a]).collect(),
-                })
+            rows: columns[0].len(),
+            width: columns.len(),
+            numbers: columns
+                .iter()
+                .enumerate()
+                .map(|(a, values)| Numbers::plain(a, values))
                 .collect(),
             categories: Vec::new(),
+            held_out: None,
         }
     }
 
@@ -259,7 +283,7 @@ mod tests {
     /// y = [0,0,1,0,1,0,1,1] gives intercept_ and coef_ recorded below.
     #[test]
     fn logistic_regression_matches_scikit_learn() {
-        let x = design(&[
+        let columns = columns(&[
             &[-1.5, 0.2],
             &[-0.8, -1.0],
             &[-0.3, 0.5],
@@ -269,9 +293,10 @@ mod tests {
             &[1.3, 0.8],
             &[1.8, -1.3],
         ]);
+        let x = design(&columns);
         let y = [0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
         for tol in [1e-10, 1e-4] {
-            let fitted = fit_logistic(&x, &y, 1.0, 100, tol, None);
+            let (fitted, _) = fit_logistic(&x, &y, 1.0, 100, tol, None);
             assert!(fitted.converged);
             let (b, w) = (REFERENCE_LOGISTIC.0, REFERENCE_LOGISTIC.1);
             assert!((fitted.intercept - b).abs() < 1e-6, "{fitted:?}");
@@ -280,8 +305,8 @@ mod tests {
             }
         }
         // Stronger regularisation shrinks the coefficients.
-        let shrunk = fit_logistic(&x, &y, 0.01, 100, 1e-10, None);
-        let full = fit_logistic(&x, &y, 1.0, 100, 1e-10, None);
+        let (shrunk, _) = fit_logistic(&x, &y, 0.01, 100, 1e-10, None);
+        let (full, _) = fit_logistic(&x, &y, 1.0, 100, 1e-10, None);
         assert!(shrunk.coefficients[0].abs() < full.coefficients[0].abs());
     }
 
@@ -338,41 +363,25 @@ mod tests {
             rows,
             width: 3 + 6 + 40,
             numbers: vec![
-                Numbers {
-                    position: 0,
-                    values: a.clone(),
-                },
-                Numbers {
-                    position: 1,
-                    values: a.clone(),
-                },
-                Numbers {
-                    position: 2,
-                    values: flat,
-                },
+                Numbers::plain(0, &a),
+                Numbers::plain(1, &a),
+                Numbers::plain(2, &flat),
             ],
             categories: vec![
-                Categories {
-                    offset: 3,
-                    levels: 6,
-                    codes,
-                },
-                Categories {
-                    offset: 9,
-                    levels: 40,
-                    codes: other,
-                },
+                Categories::plain(3, 6, &codes),
+                Categories::plain(9, 40, &other),
             ],
+            held_out: None,
         };
         let mut with_b = x.clone();
-        with_b.numbers[2].values = b;
+        with_b.numbers[2].values = &b;
         for (design, c) in [
             (&x, 1.0),
             (&with_b, 1.0),
             (&with_b, 1000.0),
             (&with_b, 0.01),
         ] {
-            let fitted = fit_logistic(design, &y, c, 100, 1e-4, None);
+            let (fitted, z1) = fit_logistic(design, &y, c, 100, 1e-4, None);
             assert!(fitted.converged, "C={c}: {fitted:?}");
             assert!(
                 fitted.iterations <= 15,
@@ -385,9 +394,9 @@ mod tests {
                 fitted.gradient
             );
             // A tight tol reaches the one optimum, from zero and from a start far away.
-            let tight = fit_logistic(design, &y, c, 100, 1e-9, None);
+            let (tight, z2) = fit_logistic(design, &y, c, 100, 1e-9, None);
             let far = vec![3.0; design.width + 1];
-            let again = fit_logistic(design, &y, c, 100, 1e-9, Some(far));
+            let (again, _) = fit_logistic(design, &y, c, 100, 1e-9, Some(far));
             for fit in [&tight, &again] {
                 assert!(fit.converged && fit.iterations <= 25, "C={c}: {fit:?}");
             }
@@ -395,7 +404,12 @@ mod tests {
                 assert!((p - q).abs() < 1e-6 * (1.0 + p.abs()), "C={c}: {p} vs {q}");
             }
             // And the fit at the default tol predicts as the optimum does.
-            let (z1, z2) = (fitted.decision(design), tight.decision(design));
+            // The decisions a fit returns are those of its coefficients.
+            let recomputed = fitted.decision(design);
+            assert!(z1
+                .iter()
+                .zip(&recomputed)
+                .all(|(a, b)| (a - b).abs() < 1e-9));
             let worst = z1
                 .iter()
                 .zip(&z2)
@@ -408,24 +422,121 @@ mod tests {
         }
     }
 
+    /// A design that holds rows out fits exactly what a design of only the other rows fits (standardised
+    /// on the way in, categories through a level map), and predicts the held-out rows with that fit.
+    #[test]
+    fn held_out_rows_do_not_count_in_a_fit_and_are_predicted() {
+        let rows = 5000;
+        let mut s = Stream(11);
+        let raw: Vec<f64> = (0..rows)
+            .map(|_| match s.next() {
+                u if u < 0.05 => f64::NAN,
+                u => 100.0 + 40.0 * u,
+            })
+            .collect();
+        let codes: Vec<u32> = (0..rows)
+            .map(|_| match (s.next() * 5.0) as u32 {
+                4 => MISSING,
+                k => k,
+            })
+            .collect();
+        let y: Vec<f64> = (0..rows)
+            .map(|i| {
+                let x = if raw[i].is_nan() {
+                    0.0
+                } else {
+                    (raw[i] - 120.0) / 10.0
+                };
+                let logit = x + [0.5, -0.5, 1.0, 0.0, 0.2][codes[i].min(4) as usize];
+                f64::from(s.next() < 1.0 / (1.0 + (-logit).exp()))
+            })
+            .collect();
+        let group: Vec<u32> = (0..rows).map(|_| (s.next() * 3.0) as u32).collect();
+        // Code 3 is unseen in training, a missing category is imputed as code 1.
+        let level = vec![1, 0, 1, 2, MISSING];
+        fn view<'a>(
+            values: &'a [f64],
+            codes: &'a [u32],
+            level: &[u32],
+            held_out: Option<HeldOut<'a>>,
+        ) -> Design<'a> {
+            Design {
+                rows: values.len(),
+                width: 4,
+                numbers: vec![Numbers {
+                    position: 0,
+                    values,
+                    mean: 118.0,
+                    inverse_scale: 0.1,
+                }],
+                categories: vec![Categories {
+                    offset: 1,
+                    levels: 3,
+                    codes,
+                    level: level.to_vec(),
+                }],
+                held_out,
+            }
+        }
+        let held = view(
+            &raw,
+            &codes,
+            &level,
+            Some(HeldOut {
+                group: &group,
+                test: 1,
+            }),
+        );
+        assert_eq!(
+            held.fitted_rows(),
+            group.iter().filter(|g| **g != 1).count()
+        );
+        let kept: Vec<usize> = (0..rows).filter(|&i| group[i] != 1).collect();
+        let kept_raw: Vec<f64> = kept.iter().map(|&i| raw[i]).collect();
+        let kept_codes: Vec<u32> = kept.iter().map(|&i| codes[i]).collect();
+        let kept_y: Vec<f64> = kept.iter().map(|&i| y[i]).collect();
+        let alone = view(&kept_raw, &kept_codes, &level, None);
+        let (a, z) = fit_logistic(&held, &y, 1.0, 100, 1e-10, None);
+        let (b, _) = fit_logistic(&alone, &kept_y, 1.0, 100, 1e-10, None);
+        assert!(a.converged && b.converged);
+        for (p, q) in a.theta().iter().zip(b.theta()) {
+            assert!((p - q).abs() < 1e-8, "{:?} vs {:?}", a.theta(), b.theta());
+        }
+        let all = view(&raw, &codes, &level, None);
+        let direct = b.decision(&all);
+        assert!(z.iter().zip(&direct).all(|(p, q)| (p - q).abs() < 1e-7));
+        let (a, predicted) = fit_linear(&held, &y, 0.5);
+        let (b, _) = fit_linear(&alone, &kept_y, 0.5);
+        for (p, q) in a.theta().iter().zip(b.theta()) {
+            assert!((p - q).abs() < 1e-9, "{:?} vs {:?}", a.theta(), b.theta());
+        }
+        let direct = b.decision(&all);
+        assert!(predicted
+            .iter()
+            .zip(&direct)
+            .all(|(p, q)| (p - q).abs() < 1e-8));
+    }
+
     /// Reference from scikit-learn: LinearRegression().fit(X, y) and Ridge(alpha=1.0).fit(X, y) with
     /// X = [[1,2],[2,1],[3,4],[4,3],[5,6]], y = [3.1,3.9,7.2,7.8,11.1].
     #[test]
     fn linear_regression_matches_scikit_learn() {
-        let x = design(&[
+        let columns = columns(&[
             &[1.0, 2.0],
             &[2.0, 1.0],
             &[3.0, 4.0],
             &[4.0, 3.0],
             &[5.0, 6.0],
         ]);
+        let x = design(&columns);
         let y = [3.1, 3.9, 7.2, 7.8, 11.1];
-        let ols = fit_linear(&x, &y, 0.0);
+        let (ols, predictions) = fit_linear(&x, &y, 0.0);
+        assert!((predictions[4] - ols.decision(&x)[4]).abs() < 1e-12);
         assert!((ols.intercept - REFERENCE_OLS.0).abs() < 1e-6, "{ols:?}");
         for (got, want) in ols.coefficients.iter().zip(REFERENCE_OLS.1) {
             assert!((got - want).abs() < 1e-6, "{ols:?}");
         }
-        let ridge = fit_linear(&x, &y, 1.0);
+        let (ridge, _) = fit_linear(&x, &y, 1.0);
         assert!(
             (ridge.intercept - REFERENCE_RIDGE.0).abs() < 1e-6,
             "{ridge:?}"

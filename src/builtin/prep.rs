@@ -9,8 +9,8 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::data::{ColumnData, MISSING};
-use super::linalg::{Categories, Design, Numbers};
+use super::columns::{ColumnData, MISSING};
+use super::linalg::{Categories, Design, HeldOut, Numbers};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -264,86 +264,57 @@ impl Preprocessor {
         names
     }
 
-    /// The design of `rows` (in that order): standardised numbers column by column, and each categorical
-    /// feature as the design level of every row, built on every core.
-    pub fn design(&self, features: &[(String, ColumnData)], rows: &[usize]) -> Design {
-        let mut positions = Vec::new();
-        let mut offset = 0;
-        for transform in &self.transforms {
-            positions.push(offset);
-            offset += match transform {
-                Transform::Numeric { .. } => 1,
-                Transform::Categorical { categories, .. } => categories.len(),
-            };
-        }
-        enum Block {
-            Numbers(Numbers),
-            Categories(Categories),
-        }
-        let blocks: Vec<Block> = self
-            .transforms
-            .par_iter()
-            .zip(features)
-            .zip(&positions)
-            .map(
-                |((transform, (_, data)), &position)| match (transform, data) {
-                    (Transform::Numeric { mean, scale, .. }, ColumnData::Numeric(values)) => {
-                        Block::Numbers(Numbers {
-                            position,
-                            values: rows
-                                .iter()
-                                .map(|&i| {
-                                    let v = values[i];
-                                    if v.is_nan() {
-                                        0.0
-                                    } else {
-                                        (v - mean) / scale
-                                    }
-                                })
-                                .collect(),
-                        })
-                    }
-                    (
-                        Transform::Categorical {
-                            categories,
-                            level_of_code,
-                            fill_code,
-                            ..
-                        },
-                        ColumnData::Categorical { codes, .. },
-                    ) => Block::Categories(Categories {
-                        offset: position,
-                        levels: categories.len(),
-                        codes: rows
-                            .iter()
-                            .map(|&i| {
-                                let code = match codes[i] {
-                                    MISSING => *fill_code,
-                                    code => code,
-                                };
-                                level_of_code.get(code as usize).copied().unwrap_or(MISSING)
-                            })
-                            .collect(),
-                    }),
-                    // A transform is learned from its own column: the kinds always agree.
-                    _ => Block::Categories(Categories {
-                        offset: position,
-                        levels: 0,
-                        codes: vec![MISSING; rows.len()],
-                    }),
-                },
-            )
-            .collect();
+    /// The design over every row of `features` (the columns this preprocessing was learned on): a view
+    /// that standardises and imputes numbers and maps categories to their levels as a pass reads them,
+    /// nothing copied. `held_out` rows (a split's test part) are predicted but not fitted.
+    pub fn design<'a>(
+        &self,
+        features: &'a [(String, ColumnData)],
+        held_out: Option<HeldOut<'a>>,
+    ) -> Design<'a> {
         let mut design = Design {
-            rows: rows.len(),
-            width: offset,
+            rows: features.first().map_or(0, |(_, data)| data.len()),
+            width: 0,
             numbers: Vec::new(),
             categories: Vec::new(),
+            held_out,
         };
-        for block in blocks {
-            match block {
-                Block::Numbers(n) => design.numbers.push(n),
-                Block::Categories(c) => design.categories.push(c),
+        for (transform, (_, data)) in self.transforms.iter().zip(features) {
+            let position = design.width;
+            match (transform, data) {
+                (Transform::Numeric { mean, scale, .. }, ColumnData::Numeric(values)) => {
+                    design.width += 1;
+                    design.numbers.push(Numbers {
+                        position,
+                        values,
+                        mean: *mean,
+                        inverse_scale: 1.0 / scale,
+                    });
+                }
+                (
+                    Transform::Categorical {
+                        categories,
+                        level_of_code,
+                        fill_code,
+                        ..
+                    },
+                    ColumnData::Categorical { codes, .. },
+                ) => {
+                    design.width += categories.len();
+                    let level_of = |code: u32| level_of_code.get(code as usize).copied();
+                    design.categories.push(Categories {
+                        offset: position,
+                        levels: categories.len(),
+                        codes,
+                        level: std::iter::once(level_of(*fill_code))
+                            .chain((0..level_of_code.len() as u32).map(level_of))
+                            .map(|level| level.unwrap_or(MISSING))
+                            .collect(),
+                    });
+                }
+                // A transform is learned from its own column: the kinds always agree.
+                (Transform::Numeric { .. }, _) => design.width += 1,
+                (Transform::Categorical { categories, .. }, _) => design.width += categories.len(),
             }
         }
         design
@@ -367,22 +338,38 @@ mod tests {
             ),
         ];
         // Rows 0-2 train (group 0), row 3 is the other group.
-        let groups = Sums::by_group(&features, &[0, 0, 0, 1], 2);
+        let group = [0, 0, 0, 1];
+        let groups = Sums::by_group(&features, &group, 2);
         let prep =
             Preprocessor::from_sums(&features, &Sums::total(&groups, Some(1)), "test").unwrap();
         assert_eq!(prep.column_names(), ["age", "sex=f", "sex=m"]);
-        // Mean of present values 2; imputed row counts in the variance: (1 + 0 + 1) / 3.
-        let m = prep.design(&features, &[0, 1, 2, 3]);
+        let m = prep.design(
+            &features,
+            Some(HeldOut {
+                group: &group,
+                test: 1,
+            }),
+        );
+        assert_eq!((m.rows, m.width, m.fitted_rows()), (4, 3, 3));
+        // Mean of present values 2; imputed row counts in the variance: (1 + 0 + 1) / 3. The design
+        // row of each input row, written out through the linear predictor with unit coefficients.
         let scale = (2.0f64 / 3.0).sqrt();
-        let age = &m.numbers[0].values;
-        assert!((age[0] + 1.0 / scale).abs() < 1e-12);
+        let row = |k: usize| {
+            let mut theta = vec![0.0; 4];
+            theta[k] = 1.0;
+            m.linear(&theta)
+        };
+        let age = row(1);
+        assert!((age[0] + 1.0 / scale).abs() < 1e-12, "{age:?}");
         assert_eq!(age[1], 0.0);
-        // Ties between f and m: the smallest, f, fills the missing value (level 0).
+        // Ties between f and m: the smallest, f, fills the missing value (level 0); a category unseen
+        // in training (x, row 3) is all zeros.
+        assert_eq!(
+            (row(2), row(3)),
+            (vec![0.0, 1.0, 1.0, 0.0], vec![1.0, 0.0, 0.0, 0.0])
+        );
         let sex = &m.categories[0];
         assert_eq!((sex.offset, sex.levels), (1, 2));
-        assert_eq!(sex.codes[..3], [1, 0, 0]);
-        // A category unseen in training is all zeros.
-        assert_eq!(sex.codes[3], MISSING);
     }
 
     #[test]

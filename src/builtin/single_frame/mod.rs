@@ -8,8 +8,9 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use serde_json::json;
 
-use super::data::{self, ColumnData, ResultPart, ResultWriter};
-use super::linalg::Design;
+use super::columns::ColumnData;
+use super::data::{self, ResultWriter, Scores, SplitScores};
+use super::linalg::{Design, HeldOut};
 use super::models::{self, Fitted};
 use super::prep::{Preprocessor, Sums};
 use super::scores;
@@ -22,9 +23,9 @@ mod params;
 mod splits;
 
 use params::{Params, Split};
+use splits::assign;
 #[cfg(test)]
 use splits::splits;
-use splits::{assign, split_rows};
 
 /// Checks the task's settings and hyperparameters as the job will resolve them.
 pub fn check(spec: &BuiltinSpec, hyperparameters: &BTreeMap<String, String>) -> anyhow::Result<()> {
@@ -136,13 +137,8 @@ fn format_number(value: f64) -> String {
     }
 }
 
-struct Scored {
-    predictions: Vec<f64>,
-    probabilities: Option<Vec<f64>>,
-    metrics: Vec<(String, f64)>,
-}
-
-fn fit(params: &Params, x: &Design, y: &[f64], start: models::Start) -> Fitted {
+/// Fits the model on the design's rows in the fit; the fit and its decision for every row.
+fn fit(params: &Params, x: &Design, y: &[f64], start: models::Start) -> (Fitted, Vec<f64>) {
     match params.model {
         ModelKind::LogisticRegression => {
             models::fit_logistic(x, y, params.c, params.max_iter, params.tol, start)
@@ -151,46 +147,66 @@ fn fit(params: &Params, x: &Design, y: &[f64], start: models::Start) -> Fitted {
     }
 }
 
-fn score(
-    params: &Params,
-    model: &Fitted,
-    x: &Design,
-    y: &[f64],
-    part: &str,
-) -> anyhow::Result<Scored> {
+/// Named scores, in the order they are shown.
+type Metrics = Vec<(String, f64)>;
+
+/// The scores of one part of a split (`labels` and the predictions or probabilities of its rows).
+fn score(params: &Params, labels: &[f64], values: &[f64], part: &str) -> anyhow::Result<Metrics> {
     Ok(match params.model {
         ModelKind::LogisticRegression => {
-            let probabilities = model.probabilities(x);
-            let auc = scores::roc_auc(y, &probabilities)
+            let auc = scores::roc_auc(labels, values)
                 .with_context(|| format!("the {part} rows hold one class only"))?;
-            Scored {
-                predictions: probabilities
-                    .iter()
-                    .map(|p| if *p > 0.5 { 1.0 } else { 0.0 })
-                    .collect(),
-                metrics: vec![
-                    ("roc_auc_score".into(), auc),
-                    ("accuracy_score".into(), scores::accuracy(y, &probabilities)),
-                    ("log_loss".into(), scores::log_loss(y, &probabilities)),
-                ],
-                probabilities: Some(probabilities),
-            }
+            vec![
+                ("roc_auc_score".into(), auc),
+                ("accuracy_score".into(), scores::accuracy(labels, values)),
+                ("log_loss".into(), scores::log_loss(labels, values)),
+            ]
         }
-        ModelKind::LinearRegression => {
-            let predictions = model.decision(x);
-            Scored {
-                metrics: vec![
-                    ("r2_score".into(), scores::r2(y, &predictions)),
-                    (
-                        "root_mean_squared_error".into(),
-                        scores::rmse(y, &predictions),
-                    ),
-                ],
-                predictions,
-                probabilities: None,
-            }
-        }
+        ModelKind::LinearRegression => vec![
+            ("r2_score".into(), scores::r2(labels, values)),
+            (
+                "root_mean_squared_error".into(),
+                scores::rmse(labels, values),
+            ),
+        ],
     })
+}
+
+/// The scores of a split's training and test parts, from the scores of every row.
+fn score_split(
+    params: &Params,
+    values: &[f64],
+    y: &[f64],
+    group: &[u32],
+    test: u32,
+    part: &str,
+) -> anyhow::Result<(Metrics, Metrics)> {
+    let (mut train, mut tested) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    for ((&g, &label), &value) in group.iter().zip(y).zip(values) {
+        let into = if g == test { &mut tested } else { &mut train };
+        into.0.push(label);
+        into.1.push(value);
+    }
+    // Both parts scored at once: each is mostly one sort.
+    let (on_train, on_test) = rayon::join(
+        || {
+            score(
+                params,
+                &train.0,
+                &train.1,
+                &format!("training rows of {part}"),
+            )
+        },
+        || {
+            score(
+                params,
+                &tested.0,
+                &tested.1,
+                &format!("test rows of {part}"),
+            )
+        },
+    );
+    Ok((on_train?, on_test?))
 }
 
 /// Where the next fit starts: the last fit's coefficients, matched by column name (a split may see
@@ -223,18 +239,24 @@ fn sample_start(
     params: &Params,
     prep: &Preprocessor,
     features: &[(String, ColumnData)],
-    train: &[usize],
+    held_out: HeldOut<'_>,
     y: &[f64],
 ) -> models::Start {
-    if params.model != ModelKind::LogisticRegression || train.len() < 4 * SAMPLE_ROWS {
+    let in_fit = |i: &usize| held_out.group[*i] != held_out.test;
+    let train = (0..y.len()).filter(in_fit).count();
+    if params.model != ModelKind::LogisticRegression || train < 4 * SAMPLE_ROWS {
         return None;
     }
-    let every = train.len() / SAMPLE_ROWS;
-    let sample: Vec<usize> = train.iter().step_by(every).copied().collect();
-    let x = prep.design(features, &sample);
+    let every = train / SAMPLE_ROWS;
+    let sample: Vec<usize> = (0..y.len()).filter(in_fit).step_by(every).collect();
+    let columns: Vec<(String, ColumnData)> = features
+        .iter()
+        .map(|(name, data)| (name.clone(), data.take(&sample)))
+        .collect();
+    let x = prep.design(&columns, None);
     let y_sample: Vec<f64> = sample.iter().map(|&i| y[i]).collect();
     // The sample's rows stand for `every` rows each: C scaled so the penalty weighs as on all rows.
-    let fitted = models::fit_logistic(
+    let (fitted, _) = models::fit_logistic(
         &x,
         &y_sample,
         params.c * every as f64,
@@ -254,13 +276,14 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         "[single-frame] stage load: reading {}",
         channel.display()
     ));
-    let mut frame = data::load(&channel, &spec.label, spec.features.as_deref())?;
+    let frame = data::load(&channel, &spec.label, spec.features.as_deref())?;
     say(&format!(
-        "[single-frame] read {} rows, {} features from {} file(s) in {:.2}s",
+        "[single-frame] read {} rows, {} features from {} file(s) in {:.2}s ({})",
         frame.rows,
         frame.features.len(),
         frame.files.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        frame.read_by
     ));
     signals::check(|| "loading the data".into())?;
     // What the CSV parse used and freed goes back to the system now, not at exit: it would otherwise
@@ -298,10 +321,16 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
     }
     // What preprocessing needs, gathered once for every group of rows.
     let group_sums = Sums::by_group(&frame.features, &group, groups);
+    let group: std::sync::Arc<[u32]> = group.into();
+    let y: std::sync::Arc<[f64]> = y.into();
     let model_dir = layout.model_dir();
     std::fs::create_dir_all(&model_dir)?;
-    let mut result_df = ResultWriter::create(&model_dir.join("result_df.parquet"))
-        .context("writing result_df.parquet")?;
+    let mut result_df = ResultWriter::create(
+        &model_dir.join("result_df.parquet"),
+        group.clone(),
+        y.clone(),
+    )
+    .context("writing result_df.parquet")?;
 
     let mut sums: BTreeMap<String, f64> = BTreeMap::new();
     let mut fits = Vec::new();
@@ -310,16 +339,20 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         let fold_started = Instant::now();
         let part = format!("split {} of {count}", k + 1);
         signals::check(|| format!("{k} of {count} splits"))?;
-        let (train, test) = split_rows(&group, k);
         let prep =
             Preprocessor::from_sums(&frame.features, &Sums::total(&group_sums, Some(k)), &part)?;
-        let x_train = prep.design(&frame.features, &train);
-        let y_train: Vec<f64> = train.iter().map(|&i| y[i]).collect();
+        // Every row of the frame, the split's test rows held out of the fit: nothing is copied.
+        let held_out = HeldOut {
+            group: &group,
+            test: k as u32,
+        };
+        let design = prep.design(&frame.features, Some(held_out));
         let start = match warm_start(&last, &prep) {
             Some(start) => Some(start),
-            None => sample_start(&params, &prep, &frame.features, &train, &y),
+            None => sample_start(&params, &prep, &frame.features, held_out, &y),
         };
-        let model = fit(&params, &x_train, &y_train, start);
+        let (model, decision) = fit(&params, &design, &y, start);
+        drop(design);
         signals::check(|| format!("{k} of {count} splits, during {part}"))?;
         if !model.converged {
             say(&format!(
@@ -327,35 +360,19 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
                 params.max_iter, model.gradient, params.tol
             ));
         }
-        let x_test = prep.design(&frame.features, &test);
-        let y_test: Vec<f64> = test.iter().map(|&i| y[i]).collect();
-        // Both parts scored at once: each is mostly one sort.
-        let (on_train, on_test) = rayon::join(
-            || {
-                score(
-                    &params,
-                    &model,
-                    &x_train,
-                    &y_train,
-                    &format!("training rows of {part}"),
-                )
-            },
-            || {
-                score(
-                    &params,
-                    &model,
-                    &x_test,
-                    &y_test,
-                    &format!("test rows of {part}"),
-                )
-            },
-        );
-        let (on_train, on_test) = (on_train?, on_test?);
-        drop(x_train);
-        drop(x_test);
+        // The fit's decisions are already the predictions of every row, test rows included.
+        let scores = match params.model {
+            ModelKind::LogisticRegression => Scores::Probabilities(models::probabilities(decision)),
+            ModelKind::LinearRegression => Scores::Predictions(decision),
+        };
+        let values = match &scores {
+            Scores::Probabilities(v) | Scores::Predictions(v) => v,
+        };
+        let (on_train, on_test) = score_split(&params, values, &y, &group, k as u32, &part)?;
+        let test_rows = group.iter().filter(|g| **g == k as u32).count();
         let mut shown = Vec::new();
-        for (suffix, scored) in [("test", &on_test), ("train", &on_train)] {
-            for (name, value) in &scored.metrics {
+        for (suffix, metrics) in [("test", &on_test), ("train", &on_train)] {
+            for (name, value) in metrics {
                 let key = format!("{name}_{suffix}");
                 *sums.entry(key.clone()).or_default() += value;
                 shown.push(format!("{key}={value:.4}"));
@@ -363,8 +380,8 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         }
         say(&format!(
             "[single-frame] stage fit: {part}: {} train / {} test rows, {} iterations, {:.2}s: {}",
-            train.len(),
-            test.len(),
+            frame.rows - test_rows,
+            test_rows,
             model.iterations,
             fold_started.elapsed().as_secs_f64(),
             shown.join(" ")
@@ -373,21 +390,13 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         for (name, total) in &sums {
             say(&metrics::format_line(name, total / (k + 1) as f64));
         }
-        for (rows, labels, scored, split) in [
-            (&test, &y_test, &on_test, "test"),
-            (&train, &y_train, &on_train, "train"),
-        ] {
-            result_df
-                .write(ResultPart {
-                    fold: k as u32 + 1,
-                    split,
-                    rows,
-                    labels,
-                    predictions: &scored.predictions,
-                    probabilities: scored.probabilities.as_deref(),
-                })
-                .context("writing result_df.parquet")?;
-        }
+        result_df
+            .write(SplitScores {
+                fold: k as u32 + 1,
+                test: k as u32,
+                scores,
+            })
+            .context("writing result_df.parquet")?;
         fits.push(json!({
             "split": k + 1,
             "iterations": model.iterations,
@@ -396,7 +405,7 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         }));
         last = Some((prep.column_names(), model.theta()));
         // No malloc_trim here: the next split needs as much again, and pages handed back would only
-        // be faulted in anew (a tenth of a second over five splits of 1M rows, at the same peak).
+        // be faulted in anew.
     }
     let averaged: BTreeMap<String, f64> = sums
         .iter()
@@ -404,17 +413,13 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         .collect();
 
     say("[single-frame] stage refit: fitting on all rows");
-    let all: Vec<usize> = (0..frame.rows).collect();
     let prep =
         Preprocessor::from_sums(&frame.features, &Sums::total(&group_sums, None), "all rows")?;
-    let x_all = prep.design(&frame.features, &all);
-    drop(all);
-    // The refit reads only its design: the columns go, so the two are not held together while it runs.
-    drop(std::mem::take(&mut frame.features));
     signals::check(|| format!("all {count} splits, before the refit on all rows"))?;
-    let final_model = fit(&params, &x_all, &y, warm_start(&last, &prep));
-    drop(x_all);
-    // The last split's rows were encoded on the writer's thread while the refit ran.
+    let design = prep.design(&frame.features, None);
+    let (final_model, _) = fit(&params, &design, &y, warm_start(&last, &prep));
+    drop(design);
+    // The last split's rows were written on the writer's thread while the refit ran.
     let result_rows = result_df.finish().context("writing result_df.parquet")?;
     signals::check(|| format!("all {count} splits, during the refit on all rows"))?;
     if !final_model.converged {

@@ -63,7 +63,8 @@ pub fn assign(n: usize, split: Split, seed: u64) -> anyhow::Result<(Vec<u32>, us
 }
 
 /// (train rows, test rows) of the split whose test part is group `test`, rows in their original order.
-pub fn split_rows(group: &[u32], test: usize) -> (Vec<usize>, Vec<usize>) {
+#[cfg(test)]
+fn split_rows(group: &[u32], test: usize) -> (Vec<usize>, Vec<usize>) {
     let mut train = Vec::with_capacity(group.len());
     let mut tested = Vec::new();
     for (i, &g) in group.iter().enumerate() {
