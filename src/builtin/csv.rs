@@ -86,7 +86,10 @@ pub fn read(path: &Path, columns: &[(String, Kind)]) -> Result<Vec<ColumnData>, 
             .enumerate()
             .filter(|(_, n)| **n == name.as_bytes());
         match (found.next(), found.next()) {
-            (Some((field, _)), None) => slot_of_field[field] = Some((slot, *kind)),
+            (Some((field, _)), None) if slot_of_field[field].is_none() => {
+                slot_of_field[field] = Some((slot, *kind))
+            }
+            (Some(_), None) => return Err(Fallback(format!("column `{name}` wanted twice"))),
             _ => return Err(Fallback(format!("column `{name}` not once in the header"))),
         }
     }

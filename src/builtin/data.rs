@@ -713,6 +713,24 @@ mod tests {
         let chosen = vec!["city".to_string(), "a".to_string()];
         let (fast, _) = both_ways(&[("d.csv", &text)], Some(&chosen));
         assert_eq!(fast.features[0].0, "city");
+        // A column asked for twice (or the label as a feature) is left to polars: the same outcome.
+        for twice in [
+            vec!["a".to_string(), "a".to_string()],
+            vec!["y".to_string()],
+        ] {
+            assert!(read(
+                &dir.path().join("d.csv"),
+                &wanted(&[("a", Kind::Float), ("a", Kind::Float)])
+            )
+            .is_err());
+            let fast = load(dir.path(), "y", Some(&twice));
+            let reference = load_with_polars(dir.path(), "y", Some(&twice));
+            match (fast, reference) {
+                (Ok(fast), Ok(reference)) => assert_same_frames(&fast, &reference),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => panic!("{twice:?}: {:?} vs {:?}", a.is_ok(), b.is_ok()),
+            }
+        }
     }
 
     /// Several files are one frame: categories united across files, numbers of both integer and
