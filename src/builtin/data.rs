@@ -474,34 +474,124 @@ struct RowGroup {
     probabilities: Vec<f64>,
 }
 
-impl RowGroup {
-    fn frame(&mut self, fold: u32, split: &str, probabilities: bool) -> PolarsResult<DataFrame> {
-        let height = self.rows.len();
-        let probability = if probabilities {
-            Column::new(
-                "probability".into(),
-                std::mem::take(&mut self.probabilities),
-            )
-        } else {
-            Column::full_null("probability".into(), height, &DataType::Float64)
+/// The columns of `result_df.parquet`, as polars names and types them (`split` a string, every column
+/// nullable), so that the file reads back as the frame polars itself would have written.
+fn result_schema() -> ArrowSchema {
+    use polars_arrow::datatypes::{ArrowDataType as Type, Field};
+    ArrowSchema::from_iter([
+        Field::new("row".into(), Type::UInt64, true),
+        Field::new("fold".into(), Type::UInt32, true),
+        Field::new("split".into(), Type::Utf8View, true),
+        Field::new("label".into(), Type::Float64, true),
+        Field::new("prediction".into(), Type::Float64, true),
+        Field::new("probability".into(), Type::Float64, true),
+    ])
+}
+
+/// How each column is encoded: plainly, except the split's name and the fold (one value a row group,
+/// which polars' dictionary finds at once). Plain numbers spare the writer polars' search for a
+/// dictionary in every numeric column (a cardinality estimate, then a cast), which cost more than the
+/// rest of the writing on a million-row frame and saves nothing on scores.
+fn result_encodings() -> Vec<Vec<polars_parquet::write::Encoding>> {
+    use polars_parquet::write::Encoding::{Plain, RleDictionary};
+    vec![
+        vec![Plain],
+        vec![RleDictionary],
+        vec![RleDictionary],
+        vec![Plain],
+        vec![Plain],
+        vec![Plain],
+    ]
+}
+
+/// The file's writer and what each row group is written with.
+struct ResultFile {
+    file: polars_parquet::write::FileWriter<std::fs::File>,
+    schema: polars_arrow::datatypes::ArrowSchemaRef,
+    encodings: Vec<Vec<polars_parquet::write::Encoding>>,
+    fields: Vec<polars_parquet::write::ParquetType>,
+    options: polars_parquet::write::WriteOptions,
+}
+
+impl ResultFile {
+    fn create(path: &Path) -> PolarsResult<Self> {
+        use polars_parquet::write::{
+            CompressionOptions, FileWriter, StatisticsOptions, Version, WriteOptions,
         };
-        DataFrame::new(
+        let schema = std::sync::Arc::new(result_schema());
+        let options = WriteOptions {
+            statistics: StatisticsOptions::default(),
+            version: Version::V1,
+            compression: CompressionOptions::Snappy,
+            data_page_size: None,
+        };
+        let file = FileWriter::try_new(std::fs::File::create(path)?, (*schema).clone(), options)?;
+        let fields = file.parquet_schema().fields().to_vec();
+        Ok(ResultFile {
+            file,
+            schema,
+            encodings: result_encodings(),
+            fields,
+            options,
+        })
+    }
+
+    /// Writes the gathered rows as one row group and empties `part`.
+    fn write(
+        &mut self,
+        part: &mut RowGroup,
+        fold: u32,
+        split: &str,
+        probabilities: bool,
+    ) -> PolarsResult<()> {
+        use polars_arrow::array::{Array, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray};
+        use polars_arrow::datatypes::ArrowDataType;
+        let height = part.rows.len();
+        let probability: Box<dyn Array> = if probabilities {
+            Box::new(PrimitiveArray::from_vec(std::mem::take(
+                &mut part.probabilities,
+            )))
+        } else {
+            Box::new(PrimitiveArray::<f64>::new_null(
+                ArrowDataType::Float64,
+                height,
+            ))
+        };
+        let names: Utf8ViewArray =
+            MutableBinaryViewArray::<str>::from_values_iter(std::iter::repeat_n(split, height))
+                .into();
+        let columns: Vec<Box<dyn Array>> = vec![
+            Box::new(PrimitiveArray::from_vec(std::mem::take(&mut part.rows))),
+            Box::new(PrimitiveArray::from_vec(vec![fold; height])),
+            Box::new(names),
+            Box::new(PrimitiveArray::from_vec(std::mem::take(&mut part.labels))),
+            Box::new(PrimitiveArray::from_vec(std::mem::take(
+                &mut part.predictions,
+            ))),
+            probability,
+        ];
+        let batch = polars_arrow::record_batch::RecordBatchT::try_new(
             height,
-            vec![
-                Column::new("row".into(), std::mem::take(&mut self.rows)),
-                Column::new("fold".into(), vec![fold; height]),
-                Column::new("split".into(), vec![split; height]),
-                Column::new("label".into(), std::mem::take(&mut self.labels)),
-                Column::new("prediction".into(), std::mem::take(&mut self.predictions)),
-                probability,
-            ],
-        )
+            self.schema.clone(),
+            columns,
+        )?;
+        let row_group = polars_parquet::write::row_group_iter(
+            batch,
+            self.encodings.clone().into(),
+            self.fields.clone(),
+            self.options,
+        );
+        self.file.write(height as u64, row_group)
+    }
+
+    fn finish(mut self) -> PolarsResult<u64> {
+        self.file.end(None)
     }
 }
 
 /// Writes one split's rows: its test part, then its training part, in row groups.
 fn write_split(
-    writer: &mut polars::io::parquet::write::BatchedWriter<std::fs::File>,
+    writer: &mut ResultFile,
     split: &SplitScores,
     group: &[u32],
     labels: &[f64],
@@ -524,11 +614,11 @@ fn write_split(
                 part.predictions.push(score);
             }
             if part.rows.len() == ROW_GROUP {
-                writer.write_batch(&part.frame(split.fold, name, probabilities)?)?;
+                writer.write(&mut part, split.fold, name, probabilities)?;
             }
         }
         if !part.rows.is_empty() {
-            writer.write_batch(&part.frame(split.fold, name, probabilities)?)?;
+            writer.write(&mut part, split.fold, name, probabilities)?;
         }
     }
     Ok(())
@@ -541,18 +631,7 @@ impl ResultWriter {
         group: std::sync::Arc<[u32]>,
         labels: std::sync::Arc<[f64]>,
     ) -> anyhow::Result<Self> {
-        let schema = Schema::from_iter([
-            Field::new("row".into(), DataType::UInt64),
-            Field::new("fold".into(), DataType::UInt32),
-            Field::new("split".into(), DataType::String),
-            Field::new("label".into(), DataType::Float64),
-            Field::new("prediction".into(), DataType::Float64),
-            Field::new("probability".into(), DataType::Float64),
-        ]);
-        let file = std::fs::File::create(path)?;
-        let mut writer = ParquetWriter::new(file)
-            .with_compression(ParquetCompression::Snappy)
-            .batched(&schema)?;
+        let mut writer = ResultFile::create(path)?;
         let (parts, received) = std::sync::mpsc::sync_channel::<SplitScores>(1);
         let total = group.len();
         let thread = std::thread::Builder::new().name("result_df".into()).spawn(
@@ -797,5 +876,94 @@ mod tests {
             .map(|e| e.to_string());
         assert!(fast.is_some());
         assert_eq!(fast, reference);
+    }
+
+    /// result_df.parquet as polars reads it back: its columns and types, every row of every split (test
+    /// rows first, more than one row group), the scores as given, and no probability for a regression.
+    #[test]
+    fn result_df_reads_back_as_written() {
+        let rows = (ROW_GROUP * 2 + 7) as u32;
+        let group: std::sync::Arc<[u32]> = (0..rows).map(|i| i % 3).collect();
+        let labels: std::sync::Arc<[f64]> = (0..rows).map(|i| f64::from(i % 2)).collect();
+        let scores: Vec<f64> = (0..rows).map(|i| f64::from(i) / f64::from(rows)).collect();
+        let read = |path: &Path| {
+            LazyFrame::scan_parquet(PlRefPath::try_from_path(path).unwrap(), Default::default())
+                .unwrap()
+                .collect()
+                .unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("result_df.parquet");
+        let mut writer = ResultWriter::create(&path, group.clone(), labels.clone()).unwrap();
+        for (fold, test) in [(1, 2), (2, 0)] {
+            let scores = Scores::Probabilities(scores.clone());
+            writer.write(SplitScores { fold, test, scores }).unwrap();
+        }
+        assert_eq!(writer.finish().unwrap(), 2 * rows as usize);
+        let df = read(&path);
+        let types: Vec<(String, DataType)> = df
+            .schema()
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.clone()))
+            .collect();
+        let want = [
+            ("row", DataType::UInt64),
+            ("fold", DataType::UInt32),
+            ("split", DataType::String),
+            ("label", DataType::Float64),
+            ("prediction", DataType::Float64),
+            ("probability", DataType::Float64),
+        ];
+        assert_eq!(types, want.map(|(n, t)| (n.to_string(), t)));
+        assert_eq!(df.height(), 2 * rows as usize);
+        let mut df = df;
+        df.rechunk_mut();
+        let (row, fold) = (
+            df.column("row").unwrap().u64().unwrap(),
+            df.column("fold").unwrap().u32().unwrap(),
+        );
+        let split = df.column("split").unwrap().str().unwrap();
+        let f64s = |name: &str| df.column(name).unwrap().f64().unwrap().clone();
+        let (label, prediction, probability) =
+            (f64s("label"), f64s("prediction"), f64s("probability"));
+        let mut at = 0;
+        for (fold_number, test) in [(1u32, 2u32), (2, 0)] {
+            for tested in [true, false] {
+                for i in (0..rows).filter(|i| (i % 3 == test) == tested) {
+                    let i = i as usize;
+                    assert_eq!(row.get(at), Some(i as u64));
+                    assert_eq!(fold.get(at), Some(fold_number));
+                    assert_eq!(split.get(at), Some(if tested { "test" } else { "train" }));
+                    assert_eq!(label.get(at), Some(labels[i]));
+                    assert_eq!(probability.get(at), Some(scores[i]));
+                    let predicted = f64::from(u8::from(scores[i] > 0.5));
+                    assert_eq!(prediction.get(at), Some(predicted));
+                    at += 1;
+                }
+            }
+        }
+        // A regression: its predictions, and a probability column of nulls.
+        let path = dir.path().join("regression.parquet");
+        let mut writer = ResultWriter::create(&path, group, labels).unwrap();
+        let predictions = Scores::Predictions(scores.iter().map(|s| s * 10.0).collect());
+        writer
+            .write(SplitScores {
+                fold: 1,
+                test: 1,
+                scores: predictions,
+            })
+            .unwrap();
+        writer.finish().unwrap();
+        let df = read(&path);
+        assert_eq!(df.height(), rows as usize);
+        assert_eq!(
+            df.column("probability").unwrap().null_count(),
+            rows as usize
+        );
+        let first_test = (0..rows as usize).find(|i| i % 3 == 1).unwrap();
+        assert_eq!(
+            df.column("prediction").unwrap().f64().unwrap().get(0),
+            Some(scores[first_test] * 10.0)
+        );
     }
 }

@@ -197,25 +197,49 @@ impl Design<'_> {
             pieces.push(piece);
             rest = tail;
         }
+        #[cfg(target_arch = "x86_64")]
+        let wide = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
         pieces.into_par_iter().zip(ranges).for_each(|(out, range)| {
-            for column in &self.numbers {
-                let w = theta[1 + column.position];
-                let (mean, inverse) = (column.mean, column.inverse_scale);
-                for (z, v) in out.iter_mut().zip(&column.values[range.clone()]) {
-                    let x = (v - mean) * inverse;
-                    *z += if x.is_nan() { 0.0 } else { w * x };
-                }
+            #[cfg(target_arch = "x86_64")]
+            if wide {
+                // SAFETY: the processor has AVX2 and FMA, checked just above.
+                return unsafe { self.linear_part_wide(theta, range, out) };
             }
-            for feature in &self.categories {
-                let levels = &theta[1 + feature.offset..1 + feature.offset + feature.levels];
-                for (z, &code) in out.iter_mut().zip(&feature.codes[range.clone()]) {
-                    if let Some(t) = levels.get(feature.level_of(code) as usize) {
-                        *z += t;
-                    }
-                }
-            }
+            self.linear_part(theta, range, out)
         });
         z
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn linear_part_wide(
+        &self,
+        theta: &[f64],
+        range: std::ops::Range<usize>,
+        out: &mut [f64],
+    ) {
+        self.linear_part(theta, range, out)
+    }
+
+    /// [`Design::linear`] for the rows of `range`, added into `out` (their intercepts).
+    #[inline(always)]
+    fn linear_part(&self, theta: &[f64], range: std::ops::Range<usize>, out: &mut [f64]) {
+        for column in &self.numbers {
+            let w = theta[1 + column.position];
+            let (mean, inverse) = (column.mean, column.inverse_scale);
+            for (z, v) in out.iter_mut().zip(&column.values[range.clone()]) {
+                let x = (v - mean) * inverse;
+                *z += if x.is_nan() { 0.0 } else { w * x };
+            }
+        }
+        for feature in &self.categories {
+            let levels = &theta[1 + feature.offset..1 + feature.offset + feature.levels];
+            for (z, &code) in out.iter_mut().zip(&feature.codes[range.clone()]) {
+                if let Some(t) = levels.get(feature.level_of(code) as usize) {
+                    *z += t;
+                }
+            }
+        }
     }
 
     /// `Σ weight_i · [1, x_i]ᵀ [1, x_i]` (symmetric, `(width+1)²`, row-major) and
@@ -224,6 +248,23 @@ impl Design<'_> {
     /// so that they are never written out for every row. One-hot blocks are sums over their rows'
     /// levels. On processors with AVX2 and FMA (checked at run time) the same code is compiled for them.
     pub fn gram<F>(&self, weigh: F) -> (Vec<f64>, Vec<f64>)
+    where
+        F: Fn(std::ops::Range<usize>, &mut [f64], &mut [f64]) + Sync,
+    {
+        self.pass::<true, F>(weigh)
+    }
+
+    /// `Σ residual_i · [1, x_i]` alone, as [`Design::gram`] makes it (the weights `weigh` gives are not
+    /// used): a pass that reads the rows as the Gram pass does, for a fraction of its arithmetic.
+    pub fn gradient<F>(&self, weigh: F) -> Vec<f64>
+    where
+        F: Fn(std::ops::Range<usize>, &mut [f64], &mut [f64]) + Sync,
+    {
+        self.pass::<false, F>(weigh).1
+    }
+
+    /// The Gram pass, with the Hessian (`HESSIAN`) or the gradient alone (an empty matrix).
+    fn pass<const HESSIAN: bool, F>(&self, weigh: F) -> (Vec<f64>, Vec<f64>)
     where
         F: Fn(std::ops::Range<usize>, &mut [f64], &mut [f64]) + Sync,
     {
@@ -241,19 +282,19 @@ impl Design<'_> {
                 #[cfg(target_arch = "x86_64")]
                 if wide {
                     // SAFETY: the processor has AVX2 and FMA, checked just above.
-                    return unsafe { self.gram_part_wide(range, &weigh) };
+                    return unsafe { self.gram_part_wide::<HESSIAN, F>(range, &weigh) };
                 }
-                self.gram_part::<false, F>(range, &weigh)
+                self.gram_part::<false, HESSIAN, F>(range, &weigh)
             })
             .collect();
-        let mut h = vec![0.0; d * d];
+        let mut h = vec![0.0; if HESSIAN { d * d } else { 0 }];
         let mut g = vec![0.0; d];
         for (ph, pg) in partial {
             h.iter_mut().zip(&ph).for_each(|(a, b)| *a += b);
             g.iter_mut().zip(&pg).for_each(|(a, b)| *a += b);
         }
         // Every pair of distinct coefficients was added to one of its two cells: add the two.
-        for a in 0..d {
+        for a in 0..if HESSIAN { d } else { 0 } {
             for b in 0..a {
                 let both = h[a * d + b] + h[b * d + a];
                 h[a * d + b] = both;
@@ -265,7 +306,7 @@ impl Design<'_> {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn gram_part_wide<F>(
+    unsafe fn gram_part_wide<const HESSIAN: bool, F>(
         &self,
         range: std::ops::Range<usize>,
         weigh: &F,
@@ -273,11 +314,11 @@ impl Design<'_> {
     where
         F: Fn(std::ops::Range<usize>, &mut [f64], &mut [f64]) + Sync,
     {
-        self.gram_part::<true, F>(range, weigh)
+        self.gram_part::<true, HESSIAN, F>(range, weigh)
     }
 
     #[inline(always)]
-    fn gram_part<const FMA: bool, F>(
+    fn gram_part<const FMA: bool, const HESSIAN: bool, F>(
         &self,
         range: std::ops::Range<usize>,
         weigh: &F,
@@ -286,7 +327,7 @@ impl Design<'_> {
         F: Fn(std::ops::Range<usize>, &mut [f64], &mut [f64]) + Sync,
     {
         let d = self.width + 1;
-        let mut h = vec![0.0; d * d];
+        let mut h = vec![0.0; if HESSIAN { d * d } else { 0 }];
         let mut g = vec![0.0; d];
         let p = self.numbers.len();
         let mut start = range.start;
@@ -310,8 +351,15 @@ impl Design<'_> {
                 &mut buffers.weights[..end - start],
                 &mut buffers.residuals[..end - start],
             );
-            self.gram_block::<FMA>(start..end, &mut buffers, &mut h, &mut g);
+            if HESSIAN {
+                self.gram_block::<FMA>(start..end, &mut buffers, &mut h, &mut g);
+            } else {
+                self.gradient_block::<FMA>(start..end, &mut buffers, &mut g);
+            }
             start = end;
+        }
+        if !HESSIAN {
+            return (h, g);
         }
         // The sums of the weighted numbers per level, into their cells.
         for (feature, cross) in self.categories.iter().zip(&buffers.cross) {
@@ -323,6 +371,33 @@ impl Design<'_> {
             }
         }
         (h, g)
+    }
+
+    /// A block's share of the gradient alone: `Σ r_i` and `Σ r_i · x_i` for the numbers, `Σ r_i` per level.
+    #[inline(always)]
+    fn gradient_block<const FMA: bool>(
+        &self,
+        range: std::ops::Range<usize>,
+        buffers: &mut Buffers,
+        g: &mut [f64],
+    ) {
+        let n = range.len();
+        let r = &buffers.residuals[..n];
+        g[0] += total(r);
+        let x = &mut buffers.standardised[..n];
+        for column in &self.numbers {
+            column.standardise(range.clone(), x);
+            g[1 + column.position] += dot::<FMA>(r, x);
+        }
+        for feature in &self.categories {
+            let base = 1 + feature.offset;
+            for (&code, &residual) in feature.codes[range.clone()].iter().zip(r) {
+                let level = feature.level_of(code) as usize;
+                if level < feature.levels {
+                    g[base + level] += residual;
+                }
+            }
+        }
     }
 
     #[inline(always)]
@@ -374,9 +449,10 @@ impl Design<'_> {
         }
         if !self.categories.is_empty() {
             // The weighted numbers row by row, for the sums per level below.
-            for a in 0..p {
-                for (i, value) in weighted[a * BLOCK..a * BLOCK + n].iter().enumerate() {
-                    buffers.by_row[i * p + a] = *value;
+            // Written row after row (each row's `p` numbers contiguous), read from the `p` columns.
+            for (i, row) in buffers.by_row[..n * p].chunks_exact_mut(p).enumerate() {
+                for (a, out) in row.iter_mut().enumerate() {
+                    *out = weighted[a * BLOCK + i];
                 }
             }
         }
@@ -497,7 +573,7 @@ mod tests {
     }
 
     /// The one-hot blocks, the standardisation on the way in and the level map give what the written-out
-    /// standardised, imputed, one-hot matrix gives, row for row.
+    /// standardised, imputed, one-hot matrix gives, row for row; so does the gradient pass alone.
     #[test]
     fn gram_and_linear_match_the_dense_one_hot_matrix() {
         let rows = 1300; // more than one block and part
@@ -568,9 +644,19 @@ mod tests {
             w.copy_from_slice(&weights[range.clone()]);
             r.copy_from_slice(&residuals[range]);
         });
+        // The gradient pass alone gives the same gradient (the weights it is handed are not used).
+        let alone = design.gradient(|range, w, r| {
+            w.fill(f64::NAN);
+            r.copy_from_slice(&residuals[range]);
+        });
         for a in 0..9 {
             let want_g: f64 = (0..rows).map(|i| residuals[i] * dense[i][a]).sum();
             assert!((g[a] - want_g).abs() < 1e-8, "g[{a}] {} vs {want_g}", g[a]);
+            assert!(
+                (alone[a] - want_g).abs() < 1e-8,
+                "gradient alone [{a}] {} vs {want_g}",
+                alone[a]
+            );
             for b in 0..9 {
                 let want: f64 = (0..rows)
                     .map(|i| weights[i] * dense[i][a] * dense[i][b])

@@ -79,7 +79,8 @@ pub type Start = Option<Vec<f64>>;
 /// (`y` holds a label for every row of the design). Converged when the largest component of the gradient
 /// of the mean loss and half the squared Newton decrement are at most `tol` (scikit-learn's
 /// `newton-cholesky` test); one more Newton step is then taken, which costs little and puts the optimum
-/// well within `tol`. Returns the fit and its decision `b + x·w` for every row, held-out rows included.
+/// well within `tol`. After the first step the gradient is computed alone first: when it passes the test
+/// with the last point's Hessian, that Hessian takes the last step and the Gram pass is saved. Returns the fit and its decision `b + x·w` for every row, held-out rows included.
 pub fn fit_logistic(
     x: &Design,
     y: &[f64],
@@ -109,6 +110,8 @@ pub fn fit_logistic(
     let mut iterations = 0;
     let mut converged = false;
     let mut largest = f64::INFINITY;
+    // The Hessian of the last point and the Newton decrement (squared) it gave there.
+    let mut last_hessian: Option<(Vec<f64>, f64)> = None;
     // The gradient is `C·n` times that of scikit-learn's mean objective.
     let threshold = tol * c * n;
     while iterations < max_iter {
@@ -117,7 +120,7 @@ pub fn fit_logistic(
             break;
         }
         // Weights and residuals of the current point, made block by block as the pass reads the rows.
-        let (mut hessian, mut gradient) = x.gram(|range, weights, residuals| {
+        let weigh = |range: std::ops::Range<usize>, weights: &mut [f64], residuals: &mut [f64]| {
             let rows = range.clone().zip(&z[range.clone()]).zip(&y[range]);
             for (((i, z), y), (w, r)) in rows.zip(weights.iter_mut().zip(residuals.iter_mut())) {
                 (*w, *r) = if x.in_fit(i) {
@@ -127,14 +130,43 @@ pub fn fit_logistic(
                     (0.0, 0.0)
                 };
             }
-        });
-        for k in 1..d {
-            gradient[k] += theta[k];
-            hessian[k * d + k] += 1.0;
-        }
+        };
+        // After a step, the gradient alone (a pass of a fraction of the Gram pass's work) may show
+        // this point within `tol` as the last point's Hessian measures it; then that Hessian serves
+        // the last step. Only when it still describes the objective: had the Hessian not changed
+        // along the last step, a Newton step would have left no gradient at all, so what is left
+        // (the decrement now against the last one, both in that Hessian's measure) tells how much it
+        // changed; the last step is trusted to it when that is a tenth or less (the squares a
+        // hundredth). Otherwise the full pass.
+        let near = last_hessian
+            .take()
+            .and_then(|(hessian, last_slope): (Vec<f64>, f64)| {
+                let mut gradient = x.gradient(weigh);
+                gradient[1..]
+                    .iter_mut()
+                    .zip(&theta[1..])
+                    .for_each(|(g, t)| *g += t);
+                let largest = gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+                let step = damped_solve(&hessian, &gradient)?;
+                let slope: f64 = step.iter().zip(&gradient).map(|(s, g)| s * g).sum();
+                let within = largest <= threshold && slope > 0.0 && 0.5 * slope <= threshold * tol;
+                (within && slope <= 1e-2 * last_slope).then_some((hessian, gradient))
+            });
+        let (hessian, gradient) = match near {
+            Some(point) => point,
+            None => {
+                let (mut hessian, mut gradient) = x.gram(weigh);
+                for k in 1..d {
+                    gradient[k] += theta[k];
+                    hessian[k * d + k] += 1.0;
+                }
+                // A tiny ridge on the intercept keeps the system solvable when the data separate
+                // perfectly.
+                hessian[0] += 1e-10 * n;
+                (hessian, gradient)
+            }
+        };
         largest = gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
-        // A tiny ridge on the intercept keeps the system solvable when the data separate perfectly.
-        hessian[0] += 1e-10 * n;
         let Some(step) = damped_solve(&hessian, &gradient) else {
             converged = largest <= threshold;
             break;
@@ -185,6 +217,7 @@ pub fn fit_logistic(
             converged = true;
             break;
         }
+        last_hessian = Some((hessian, slope));
     }
     let fitted = Fitted {
         intercept: theta[0],

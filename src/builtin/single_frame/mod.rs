@@ -154,12 +154,21 @@ type Metrics = Vec<(String, f64)>;
 fn score(params: &Params, labels: &[f64], values: &[f64], part: &str) -> anyhow::Result<Metrics> {
     Ok(match params.model {
         ModelKind::LogisticRegression => {
-            let auc = scores::roc_auc(labels, values)
-                .with_context(|| format!("the {part} rows hold one class only"))?;
+            // The ranking for the AUC (a sort) beside the other two (a pass each), on another core.
+            let (auc, (accuracy, log_loss)) = rayon::join(
+                || scores::roc_auc(labels, values),
+                || {
+                    (
+                        scores::accuracy(labels, values),
+                        scores::log_loss(labels, values),
+                    )
+                },
+            );
+            let auc = auc.with_context(|| format!("the {part} rows hold one class only"))?;
             vec![
                 ("roc_auc_score".into(), auc),
-                ("accuracy_score".into(), scores::accuracy(labels, values)),
-                ("log_loss".into(), scores::log_loss(labels, values)),
+                ("accuracy_score".into(), accuracy),
+                ("log_loss".into(), log_loss),
             ]
         }
         ModelKind::LinearRegression => vec![
@@ -181,7 +190,9 @@ fn score_split(
     test: u32,
     part: &str,
 ) -> anyhow::Result<(Metrics, Metrics)> {
-    let (mut train, mut tested) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    let in_test = group.iter().filter(|g| **g == test).count();
+    let room = |rows: usize| (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    let (mut train, mut tested) = (room(group.len() - in_test), room(in_test));
     for ((&g, &label), &value) in group.iter().zip(y).zip(values) {
         let into = if g == test { &mut tested } else { &mut train };
         into.0.push(label);
