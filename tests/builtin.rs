@@ -52,12 +52,7 @@ fn titanic_reaches_the_published_auc_and_matches_scikit_learn() {
     let zip_path = sandbox.result_zips()[0].clone();
     let mut zip = ZipFile::open(&zip_path);
     let model = zip.json("model/model.json");
-    let columns: Vec<&str> = model["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
+    let columns = column_names(&model);
     let expected: Vec<&str> = SKLEARN_COEFFICIENTS.iter().map(|(n, _)| *n).collect();
     assert_eq!(columns, expected);
     assert!(
@@ -126,6 +121,81 @@ fn zip_bytes(zip: &mut ZipFile, name: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).unwrap();
     bytes
+}
+
+/// The names of a `model.json`'s columns, in order.
+fn column_names(model: &serde_json::Value) -> Vec<&str> {
+    model["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect()
+}
+
+/// Trains `task` attached: it succeeds, no fit warns that it did not converge, the test AUC is above
+/// `least_auc`. Its log, the stored result and the result's `model.json`.
+fn train_converged(
+    sandbox: &Sandbox,
+    task: &std::path::Path,
+    least_auc: f64,
+) -> (String, ZipFile, serde_json::Value) {
+    let (output, answer) = sandbox.json(&["train", "attached", task.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", both(&output));
+    let stderr = common::text(&output.stderr);
+    assert!(!stderr.contains("did not converge"), "{stderr}");
+    let auc = answer["metrics"]["roc_auc_score_test"].as_f64().unwrap();
+    assert!(auc > least_auc, "{auc}");
+    let mut zip = ZipFile::open(&sandbox.result_zips()[0]);
+    let model = zip.json("model/model.json");
+    (stderr, zip, model)
+}
+
+/// scikit-learn 1.9.1, the pipeline above with Name, Ticket and Cabin added as categories (1,729 columns,
+/// most levels in one row), LogisticRegression(C=1.0, tol=1e-10): some of its coefficients.
+const SKLEARN_WIDE_INTERCEPT: f64 = 0.35969864;
+const SKLEARN_WIDE_COEFFICIENTS: [(&str, f64); 9] = [
+    ("Pclass", -0.7891912575981975),
+    ("Age", -0.54220370155835),
+    ("Sex=female", 1.4332575111257904),
+    ("Name=Braund, Mr. Owen Harris", -0.072197577732205),
+    ("Ticket=1601", 1.857228459432003),
+    ("Ticket=347082", -1.08804250090162),
+    ("Ticket=CA. 2343", -0.28562165681053886),
+    ("Cabin=B96 B98", -0.5848521866144321),
+    ("Cabin=C23 C25 C27", -0.22567974711180613),
+];
+
+/// Categories of many levels make a design too wide for a formed Hessian: its Newton steps are solved by
+/// products with it, and the fit still reaches scikit-learn's optimum, converging on every split.
+#[test]
+fn categories_of_many_levels_reach_scikit_learns_optimum() {
+    let sandbox = Sandbox::new();
+    let csv = std::fs::read_to_string(fixture("titanic/titanic.csv")).unwrap();
+    sandbox.write("wide/titanic.csv", &csv);
+    let task = sandbox.write(
+        "wide/task.toml",
+        "[task]\nname = \"wide\"\n[task.builtin]\nkind = \"single-frame\"\nlabel = \"Survived\"\nfeatures = [\"Pclass\", \"Sex\", \"Age\", \"SibSp\", \"Parch\", \"Fare\", \"Embarked\", \"Name\", \"Ticket\", \"Cabin\"]\nfolds = 5\n[channels]\ntraining = \"titanic.csv\"\n[hyperparameters]\ntol = 1e-8\n",
+    );
+    let (_, _, model) = train_converged(&sandbox, &task, 0.8);
+    let columns = column_names(&model);
+    assert_eq!(columns.len(), 1729, "{columns:?}");
+    for split in model["splits"].as_array().unwrap() {
+        assert!(split["converged"].as_bool().unwrap(), "{split}");
+    }
+    assert!(
+        (model["intercept"].as_f64().unwrap() - SKLEARN_WIDE_INTERCEPT).abs() < 1e-4,
+        "{}",
+        model["intercept"]
+    );
+    for (name, want) in SKLEARN_WIDE_COEFFICIENTS {
+        let at = columns
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        let got = model["coefficients"][at].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-4, "{name}: {got} vs {want}");
+    }
 }
 
 #[test]
@@ -401,15 +471,7 @@ fn a_mixed_frame_converges_on_every_split_and_reports_its_iterations() {
         "mixed/task.toml",
         "[task]\nname = \"mixed\"\n[task.builtin]\nkind = \"single-frame\"\nlabel = \"label\"\nfolds = 5\n[channels]\ntraining = \"data\"\n",
     );
-    let (output, answer) = sandbox.json(&["train", "attached", task.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", both(&output));
-    let stderr = common::text(&output.stderr);
-    assert!(!stderr.contains("did not converge"), "{stderr}");
-    let auc = answer["metrics"]["roc_auc_score_test"].as_f64().unwrap();
-    assert!(auc > 0.7, "{auc}");
-
-    let mut zip = ZipFile::open(&sandbox.result_zips()[0]);
-    let model = zip.json("model/model.json");
+    let (stderr, mut zip, model) = train_converged(&sandbox, &task, 0.7);
     let splits = model["splits"].as_array().unwrap();
     assert_eq!(splits.len(), 5, "{model}");
     for split in splits.iter().chain(std::iter::once(&model)) {

@@ -263,6 +263,34 @@ impl Design<'_> {
         self.pass::<false, F>(weigh).1
     }
 
+    /// `Σ weight_i · [1, x_i]ᵀ [1, x_i] · v`: the weighted Gram matrix times `v` without forming it
+    /// (one pass: each block's `[1, x_i]·v` is made as the pass reads it, then summed back as a
+    /// gradient is). `weights` has one entry per row, 0 for a held-out row. What a wide design's
+    /// Newton step is solved with: a matrix of `(width+1)²` would not fit, or not pay.
+    pub fn gram_times(&self, weights: &[f64], v: &[f64]) -> Vec<f64> {
+        self.gradient(|range, _, residuals| {
+            residuals.fill(v.first().copied().unwrap_or(0.0));
+            self.linear_part(v, range.clone(), residuals);
+            residuals
+                .iter_mut()
+                .zip(&weights[range])
+                .for_each(|(r, w)| *r *= w);
+        })
+    }
+
+    /// The diagonal of the weighted Gram matrix, as far as one gradient pass gives it: exact for the
+    /// intercept and the one-hot levels (the weights summed per level); a standardised number's entry is
+    /// taken as the weights' total, what `Σ weight_i x_i²` is on average. A preconditioner, not a result.
+    pub fn gram_diagonal(&self, weights: &[f64]) -> Vec<f64> {
+        let mut diagonal = self.gradient(|range, _, residuals| {
+            residuals.copy_from_slice(&weights[range]);
+        });
+        for column in &self.numbers {
+            diagonal[1 + column.position] = diagonal[0];
+        }
+        diagonal
+    }
+
     /// The Gram pass, with the Hessian (`HESSIAN`) or the gradient alone (an empty matrix).
     fn pass<const HESSIAN: bool, F>(&self, weigh: F) -> (Vec<f64>, Vec<f64>)
     where
@@ -553,6 +581,65 @@ pub fn damped_solve(a: &[f64], b: &[f64]) -> Option<Vec<f64>> {
     None
 }
 
+/// Solves `A x = b` for a symmetric positive definite `A` known only by its products (`times(v)` is
+/// `A·v`): conjugate gradients preconditioned by `diagonal` (A's diagonal, or an estimate of it). Stops
+/// when the residual's absolute sum is at most `tolerance` (converged) or after `most` products. A
+/// direction of no positive curvature (rounding, in a matrix that should have none) ends it at the last
+/// iterate, or at the preconditioned `b` if it comes first, which is still a direction of descent.
+/// Returns the solution, the products taken and whether it converged.
+pub fn conjugate_gradient(
+    mut times: impl FnMut(&[f64]) -> Vec<f64>,
+    b: &[f64],
+    diagonal: &[f64],
+    tolerance: f64,
+    most: usize,
+) -> (Vec<f64>, usize, bool) {
+    let inverse: Vec<f64> = diagonal
+        .iter()
+        .map(|d| {
+            if *d > 0.0 && d.is_finite() {
+                1.0 / d
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let precondition =
+        |r: &[f64]| -> Vec<f64> { r.iter().zip(&inverse).map(|(r, m)| r * m).collect() };
+    let dot = |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(a, b)| a * b).sum() };
+    let mut x = vec![0.0; b.len()];
+    let mut r = b.to_vec();
+    let mut z = precondition(&r);
+    let mut p = z.clone();
+    let mut rz = dot(&r, &z);
+    let mut products = 0;
+    loop {
+        if r.iter().map(|v| v.abs()).sum::<f64>() <= tolerance {
+            return (x, products, true);
+        }
+        if products >= most {
+            return (x, products, false);
+        }
+        let q = times(&p);
+        products += 1;
+        let curvature = dot(&p, &q);
+        if !(curvature > 0.0 && curvature.is_finite() && rz > 0.0) {
+            if products == 1 {
+                return (z, products, false);
+            }
+            return (x, products, false);
+        }
+        let alpha = rz / curvature;
+        x.iter_mut().zip(&p).for_each(|(x, p)| *x += alpha * p);
+        r.iter_mut().zip(&q).for_each(|(r, q)| *r -= alpha * q);
+        z = precondition(&r);
+        let next = dot(&r, &z);
+        let beta = next / rz;
+        rz = next;
+        p.iter_mut().zip(&z).for_each(|(p, z)| *p = z + beta * *p);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -674,5 +761,64 @@ mod tests {
             let want: f64 = dense[i].iter().zip(&theta).map(|(x, t)| x * t).sum();
             assert!((z[i] - want).abs() < 1e-12);
         }
+        // The Gram matrix times a vector, never formed, is the formed one times it; its diagonal is
+        // exact for the intercept and the levels.
+        let product = design.gram_times(&weights, &theta);
+        let diagonal = design.gram_diagonal(&weights);
+        for a in 0..9 {
+            let want: f64 = (0..9).map(|b| h[a * 9 + b] * theta[b]).sum();
+            assert!(
+                (product[a] - want).abs() < 1e-8,
+                "Hv[{a}] {} vs {want}",
+                product[a]
+            );
+            if ![1, 4, 8].contains(&a) {
+                assert!((diagonal[a] - h[a * 9 + a]).abs() < 1e-8, "diagonal[{a}]");
+            } else {
+                assert_eq!(
+                    diagonal[a], h[0],
+                    "a number's diagonal is the weights' total"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn conjugate_gradient_solves_what_cholesky_solves() {
+        // A badly scaled symmetric positive definite matrix: a one-hot-like block beside dense numbers.
+        let n = 40;
+        let mut a = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                let near = 1.0 / (1.0 + (i as f64 - j as f64).abs());
+                a[i * n + j] = if i < 8 && j < 8 {
+                    3.0 * near
+                } else {
+                    0.1 * near
+                };
+            }
+            a[i * n + i] += if i % 5 == 0 { 1000.0 } else { 1.0 + i as f64 };
+        }
+        let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.7).sin()).collect();
+        let want = cholesky_solve(&a, &b).unwrap();
+        let diagonal: Vec<f64> = (0..n).map(|i| a[i * n + i]).collect();
+        let times = |v: &[f64]| -> Vec<f64> {
+            (0..n)
+                .map(|i| (0..n).map(|j| a[i * n + j] * v[j]).sum())
+                .collect()
+        };
+        let (x, products, converged) = conjugate_gradient(times, &b, &diagonal, 1e-12, 200);
+        assert!(converged && products <= n, "{products} products");
+        for (got, want) in x.iter().zip(&want) {
+            assert!((got - want).abs() < 1e-10, "{got} vs {want}");
+        }
+        // Held to fewer products than it needs, it says so.
+        let (_, products, converged) = conjugate_gradient(times, &b, &diagonal, 1e-14, 2);
+        assert!(!converged && products == 2);
+        // A matrix with no positive curvature along b gives the preconditioned b, still a descent.
+        let (x, _, converged) =
+            conjugate_gradient(|v| v.iter().map(|v| -v).collect(), &b, &diagonal, 1e-12, 10);
+        assert!(!converged);
+        assert!(x.iter().zip(&b).map(|(x, b)| x * b).sum::<f64>() > 0.0);
     }
 }

@@ -147,6 +147,20 @@ fn fit(params: &Params, x: &Design, y: &[f64], start: models::Start) -> (Fitted,
     }
 }
 
+/// Why a fit that did not converge stopped where it did, for its warning.
+fn unconverged(params: &Params, model: &Fitted) -> String {
+    match params.model {
+        ModelKind::LogisticRegression => format!(
+            "{} of max_iter={} iterations (largest gradient component {:.3e}, tol {})",
+            model.iterations, params.max_iter, model.gradient, params.tol
+        ),
+        ModelKind::LinearRegression => format!(
+            "{} conjugate-gradient products (largest residual of the normal equations per row {:.3e})",
+            model.iterations, model.gradient
+        ),
+    }
+}
+
 /// Named scores, in the order they are shown.
 type Metrics = Vec<(String, f64)>;
 
@@ -367,8 +381,8 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         signals::check(|| format!("{k} of {count} splits, during {part}"))?;
         if !model.converged {
             say(&format!(
-                "[single-frame] warning: {part} did not converge in max_iter={} iterations (largest gradient component {:.3e}, tol {})",
-                params.max_iter, model.gradient, params.tol
+                "[single-frame] warning: {part} did not converge: {}",
+                unconverged(&params, &model)
             ));
         }
         // The fit's decisions are already the predictions of every row, test rows included.
@@ -435,8 +449,8 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
     signals::check(|| format!("all {count} splits, during the refit on all rows"))?;
     if !final_model.converged {
         say(&format!(
-            "[single-frame] warning: the refit on all rows did not converge in max_iter={} iterations (largest gradient component {:.3e}, tol {})",
-            params.max_iter, final_model.gradient, params.tol
+            "[single-frame] warning: the refit on all rows did not converge: {}",
+            unconverged(&params, &final_model)
         ));
     }
     let model_json = json!({
