@@ -5,6 +5,8 @@
 #      100k, 300k, 1M and 3M rows: wall time, peak memory, ROC AUC; runs alternate grounds, scikit-learn.
 #   2. `grounds train local` against a bare `docker run` of the same image on the same /opt/ml tree.
 #   3. What a run costs on a 1 GiB channel the first time and when it is unchanged.
+#   Between 1 and 2: designs of thousands of one-hot columns (titanic with its names and tickets, a
+#   200k-row frame with a 3,000-level column).
 # BENCH_SIZES and BENCH_PAIRS (alternating pairs per size up to 1M rows; 3M rows get one) shorten it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,6 +95,23 @@ for frame in synthetic mixed; do
   done
 done
 
+# Categories of many levels: titanic with Name, Ticket and Cabin (1,729 columns), and a wide frame of
+# 200k rows with a 3,000-level column (BENCH_WIDE_ROWS), both past the width where grounds stops forming
+# the Hessian.
+mkdir -p "$work/titanic-wide"
+cp fixtures/titanic/titanic.csv "$work/titanic-wide/"
+wide_features="$titanic_features,Name,Ticket,Cabin"
+sed "s/^features = .*/features = [\"${wide_features//,/\", \"}\"]/" fixtures/titanic/task.toml > "$work/titanic-wide/task.toml"
+compare "titanic, with Name, Ticket, Cabin" 891 "$work/titanic-wide/task.toml" "$work/titanic-wide/titanic.csv" Survived "$wide_features" "$PAIRS"
+wide_rows="${BENCH_WIDE_ROWS:-200000}"
+dir="$work/wide-$wide_rows"
+mkdir -p "$dir"
+echo "bench: writing the wide frame ($wide_rows rows)" >&2
+"$py" bench/make_wide.py "$wide_rows" "$dir/wide.csv"
+task_file "$dir" "$dir/wide.csv"
+compare "wide (3,000 levels)" "$wide_rows" "$dir/task.toml" "$dir/wide.csv" label "$(features_of "$dir/wide.csv" label)" "$PAIRS"
+rm -rf "$dir" "$GROUNDS_HOME/results"
+
 # train local against a bare docker run of the same image on the same /opt/ml tree, alternating.
 overhead_md=()
 if docker info >/dev/null 2>&1; then
@@ -160,7 +179,9 @@ load="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "Peak memory is the largest resident set of one process (GNU time)."
   echo "\`synthetic\` has 16 numeric and 4 string columns of a few levels (bench/make_synthetic.py); \`mixed\`"
   echo "has numbers of very different scales (amounts, counts, time stamps) and string columns of 4 to 150"
-  echo "levels with rare ones, values missing in both (bench/make_mixed.py)."
+  echo "levels with rare ones, values missing in both (bench/make_mixed.py). \`titanic, with Name, Ticket,"
+  echo "Cabin\` and \`wide\` (6 numbers, a string column of 3,000 Zipf-distributed levels, bench/make_wide.py)"
+  echo "are designs of thousands of one-hot columns, whose Newton steps grounds solves by conjugate gradients."
   echo
   echo "| data | rows | grounds s | µs per row | grounds peak MiB | grounds AUC | scikit-learn s | scikit-learn peak MiB | scikit-learn AUC | speed-up |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

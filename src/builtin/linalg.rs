@@ -366,11 +366,15 @@ impl Design<'_> {
             levels: vec![0; self.categories.len() * BLOCK],
             weighted: vec![0.0; p * BLOCK],
             by_row: vec![0.0; p * BLOCK],
-            cross: self
-                .categories
-                .iter()
-                .map(|f| vec![0.0; f.levels * p])
-                .collect(),
+            // Only the Hessian needs them (a gradient pass of many levels would zero them for nothing).
+            cross: if HESSIAN {
+                self.categories
+                    .iter()
+                    .map(|f| vec![0.0; f.levels * p])
+                    .collect()
+            } else {
+                Vec::new()
+            },
         };
         while start < range.end {
             let end = (start + BLOCK).min(range.end);
