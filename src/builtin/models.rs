@@ -84,57 +84,53 @@ pub const WIDEST_DENSE: usize = 512;
 /// as many).
 const MOST_PRODUCTS: usize = 200;
 
-/// The gradient at `theta` (decisions `z`) and the Newton step of a wide design, solved by
-/// conjugate gradients preconditioned by the Hessian's diagonal, a pass over the rows per product
-/// (scikit-learn's `newton-cg`, a truncated Newton method). The step is solved as precisely as the
-/// gradient is large (scikit-learn's forcing term: the residual's absolute sum within
+/// Whether a design is too wide for a formed Hessian (see [`WIDEST_DENSE`]).
+fn solves_by_products(x: &Design) -> bool {
+    x.width + 1 > WIDEST_DENSE
+}
+
+/// Rows' weights as `weigh` makes them block by block in a pass, written out for every row (in parallel):
+/// the products with the Hessian of a wide design read them once per product.
+fn weights_of<F>(x: &Design, weigh: &F) -> Vec<f64>
+where
+    F: Fn(std::ops::Range<usize>, &mut [f64], &mut [f64]) + Sync,
+{
+    const CHUNK: usize = 4096;
+    let mut weights = vec![0.0; x.rows];
+    weights
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(k, chunk)| {
+            let mut residuals = vec![0.0; chunk.len()];
+            weigh(k * CHUNK..k * CHUNK + chunk.len(), chunk, &mut residuals);
+        });
+    weights
+}
+
+/// The Newton step of a wide logistic fit at the point whose (penalised) `gradient` and `weights` are
+/// given, solved by conjugate gradients preconditioned by the Hessian's diagonal, a pass over the rows
+/// per product (scikit-learn's `newton-cg`, a truncated Newton method). The step is solved as precisely
+/// as the gradient is large (scikit-learn's forcing term: the residual's absolute sum within
 /// `min(½, √Σ|g|)·Σ|g|`, the gradient in the mean loss's units), so steps far from the optimum are
-/// cheap and the last ones exact enough for the test of `tol`.
+/// cheap and the last ones exact enough for the test of `tol`. `None` if it is not finite.
 fn newton_step_by_products(
     x: &Design,
-    z: &[f64],
-    y: &[f64],
+    weights: &[f64],
+    gradient: &[f64],
     c: f64,
-    theta: &[f64],
     n: f64,
-) -> (Vec<f64>, Option<Vec<f64>>) {
-    let d = theta.len();
-    let weights: Vec<f64> = z
-        .par_iter()
-        .enumerate()
-        .with_min_len(4096)
-        .map(|(i, z)| {
-            if x.in_fit(i) {
-                let p = sigmoid(*z);
-                c * p * (1.0 - p)
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let mut gradient = x.gradient(|range, _, residuals| {
-        for (i, r) in range.zip(residuals.iter_mut()) {
-            *r = if x.in_fit(i) {
-                c * (sigmoid(z[i]) - y[i])
-            } else {
-                0.0
-            };
-        }
-    });
-    gradient[1..]
-        .iter_mut()
-        .zip(&theta[1..])
-        .for_each(|(g, t)| *g += t);
+) -> Option<Vec<f64>> {
+    let d = gradient.len();
     // The same tiny ridge on the intercept as the dense Hessian has.
     let intercept_ridge = 1e-10 * n;
-    let mut diagonal = x.gram_diagonal(&weights);
+    let mut diagonal = x.gram_diagonal(weights);
     diagonal[0] += intercept_ridge;
     diagonal[1..].iter_mut().for_each(|v| *v += 1.0);
     let magnitude: f64 = gradient.iter().map(|g| g.abs()).sum();
     let forcing = 0.5f64.min((magnitude / (c * n)).sqrt());
     let (step, _, _) = conjugate_gradient(
         |v| {
-            let mut product = x.gram_times(&weights, v);
+            let mut product = x.gram_times(weights, v);
             product[0] += intercept_ridge * v[0];
             product[1..d]
                 .iter_mut()
@@ -142,13 +138,12 @@ fn newton_step_by_products(
                 .for_each(|(p, v)| *p += v);
             product
         },
-        &gradient,
+        gradient,
         &diagonal,
         forcing * magnitude,
         MOST_PRODUCTS,
     );
-    let finite = step.iter().all(|v| v.is_finite());
-    (gradient, finite.then_some(step))
+    step.iter().all(|v| v.is_finite()).then_some(step)
 }
 
 /// Where a fit starts: zeros, or an earlier fit's coefficients (a warm start; the optimum is unique).
@@ -168,8 +163,7 @@ pub fn fit_logistic(
     tol: f64,
     start: Start,
 ) -> (Fitted, Vec<f64>) {
-    let by_products = x.width + 1 > WIDEST_DENSE;
-    fit_logistic_solving(x, y, c, max_iter, tol, start, by_products)
+    fit_logistic_solving(x, y, c, max_iter, tol, start, solves_by_products(x))
 }
 
 /// [`fit_logistic`], its Newton steps solved with the Hessian or (`by_products`) by products with it.
@@ -224,8 +218,18 @@ fn fit_logistic_solving(
                 };
             }
         };
+        // The gradient alone, with the penalty's part.
+        let penalised_gradient = || {
+            let mut gradient = x.gradient(weigh);
+            gradient[1..]
+                .iter_mut()
+                .zip(&theta[1..])
+                .for_each(|(g, t)| *g += t);
+            gradient
+        };
         let (gradient, solved, hessian) = if by_products {
-            let (gradient, step) = newton_step_by_products(x, &z, y, c, &theta, n);
+            let gradient = penalised_gradient();
+            let step = newton_step_by_products(x, &weights_of(x, &weigh), &gradient, c, n);
             (gradient, step, None)
         } else {
             // After a step, the gradient alone (a pass of a fraction of the Gram pass's work) may show
@@ -238,11 +242,7 @@ fn fit_logistic_solving(
             let near = last_hessian
                 .take()
                 .and_then(|(hessian, last_slope): (Vec<f64>, f64)| {
-                    let mut gradient = x.gradient(weigh);
-                    gradient[1..]
-                        .iter_mut()
-                        .zip(&theta[1..])
-                        .for_each(|(g, t)| *g += t);
+                    let gradient = penalised_gradient();
                     let largest = gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
                     let step = damped_solve(&hessian, &gradient)?;
                     let slope: f64 = step.iter().zip(&gradient).map(|(s, g)| s * g).sum();
@@ -341,15 +341,17 @@ pub fn fit_linear(x: &Design, y: &[f64], alpha: f64) -> (Fitted, Vec<f64>) {
     // One-hot columns with an intercept are collinear: a vanishing ridge picks the minimum-norm
     // solution, whose predictions are those of any least-squares solution.
     let jitter = 1e-9 * (x.fitted_rows() as f64).max(1.0);
-    let fitted = if d > WIDEST_DENSE {
-        fit_linear_by_products(x, y, alpha + jitter)
+    // Every row in the fit weighs 1; its residual is its target.
+    let weigh = |range: std::ops::Range<usize>, weights: &mut [f64], residuals: &mut [f64]| {
+        let rows = range.clone().zip(&y[range]);
+        for ((i, y), (w, r)) in rows.zip(weights.iter_mut().zip(residuals.iter_mut())) {
+            (*w, *r) = if x.in_fit(i) { (1.0, *y) } else { (0.0, 0.0) };
+        }
+    };
+    let fitted = if solves_by_products(x) {
+        fit_linear_by_products(x, &weigh, alpha + jitter)
     } else {
-        let (mut gram, rhs) = x.gram(|range, weights, residuals| {
-            let rows = range.clone().zip(&y[range]);
-            for ((i, y), (w, r)) in rows.zip(weights.iter_mut().zip(residuals.iter_mut())) {
-                (*w, *r) = if x.in_fit(i) { (1.0, *y) } else { (0.0, 0.0) };
-            }
-        });
+        let (mut gram, rhs) = x.gram(weigh);
         for k in 1..d {
             gram[k * d + k] += alpha + jitter;
         }
@@ -370,19 +372,17 @@ pub fn fit_linear(x: &Design, y: &[f64], alpha: f64) -> (Fitted, Vec<f64>) {
 const MOST_LEAST_SQUARES_PRODUCTS: usize = 1000;
 
 /// Least squares of a wide design (see [`WIDEST_DENSE`]), `ridge` on every coefficient but the
-/// intercept: the normal equations solved by conjugate gradients on products with `XᵀX`, never formed,
-/// to a residual of `1e-10` of the right-hand side's. `iterations` are the products taken, `gradient`
-/// the largest component of the normal equations' residual per row.
-fn fit_linear_by_products(x: &Design, y: &[f64], ridge: f64) -> Fitted {
+/// intercept, `weigh` giving the rows' weights and targets as [`Design::gram`] takes them: the normal
+/// equations solved by conjugate gradients on products with `XᵀX`, never formed, to a residual of `1e-10`
+/// of the right-hand side's. `iterations` are the products taken, `gradient` the largest component of
+/// the normal equations' residual per row.
+fn fit_linear_by_products<F>(x: &Design, weigh: &F, ridge: f64) -> Fitted
+where
+    F: Fn(std::ops::Range<usize>, &mut [f64], &mut [f64]) + Sync,
+{
     let d = x.width + 1;
-    let weights: Vec<f64> = (0..x.rows)
-        .map(|i| if x.in_fit(i) { 1.0 } else { 0.0 })
-        .collect();
-    let rhs = x.gradient(|range, _, residuals| {
-        for (i, r) in range.zip(residuals.iter_mut()) {
-            *r = if x.in_fit(i) { y[i] } else { 0.0 };
-        }
-    });
+    let weights = weights_of(x, weigh);
+    let rhs = x.gradient(weigh);
     let mut diagonal = x.gram_diagonal(&weights);
     diagonal[1..].iter_mut().for_each(|v| *v += ridge);
     let times = |v: &[f64]| {
@@ -705,21 +705,23 @@ mod tests {
             .map(|i| a[i] * 3.0 + effect[name[i] as usize])
             .collect();
         for ridge in [1e-6, 0.5] {
-            let mut gram = x.gram(|range, weights, residuals| {
-                for (i, (w, r)) in range.zip(weights.iter_mut().zip(residuals.iter_mut())) {
-                    (*w, *r) = if x.in_fit(i) {
-                        (1.0, target[i])
-                    } else {
-                        (0.0, 0.0)
-                    };
-                }
-            });
+            let weigh =
+                |range: std::ops::Range<usize>, weights: &mut [f64], residuals: &mut [f64]| {
+                    for (i, (w, r)) in range.zip(weights.iter_mut().zip(residuals.iter_mut())) {
+                        (*w, *r) = if x.in_fit(i) {
+                            (1.0, target[i])
+                        } else {
+                            (0.0, 0.0)
+                        };
+                    }
+                };
+            let mut gram = x.gram(weigh);
             let d = x.width + 1;
             for k in 1..d {
                 gram.0[k * d + k] += ridge;
             }
             let want = damped_solve(&gram.0, &gram.1).unwrap();
-            let fitted = fit_linear_by_products(&x, &target, ridge);
+            let fitted = fit_linear_by_products(&x, &weigh, ridge);
             assert!(fitted.converged, "ridge {ridge}: {fitted:?}");
             for (p, q) in want.iter().zip(fitted.theta()) {
                 assert!(
