@@ -28,8 +28,9 @@ pub struct LeftOut {
 /// Where the bytes of an entry come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// A regular file, opened without following links when it is stored.
-    File(PathBuf),
+    /// A regular file at `relative` below `root`, opened without following any link when it is stored
+    /// ([`confined::open_file`]).
+    File { root: PathBuf, relative: PathBuf },
     /// A symbolic link with this relative target, which stays inside the result.
     Link(PathBuf),
     /// Bytes grounds itself writes (the failure reason of a job with several hosts).
@@ -51,7 +52,19 @@ pub struct Collected {
 }
 
 fn name_of(relative: &Path) -> String {
-    relative.to_string_lossy().replace('\\', "/")
+    relative.to_string_lossy().into_owned()
+}
+
+/// Why a file's name cannot be an entry of a result as it is, if it cannot: every name in a result has
+/// one spelling ([`crate::archive::canonical_name`]), the same on every system that reads it.
+fn unnameable(file_name: &std::ffi::OsStr) -> Option<&'static str> {
+    match file_name.to_str() {
+        None => Some("its name is not valid UTF-8, which a zip entry's name must be"),
+        Some(name) if name.contains('\\') => {
+            Some("its name holds a backslash, which archives read as a folder separator")
+        }
+        Some(_) => None,
+    }
 }
 
 impl Collected {
@@ -97,6 +110,10 @@ impl Collected {
         for entry in entries {
             let relative = relative.join(entry.file_name());
             let name = name_of(&relative);
+            if let Some(why) = unnameable(&entry.file_name()) {
+                self.leave_out(&name, format!("{why}: it was not stored"));
+                continue;
+            }
             let kind = match entry.file_type() {
                 Ok(kind) => kind,
                 Err(e) => {
@@ -109,7 +126,10 @@ impl Collected {
             } else if kind.is_file() {
                 self.items.push(Item {
                     name,
-                    source: Source::File(root.join(&relative)),
+                    source: Source::File {
+                        root: root.to_path_buf(),
+                        relative: relative.clone(),
+                    },
                 });
             } else if kind.is_symlink() {
                 self.link(root, seen_as, &relative, name);
@@ -202,21 +222,6 @@ impl Collected {
     }
 }
 
-/// Opens a file the job left, never following a link and never blocking on a pipe, and checks that it
-/// is a regular file: (the file, its size, whether it is executable).
-pub fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, u64, bool)> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("it is no longer a regular file"));
-    }
-    Ok((file, meta.len(), meta.permissions().mode() & 0o111 != 0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,13 +258,19 @@ mod tests {
             [
                 (
                     "model/ckpt/3.bin",
-                    &Source::File(root.join("model/ckpt/3.bin"))
+                    &Source::File {
+                        root: root.to_path_buf(),
+                        relative: "model/ckpt/3.bin".into()
+                    }
                 ),
                 ("model/latest", &Source::Link("ckpt/3.bin".into())),
                 ("model/preds", &Source::Link("../output/data/p.csv".into())),
                 (
                     "output/data/p.csv",
-                    &Source::File(root.join("output/data/p.csv"))
+                    &Source::File {
+                        root: root.to_path_buf(),
+                        relative: "output/data/p.csv".into()
+                    }
                 ),
             ]
         );

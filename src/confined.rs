@@ -127,6 +127,118 @@ fn enter(
     Ok(())
 }
 
+/// A regular file below a folder, opened without following any link on its way.
+#[derive(Debug)]
+pub struct OpenedFile {
+    pub file: std::fs::File,
+    pub size: u64,
+    pub executable: bool,
+}
+
+/// Opens the regular file at `relative` below `root` the way a job's files must be opened on the host:
+/// every folder on the way and the file itself are opened relative to the one before (`openat`) with
+/// `O_NOFOLLOW`, so a link anywhere on the path (also one swapped in after the path was looked at) is
+/// never followed; a named pipe is not waited on; anything but a regular file is an error. `root` itself
+/// is the caller's (it may lie behind links of the host).
+pub fn open_file(root: &Path, relative: &Path) -> std::io::Result<OpenedFile> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
+    let mut names = Vec::new();
+    for component in relative.components() {
+        match component {
+            Component::Normal(name) => names.push(name),
+            Component::CurDir => {}
+            _ => return Err(invalid("the path is not a plain path below its folder")),
+        }
+    }
+    let Some((last, folders)) = names.split_last() else {
+        return Err(invalid("the path names no file"));
+    };
+    let open_at = |dir: Option<&OwnedFd>, name: &std::ffi::OsStr, flags: i32| {
+        let name = std::ffi::CString::new(name.as_bytes())
+            .map_err(|_| invalid("the path holds a NUL byte"))?;
+        let dir_fd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+        // SAFETY: openat(2) with a valid descriptor (or AT_FDCWD) and a NUL-terminated name; the
+        // descriptor it returns is owned from here on.
+        let fd = unsafe { libc::openat(dir_fd, name.as_ptr(), flags | libc::O_CLOEXEC) };
+        if fd < 0 {
+            let error = std::io::Error::last_os_error();
+            return Err(match error.raw_os_error() {
+                Some(libc::ELOOP) => std::io::Error::other(format!(
+                    "{} is a symbolic link: it is never followed",
+                    name.to_string_lossy()
+                )),
+                Some(libc::ENOTDIR) => std::io::Error::other(format!(
+                    "{} is not a folder (a symbolic link or a file where a folder was)",
+                    name.to_string_lossy()
+                )),
+                _ => error,
+            });
+        }
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let mut dir = open_at(None, root.as_os_str(), libc::O_RDONLY | libc::O_DIRECTORY)?;
+    for folder in folders {
+        dir = open_at(
+            Some(&dir),
+            folder,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        )?;
+    }
+    let fd = open_at(
+        Some(&dir),
+        last,
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
+    )?;
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "it is not a regular file (a named pipe, a socket, a device or a folder)",
+        ));
+    }
+    Ok(OpenedFile {
+        size: meta.len(),
+        executable: meta.permissions().mode() & 0o111 != 0,
+        file,
+    })
+}
+
+/// Opens the regular file at `path` without following a link in its last component (the folders
+/// above it are the caller's): for files grounds wrote where a job could reach them (its log, its
+/// package), which the job may have replaced.
+pub fn open_own_file(path: &Path) -> std::io::Result<OpenedFile> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => open_file(
+            if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            },
+            Path::new(name),
+        ),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} names no file", path.display()),
+        )),
+    }
+}
+
+/// At most `max` bytes of `reader`, and whether that was all of it.
+pub fn read_at_most(reader: impl std::io::Read, max: u64) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    reader
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    let whole = bytes.len() as u64 <= max;
+    bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX).min(bytes.len()));
+    Ok((bytes, whole))
+}
+
 /// The relative link text that leads from the folder holding `link` to `target` (both relative to one
 /// root, neither with links in it).
 pub fn relative_target(link: &Path, target: &Path) -> PathBuf {

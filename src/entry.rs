@@ -338,11 +338,13 @@ pub fn failure_text(head: &str, stderr_tail: &[String]) -> String {
     format!("{head}\nLast lines of stderr:\n{}", lines.join("\n"))
 }
 
-/// Writes `output/failure` unless the job already wrote one.
+/// Writes `output/failure` unless the job already left something there (a file with a reason, or
+/// anything that is not an empty regular file: a link it planted is never written through).
 pub fn write_failure(layout: &Layout, reason: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = layout.failure_file();
-    let already = std::fs::metadata(&path)
-        .map(|m| m.len() > 0)
+    let already = std::fs::symlink_metadata(&path)
+        .map(|m| !m.is_file() || m.len() > 0)
         .unwrap_or(false);
     if already {
         return;
@@ -350,18 +352,47 @@ pub fn write_failure(layout: &Layout, reason: &str) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let _ = std::fs::write(&path, reason);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path);
+    if let Ok(mut file) = file {
+        let _ = file.write_all(reason.as_bytes());
+    }
 }
 
-/// The failure reason a job left, if any.
+/// The failure reason a job left in `output/failure`, as SageMaker takes it: at most
+/// [`FAILURE_REASON_MAX`] bytes of a regular file, never read through a link or from a pipe or device.
+/// A failure file that is something else gives a reason that says so instead of its content.
 pub fn read_failure(layout: &Layout) -> Option<String> {
-    read_failure_file(&layout.failure_file())
+    let opened = match crate::confined::open_file(&layout.root, Path::new(contract::FAILURE_FILE)) {
+        Ok(opened) => opened,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            return Some(format!(
+                "the job left output/failure, which was not read: {e} (only a regular file is read as \
+                 the failure reason)"
+            ))
+        }
+    };
+    let bytes = match crate::confined::read_at_most(opened.file, FAILURE_REASON_MAX as u64) {
+        Ok((bytes, _)) => bytes,
+        Err(e) => return Some(format!("the job's output/failure could not be read: {e}")),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let text = truncate_to(text.trim(), FAILURE_REASON_MAX);
+    (!text.is_empty()).then(|| text.to_string())
 }
 
-pub fn read_failure_file(path: &Path) -> Option<String> {
-    let text = std::fs::read(path).ok()?;
-    let text = String::from_utf8_lossy(&text).trim().to_string();
-    (!text.is_empty()).then_some(text)
+/// The longest start of `text` of at most `max` bytes that ends on a character boundary.
+fn truncate_to(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 #[cfg(test)]

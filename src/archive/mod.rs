@@ -5,7 +5,7 @@
 //! beyond a bound, before it writes a byte.
 
 use std::io::{Read, Seek, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use ::zip::write::SimpleFileOptions;
 use ::zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
@@ -180,29 +180,34 @@ pub enum AddError {
     Zip(::zip::result::ZipError),
 }
 
-/// Why an entry name is unsafe to unpack, if it is.
-fn unsafe_reason(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        return Some("has an empty name");
+/// The one spelling of an archive entry's name that every check and every write uses: segments joined by
+/// `/`, without `.` segments, empty segments (`a//b`) or a trailing `/` (`model/./x`, `./model//x/` and
+/// `model/x` are all `model/x`). A name that cannot be spelled so is refused with the reason: a NUL byte,
+/// a backslash (a separator on Windows, so one name could mean two paths), an absolute path or drive,
+/// or a `..` segment. The empty string is the folder itself (`./`).
+pub fn canonical_name(raw: &str) -> Result<String, &'static str> {
+    if raw.contains('\0') {
+        return Err("has a NUL byte in its name");
     }
-    if name.contains('\0') {
-        return Some("has a NUL byte in its name");
+    if raw.contains('\\') {
+        return Err("has a backslash in its name (a folder separator on Windows)");
     }
-    if name.starts_with('/') || name.starts_with('\\') || name.get(1..2) == Some(":") {
-        return Some("has an absolute path");
+    if raw.starts_with('/') {
+        return Err("has an absolute path");
     }
-    let path = Path::new(name);
-    for component in path.components() {
-        match component {
-            Component::ParentDir => return Some("climbs out of the folder with `..`"),
-            Component::RootDir | Component::Prefix(_) => return Some("has an absolute path"),
-            _ => {}
+    let bytes = raw.as_bytes();
+    if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
+        return Err("has an absolute path (a drive letter)");
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in raw.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => return Err("climbs out of the folder with `..`"),
+            normal => segments.push(normal),
         }
     }
-    if name.split(['/', '\\']).any(|part| part == "..") {
-        return Some("climbs out of the folder with `..`");
-    }
-    None
+    Ok(segments.join("/"))
 }
 
 /// The longest symbolic link target an archive may hold.
@@ -284,19 +289,24 @@ pub fn unpack_staged<R: Read + Seek>(
     let mut selected = Vec::new();
     let mut names = std::collections::BTreeSet::new();
     let mut links = std::collections::BTreeSet::new();
+    // Every check below and every path written uses the canonical name, so a name spelled another way
+    // (`model/./x`, `model//x`) cannot be judged as one path and written as another.
+    let only = canonical_name(only).map_err(|reason| unsafe_entry(only, reason))?;
     for index in 0..zip.len() {
         let file = zip.by_index_raw(index).map_err(zip_err)?;
         let name = file.name().to_string();
-        if let Some(reason) = unsafe_reason(&name) {
-            return Err(unsafe_entry(&name, reason));
+        let canonical = canonical_name(&name).map_err(|reason| unsafe_entry(&name, reason))?;
+        if canonical.is_empty() {
+            return Err(unsafe_entry(&name, "has an empty name"));
         }
-        let Some(relative) = name.strip_prefix(only) else {
-            continue;
+        let relative = if only.is_empty() {
+            canonical
+        } else {
+            match canonical.strip_prefix(&only) {
+                Some(rest) if rest.starts_with('/') => rest[1..].to_string(),
+                _ => continue,
+            }
         };
-        let relative = relative.trim_end_matches('/').to_string();
-        if relative.is_empty() {
-            continue;
-        }
         let is_link = file
             .unix_mode()
             .is_some_and(|mode| mode & 0o170000 == 0o120000);

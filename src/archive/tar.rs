@@ -3,7 +3,7 @@
 //! only where the caller collects them through [`crate::confined`] afterwards).
 
 use std::io::{BufWriter, Read, Seek, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// One entry of a tar to write.
 #[derive(Debug, Clone)]
@@ -98,54 +98,204 @@ pub fn write(items: &[TarItem], owner: (u32, u32)) -> std::io::Result<(std::fs::
     Ok((file, content))
 }
 
-/// Unpacks a tar into `into`: folders, regular files and, with `keep_links`, symbolic and hard links
-/// (which must be collected through [`crate::confined`] afterwards). Entries that would land outside,
-/// devices, pipes and (without `keep_links`) links are left out and returned as (`prefix/name`,
-/// reason); they never fail the unpacking.
+/// The most the headers of one entry may take (its name, link name and extended attributes: a PAX or
+/// GNU long-name header is read into memory whole, so its size is bounded before it is read).
+const HEADERS_MAX: u64 = 1 << 20;
+
+/// Counts what a tar stream gives: every byte against the archive's bound, and the bytes read while the
+/// next entry's headers are looked for against [`HEADERS_MAX`]. Past a bound it fails the read, which
+/// ends the unpacking before the bytes are used.
+struct Metered<R> {
+    inner: R,
+    meter: std::rc::Rc<Meter>,
+}
+
+#[derive(Default)]
+struct Meter {
+    total: std::cell::Cell<u64>,
+    in_headers: std::cell::Cell<Option<u64>>,
+    max_total: u64,
+    tripped: std::cell::Cell<Option<Tripped>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tripped {
+    Total,
+    Headers,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let meter = &self.meter;
+        meter.total.set(meter.total.get() + n as u64);
+        if meter.total.get() > meter.max_total {
+            meter.tripped.set(Some(Tripped::Total));
+            return Err(std::io::Error::other("the archive is larger than its bound"));
+        }
+        if let Some(read) = meter.in_headers.get() {
+            let read = read + n as u64;
+            meter.in_headers.set(Some(read));
+            if read > HEADERS_MAX {
+                meter.tripped.set(Some(Tripped::Headers));
+                return Err(std::io::Error::other("an entry's headers are larger than their bound"));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// What unpacking a tar left out, as (`prefix/name`, reason).
+pub type LeftOut = Vec<(String, String)>;
+
+/// Unpacks a tar into `into`: folders, regular files and, with `keep_links`, symbolic links and hard links
+/// to files of the archive (which must be collected through [`crate::confined`] afterwards). Every name is
+/// judged in its canonical form ([`super::canonical_name`]); entries that would land outside, devices,
+/// pipes and (without `keep_links`) links are left out and returned as (`prefix/name`, reason); they never
+/// fail the unpacking. The archive is held to `limits` (its bytes, its entries) and each entry's headers to
+/// a bound: past one, what came before stays, the entry being written is removed (never kept half), and
+/// the rest is left out with the reason.
 pub fn unpack<R: Read>(
     reader: R,
     into: &Path,
     prefix: &str,
     keep_links: bool,
-) -> anyhow::Result<Vec<(String, String)>> {
+    limits: super::Limits,
+) -> anyhow::Result<LeftOut> {
     use anyhow::Context;
     std::fs::create_dir_all(into).with_context(|| format!("creating {}", into.display()))?;
+    let named = |name: &str| {
+        if prefix.is_empty() {
+            name.to_string()
+        } else if name.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        }
+    };
+    let beyond = |tripped: Tripped| match tripped {
+        Tripped::Total => format!(
+            "the archive holds more than the bound of {} bytes: the rest of it was not unpacked",
+            limits.max_bytes
+        ),
+        Tripped::Headers => format!(
+            "an entry's headers (its name or extended attributes) are larger than {HEADERS_MAX} bytes: \
+             the rest of the archive was not unpacked"
+        ),
+    };
+    let meter = std::rc::Rc::new(Meter {
+        max_total: limits.max_bytes,
+        ..Meter::default()
+    });
     let mut left_out = Vec::new();
-    let mut archive = ::tar::Archive::new(reader);
+    let mut archive = ::tar::Archive::new(Metered {
+        inner: reader,
+        meter: meter.clone(),
+    });
     archive.set_preserve_permissions(false);
     archive.set_overwrite(true);
-    for entry in archive.entries().context("not a tar archive")? {
-        let mut entry = entry.context("reading the archive")?;
-        let path = entry.path().context("reading the archive")?.into_owned();
-        let name = if prefix.is_empty() {
-            path.display().to_string()
-        } else {
-            format!("{prefix}/{}", path.display())
+    let mut entries = archive.entries().context("not a tar archive")?;
+    let mut count = 0usize;
+    loop {
+        meter.in_headers.set(Some(0));
+        let next = entries.next();
+        meter.in_headers.set(None);
+        let mut entry = match next {
+            None => break,
+            Some(Ok(entry)) => entry,
+            Some(Err(e)) => {
+                let reason = match meter.tripped.get() {
+                    Some(tripped) => beyond(tripped),
+                    None if count == 0 => return Err(e).context("not a tar archive"),
+                    None => format!("the archive could not be read past this point ({e})"),
+                };
+                left_out.push((named(""), reason));
+                break;
+            }
         };
-        let kind = entry.header().entry_type();
-        let why = if path.is_absolute()
-            || path.components().any(|c| matches!(c, Component::ParentDir))
-        {
-            Some("an entry of the archive that would land outside the result")
-        } else if (kind.is_symlink() || kind.is_hard_link()) && !keep_links {
-            Some("a link in the archive: links in downloaded archives are not followed")
-        } else if !(kind.is_file() || kind.is_dir() || kind.is_symlink() || kind.is_hard_link()) {
-            Some("not a regular file or folder in the archive")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            left_out.push((name, why.to_string()));
-            continue;
+        count += 1;
+        if count > limits.max_entries {
+            left_out.push((
+                named(""),
+                format!(
+                    "the archive holds more than the bound of {} entries: the rest of it was not \
+                     unpacked",
+                    limits.max_entries
+                ),
+            ));
+            break;
         }
-        // `unpack_in` refuses what would land outside `into`, links on the way included.
-        match entry.unpack_in(into) {
-            Ok(true) => {}
-            Ok(false) => left_out.push((
-                name,
-                "an entry of the archive that would land outside the result".to_string(),
-            )),
-            Err(e) => left_out.push((name, format!("could not be unpacked ({e})"))),
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        let canonical = if std::str::from_utf8(&entry.path_bytes()).is_err() {
+            Err("has a name that is not valid UTF-8")
+        } else {
+            super::canonical_name(&raw)
+        };
+        let why: Option<String> = match &canonical {
+            Err(reason) => Some(format!("an entry of the archive that {reason}: left out")),
+            Ok(name) if name.is_empty() => None,
+            Ok(_) if (kind.is_symlink() || kind.is_hard_link()) && !keep_links => Some(
+                "a link in the archive: links in downloaded archives are not followed".to_string(),
+            ),
+            // A hard link names a file of the archive as the archive names it: one in the same top
+            // folder as itself (`model/a` to `model/b`), never one of the job's other folders.
+            Ok(name) if kind.is_hard_link() => match entry
+                .link_name_bytes()
+                .map(|target| super::canonical_name(&String::from_utf8_lossy(&target)))
+            {
+                Some(Ok(target))
+                    if !target.is_empty() && target.split('/').next() == name.split('/').next() =>
+                {
+                    None
+                }
+                _ => Some(
+                    "a hard link to something that is not a file of its folder in the archive: left \
+                     out"
+                    .to_string(),
+                ),
+            },
+            Ok(_) if !(kind.is_file() || kind.is_dir() || kind.is_symlink() || kind.is_hard_link()) => {
+                Some("not a regular file or folder in the archive".to_string())
+            }
+            Ok(_) => None,
+        };
+        let shown = named(canonical.as_deref().unwrap_or(&raw));
+        if let Some(why) = why {
+            left_out.push((shown, why));
+        } else if canonical.as_deref().is_ok_and(|name| !name.is_empty()) {
+            // `unpack_in` refuses what would land outside `into`, links on the way included.
+            match entry.unpack_in(into) {
+                Ok(true) => {}
+                Ok(false) => left_out.push((
+                    shown,
+                    "an entry of the archive that would land outside the result".to_string(),
+                )),
+                Err(e) => {
+                    if let Some(tripped) = meter.tripped.get() {
+                        // Never half a file: what was written of this one goes.
+                        if let Ok(name) = &canonical {
+                            let written = into.join(name);
+                            if std::fs::symlink_metadata(&written).is_ok_and(|m| m.is_file()) {
+                                let _ = std::fs::remove_file(&written);
+                            }
+                        }
+                        left_out.push((shown, beyond(tripped)));
+                        break;
+                    }
+                    left_out.push((shown, format!("could not be unpacked ({e})")));
+                }
+            }
+        }
+        // What the entry did not read is read here, counted, so that looking for the next entry's
+        // headers reads headers only.
+        if let Err(e) = std::io::copy(&mut entry, &mut std::io::sink()) {
+            let reason = match meter.tripped.get() {
+                Some(tripped) => beyond(tripped),
+                None => format!("the archive could not be read past this point ({e})"),
+            };
+            left_out.push((named(""), reason));
+            break;
         }
     }
     Ok(left_out)

@@ -21,6 +21,9 @@ pub const DEFAULT_ROOT: &str = "/opt/ml";
 /// The toolkit's variable for a root other than `/opt/ml`; grounds' entry honours it too.
 pub const ROOT_ENV: &str = "SAGEMAKER_BASE_DIR";
 
+/// Where a job leaves the reason it failed, below its root.
+pub const FAILURE_FILE: &str = "output/failure";
+
 /// Paths under one root.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -56,7 +59,7 @@ impl Layout {
         self.root.join("output/intermediate")
     }
     pub fn failure_file(&self) -> PathBuf {
-        self.root.join("output/failure")
+        self.root.join(FAILURE_FILE)
     }
     pub fn code_dir(&self) -> PathBuf {
         self.root.join("code")

@@ -65,12 +65,14 @@ pub async fn upload(
 }
 
 /// Receives `path` of a container (running or stopped) as a tar, written to `into`; `Ok(false)` when the
-/// container has no such path.
+/// container has no such path. At most a little more than `max` bytes are received: what unpacks the
+/// tar holds it to its bound and says what was left out.
 pub async fn download(
     docker: &Docker,
     container: &str,
     path: &str,
     into: &mut tokio::fs::File,
+    max: u64,
     what: &str,
     reporter: &dyn Reporter,
 ) -> Result<bool, DockerError> {
@@ -95,7 +97,9 @@ pub async fn download(
                     call: format!("copy {container}:{path} out"),
                     message: format!("writing it to disk here: {e}"),
                 })?;
-            received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if received.fetch_add(chunk.len() as u64, Ordering::Relaxed) > max {
+                break;
+            }
         }
         into.flush().await.map_err(|e| DockerError::Call {
             call: format!("copy {container}:{path} out"),

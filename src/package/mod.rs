@@ -135,12 +135,16 @@ impl Package {
         &self.file.path
     }
 
+    /// The zip, opened without following a link: an attached job is told where its package lies and
+    /// could put a link there.
     pub fn open(&self) -> std::io::Result<std::fs::File> {
-        std::fs::File::open(self.path())
+        crate::confined::open_own_file(self.path()).map(|opened| opened.file)
     }
 
     pub fn size(&self) -> u64 {
-        std::fs::metadata(self.path()).map(|m| m.len()).unwrap_or(0)
+        std::fs::symlink_metadata(self.path())
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 
     /// A package from a zip held in a temporary file, its manifest read from it.

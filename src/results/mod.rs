@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -94,11 +94,21 @@ impl Reservation {
             false,
         )
         .with_context(|| write("metrics.json"))?;
-        let mut logs = File::open(contents.logs)
-            .with_context(|| format!("reading {}", contents.logs.display()))?;
-        let size = logs.metadata().map(|m| m.len()).unwrap_or(0);
-        zip.add_reader("logs.txt", &mut logs, size, false)
-            .with_context(|| write("logs.txt"))?;
+        // The log lies beside the job's root, where an attached job could replace it: never followed.
+        match crate::confined::open_own_file(contents.logs) {
+            Ok(mut logs) => match zip.add_reader("logs.txt", &mut logs.file, logs.size, false) {
+                Ok(_) => {}
+                Err(archive::AddError::Read(e)) => job.left_out.push(LeftOut {
+                    path: "logs.txt".into(),
+                    reason: format!("could not be read: {e}"),
+                }),
+                Err(e) => return Err(e).with_context(|| write("logs.txt")),
+            },
+            Err(e) => job.left_out.push(LeftOut {
+                path: "logs.txt".into(),
+                reason: format!("could not be read: {e}"),
+            }),
+        }
         for item in contents.files.items {
             let problem = match &item.source {
                 Source::Bytes(bytes) => zip
@@ -109,9 +119,10 @@ impl Reservation {
                     .add_symlink(&item.name, &target.to_string_lossy())
                     .err()
                     .map(archive::AddError::Zip),
-                Source::File(path) => match crate::collect::open_regular(path) {
-                    Ok((mut file, size, executable)) => zip
-                        .add_reader(&item.name, &mut file, size, executable)
+                Source::File { root, relative } => match crate::confined::open_file(root, relative)
+                {
+                    Ok(mut opened) => zip
+                        .add_reader(&item.name, &mut opened.file, opened.size, opened.executable)
                         .err(),
                     Err(e) => Some(archive::AddError::Read(e)),
                 },
@@ -282,8 +293,17 @@ impl Store {
             .with_context(|| format!("{} has no package.zip", path.display()))?;
         let mut temp =
             crate::package::temp_file().context("creating a temporary file for the package")?;
-        std::io::copy(&mut entry, &mut temp)
+        // Whatever the entry's header claims, no more than an archive may unpack to is read.
+        let max = archive::Limits::default().max_bytes;
+        let copied = std::io::copy(&mut (&mut entry).take(max.saturating_add(1)), &mut temp)
             .with_context(|| format!("reading package.zip from {}", path.display()))?;
+        if copied > max {
+            bail!(
+                "{}: package.zip is larger than the bound of {max} bytes: this zip is not a result \
+                 grounds wrote",
+                path.display()
+            );
+        }
         Package::from_temp(temp.into_temp_path())
             .with_context(|| format!("{}: package.zip is not a grounds package", path.display()))
     }
@@ -371,13 +391,25 @@ impl Store {
                 .with_context(|| format!("{}: metrics.json is not valid", path.display()))?,
             None => Metrics::default(),
         };
+        if zip.len() > archive::Limits::default().max_entries {
+            bail!(
+                "{} has {} entries, more than a result may hold ({})",
+                path.display(),
+                zip.len(),
+                archive::Limits::default().max_entries
+            );
+        }
         let mut files = Vec::new();
         for index in 0..zip.len() {
             let entry = zip
                 .by_index_raw(index)
                 .with_context(|| format!("{}: entry {index} cannot be read", path.display()))?;
             if !entry.is_dir() {
-                files.push((entry.name().to_string(), entry.size()));
+                // Named as every check names it: `model/./x` is `model/x`.
+                let name = archive::canonical_name(entry.name()).map_err(|reason| {
+                    anyhow::anyhow!("{}: entry `{}` {reason}", path.display(), entry.name())
+                })?;
+                files.push((name, entry.size()));
             }
         }
         Ok(Stored {

@@ -97,7 +97,10 @@ impl Store {
                 .with_context(|| format!("{}: job.json cannot be read", path.display()))?
         };
         if existing == Some(true) && !ours {
-            let theirs = std::fs::read(dest.join("job.json")).ok();
+            let theirs = crate::confined::open_file(&dest, Path::new("job.json"))
+                .and_then(|opened| crate::confined::read_at_most(opened.file, JOB_JSON_MAX))
+                .ok()
+                .map(|(bytes, _)| bytes);
             if theirs.is_none() || theirs != job_json {
                 bail!(
                     "{} exists and is not empty (and holds no earlier opening of {id}): give a new or \
@@ -182,9 +185,13 @@ fn same_content(a: &Path, b: &Path) -> bool {
     if !(ma.is_file() && mb.is_file()) || ma.len() != mb.len() {
         return false;
     }
-    let (Ok(fa), Ok(fb)) = (File::open(a), File::open(b)) else {
+    let (Ok(fa), Ok(fb)) = (
+        crate::confined::open_own_file(a),
+        crate::confined::open_own_file(b),
+    ) else {
         return false;
     };
+    let (fa, fb) = (fa.file, fb.file);
     use std::io::Read;
     let (mut ra, mut rb) = (BufReader::new(fa), BufReader::new(fb));
     let (mut xa, mut xb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);

@@ -39,9 +39,22 @@ pub async fn download_tarball(
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(false),
         Err(e) => return Err(call_error(&format!("s3:GetObject {uri}"), e).into()),
     };
+    let limits = crate::archive::Limits::default();
+    let size = object.content_length().and_then(|n| u64::try_from(n).ok());
+    if size.is_some_and(|size| size > limits.max_bytes) {
+        left_out.push(LeftOut {
+            path: prefix.to_string(),
+            reason: format!(
+                "{uri} is {} bytes, more than the bound of {} a result takes home: it was not \
+                 downloaded (it stays in S3)",
+                size.unwrap_or(0),
+                limits.max_bytes
+            ),
+        });
+        return Ok(true);
+    }
     let mut download =
         tempfile::tempfile().context("creating a temporary file for the download")?;
-    let size = object.content_length().and_then(|n| u64::try_from(n).ok());
     let progress = reporter.progress(Measure::Bytes, "Downloading", uri, size);
     crate::s3cache::save_body(object.body, &mut download, uri, &progress).await?;
     drop(progress);
@@ -51,6 +64,7 @@ pub async fn download_tarball(
         into,
         prefix,
         false,
+        limits,
     )
     .with_context(|| format!("{uri} is not a .tar.gz"))?;
     left_out.extend(unpacked.into_iter().map(|(path, why)| LeftOut {

@@ -133,7 +133,18 @@ async fn copy_tree_out(
     let file = tempfile::tempfile().context("creating a temporary file for the copy")?;
     let mut download = tokio::fs::File::from_std(file);
     let what = format!("{path} of {container}");
-    if !transfer::download(docker, container, path, &mut download, &what, reporter).await? {
+    let limits = crate::archive::Limits::default();
+    if !transfer::download(
+        docker,
+        container,
+        path,
+        &mut download,
+        limits.max_bytes,
+        &what,
+        reporter,
+    )
+    .await?
+    {
         return Ok(());
     }
     let mut file = download.into_std().await;
@@ -141,7 +152,13 @@ async fn copy_tree_out(
     let root = root.to_path_buf();
     // The archive's entries are `model/...`: unpacked into the root they land where a mount puts them.
     let unpacked = tokio::task::spawn_blocking(move || {
-        crate::archive::tar::unpack(std::io::BufReader::new(file), &root, "", true)
+        crate::archive::tar::unpack(
+            std::io::BufReader::new(file),
+            &root,
+            "",
+            true,
+            limits,
+        )
     })
     .await
     .context("unpacking the copy")??;
