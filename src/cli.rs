@@ -71,21 +71,29 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// The data sets kept on the engine: hash, channel, files, size, volume.
-    List {
-        /// The engine (default: DOCKER_HOST, else the local socket).
-        #[arg(long, value_name = "URL")]
-        docker_host: Option<String>,
-    },
-    /// Removes data sets from the engine (all of them, or those whose hash starts with HASH); the next run
-    /// that needs one sends it again.
+    /// What is kept: the data sets on the engine (hash, channel, files, size, volume); with --local the
+    /// caches under $GROUNDS_HOME/cache.
+    List(CacheArgs),
+    /// Removes what is kept (all of it, or the entries whose hash or id starts with HASH); the next run that
+    /// needs something sends or unpacks it again. Entries a running job reads are kept and named.
     Clear {
-        /// The engine (default: DOCKER_HOST, else the local socket).
-        #[arg(long, value_name = "URL")]
-        docker_host: Option<String>,
-        /// Hashes (or unique prefixes) of the data sets to remove; none: all.
+        #[command(flatten)]
+        args: CacheArgs,
+        /// Hashes (or ids, or unique prefixes) of the entries to remove; none: all.
         hashes: Vec<String>,
     },
+}
+
+/// Which caches `grounds cache` looks at: the engine's data volumes unless --local is given alone.
+#[derive(Debug, clap::Args)]
+pub struct CacheArgs {
+    /// The engine (default: DOCKER_HOST, else the local socket).
+    #[arg(long, value_name = "URL")]
+    pub docker_host: Option<String>,
+    /// The caches on this machine: results unpacked for result:// channels, s3:// channels downloaded,
+    /// content hashes of local data (with --docker-host, the engine's too).
+    #[arg(long)]
+    pub local: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -29,6 +29,8 @@ pub struct JobLog<'a> {
     open: Option<String>,
     /// Bytes of that line not shown.
     unshown: u64,
+    /// Metric values found but not recorded (a name too long, or beyond the number of metrics kept).
+    dropped: u64,
 }
 
 impl<'a> JobLog<'a> {
@@ -48,6 +50,7 @@ impl<'a> JobLog<'a> {
             reporter,
             open: None,
             unshown: 0,
+            dropped: 0,
         })
     }
 
@@ -77,7 +80,16 @@ impl<'a> JobLog<'a> {
         }
         let _ = self.writer.write_all(&piece.bytes);
         let text = piece.text();
-        self.metrics.observe(&text, &self.definitions, now);
+        let (_, dropped) = self.metrics.observe(&text, &self.definitions, now);
+        if dropped > 0 && self.dropped == 0 {
+            self.reporter.warn(&format!(
+                "a metric on this line is not recorded: names are kept up to {} characters, and at most \
+                 {} metrics per job (the line stays in logs.txt)",
+                crate::metrics::MAX_NAME,
+                crate::metrics::NAMES_MAX
+            ));
+        }
+        self.dropped += dropped as u64;
         if piece.ends_line {
             let _ = self.writer.write_all(b"\n");
             self.open = None;
@@ -115,6 +127,28 @@ impl<'a> JobLog<'a> {
         self.writer
             .flush()
             .with_context(|| format!("writing {}", self.path.display()))?;
+        let thinned = self.metrics.thinned();
+        if !thinned.is_empty() {
+            let (name, how) = thinned[0];
+            self.reporter.stage(
+                "Thinned",
+                &format!(
+                    "{} metric series to keep memory and metrics.json bounded (e.g. {name}: every {}th of \
+                     {} values); final values are exact, every value is in logs.txt",
+                    thinned.len(),
+                    how.every,
+                    how.reported
+                ),
+            );
+        }
+        if self.dropped > 0 {
+            self.reporter.warn(&format!(
+                "{} metric value(s) were not recorded (names over {} characters, or beyond {} metrics)",
+                self.dropped,
+                crate::metrics::MAX_NAME,
+                crate::metrics::NAMES_MAX
+            ));
+        }
         Ok(self.metrics)
     }
 }

@@ -11,6 +11,7 @@
 mod archive;
 mod aws;
 mod builtin;
+mod cache;
 mod channels;
 mod cli;
 mod collect;

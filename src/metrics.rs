@@ -217,37 +217,134 @@ pub struct Series {
     #[serde(rename = "final", with = "value")]
     pub last: f64,
     pub series: Vec<Sample>,
+    /// Set when the series holds a part of what was reported: every `every`-th of `reported` values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinned: Option<Thinned>,
 }
 
-/// All metrics of a job, by name, in the form of `metrics.json`.
+/// How a long series was thinned to stay within [`SAMPLES_MAX`]: of `reported` values, those at
+/// positions 0, `every`, 2·`every`, … are kept (and the last value is always the final one).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Thinned {
+    pub reported: u64,
+    pub every: u64,
+}
+
+/// The most samples one series keeps; past it, every other sample goes and the stride doubles.
+pub const SERIES_MAX: usize = 10_000;
+/// The fewest samples a series keeps, however many metrics there are.
+const SERIES_MIN: usize = 128;
+/// The most samples all series of a job keep together (a few tens of MB in memory and in
+/// `metrics.json`): with many metrics each keeps fewer.
+pub const SAMPLES_MAX: usize = 1_000_000;
+/// The most metrics (names) a job records; a name beyond is counted, not recorded.
+pub const NAMES_MAX: usize = 1_000;
+
+/// All metrics of a job, by name, in the form of `metrics.json`. What it holds is bounded, whatever the
+/// job prints (see [`SERIES_MAX`], [`SAMPLES_MAX`], [`NAMES_MAX`], [`MAX_NAME`]): a job that logs millions
+/// of samples keeps flat memory, and the `metrics.json` written is always one that can be read back.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(transparent)]
 pub struct Metrics(pub BTreeMap<String, Series>);
 
+/// The most samples each series keeps when there are `names` metrics: the names are counted in powers of
+/// two, so that the cap changes (and series are thinned to it) only a few times.
+fn series_cap(names: usize) -> usize {
+    (SAMPLES_MAX / names.max(1).next_power_of_two()).clamp(SERIES_MIN, SERIES_MAX)
+}
+
+impl Series {
+    fn reported(&self) -> u64 {
+        self.thinned
+            .map_or(self.series.len() as u64, |t| t.reported)
+    }
+
+    /// Halves the series (keeping positions 0, 2, 4, …) until it holds at most `cap` samples.
+    fn thin_to(&mut self, cap: usize) {
+        while self.series.len() > cap {
+            let thinned = self.thinned.unwrap_or(Thinned {
+                reported: self.series.len() as u64,
+                every: 1,
+            });
+            let mut index = 0;
+            self.series.retain(|_| {
+                index += 1;
+                (index - 1) % 2 == 0
+            });
+            self.thinned = Some(Thinned {
+                reported: thinned.reported,
+                every: thinned.every * 2,
+            });
+        }
+    }
+
+    fn push(&mut self, sample: Sample, cap: usize) {
+        let reported = self.reported();
+        self.last = sample.value;
+        match &mut self.thinned {
+            Some(thinned) => {
+                if reported % thinned.every == 0 {
+                    self.series.push(sample);
+                }
+                thinned.reported = reported + 1;
+            }
+            None => self.series.push(sample),
+        }
+        self.thin_to(cap);
+    }
+}
+
 impl Metrics {
-    pub fn record(&mut self, name: &str, value: f64, timestamp: DateTime<Utc>) {
-        let entry = self.0.entry(name.to_string()).or_insert_with(|| Series {
-            last: value,
-            series: Vec::new(),
-        });
-        entry.last = value;
-        entry.series.push(Sample { timestamp, value });
+    /// Records one value. A name longer than SageMaker's [`MAX_NAME`], or beyond the first
+    /// [`NAMES_MAX`] names, is not recorded (false).
+    pub fn record(&mut self, name: &str, value: f64, timestamp: DateTime<Utc>) -> bool {
+        if name.is_empty() || name.chars().count() > MAX_NAME {
+            return false;
+        }
+        let sample = Sample { timestamp, value };
+        let cap = series_cap(self.0.len());
+        if let Some(series) = self.0.get_mut(name) {
+            series.push(sample, cap);
+            return true;
+        }
+        if self.0.len() >= NAMES_MAX {
+            return false;
+        }
+        let before = series_cap(self.0.len());
+        self.0.insert(
+            name.to_string(),
+            Series {
+                last: value,
+                series: vec![sample],
+                thinned: None,
+            },
+        );
+        let cap = series_cap(self.0.len());
+        if cap < before {
+            for series in self.0.values_mut() {
+                series.thin_to(cap);
+            }
+        }
+        true
     }
 
     /// Records every metric on a line (`###METRIC###` lines and `[metrics]` definitions); returns how
-    /// many it found.
+    /// many it found and how many of them could not be recorded (see [`Metrics::record`]).
     pub fn observe(
         &mut self,
         line: &str,
         definitions: &Definitions,
         timestamp: DateTime<Utc>,
-    ) -> usize {
+    ) -> (usize, usize) {
         let mut found = parse_line(line);
         found.extend(definitions.parse_line(line));
+        let mut dropped = 0;
         for (name, value) in &found {
-            self.record(name, *value, timestamp);
+            if !self.record(name, *value, timestamp) {
+                dropped += 1;
+            }
         }
-        found.len()
+        (found.len(), dropped)
     }
 
     pub fn finals(&self) -> BTreeMap<String, f64> {
@@ -257,11 +354,63 @@ impl Metrics {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The names of the series that were thinned, with how.
+    pub fn thinned(&self) -> Vec<(&str, Thinned)> {
+        self.0
+            .iter()
+            .filter_map(|(name, s)| s.thinned.map(|t| (name.as_str(), t)))
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_series_are_thinned_and_metrics_json_stays_readable() {
+        let t = Utc::now();
+        let mut metrics = Metrics::default();
+        // 30 metrics for 100k steps: each keeps at most its cap, evenly spread, the final value exact.
+        for step in 0..100_000u64 {
+            for m in 0..30 {
+                metrics.record(&format!("metric_{m}"), step as f64, t);
+            }
+        }
+        let loss = &metrics.0["metric_0"];
+        assert_eq!(loss.last, 99_999.0);
+        let thinned = loss.thinned.unwrap();
+        assert_eq!(thinned.reported, 100_000);
+        assert!(loss.series.len() <= series_cap(30), "{}", loss.series.len());
+        assert!(loss.series.len() as u64 * thinned.every >= thinned.reported - thinned.every);
+        for (i, sample) in loss.series.iter().enumerate() {
+            assert_eq!(sample.value, (i as u64 * thinned.every) as f64);
+        }
+        assert_eq!(metrics.thinned().len(), 30);
+        let back: Metrics = serde_json::from_slice(&serde_json::to_vec(&metrics).unwrap()).unwrap();
+        assert_eq!(back, metrics);
+
+        // The worst a job can make: the most names, each the longest, the most samples, the longest
+        // values; written as a result writes it, it stays within what the store reads back.
+        let mut worst = Metrics::default();
+        for m in 0..NAMES_MAX + 10 {
+            let name = format!("{m:04}{}", "\u{10348}".repeat(MAX_NAME - 4));
+            for _ in 0..(2 * SAMPLES_MAX / NAMES_MAX) {
+                worst.record(&name, -1.234_567_890_123_456_7e-300, t);
+            }
+        }
+        assert_eq!(worst.0.len(), NAMES_MAX);
+        let kept: usize = worst.0.values().map(|s| s.series.len()).sum();
+        assert!(kept <= SAMPLES_MAX, "{kept}");
+        let bytes = serde_json::to_vec_pretty(&worst).unwrap().len() as u64;
+        assert!(
+            bytes < crate::results::METRICS_JSON_MAX,
+            "{bytes} bytes written, {} read back",
+            crate::results::METRICS_JSON_MAX
+        );
+        assert!(!worst.record(&"x".repeat(MAX_NAME + 1), 1.0, t));
+    }
 
     #[test]
     fn parses_metrics_anywhere_in_a_line() {

@@ -40,6 +40,72 @@ pub fn lock(file: File) -> std::io::Result<Lock> {
     }
 }
 
+/// How a [`Hold`] shares its lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldKind {
+    /// Many may hold it at once (readers of a cache entry).
+    Shared,
+    /// One alone (who builds or removes the entry).
+    Exclusive,
+}
+
+/// An advisory lock on a lock file by its path, shared or exclusive, held until dropped (or until the
+/// process dies). A lock file may be removed by whoever holds it exclusively: a hold is only taken on the
+/// file that is at the path once the lock is granted.
+#[derive(Debug)]
+pub struct Hold {
+    _file: File,
+}
+
+impl Hold {
+    /// Waits for the lock on `path` (created if missing).
+    pub fn wait(path: &Path, kind: HoldKind) -> std::io::Result<Hold> {
+        Self::take(path, kind, true)?.ok_or_else(|| {
+            std::io::Error::other(format!("the lock {} was not granted", path.display()))
+        })
+    }
+
+    /// The lock on `path` if it can be had at once; `None` when someone else holds it.
+    pub fn try_take(path: &Path, kind: HoldKind) -> std::io::Result<Option<Hold>> {
+        Self::take(path, kind, false)
+    }
+
+    fn take(path: &Path, kind: HoldKind, wait: bool) -> std::io::Result<Option<Hold>> {
+        use std::os::unix::fs::MetadataExt;
+        let operation = match kind {
+            HoldKind::Shared => libc::LOCK_SH,
+            HoldKind::Exclusive => libc::LOCK_EX,
+        } | if wait { 0 } else { libc::LOCK_NB };
+        loop {
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)?;
+            // SAFETY: flock(2) on a descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), operation) } != 0 {
+                let error = std::io::Error::last_os_error();
+                if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                    return Ok(None);
+                }
+                if error.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+            // Removed (and perhaps made anew) while we waited: that lock guards nothing any more.
+            let held = file.metadata()?;
+            match std::fs::metadata(path) {
+                Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+                    return Ok(Some(Hold { _file: file }))
+                }
+                _ => continue,
+            }
+        }
+    }
+}
+
 /// Whether nobody holds a lock on `path` (it could be locked just now); false when it cannot be opened.
 fn is_abandoned(path: &Path) -> bool {
     match File::open(path) {
@@ -48,7 +114,7 @@ fn is_abandoned(path: &Path) -> bool {
     }
 }
 
-fn old_enough(path: &Path) -> bool {
+pub(crate) fn old_enough(path: &Path) -> bool {
     std::fs::symlink_metadata(path)
         .and_then(|m| m.modified())
         .ok()

@@ -6,7 +6,7 @@
 //! relative to the prefix; `s3://bucket/key` naming one object is that file.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
@@ -54,11 +54,9 @@ fn parts(uri: &str) -> anyhow::Result<(&str, &str)> {
 /// A key's path below the prefix, as a relative path that stays in the channel folder.
 fn relative_path(uri: &str, key: &str, prefix: &str) -> anyhow::Result<String> {
     let relative = key.strip_prefix(prefix).unwrap_or(key);
+    // One spelling per file: a key with `.` or empty segments would land where another key does.
     let safe = !relative.is_empty()
-        && !relative.starts_with('/')
-        && Path::new(relative)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)));
+        && crate::archive::canonical_name(relative).is_ok_and(|canonical| canonical == relative);
     if !safe {
         bail!(
             "{uri}: object `{key}` would land outside the channel's folder (an empty, absolute or `..` \
@@ -162,22 +160,38 @@ pub struct Fetched {
     pub bytes_downloaded: u64,
 }
 
-/// Makes every object of `channel` present in `cache` (downloading only what is not there yet) and
-/// returns a folder that holds the channel as SageMaker would lay it out, built from the cache.
+/// Whether the cache holds `object` whole: a regular file of its size (a download is renamed into
+/// place only once complete, so a file of another size was changed by hand).
+fn is_cached(cache: &Path, bucket: &str, object: &Object) -> bool {
+    std::fs::symlink_metadata(object_path(cache, bucket, object))
+        .is_ok_and(|m| m.is_file() && m.len() == object.size)
+}
+
+/// The lock `grounds cache clear` takes exclusively to remove downloaded objects, which every fetch
+/// holds shared.
+pub fn objects_lock(cache: &Path) -> PathBuf {
+    cache.join(".objects.lock")
+}
+
+/// Makes every object of `channel` present in `cache` (downloading only what is not there whole yet)
+/// and returns the cache entry that holds the channel as SageMaker would lay it out, built from the
+/// objects ([`crate::cache::entry`]: built anew when it is not whole), held for the job.
 pub async fn fetch(
     s3: &aws_sdk_s3::Client,
     channel: &S3Channel,
     cache: &Path,
     reporter: &dyn Reporter,
-) -> anyhow::Result<(PathBuf, Fetched)> {
+) -> anyhow::Result<(crate::cache::Held, Fetched)> {
     let objects_dir = cache.join("objects");
     std::fs::create_dir_all(&objects_dir)
         .with_context(|| format!("creating the S3 cache {}", objects_dir.display()))?;
+    let _objects = crate::owner::Hold::wait(&objects_lock(cache), crate::owner::HoldKind::Shared)
+        .context("locking the S3 cache")?;
     let total = channel.bytes();
     let missing: Vec<&Object> = channel
         .objects
         .iter()
-        .filter(|o| !object_path(cache, &channel.bucket, o).is_file())
+        .filter(|o| !is_cached(cache, &channel.bucket, o))
         .collect();
     let mut fetched = Fetched {
         cached: channel.objects.len() - missing.len(),
@@ -227,12 +241,10 @@ pub async fn fetch(
         );
     }
     let view = view_path(cache, channel);
-    if !view.is_dir() {
-        let views = cache.join("views");
-        std::fs::create_dir_all(&views)?;
+    let held = crate::cache::entry(&view, |views| {
         let staging = tempfile::Builder::new()
             .prefix(".view-")
-            .tempdir_in(&views)
+            .tempdir_in(views)
             .context("creating a folder for the channel")?;
         for object in &channel.objects {
             let target = staging.path().join(&object.relative);
@@ -240,17 +252,20 @@ pub async fn fetch(
                 std::fs::create_dir_all(dir)?;
             }
             let source = object_path(cache, &channel.bucket, object);
+            if !is_cached(cache, &channel.bucket, object) {
+                bail!(
+                    "{} left the cache while the channel was laid out; run again",
+                    object.key
+                );
+            }
             if std::fs::hard_link(&source, &target).is_err() {
                 std::fs::copy(&source, &target)
                     .with_context(|| format!("placing {} in the channel", object.key))?;
             }
         }
-        // Another run may have made the same view meanwhile: theirs is as good.
-        if std::fs::rename(staging.path(), &view).is_ok() {
-            let _ = staging.keep();
-        }
-    }
-    Ok((view, fetched))
+        Ok(staging)
+    })?;
+    Ok((held, fetched))
 }
 
 async fn download(
@@ -313,6 +328,8 @@ pub struct Resolved {
     pub channels: BTreeMap<String, S3Channel>,
     pub folders: BTreeMap<String, PathBuf>,
     pub fetched: Fetched,
+    /// The cache entries of the downloaded channels, held until the job has read them.
+    pub holds: Vec<crate::cache::Held>,
 }
 
 pub async fn resolve(
@@ -326,13 +343,14 @@ pub async fn resolve(
         channels: BTreeMap::new(),
         folders: BTreeMap::new(),
         fetched: Fetched::default(),
+        holds: Vec::new(),
     };
     for (name, uri) in uris {
         let channel = list(s3, uri)
             .await
             .with_context(|| format!("channel `{name}`"))?;
         if download {
-            let (folder, fetched) = fetch(s3, &channel, cache, reporter)
+            let (held, fetched) = fetch(s3, &channel, cache, reporter)
                 .await
                 .with_context(|| format!("channel `{name}`"))?;
             if fetched.downloaded == 0 {
@@ -348,7 +366,8 @@ pub async fn resolve(
             resolved.fetched.downloaded += fetched.downloaded;
             resolved.fetched.cached += fetched.cached;
             resolved.fetched.bytes_downloaded += fetched.bytes_downloaded;
-            resolved.folders.insert(name.clone(), folder);
+            resolved.folders.insert(name.clone(), held.dir.clone());
+            resolved.holds.push(held);
         } else {
             resolved
                 .folders

@@ -34,6 +34,9 @@ pub struct TrainSettings {
     pub inputs: Vec<ResultInput>,
     /// The pipeline step these settings run, if any.
     pub pipeline: Option<crate::job::PipelineStep>,
+    /// The cache entries the job reads (`result://` and `s3://` channels), held until it has read
+    /// them, so that `grounds cache clear` leaves them alone.
+    pub holds: Vec<std::sync::Arc<crate::cache::Held>>,
 }
 
 /// What container runs (local and remote) need beyond the task.
@@ -174,6 +177,7 @@ impl TrainSettings {
             data: BTreeMap::new(),
             inputs: Vec::new(),
             pipeline: None,
+            holds: Vec::new(),
         })
     }
 

@@ -309,6 +309,21 @@ fn open(
         Some(dir) => (dir, false),
         None => (store.open_dir(&id), true),
     };
+    // Two openings of one result at once: the second waits and finds the first's folder whole.
+    let _opening = match dest.parent() {
+        Some(parent) if ours => {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+            Some(
+                crate::owner::Hold::wait(
+                    &parent.join(format!(".{id}.lock")),
+                    crate::owner::HoldKind::Exclusive,
+                )
+                .with_context(|| format!("locking the opening of {id}"))?,
+            )
+        }
+        _ => None,
+    };
     let opened = store.open_into(&id, &dest, ours, limits)?;
     let stored = store.read(&id)?;
     let (done, json, text) = report::results::opened(&id, &opened, &stored);

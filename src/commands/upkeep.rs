@@ -50,6 +50,7 @@ pub fn rm(
             ids: chosen.iter().map(|r| r.id.clone()).collect(),
             bytes: chosen.iter().map(|r| r.bytes).sum(),
             failed: Vec::new(),
+            kept_open: chosen.iter().filter_map(|r| store.kept_opening(&r.id)).collect(),
         }
     } else {
         store.remove_all(&chosen)
@@ -81,6 +82,11 @@ pub fn gc(
             ids: plan.remove.iter().map(|r| r.id.clone()).collect(),
             bytes: plan.remove.iter().map(|r| r.bytes).sum(),
             failed: Vec::new(),
+            kept_open: plan
+                .remove
+                .iter()
+                .filter_map(|r| store.kept_opening(&r.id))
+                .collect(),
         }
     } else {
         // Stale staging files of runs that were killed go too.
@@ -179,6 +185,18 @@ fn report_removed(
     for spared in spared {
         printer.warn(&format!("kept {}: {}", spared.id, spared.reason));
     }
+    for kept in &removed.kept_open {
+        let shown: Vec<&str> = kept.files.iter().take(5).map(String::as_str).collect();
+        printer.warn(&format!(
+            "{} {}: it holds {} file(s) you added or changed there ({}{}); remove it yourself when \
+             you no longer need them",
+            if dry_run { "would keep" } else { "kept" },
+            kept.folder.display(),
+            kept.files.len(),
+            shown.join(", "),
+            if kept.files.len() > 5 { ", …" } else { "" }
+        ));
+    }
     for failed in &removed.failed {
         printer.warn(&format!(
             "could not remove {}: {}",
@@ -208,6 +226,7 @@ fn report_removed(
         "bytes": removed.bytes,
         "spared": spared,
         "failed": removed.failed,
+        "kept_open": removed.kept_open,
         "images": images.map(|i| json!({
             "removed": i.removed,
             "bytes": i.removed.iter().map(|i| i.bytes).sum::<u64>(),

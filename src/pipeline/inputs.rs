@@ -19,14 +19,16 @@ pub fn with_result_channels(
 ) -> anyhow::Result<TrainSettings> {
     let mut folders = BTreeMap::new();
     let mut inputs = Vec::new();
+    let mut holds = Vec::new();
     for (name, source) in &settings.task.channels {
         let ChannelSource::Result { id, folder } = source else {
             continue;
         };
-        let (full, path) = settings
+        let (full, path, held) = settings
             .store
             .result_folder(id, *folder)
             .with_context(|| format!("channel `{name}` ({})", source.describe()))?;
+        holds.push(std::sync::Arc::new(held));
         reporter.stage(
             "Reading",
             &format!(
@@ -52,6 +54,7 @@ pub fn with_result_channels(
         );
     }
     settings.inputs = inputs;
+    settings.holds.extend(holds);
     Ok(settings)
 }
 
@@ -92,6 +95,9 @@ pub async fn with_s3_channels(
     } else {
         settings
     };
+    settings
+        .holds
+        .extend(resolved.holds.into_iter().map(std::sync::Arc::new));
     settings.data = resolved
         .channels
         .iter()

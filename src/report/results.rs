@@ -259,7 +259,10 @@ pub fn show(stored: &Stored) -> (Value, String) {
                 vec![
                     format!("  {k}"),
                     printer::metric_value(s.last),
-                    s.series.len().to_string(),
+                    match s.thinned {
+                        Some(t) => format!("{} of {} (every {})", s.series.len(), t.reported, t.every),
+                        None => s.series.len().to_string(),
+                    },
                     if values.len() > 1 {
                         super::plot::sparkline(&values, 24)
                     } else {

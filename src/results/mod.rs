@@ -24,12 +24,59 @@ mod open;
 pub mod upkeep;
 pub use open::Opened;
 
-/// The most `job.json` may hold when it is read back (it is a few KiB; a larger one is not grounds').
+/// How many things left out of a result `job.json` names; the rest are counted.
+const LEFT_OUT_MAX: usize = 1_000;
+/// The most `job.json` may hold when it is read back (it is a few KiB, and at most a few MiB with
+/// [`LEFT_OUT_MAX`] entries of long paths; a larger one is not grounds').
 const JOB_JSON_MAX: u64 = 16 << 20;
-/// The most `metrics.json` may hold when it is read back: millions of samples, but not a zip bomb.
-const METRICS_JSON_MAX: u64 = 256 << 20;
+/// The most `metrics.json` may hold when it is read back: more than the most a job can write (the
+/// metrics are bounded as they are recorded, see [`crate::metrics::SAMPLES_MAX`]), never a zip bomb.
+pub const METRICS_JSON_MAX: u64 = 256 << 20;
 
 pub const HOME_ENV: &str = "GROUNDS_HOME";
+
+/// Why `id` cannot name a result, if it cannot. A result's id is its file's name (`<id>.zip`) and a
+/// SageMaker job name: 1 to 63 letters, digits and hyphens, starting with a letter or digit; nothing else
+/// ever becomes a path in the store (no `/`, no `..`).
+pub fn check_id(id: &str) -> Result<(), String> {
+    let max = crate::task::JOB_NAME_MAX;
+    if id.is_empty() || id.len() > max {
+        return Err(format!(
+            "`{id}` is not a result id: ids have 1 to {max} characters"
+        ));
+    }
+    if let Some(bad) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+        return Err(format!(
+            "`{}` is not a result id: it holds `{}`, and ids are letters, digits and hyphens",
+            id.escape_debug(),
+            bad.escape_debug()
+        ));
+    }
+    if id.starts_with('-') {
+        return Err(format!(
+            "`{id}` is not a result id: ids start with a letter or a digit"
+        ));
+    }
+    Ok(())
+}
+
+/// Results the store cannot act on as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    InvalidId(String),
+    /// A zip whose `job.json` names another result: copied or renamed by hand. It is never acted on
+    /// through the id inside it.
+    #[error(
+        "{path} is damaged: its job.json names result `{inner}`, not `{id}` (the file was copied or \
+         renamed). Rename it back to {inner}.zip, or remove it with `grounds results rm {id}`"
+    )]
+    Damaged {
+        path: PathBuf,
+        id: String,
+        inner: String,
+    },
+}
 
 /// Everything a finished job leaves, to be written as one zip.
 pub struct ResultContents<'a> {
@@ -138,7 +185,16 @@ impl Reservation {
                 }
             }
         }
-        // Last, so that it records everything that was left out.
+        // Last, so that it records everything that was left out (at most LEFT_OUT_MAX of it by name, so
+        // that job.json stays within what is read back).
+        if job.left_out.len() > LEFT_OUT_MAX {
+            let more = job.left_out.len() - LEFT_OUT_MAX;
+            job.left_out.truncate(LEFT_OUT_MAX);
+            job.left_out.push(LeftOut {
+                path: "…".into(),
+                reason: format!("and {more} more left out, not named here"),
+            });
+        }
         zip.add("job.json", &serde_json::to_vec_pretty(&job)?, false)
             .with_context(|| write("job.json"))?;
         let mut file = zip
@@ -155,8 +211,17 @@ impl Reservation {
         std::fs::rename(&self.staging, &self.target)
             .with_context(|| format!("moving the result into {}", self.target.display()))?;
         self.committed = true;
+        // The rename itself is made durable: after a crash the result is there or it is not.
+        if let Some(dir) = self.target.parent() {
+            sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
+        }
         Ok((self.target.clone(), job))
     }
+}
+
+/// Makes the entries of a folder (a rename into it) durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// One row of `results list`.
@@ -308,25 +373,37 @@ impl Store {
             .with_context(|| format!("{}: package.zip is not a grounds package", path.display()))
     }
 
-    /// Ids of all stored results, sorted.
+    /// Ids of all stored results, sorted: the names of the zips in the store that are result ids.
     pub fn ids(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.files()?.0)
+    }
+
+    /// The result ids in the store, and the names of zips there that are not named as results.
+    fn files(&self) -> anyhow::Result<(Vec<String>, Vec<String>)> {
         let dir = self.results_dir();
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
             Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
         };
-        let mut ids: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                (!name.starts_with('.'))
-                    .then(|| name.strip_suffix(".zip").map(str::to_string))
-                    .flatten()
-            })
-            .collect();
+        let mut ids = Vec::new();
+        let mut strays = Vec::new();
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(id) = name.strip_suffix(".zip") {
+                if check_id(id).is_ok() && entry.file_type().is_ok_and(|t| t.is_file()) {
+                    ids.push(id.to_string());
+                } else {
+                    strays.push(name);
+                }
+            }
+        }
         ids.sort();
-        Ok(ids)
+        strays.sort();
+        Ok((ids, strays))
     }
 
     /// The one id that `prefix` names: an exact id, or the only id that starts with it.
@@ -374,7 +451,10 @@ impl Store {
         Ok(ids)
     }
 
+    /// The result stored as `<id>.zip`. Its `job.json` must name the same id: a zip that names another
+    /// is damaged ([`StoreError::Damaged`]) and nothing is done with it.
     pub fn read(&self, id: &str) -> anyhow::Result<Stored> {
+        check_id(id).map_err(StoreError::InvalidId)?;
         let path = self.result_path(id);
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         let mut zip = ::zip::ZipArchive::new(BufReader::new(file))
@@ -384,6 +464,14 @@ impl Store {
             .with_context(|| format!("{} has no job.json", path.display()))?;
         let job: JobRecord = serde_json::from_slice(&job)
             .with_context(|| format!("{}: job.json is not valid", path.display()))?;
+        if job.id != id {
+            return Err(StoreError::Damaged {
+                path,
+                id: id.to_string(),
+                inner: job.id,
+            }
+            .into());
+        }
         let metrics = match archive::read_entry(&mut zip, "metrics.json", METRICS_JSON_MAX)
             .with_context(|| format!("{}: metrics.json cannot be read", path.display()))?
         {
@@ -443,7 +531,7 @@ impl Store {
     pub fn summary(&self, id: &str) -> anyhow::Result<Summary> {
         let stored = self.read(id)?;
         Ok(Summary {
-            id: stored.job.id.clone(),
+            id: id.to_string(),
             task: stored.job.task.name.clone(),
             mode: stored.job.mode(),
             status: stored.job.status,
@@ -460,11 +548,21 @@ impl Store {
         })
     }
 
-    /// Summaries of every readable result, oldest first; unreadable zips are reported, not fatal.
+    /// Summaries of every readable result, oldest first; unreadable and damaged zips, and zips not named
+    /// as results, are reported, not fatal (and never acted on).
     pub fn list(&self) -> anyhow::Result<(Vec<Summary>, Vec<String>)> {
         let mut rows = Vec::new();
-        let mut problems = Vec::new();
-        for id in self.ids()? {
+        let (ids, strays) = self.files()?;
+        let mut problems: Vec<String> = strays
+            .into_iter()
+            .map(|name| {
+                format!(
+                    "{name}: not named as a result (`<id>.zip`, an id of letters, digits and hyphens); \
+                     grounds leaves it alone"
+                )
+            })
+            .collect();
+        for id in ids {
             match self.summary(&id) {
                 Ok(row) => rows.push(row),
                 Err(e) => problems.push(format!("{id}: {e:#}")),

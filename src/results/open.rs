@@ -13,13 +13,14 @@ use crate::archive::{self, Limits};
 impl Store {
     /// The files of a stored result's folder, for a `result://ID/model|output` channel: the result
     /// (`id`: an id or a unique prefix) must be completed; it is unpacked once, with every entry checked,
-    /// into `$GROUNDS_HOME/cache/results/<id>` (put back where files are missing) and the folder returned
-    /// with the result's full id.
+    /// into the cache entry `$GROUNDS_HOME/cache/results/<id>` ([`crate::cache::entry`]: unpacked again
+    /// when it is not whole) and the folder returned with the result's full id and the entry, held until
+    /// the job has read it.
     pub fn result_folder(
         &self,
         id: &str,
         folder: crate::task::ResultFolder,
-    ) -> anyhow::Result<(String, PathBuf)> {
+    ) -> anyhow::Result<(String, PathBuf, crate::cache::Held)> {
         let full = self.resolve(id)?;
         let stored = self.read(&full)?;
         if stored.job.status != crate::job::Status::Completed {
@@ -39,13 +40,20 @@ impl Store {
             bail!("result {full} has no files in {inside}/: its job wrote none there");
         }
         let dest = self.home.join("cache").join("results").join(&full);
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        self.open_into(&full, &dest, true, Limits::default())
-            .with_context(|| format!("unpacking result {full} for its {inside}/ files"))?;
-        Ok((full, dest.join(inside)))
+        let path = self.result_path(&full);
+        let held = crate::cache::entry(&dest, |parent| {
+            let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            let staged = archive::unpack_staged(
+                BufReader::new(file),
+                &path.display().to_string(),
+                "",
+                parent,
+                Limits::default(),
+            )?;
+            Ok(staged.dir)
+        })
+        .with_context(|| format!("unpacking result {full} for its {inside}/ files"))?;
+        Ok((full, dest.join(inside), held))
     }
 
     /// Unpacks a result into `dest`, checking every entry first. A new or empty folder gets the result; a
@@ -131,6 +139,8 @@ impl Store {
                 std::fs::rename(staged.dir.path(), &dest)
                     .with_context(|| format!("moving the result into {}", dest.display()))?;
                 let _ = staged.dir.keep();
+                super::sync_dir(&parent)
+                    .with_context(|| format!("syncing {}", parent.display()))?;
                 Ok(Opened {
                     folder: dest,
                     written: staged.written,
@@ -139,6 +149,70 @@ impl Store {
                 })
             }
             Some(true) => refresh(staged, &dest),
+        }
+    }
+}
+
+impl Store {
+    /// The files in `folder` (an opening of result `id`) that are not the result's own as it stored them:
+    /// added there, or changed (another size, other bytes, another link, a file where a link was).
+    pub fn changed_in_opening(&self, id: &str, folder: &Path) -> anyhow::Result<Vec<String>> {
+        use std::io::Read;
+        let path = self.result_path(id);
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut zip = ::zip::ZipArchive::new(BufReader::new(file))
+            .with_context(|| format!("{} is not a readable result zip", path.display()))?;
+        let mut by_name = std::collections::BTreeMap::new();
+        for index in 0..zip.len() {
+            let entry = zip.by_index_raw(index)?;
+            if let Ok(name) = archive::canonical_name(entry.name()) {
+                by_name.insert(name, index);
+            }
+        }
+        let mut changed = Vec::new();
+        for relative in entries_below(folder).with_context(|| format!("reading {}", folder.display()))? {
+            let name = relative.to_string_lossy().into_owned();
+            let Some(&index) = by_name.get(&name) else {
+                changed.push(name);
+                continue;
+            };
+            let mut entry = zip.by_index(index)?;
+            let is_link = entry
+                .unix_mode()
+                .is_some_and(|mode| mode & 0o170000 == 0o120000);
+            let here = std::fs::symlink_metadata(folder.join(&relative))?;
+            let same = if is_link {
+                let mut target = String::new();
+                (&mut entry).take(4096).read_to_string(&mut target)?;
+                here.file_type().is_symlink()
+                    && std::fs::read_link(folder.join(&relative))
+                        .is_ok_and(|t| t.as_os_str() == target.as_str())
+            } else if here.is_file() && here.len() == entry.size() {
+                let mut ours = crate::confined::open_file(folder, &relative)?.file;
+                same_bytes(&mut entry, &mut ours)
+            } else {
+                false
+            };
+            if !same {
+                changed.push(name);
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// Whether two streams give the same bytes.
+fn same_bytes(a: &mut dyn std::io::Read, b: &mut dyn std::io::Read) -> bool {
+    let (mut xa, mut xb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let Ok(na) = a.read(&mut xa) else {
+            return false;
+        };
+        if na == 0 {
+            return matches!(b.read(&mut xb[..1]), Ok(0));
+        }
+        if b.read_exact(&mut xb[..na]).is_err() || xa[..na] != xb[..na] {
+            return false;
         }
     }
 }
@@ -191,21 +265,7 @@ fn same_content(a: &Path, b: &Path) -> bool {
     ) else {
         return false;
     };
-    let (fa, fb) = (fa.file, fb.file);
-    use std::io::Read;
-    let (mut ra, mut rb) = (BufReader::new(fa), BufReader::new(fb));
-    let (mut xa, mut xb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-    loop {
-        let Ok(na) = ra.read(&mut xa) else {
-            return false;
-        };
-        if na == 0 {
-            return true;
-        }
-        if rb.read_exact(&mut xb[..na]).is_err() || xa[..na] != xb[..na] {
-            return false;
-        }
-    }
+    same_bytes(&mut BufReader::new(fa.file), &mut BufReader::new(fb.file))
 }
 
 /// Puts back into `dest` what is missing of the staged result, keeping whatever else is there.

@@ -100,23 +100,55 @@ pub struct Removed {
     pub ids: Vec<String>,
     pub bytes: u64,
     pub failed: Vec<Spared>,
+    /// Unpacked copies (`results open`) left in place because they hold files a user added or changed.
+    pub kept_open: Vec<KeptOpen>,
+}
+
+/// An unpacked copy of a removed result that was kept, and the files in it that are the user's.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptOpen {
+    pub id: String,
+    pub folder: std::path::PathBuf,
+    pub files: Vec<String>,
 }
 
 impl Store {
-    /// Removes a result: its zip, then the copy `results open` unpacked into the store, if any.
-    pub fn remove(&self, id: &str) -> anyhow::Result<u64> {
+    /// Removes a result: its zip, then the copy `results open` unpacked into the store, unless that copy
+    /// holds files that are not the result's own (added or changed there): then it is kept and returned.
+    pub fn remove(&self, id: &str) -> anyhow::Result<(u64, Option<KeptOpen>)> {
         use anyhow::Context;
+        super::check_id(id).map_err(super::StoreError::InvalidId)?;
         let path = self.result_path(id);
         let bytes = std::fs::metadata(&path)
             .with_context(|| format!("reading {}", path.display()))?
             .len();
-        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         let opened = self.open_dir(id);
-        if opened.is_dir() {
+        let opened_is_dir = std::fs::symlink_metadata(&opened).is_ok_and(|m| m.is_dir());
+        let kept = self.kept_opening(id);
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        if opened_is_dir && kept.is_none() {
             std::fs::remove_dir_all(&opened)
                 .with_context(|| format!("removing the unpacked copy {}", opened.display()))?;
         }
-        Ok(bytes)
+        Ok((bytes, kept))
+    }
+
+    /// The unpacked copy of result `id` that removing it would keep, with the user's files in it.
+    pub fn kept_opening(&self, id: &str) -> Option<KeptOpen> {
+        let opened = self.open_dir(id);
+        if !std::fs::symlink_metadata(&opened).is_ok_and(|m| m.is_dir()) {
+            return None;
+        }
+        // A zip that cannot be read back cannot vouch for any file there: all of it is kept.
+        let files = match self.changed_in_opening(id, &opened) {
+            Ok(changed) => changed,
+            Err(e) => vec![format!("(the result could not be compared: {e:#})")],
+        };
+        (!files.is_empty()).then(|| KeptOpen {
+            id: id.to_string(),
+            folder: opened,
+            files,
+        })
     }
 
     /// Removes every result of `rows`, going on past one that cannot be removed.
@@ -124,9 +156,10 @@ impl Store {
         let mut removed = Removed::default();
         for row in rows {
             match self.remove(&row.id) {
-                Ok(bytes) => {
+                Ok((bytes, kept)) => {
                     removed.bytes += bytes;
                     removed.ids.push(row.id.clone());
+                    removed.kept_open.extend(kept);
                 }
                 Err(e) => removed.failed.push(Spared {
                     id: row.id.clone(),

@@ -18,7 +18,8 @@ use toml::Spanned;
 
 use checks::*;
 pub use checks::{
-    check_channel_name, hyperparameter_string, parse_override, JOB_SUFFIX_LEN, TASK_NAME_MAX,
+    check_channel_name, hyperparameter_string, parse_override, JOB_NAME_MAX, JOB_SUFFIX_LEN,
+    TASK_NAME_MAX,
 };
 pub use spec::*;
 

@@ -1,0 +1,347 @@
+//! The local caches under `$GROUNDS_HOME/cache` (`results/`: stored results unpacked for `result://`
+//! channels; `s3/views/`: `s3://` channels laid out from downloaded objects) as entries that are used only
+//! when whole.
+//!
+//! An entry is a folder built beside where it goes and renamed into place, its files and the rename made
+//! durable, and then described by a manifest (every name, kind, size, inode and change time). It is
+//! trusted only while the folder is exactly what its manifest says: a file changed, added or removed by
+//! hand, a build cut off by a crash, or a folder without a manifest is built again. Each entry has a lock
+//! file: a run holds it shared for as long as its job reads the entry, a build holds it exclusively, and
+//! `grounds cache clear` removes only entries it can lock exclusively at once (the others are in use).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::owner::{Hold, HoldKind};
+
+/// A cache entry held (shared) while a job reads it: `cache clear` leaves it alone until it is dropped.
+#[derive(Debug)]
+pub struct Held {
+    pub dir: PathBuf,
+    _hold: Hold,
+}
+
+fn sibling(dir: &Path, suffix: &str) -> anyhow::Result<PathBuf> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        anyhow::bail!("{} is not a cache entry's folder", dir.display());
+    };
+    Ok(parent.join(format!(".{}.{suffix}", name.to_string_lossy())))
+}
+
+fn lock_path(dir: &Path) -> anyhow::Result<PathBuf> {
+    sibling(dir, "lock")
+}
+
+fn manifest_path(dir: &Path) -> anyhow::Result<PathBuf> {
+    sibling(dir, "whole")
+}
+
+/// Every entry below `dir` (not following links) as a manifest line, sorted: what the folder is now.
+fn describe(dir: &Path) -> std::io::Result<String> {
+    let mut lines = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        for entry in std::fs::read_dir(dir.join(&relative))? {
+            let entry = entry?;
+            let path = relative.join(entry.file_name());
+            let meta = std::fs::symlink_metadata(dir.join(&path))?;
+            let kind = if meta.is_dir() {
+                pending.push(path.clone());
+                "d"
+            } else if meta.is_file() {
+                "f"
+            } else if meta.file_type().is_symlink() {
+                "l"
+            } else {
+                "?"
+            };
+            lines.push(format!(
+                "{kind}\t{}\t{}\t{}.{}\t{}",
+                if kind == "d" { 0 } else { meta.len() },
+                meta.ino(),
+                meta.ctime(),
+                meta.ctime_nsec(),
+                path.display()
+            ));
+        }
+    }
+    lines.sort();
+    Ok(lines.join("\n"))
+}
+
+/// Whether the entry at `dir` is exactly what its manifest says.
+pub fn is_whole(dir: &Path) -> bool {
+    let Ok(manifest) = manifest_path(dir) else {
+        return false;
+    };
+    let Ok(opened) = crate::confined::open_own_file(&manifest) else {
+        return false;
+    };
+    let Ok((recorded, true)) = crate::confined::read_at_most(opened.file, 256 << 20) else {
+        return false;
+    };
+    std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
+        && describe(dir).is_ok_and(|now| now.as_bytes() == recorded.as_slice())
+}
+
+/// Makes every file and folder below `dir` durable.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            sync_tree(&entry.path())?;
+        } else if kind.is_file() {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The entry at `dir`, held shared: used as it is when whole, else built anew by `build` first (under
+/// the entry's exclusive lock, so two runs never build it at once and a reader never sees half of it).
+/// `build` makes the whole entry in a fresh folder in the parent it is given, and returns that folder.
+pub fn entry(
+    dir: &Path,
+    mut build: impl FnMut(&Path) -> anyhow::Result<tempfile::TempDir>,
+) -> anyhow::Result<Held> {
+    let parent = dir
+        .parent()
+        .with_context(|| format!("{} is not a cache entry's folder", dir.display()))?;
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let lock = lock_path(dir)?;
+    let manifest = manifest_path(dir)?;
+    for _ in 0..3 {
+        let shared = Hold::wait(&lock, HoldKind::Shared)
+            .with_context(|| format!("locking {}", lock.display()))?;
+        if is_whole(dir) {
+            return Ok(Held {
+                dir: dir.to_path_buf(),
+                _hold: shared,
+            });
+        }
+        drop(shared);
+        let _exclusive = Hold::wait(&lock, HoldKind::Exclusive)
+            .with_context(|| format!("locking {}", lock.display()))?;
+        if is_whole(dir) {
+            continue;
+        }
+        // Not whole: whatever is there (a cut-off build, a changed file, no manifest) goes.
+        let _ = std::fs::remove_file(&manifest);
+        match std::fs::symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(dir),
+            Ok(_) => std::fs::remove_file(dir),
+            Err(_) => Ok(()),
+        }
+        .with_context(|| format!("removing the incomplete cache entry {}", dir.display()))?;
+        let staged = build(parent)?;
+        sync_tree(staged.path()).context("making the cache entry durable")?;
+        std::fs::rename(staged.path(), dir)
+            .with_context(|| format!("moving the cache entry into {}", dir.display()))?;
+        let _ = staged.keep();
+        crate::results::sync_dir(parent)?;
+        let description = describe(dir).context("describing the cache entry")?;
+        let mut temp = tempfile::NamedTempFile::new_in(parent)?;
+        std::io::Write::write_all(&mut temp, description.as_bytes())?;
+        temp.as_file().sync_all()?;
+        temp.persist(&manifest)
+            .map_err(|e| e.error)
+            .with_context(|| format!("writing {}", manifest.display()))?;
+        crate::results::sync_dir(parent)?;
+    }
+    anyhow::bail!(
+        "the cache entry {} changed while it was being used three times: is something else writing \
+         there?",
+        dir.display()
+    )
+}
+
+/// One entry of a cache folder.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listed {
+    pub name: String,
+    pub folder: PathBuf,
+    pub bytes: u64,
+    pub whole: bool,
+}
+
+fn bytes_below(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => pending.push(entry.path()),
+                Ok(kind) if kind.is_file() => {
+                    total += entry.metadata().map(|m| m.len()).unwrap_or(0)
+                }
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+/// The entries of the cache folder `root` (`cache/results`, `cache/s3/views`).
+pub fn list(root: &Path) -> Vec<Listed> {
+    let mut found: Vec<Listed> = std::fs::read_dir(root)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| Listed {
+                    name: e.file_name().to_string_lossy().into_owned(),
+                    folder: e.path(),
+                    bytes: bytes_below(&e.path()),
+                    whole: is_whole(&e.path()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+/// What clearing a cache folder did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Cleared {
+    pub removed: Vec<Listed>,
+    /// Entries a run holds (its job reads them): kept.
+    pub in_use: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+/// Removes the entries of the cache folder `root` whose names start with one of `prefixes` (all, when
+/// none are given) that no run holds, and what builds cut off by a crash left there.
+pub fn clear(root: &Path, prefixes: &[String]) -> Cleared {
+    let mut cleared = Cleared::default();
+    for listed in list(root) {
+        if !prefixes.is_empty() && !prefixes.iter().any(|p| listed.name.starts_with(p.as_str())) {
+            continue;
+        }
+        let (Ok(lock), Ok(manifest)) = (lock_path(&listed.folder), manifest_path(&listed.folder))
+        else {
+            continue;
+        };
+        match Hold::try_take(&lock, HoldKind::Exclusive) {
+            Ok(Some(_hold)) => {
+                let _ = std::fs::remove_file(&manifest);
+                match std::fs::remove_dir_all(&listed.folder) {
+                    Ok(()) => {
+                        let _ = std::fs::remove_file(&lock);
+                        cleared.removed.push(listed);
+                    }
+                    Err(e) => cleared
+                        .failed
+                        .push(format!("{}: {e}", listed.folder.display())),
+                }
+            }
+            Ok(None) => cleared.in_use.push(listed.name),
+            Err(e) => cleared
+                .failed
+                .push(format!("{}: {e}", listed.folder.display())),
+        }
+    }
+    // Builds cut off by a crash: staging folders whose entry nobody is building.
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_staging = name.starts_with(".unpacking-")
+                || name.starts_with(".view-")
+                || name.starts_with(".tmp");
+            if is_staging && crate::owner::old_enough(&entry.path()) {
+                let _ = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    std::fs::remove_dir_all(entry.path())
+                } else {
+                    std::fs::remove_file(entry.path())
+                };
+            }
+        }
+    }
+    cleared
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_with(files: &'static [(&'static str, &'static str)]) -> impl FnMut(&Path) -> anyhow::Result<tempfile::TempDir> {
+        move |parent| {
+            let staged = tempfile::Builder::new().prefix(".unpacking-").tempdir_in(parent)?;
+            for (name, text) in files {
+                let path = staged.path().join(name);
+                std::fs::create_dir_all(path.parent().unwrap())?;
+                std::fs::write(path, text)?;
+            }
+            Ok(staged)
+        }
+    }
+
+    #[test]
+    fn an_entry_is_used_only_when_whole_and_cleared_only_when_not_held() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("abc");
+        let mut builds = 0;
+        let mut counting = |parent: &Path| {
+            builds += 1;
+            build_with(&[("model/a.txt", "a"), ("model/b/c.txt", "c")])(parent)
+        };
+        let held = entry(&dir, &mut counting).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("model/a.txt")).unwrap(), "a");
+        drop(held);
+        entry(&dir, &mut counting).unwrap();
+        assert_eq!(builds, 1, "a whole entry is used as it is");
+
+        // Changed, added, removed by hand; a manifest lost: each is built anew.
+        for spoil in [
+            &(|d: &Path| std::fs::write(d.join("model/a.txt"), "A").unwrap()) as &dyn Fn(&Path),
+            &|d: &Path| std::fs::write(d.join("model/extra"), "x").unwrap(),
+            &|d: &Path| std::fs::remove_file(d.join("model/b/c.txt")).unwrap(),
+            &|d: &Path| std::fs::remove_file(manifest_path(d).unwrap()).unwrap(),
+            &|d: &Path| std::fs::remove_dir_all(d).unwrap(),
+        ] {
+            spoil(&dir);
+            assert!(!is_whole(&dir));
+            entry(&dir, &mut counting).unwrap();
+            assert!(is_whole(&dir));
+            assert_eq!(std::fs::read_to_string(dir.join("model/a.txt")).unwrap(), "a");
+            assert!(!dir.join("model/extra").exists());
+        }
+        assert_eq!(builds, 6);
+
+        // Held by a run: clear keeps it and says so; released: clear removes it.
+        let held = entry(&dir, &mut counting).unwrap();
+        let cleared = clear(root.path(), &[]);
+        assert_eq!(cleared.in_use, ["abc"]);
+        assert!(dir.exists());
+        drop(held);
+        let cleared = clear(root.path(), &[]);
+        assert_eq!(cleared.removed.len(), 1);
+        assert!(!dir.exists() && !manifest_path(&dir).unwrap().exists());
+    }
+
+    #[test]
+    fn two_runs_building_one_entry_at_once_both_get_it_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("same");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    let held = entry(&dir, build_with(&[("f", "x")])).unwrap();
+                    std::fs::read_to_string(held.dir.join("f")).unwrap()
+                })
+            })
+            .collect();
+        for thread in threads {
+            assert_eq!(thread.join().unwrap(), "x");
+        }
+        assert!(is_whole(&dir));
+    }
+}
