@@ -287,16 +287,16 @@ mod tests {
     fn an_entry_is_used_only_when_whole_and_cleared_only_when_not_held() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("abc");
-        let mut builds = 0;
+        let builds = std::cell::Cell::new(0);
         let mut counting = |parent: &Path| {
-            builds += 1;
+            builds.set(builds.get() + 1);
             build_with(&[("model/a.txt", "a"), ("model/b/c.txt", "c")])(parent)
         };
         let held = entry(&dir, &mut counting).unwrap();
         assert_eq!(std::fs::read_to_string(dir.join("model/a.txt")).unwrap(), "a");
         drop(held);
         entry(&dir, &mut counting).unwrap();
-        assert_eq!(builds, 1, "a whole entry is used as it is");
+        assert_eq!(builds.get(), 1, "a whole entry is used as it is");
 
         // Changed, added, removed by hand; a manifest lost: each is built anew.
         for spoil in [
@@ -313,7 +313,7 @@ mod tests {
             assert_eq!(std::fs::read_to_string(dir.join("model/a.txt")).unwrap(), "a");
             assert!(!dir.join("model/extra").exists());
         }
-        assert_eq!(builds, 6);
+        assert_eq!(builds.get(), 6);
 
         // Held by a run: clear keeps it and says so; released: clear removes it.
         let held = entry(&dir, &mut counting).unwrap();

@@ -84,16 +84,26 @@ pub enum CacheCommand {
     },
 }
 
-/// Which caches `grounds cache` looks at: the engine's data volumes unless --local is given alone.
+/// Which caches `grounds cache` looks at: the engine's data volumes, unless --local or --s3 is given
+/// (then the engine's only with --docker-host).
 #[derive(Debug, clap::Args)]
 pub struct CacheArgs {
     /// The engine (default: DOCKER_HOST, else the local socket).
     #[arg(long, value_name = "URL")]
     pub docker_host: Option<String>,
     /// The caches on this machine: results unpacked for result:// channels, s3:// channels downloaded,
-    /// content hashes of local data (with --docker-host, the engine's too).
+    /// content hashes of local data.
     #[arg(long)]
     pub local: bool,
+    /// The data SageMaker runs read, kept in S3 by content hash (s3://BUCKET/sagemaker/datasets/); clear
+    /// keeps what a training job in progress reads.
+    #[arg(long)]
+    pub s3: bool,
+    /// The bucket for --s3 (default: GROUNDS_BUCKET, else sagemaker-<region>-<account>).
+    #[arg(long, value_name = "NAME", requires = "s3")]
+    pub bucket: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -24,6 +24,9 @@ pub struct HashCache {
     dir: Option<PathBuf>,
 }
 
+/// The last line of a list of hashes, with the number of entries: a list without it is not whole.
+const END_LINE: &str = "# end ";
+
 /// What the file system says of a file: if all of it is unchanged, so is the content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
@@ -85,11 +88,25 @@ impl HashCache {
         Some(dir.join(format!("{}.tsv", hex::encode(&key[..16]))))
     }
 
+    /// The remembered hashes of a list, trusted only whole: the list must end with the line that says
+    /// how many entries it holds, and hold that many (a cut-off or edited list is not used at all).
     fn load(&self, list: &Path) -> HashMap<String, (Stamp, [u8; 32])> {
         let Ok(text) = std::fs::read_to_string(list) else {
             return HashMap::new();
         };
-        text.lines().filter_map(parse_line).collect()
+        let Some(count) = text
+            .lines()
+            .last()
+            .and_then(|last| last.strip_prefix(END_LINE))
+            .and_then(|count| count.parse::<usize>().ok())
+        else {
+            return HashMap::new();
+        };
+        let entries: Vec<_> = text.lines().filter_map(parse_line).collect();
+        if entries.len() != count {
+            return HashMap::new();
+        }
+        entries.into_iter().collect()
     }
 
     fn save(&self, list: &Path, entries: &[(String, Stamp, [u8; 32])]) {
@@ -106,6 +123,7 @@ impl HashCache {
                 hex::encode(hash)
             ));
         }
+        text.push_str(&format!("{END_LINE}{}\n", entries.len()));
         // Best effort: written beside, then renamed into place, so a reader never sees half a list.
         let Some(dir) = list.parent() else { return };
         if std::fs::create_dir_all(dir).is_err() {

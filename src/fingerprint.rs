@@ -45,6 +45,10 @@ pub fn this_entry() -> String {
     }
 }
 
+/// The content hash (hex) of each local channel, as the fingerprint read it: what every mode checks its
+/// copy, volume or upload of the channel against, so that a job reads the data it was fingerprinted with.
+pub type ChannelHashes = BTreeMap<String, String>;
+
 pub fn fingerprint(
     package: &PackageInfo,
     spec: &TaskSpec,
@@ -53,7 +57,8 @@ pub fn fingerprint(
     shape: &RunShape,
     data: &BTreeMap<String, String>,
     hashes: &HashCache,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, ChannelHashes)> {
+    let mut channel_hashes = ChannelHashes::new();
     let mut hasher = Sha256::new();
     hasher.update(b"grounds-fingerprint-v3\0");
     hasher.update(package.content_hash.as_bytes());
@@ -79,9 +84,36 @@ pub fn fingerprint(
                 let (hash, _) = hashes
                     .content_hash(path)
                     .with_context(|| format!("channel `{name}`"))?;
-                hasher.update(hash)
+                hasher.update(hash);
+                channel_hashes.insert(name.clone(), hex::encode(hash));
             }
         }
     }
-    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+    Ok((
+        format!("sha256:{}", hex::encode(hasher.finalize())),
+        channel_hashes,
+    ))
+}
+
+/// Checks that the local channel `name` at `path` still holds `expected` (its content hash when the job
+/// was fingerprinted): a stat per file through the hash cache, and a read of what changed. Called after
+/// the channel was copied, packed or uploaded for the job, it proves the job got the data its record
+/// names.
+pub fn check_unchanged(
+    hashes: &HashCache,
+    name: &str,
+    path: &std::path::Path,
+    expected: &str,
+) -> anyhow::Result<()> {
+    let (now, _) = hashes
+        .content_hash(path)
+        .with_context(|| format!("channel `{name}`"))?;
+    if hex::encode(now) != expected {
+        anyhow::bail!(
+            "channel `{name}` ({}) changed while the job was being prepared: what the job would read is \
+             not the data its run was fingerprinted with. Nothing ran; run again once the data is in place",
+            path.display()
+        );
+    }
+    Ok(())
 }

@@ -361,23 +361,55 @@ pub async fn sync(
         .filter_map(|key| ObjectIdentifier::builder().key(key).build().ok())
         .collect();
     if !stale.is_empty() {
-        report.deleted = stale.len();
         reporter.stage(
             "Removing",
             &format!(
-                "{} object(s) under s3://{bucket}/{prefix} that are no longer local",
+                "{} object(s) under s3://{bucket}/{prefix} that are not part of the data",
                 stale.len()
             ),
         );
-        let delete = Delete::builder().set_objects(Some(stale)).build()?;
-        s3.delete_objects()
+        report.deleted = delete_objects(s3, bucket, stale).await?;
+    }
+    Ok(report)
+}
+
+/// The most keys one DeleteObjects call takes.
+const DELETE_BATCH: usize = 1000;
+
+/// Deletes objects, at most [`DELETE_BATCH`] a call; a key S3 could not delete is an error that names
+/// it (and how many others failed). Returns how many were deleted.
+pub async fn delete_objects(
+    s3: &Client,
+    bucket: &str,
+    keys: Vec<ObjectIdentifier>,
+) -> anyhow::Result<usize> {
+    let mut deleted = 0;
+    for batch in keys.chunks(DELETE_BATCH) {
+        let delete = Delete::builder()
+            .set_objects(Some(batch.to_vec()))
+            .quiet(true)
+            .build()?;
+        let answer = s3
+            .delete_objects()
             .bucket(bucket)
             .delete(delete)
             .send()
             .await
-            .map_err(|e| call_error(&format!("s3:DeleteObjects s3://{bucket}/{prefix}"), e))?;
+            .map_err(|e| call_error(&format!("s3:DeleteObjects s3://{bucket}"), e))?;
+        let errors = answer.errors();
+        if let Some(first) = errors.first() {
+            anyhow::bail!(
+                "s3:DeleteObjects s3://{bucket}: {} of {} key(s) were not deleted, e.g. {} ({}: {})",
+                errors.len(),
+                batch.len(),
+                first.key().unwrap_or_default(),
+                first.code().unwrap_or_default(),
+                first.message().unwrap_or_default()
+            );
+        }
+        deleted += batch.len();
     }
-    Ok(report)
+    Ok(deleted)
 }
 
 /// Whether `name` is a valid S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens).

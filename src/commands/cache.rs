@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::Exit;
-use crate::cli::CacheCommand;
+use crate::cli::{CacheArgs, CacheCommand};
 use crate::docker::{volumes, EngineAddress};
 use crate::printer::human_size;
 use crate::printer::{table, Printer, Reporter};
@@ -19,7 +19,7 @@ pub fn run(command: CacheCommand, printer: &Printer) -> anyhow::Result<Exit> {
         CacheCommand::List(args) => (args, Vec::new(), false),
         CacheCommand::Clear { args, hashes } => (args, hashes, true),
     };
-    let engine = !args.local || args.docker_host.is_some();
+    let engine = !(args.local || args.s3) || args.docker_host.is_some();
     let mut answer = serde_json::Map::new();
     let mut exit = Exit::Success;
     if args.local {
@@ -31,6 +31,13 @@ pub fn run(command: CacheCommand, printer: &Printer) -> anyhow::Result<Exit> {
         };
         answer.insert("local".into(), value);
         if failed {
+            exit = Exit::Error;
+        }
+    }
+    if args.s3 {
+        let (value, kept) = super::block_on(s3_datasets(&args, &hashes, clear, printer))??;
+        answer.insert("s3".into(), value);
+        if kept && !hashes.is_empty() {
             exit = Exit::Error;
         }
     }
@@ -247,4 +254,65 @@ fn clear_local(cache: &Path, prefixes: &[String], printer: &Printer) -> (Value, 
     );
     value.insert("freed_bytes".into(), json!(freed));
     (Value::Object(value), failed)
+}
+
+/// The data sets of SageMaker runs in S3, listed or cleared; true in the second place when a data set
+/// asked for by hash was kept.
+async fn s3_datasets(
+    args: &CacheArgs,
+    hashes: &[String],
+    clear: bool,
+    printer: &Printer,
+) -> anyhow::Result<(Value, bool)> {
+    use crate::sagemaker::datasets;
+    let aws = crate::aws::Aws::connect(args.aws.profile.as_deref(), args.aws.region.as_deref())
+        .await?;
+    let (dotenv, _) = crate::dotenv::load(Path::new("."));
+    let bucket = args
+        .bucket
+        .clone()
+        .or_else(|| crate::dotenv::lookup(&dotenv, "GROUNDS_BUCKET"))
+        .unwrap_or_else(|| format!("sagemaker-{}-{}", aws.region, aws.account));
+    let s3 = aws.s3();
+    if !clear {
+        let found = datasets::list(&s3, &bucket).await?;
+        if found.is_empty() {
+            printer.out(&format!("no data sets in s3://{bucket}/{}", datasets::PREFIX));
+        } else {
+            let rows: Vec<Vec<String>> = found
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.hash[..d.hash.len().min(12)].to_string(),
+                        d.files.to_string(),
+                        human_size(d.bytes),
+                        d.written.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                        d.uri.clone(),
+                    ]
+                })
+                .collect();
+            printer.out(&table(&["HASH", "FILES", "SIZE", "WRITTEN", "URI"], &rows));
+        }
+        return Ok((json!({"bucket": bucket, "data": found}), false));
+    }
+    let cleared =
+        datasets::clear(&s3, &aws.sagemaker(), &bucket, hashes, chrono::Utc::now()).await?;
+    for (hash, why) in &cleared.kept {
+        printer.warn(&format!("kept s3://{bucket}/{}: {why}", datasets::prefix_of(hash)));
+    }
+    let freed: u64 = cleared.removed.iter().map(|d| d.bytes).sum();
+    printer.stage(
+        "Removed",
+        &format!(
+            "{} data set(s), {} from s3://{bucket}/{}",
+            cleared.removed.len(),
+            human_size(freed),
+            datasets::PREFIX
+        ),
+    );
+    let kept = !cleared.kept.is_empty();
+    Ok((
+        json!({"bucket": bucket, "removed": cleared.removed, "kept": cleared.kept, "freed_bytes": freed}),
+        kept,
+    ))
 }

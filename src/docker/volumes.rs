@@ -65,7 +65,43 @@ fn is_missing(error: &bollard::errors::Error) -> bool {
     )
 }
 
-/// The content volume of a complete data set with this hash, if the engine has one.
+/// A channel's data volume as a job's containers mount it, and the content hash it must hold.
+#[derive(Debug, Clone)]
+pub struct ChannelVolume {
+    pub volume: String,
+    pub hash: String,
+}
+
+/// Whether the content volume `name` is grounds' complete copy of the data of hash `hash`: it exists
+/// and carries the labels grounds made it with (a volume the engine made by itself, for a mount whose
+/// volume was gone, has none).
+async fn is_content_of(docker: &Docker, name: &str, hash: &str) -> anyhow::Result<bool> {
+    match docker.inspect_volume(name).await {
+        Ok(volume) => Ok(volume.labels.get(DATA_LABEL).map(String::as_str) == Some(hash)
+            && volume.labels.contains_key(LABEL)),
+        Err(e) if is_missing(&e) => Ok(false),
+        Err(e) => Err(call_error(&format!("inspect volume {name}"), e).into()),
+    }
+}
+
+/// Removes a marker that names content which is not there whole (removed by hand or by `grounds cache
+/// clear`), and a volume the engine made by itself in its place if no container uses it: the data set
+/// is then sent anew.
+async fn forget(docker: &Docker, marker: &str, content: Option<&str>, hash: &str) {
+    let _ = docker
+        .remove_volume(marker, None::<RemoveVolumeOptions>)
+        .await;
+    if let Some(content) = content {
+        if !matches!(is_content_of(docker, content, hash).await, Ok(true)) {
+            let _ = docker
+                .remove_volume(content, None::<RemoveVolumeOptions>)
+                .await;
+        }
+    }
+}
+
+/// The content volume of a complete data set with this hash, if the engine has one whole. A marker
+/// whose content is gone or not grounds' is removed, never followed.
 async fn find(docker: &Docker, hash: &str) -> anyhow::Result<Option<CachedData>> {
     let marker = format!("{MARKER_PREFIX}{}", short(hash));
     let volume = match docker.inspect_volume(&marker).await {
@@ -74,13 +110,33 @@ async fn find(docker: &Docker, hash: &str) -> anyhow::Result<Option<CachedData>>
         Err(e) => return Err(call_error(&format!("inspect volume {marker}"), e).into()),
     };
     let Some(cached) = from_marker(&volume.labels, volume.created_at.clone()) else {
+        forget(docker, &marker, None, hash).await;
         return Ok(None);
     };
-    match docker.inspect_volume(&cached.volume).await {
-        Ok(_) => Ok(Some(cached)),
-        Err(e) if is_missing(&e) => Ok(None),
-        Err(e) => Err(call_error(&format!("inspect volume {}", cached.volume), e).into()),
+    if cached.hash == hash && is_content_of(docker, &cached.volume, hash).await? {
+        return Ok(Some(cached));
     }
+    forget(docker, &marker, Some(&cached.volume), hash).await;
+    Ok(None)
+}
+
+/// Checks, once the job's containers exist (so that no volume they mount can be removed any more),
+/// that every channel volume they mount is grounds' whole copy of its data, not an empty volume the
+/// engine made because the one named was removed meanwhile. The channels whose volume is not are
+/// returned, their marker and stand-in removed, so that sending them again is all a retry needs.
+pub async fn missing_after_mount(
+    docker: &Docker,
+    channels: &std::collections::BTreeMap<String, ChannelVolume>,
+) -> anyhow::Result<Vec<String>> {
+    let mut missing = Vec::new();
+    for (name, channel) in channels {
+        if !is_content_of(docker, &channel.volume, &channel.hash).await? {
+            let marker = format!("{MARKER_PREFIX}{}", short(&channel.hash));
+            forget(docker, &marker, None, &channel.hash).await;
+            missing.push(name.clone());
+        }
+    }
+    Ok(missing)
 }
 
 fn from_marker(labels: &HashMap<String, String>, created: Option<String>) -> Option<CachedData> {
@@ -98,6 +154,9 @@ fn from_marker(labels: &HashMap<String, String>, created: Option<String>) -> Opt
 /// The volume holding the data of channel `channel` (a file or folder here, of content hash `hash`) on
 /// the engine: the one there, or a new one filled from a container of `image` (any image the engine
 /// has; it is never started). Files are owned by `owner` (uid, gid), the user the job runs as.
+/// `unchanged` is asked once the data is packed: a channel that changed meanwhile is never sent as
+/// `hash`.
+#[allow(clippy::too_many_arguments)]
 pub async fn ensure(
     docker: &Docker,
     image: &str,
@@ -105,6 +164,7 @@ pub async fn ensure(
     source: &Path,
     hash: &str,
     owner: (u32, u32),
+    unchanged: &dyn Fn() -> anyhow::Result<()>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<String> {
     if let Some(cached) = find(docker, hash).await? {
@@ -123,6 +183,7 @@ pub async fn ensure(
     let items = crate::archive::tar::file_items(&files);
     let (tar, bytes) = crate::archive::tar::write(&items, owner)
         .with_context(|| format!("packing channel `{channel}` ({})", source.display()))?;
+    unchanged()?;
     let nonce = format!("{:08x}", fastrand::u32(..));
     let content = format!("{CONTENT_PREFIX}{}-{nonce}", short(hash));
     let owner_label = crate::owner::Owner::current().label();
@@ -165,30 +226,50 @@ pub async fn ensure(
     }
     let marker = format!("{MARKER_PREFIX}{}", short(hash));
     let made = docker
-        .create_volume(VolumeCreateRequest {
-            name: Some(marker.clone()),
-            labels: Some(HashMap::from([
-                (LABEL.to_string(), "1".to_string()),
-                (DATA_LABEL.to_string(), hash.to_string()),
-                (CONTENT_LABEL.to_string(), content.clone()),
-                (CHANNEL_LABEL.to_string(), channel.to_string()),
-                (FILES_LABEL.to_string(), files.len().to_string()),
-                (BYTES_LABEL.to_string(), bytes.to_string()),
-            ])),
-            ..Default::default()
-        })
+        .create_volume(marker_request(&marker, hash, &content, channel, files.len(), bytes))
         .await
         .map_err(|e| call_error(&format!("create volume {marker}"), e))?;
     // Creating a volume that exists answers with the one there: another run may have finished first.
+    // Theirs is used only if it is whole; a marker left naming content that is gone is replaced.
     let named = made.labels.get(CONTENT_LABEL).cloned();
     match named {
         Some(theirs) if theirs != content => {
-            let _ = docker
-                .remove_volume(&content, None::<RemoveVolumeOptions>)
-                .await;
-            Ok(theirs)
+            if is_content_of(docker, &theirs, hash).await? {
+                let _ = docker
+                    .remove_volume(&content, None::<RemoveVolumeOptions>)
+                    .await;
+                return Ok(theirs);
+            }
+            forget(docker, &marker, Some(&theirs), hash).await;
+            docker
+                .create_volume(marker_request(&marker, hash, &content, channel, files.len(), bytes))
+                .await
+                .map_err(|e| call_error(&format!("create volume {marker}"), e))?;
+            Ok(content)
         }
         _ => Ok(content),
+    }
+}
+
+fn marker_request(
+    marker: &str,
+    hash: &str,
+    content: &str,
+    channel: &str,
+    files: usize,
+    bytes: u64,
+) -> VolumeCreateRequest {
+    VolumeCreateRequest {
+        name: Some(marker.to_string()),
+        labels: Some(HashMap::from([
+            (LABEL.to_string(), "1".to_string()),
+            (DATA_LABEL.to_string(), hash.to_string()),
+            (CONTENT_LABEL.to_string(), content.to_string()),
+            (CHANNEL_LABEL.to_string(), channel.to_string()),
+            (FILES_LABEL.to_string(), files.to_string()),
+            (BYTES_LABEL.to_string(), bytes.to_string()),
+        ])),
+        ..Default::default()
     }
 }
 

@@ -73,6 +73,12 @@ impl Executor for AttachedExecutor {
         reporter: &dyn Reporter,
     ) -> anyhow::Result<Launched<()>> {
         AttachedJob::of(job, id, work).prepare(reporter)?;
+        // The job's copies are made: they hold the data the fingerprint read, or nothing runs.
+        for (name, source) in &job.settings.task.channels {
+            if let crate::task::ChannelSource::Local(path) = source {
+                job.check_channel(name, path)?;
+            }
+        }
         Ok(Launched {
             handle: (),
             placement: Placement::Attached,

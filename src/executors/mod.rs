@@ -25,8 +25,31 @@ pub struct Job<'a, P> {
     pub settings: &'a TrainSettings,
     pub package: &'a Package,
     pub fingerprint: &'a str,
+    /// The content hash of each local channel the fingerprint read.
+    pub channel_hashes: &'a crate::fingerprint::ChannelHashes,
     /// What the mode made of the job before the fingerprint (an image plan, an image id).
     pub prepared: &'a P,
+}
+
+impl<P> Job<'_, P> {
+    /// The content hash (hex) the fingerprint read of local channel `name`.
+    pub fn channel_hash(&self, name: &str) -> anyhow::Result<&str> {
+        self.channel_hashes
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| anyhow::anyhow!("channel `{name}` was not fingerprinted"))
+    }
+
+    /// Checks that local channel `name` at `path` still holds what the fingerprint read (see
+    /// [`crate::fingerprint::check_unchanged`]).
+    pub fn check_channel(&self, name: &str, path: &Path) -> anyhow::Result<()> {
+        crate::fingerprint::check_unchanged(
+            &self.settings.store.hash_cache(),
+            name,
+            path,
+            self.channel_hash(name)?,
+        )
+    }
 }
 
 /// How a wait ended.

@@ -46,6 +46,7 @@ pub struct Running<E: Executor> {
     settings: TrainSettings,
     package: Package,
     fingerprint: String,
+    channel_hashes: crate::fingerprint::ChannelHashes,
     prepared: E::Prepared,
     reservation: Reservation,
     work: WorkDir,
@@ -89,7 +90,7 @@ pub async fn start<E: Executor>(
     let task = &settings.task;
     let package = crate::package::build(task, reporter)?;
     let prepared = executor.prepare(settings, &package).await?;
-    let fingerprint = fingerprint(
+    let (fingerprint, channel_hashes) = fingerprint(
         &package.info,
         &task.spec,
         &task.channels,
@@ -107,6 +108,7 @@ pub async fn start<E: Executor>(
         settings,
         package: &package,
         fingerprint: &fingerprint,
+        channel_hashes: &channel_hashes,
         prepared: &prepared,
     };
     if settings.dry_run {
@@ -166,6 +168,7 @@ pub async fn start<E: Executor>(
         settings: settings.clone(),
         package,
         fingerprint,
+        channel_hashes,
         prepared,
         reservation,
         work,
@@ -184,6 +187,7 @@ pub async fn finish<E: Executor>(
         settings,
         package,
         fingerprint,
+        channel_hashes,
         prepared,
         reservation,
         work,
@@ -194,6 +198,7 @@ pub async fn finish<E: Executor>(
         settings: &settings,
         package: &package,
         fingerprint: &fingerprint,
+        channel_hashes: &channel_hashes,
         prepared: &prepared,
     };
     let ended = executor

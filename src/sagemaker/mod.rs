@@ -12,6 +12,7 @@ use crate::metrics;
 
 pub mod api;
 pub mod artifacts;
+pub mod datasets;
 
 pub const MAX_METRIC_DEFINITIONS: usize = 40;
 pub const MAX_METRIC_REGEX: usize = 500;

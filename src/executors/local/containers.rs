@@ -81,8 +81,11 @@ pub struct LocalPlan {
 pub struct LocalJob<'a> {
     pub id: &'a str,
     pub task: &'a Task,
-    /// Where channels' content hashes are remembered (they name the engine's data volumes).
+    /// Where channels' content hashes are remembered.
     pub hashes: crate::datahash::HashCache,
+    /// The content hash of each local channel the fingerprint read (they name the engine's data
+    /// volumes, and every copy of a channel is checked against them).
+    pub channel_hashes: &'a crate::fingerprint::ChannelHashes,
     pub work: &'a Path,
     pub grace: Duration,
     pub instance_count: usize,
@@ -97,6 +100,7 @@ pub struct LocalJob<'a> {
 impl<'a> LocalJob<'a> {
     pub fn of(
         settings: &'a TrainSettings,
+        channel_hashes: &'a crate::fingerprint::ChannelHashes,
         container: &ContainerSettings,
         id: &'a str,
         work: &'a Path,
@@ -106,6 +110,7 @@ impl<'a> LocalJob<'a> {
             id,
             task: &settings.task,
             hashes: settings.store.hash_cache(),
+            channel_hashes,
             work,
             grace: settings.grace,
             instance_count: container.instance_count,
@@ -228,6 +233,24 @@ impl<'a> LocalJob<'a> {
             std::fs::create_dir_all(layout.code_dir())?;
             give_to(&host.root, self.user)?;
         }
+        if self.files == Files::Mount {
+            self.check_channels()?;
+        }
+        Ok(())
+    }
+
+    /// Checks that every local channel still holds the data the fingerprint read, once its copies are
+    /// made: the job reads what its record names.
+    fn check_channels(&self) -> anyhow::Result<()> {
+        for (name, source) in &self.task.channels {
+            if let ChannelSource::Local(path) = source {
+                let expected = self
+                    .channel_hashes
+                    .get(name)
+                    .with_context(|| format!("channel `{name}` was not fingerprinted"))?;
+                crate::fingerprint::check_unchanged(&self.hashes, name, path, expected)?;
+            }
+        }
         Ok(())
     }
 
@@ -279,61 +302,52 @@ impl<'a> LocalJob<'a> {
                 .map_err(|e| call_error(&format!("create network {network}"), e))?;
         }
         let env: Vec<String> = plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let channel_mounts = match plan.files {
-            Files::Mount => None,
-            Files::Copy => Some(super::copy::channel_mounts(
-                &super::copy::channel_volumes(
-                    docker,
-                    self.task,
-                    &self.hashes,
-                    &plan.image,
-                    self.user,
-                    reporter,
-                )
-                .await?,
-            )),
-        };
-        for host in &plan.hosts {
-            let networking = plan.network.as_ref().map(|network| NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    network.clone(),
-                    EndpointSettings {
-                        aliases: Some(vec![host.host.clone()]),
-                        ..Default::default()
-                    },
-                )])),
-            });
-            let body = ContainerCreateBody {
-                image: Some(plan.image.clone()),
-                cmd: Some(vec!["train".into()]),
-                hostname: Some(host.host.clone()),
-                user: Some(plan.user.clone()),
-                env: Some(env.clone()),
-                labels: Some(labels.clone()),
-                host_config: Some(HostConfig {
-                    binds: (!host.mounts.is_empty()).then(|| host.mounts.clone()),
-                    mounts: channel_mounts.clone(),
-                    network_mode: plan.network.clone(),
-                    device_requests: self.gpus.map(|gpus| vec![super::gpu_request(gpus)]),
-                    ..Default::default()
-                }),
-                networking_config: networking,
-                ..Default::default()
-            };
-            let options = CreateContainerOptionsBuilder::default()
-                .name(&host.container)
-                .build();
-            docker
-                .create_container(Some(options), body)
-                .await
-                .map_err(|e| {
-                    call_error(
-                        &format!("create container {} from {}", host.container, plan.image),
-                        e,
+        // Copied runs mount the channels' data volumes. Once the containers exist, no volume they mount
+        // can be removed: each is then checked to be grounds' whole copy, not an empty one the engine
+        // made because the one named was removed meanwhile (by hand, or by `grounds cache clear`); such
+        // data is sent again, once.
+        let mut sent_again = false;
+        loop {
+            let volumes = match plan.files {
+                Files::Mount => None,
+                Files::Copy => Some(
+                    super::copy::channel_volumes(
+                        docker,
+                        self.task,
+                        &self.hashes,
+                        self.channel_hashes,
+                        &plan.image,
+                        self.user,
+                        reporter,
                     )
-                })?;
-            created.push(host.container.clone());
-            if plan.files == Files::Copy {
+                    .await?,
+                ),
+            };
+            let channel_mounts = volumes.as_ref().map(super::copy::channel_mounts);
+            self.create_containers(docker, plan, &env, &labels, channel_mounts, created)
+                .await?;
+            let Some(volumes) = &volumes else { break };
+            let missing = crate::docker::volumes::missing_after_mount(docker, volumes).await?;
+            if missing.is_empty() {
+                break;
+            }
+            let names = missing.join("`, `");
+            if sent_again {
+                anyhow::bail!(
+                    "the data volume of channel `{names}` was removed again before the job started: is \
+                     `grounds cache clear` running against this engine in a loop?"
+                );
+            }
+            reporter.warn(&format!(
+                "the data volume of channel `{names}` was removed before the job started; sending it \
+                 again"
+            ));
+            super::watch::remove(docker, created, None, reporter).await;
+            created.clear();
+            sent_again = true;
+        }
+        if plan.files == Files::Copy {
+            for host in &plan.hosts {
                 super::copy::copy_in(docker, &host.container, &host.root, self.user, reporter)
                     .await?;
             }
@@ -472,6 +486,61 @@ impl<'a> LocalJob<'a> {
             files,
             logs: self.logs_path(),
         })
+    }
+
+    /// Creates (does not start) every host's container.
+    async fn create_containers(
+        &self,
+        docker: &Docker,
+        plan: &LocalPlan,
+        env: &[String],
+        labels: &HashMap<String, String>,
+        channel_mounts: Option<Vec<bollard::models::Mount>>,
+        created: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        for host in &plan.hosts {
+            let networking = plan.network.as_ref().map(|network| NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network.clone(),
+                    EndpointSettings {
+                        aliases: Some(vec![host.host.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            });
+            let body = ContainerCreateBody {
+                image: Some(plan.image.clone()),
+                cmd: Some(vec!["train".into()]),
+                hostname: Some(host.host.clone()),
+                user: Some(plan.user.clone()),
+                env: Some(env.to_vec()),
+                labels: Some(labels.clone()),
+                host_config: Some(HostConfig {
+                    binds: (!host.mounts.is_empty()).then(|| host.mounts.clone()),
+                    mounts: channel_mounts.clone(),
+                    network_mode: plan.network.clone(),
+                    device_requests: self.gpus.map(|gpus| vec![super::gpu_request(gpus)]),
+                    ..Default::default()
+                }),
+                networking_config: networking,
+                ..Default::default()
+            };
+            let options = CreateContainerOptionsBuilder::default()
+                .name(&host.container)
+                .build();
+            docker
+                .create_container(Some(options), body)
+                .await
+                .map_err(|e| {
+                    call_error(
+                        &format!("create container {} from {}", host.container, plan.image),
+                        e,
+                    )
+                })?;
+            created.push(host.container.clone());
+        }
+        Ok(())
+
     }
 
     /// SIGTERM to every container, SIGKILL after the grace period, as `docker stop -t` does.

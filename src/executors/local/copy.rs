@@ -20,46 +20,51 @@ use crate::task::{ChannelSource, Task};
 /// What is copied out of each container when it ends.
 const COPIED_OUT: [&str; 3] = ["model", "output", "checkpoints"];
 
-/// The data volume of each local channel, sent to the engine where it does not have it yet.
+/// The data volume of each local channel, sent to the engine where it does not have it yet, named by
+/// the content hash the fingerprint read (a channel that changed since is an error, before or after it
+/// is packed: the volume holds the data the job's record names).
 pub async fn channel_volumes(
     docker: &Docker,
     task: &Task,
     hashes: &crate::datahash::HashCache,
+    expected: &crate::fingerprint::ChannelHashes,
     image: &str,
     owner: (u32, u32),
     reporter: &dyn Reporter,
-) -> anyhow::Result<BTreeMap<String, String>> {
+) -> anyhow::Result<BTreeMap<String, volumes::ChannelVolume>> {
     let mut found = BTreeMap::new();
     for (name, source) in &task.channels {
         let ChannelSource::Local(path) = source else {
             continue;
         };
-        let (hash, _) = hashes
-            .content_hash(path)
-            .with_context(|| format!("reading channel `{name}` ({})", path.display()))?;
+        let hash = expected
+            .get(name)
+            .with_context(|| format!("channel `{name}` was not fingerprinted"))?;
+        crate::fingerprint::check_unchanged(hashes, name, path, hash)?;
+        let unchanged = || crate::fingerprint::check_unchanged(hashes, name, path, hash);
         let volume = volumes::ensure(
-            docker,
-            image,
-            name,
-            path,
-            &hex::encode(hash),
-            owner,
-            reporter,
+            docker, image, name, path, hash, owner, &unchanged, reporter,
         )
         .await
         .with_context(|| format!("sending channel `{name}` to the engine"))?;
-        found.insert(name.clone(), volume);
+        found.insert(
+            name.clone(),
+            volumes::ChannelVolume {
+                volume,
+                hash: hash.clone(),
+            },
+        );
     }
     Ok(found)
 }
 
 /// The read-only mounts of the channels' volumes at `/opt/ml/input/data/<channel>`.
-pub fn channel_mounts(volumes: &BTreeMap<String, String>) -> Vec<Mount> {
+pub fn channel_mounts(volumes: &BTreeMap<String, volumes::ChannelVolume>) -> Vec<Mount> {
     volumes
         .iter()
-        .map(|(name, volume)| Mount {
+        .map(|(name, channel)| Mount {
             target: Some(format!("{DEFAULT_ROOT}/input/data/{name}")),
-            source: Some(volume.clone()),
+            source: Some(channel.volume.clone()),
             typ: Some(MountType::VOLUME),
             read_only: Some(true),
             volume_options: Some(MountVolumeOptions {

@@ -92,6 +92,7 @@ impl Executor for LocalExecutor {
             .or(self.container.gpu_instance.then_some(Gpus::All));
         let local = LocalJob::of(
             job.settings,
+            job.channel_hashes,
             &self.container,
             "<id>",
             Path::new("<work>"),
@@ -148,7 +149,14 @@ impl Executor for LocalExecutor {
         work: &Path,
         reporter: &dyn Reporter,
     ) -> anyhow::Result<Launched<(LocalReady, LocalPlan)>> {
-        let local = LocalJob::of(job.settings, &self.container, id, work, ready.gpus);
+        let local = LocalJob::of(
+            job.settings,
+            job.channel_hashes,
+            &self.container,
+            id,
+            work,
+            ready.gpus,
+        );
         let plan = local.containers(&job.prepared.image.tag, reporter)?;
         local.prepare(&plan, reporter)?;
         Ok(Launched {
@@ -167,7 +175,14 @@ impl Executor for LocalExecutor {
         work: &Path,
         reporter: &dyn Reporter,
     ) -> anyhow::Result<Ended> {
-        let local = LocalJob::of(job.settings, &self.container, &record.id, work, ready.gpus);
+        let local = LocalJob::of(
+            job.settings,
+            job.channel_hashes,
+            &self.container,
+            &record.id,
+            work,
+            ready.gpus,
+        );
         let outcome = local.run(&ready.docker, &plan, reporter).await?;
         Ok(Ended::Finished {
             outcome,

@@ -87,6 +87,7 @@ impl RemoteExecutor {
                 .then_some(job.prepared.image.tag.as_str()),
             instance_count: self.container.instance_count,
             fingerprint: job.fingerprint,
+            channel_hashes: job.channel_hashes,
             package_hash: &job.package.info.content_hash,
             settings: &self.settings,
         }
@@ -238,6 +239,8 @@ impl Executor for RemoteExecutor {
         let mut uploads = crate::s3sync::SyncReport::default();
         for (channel, (path, prefix)) in &plan.uploads {
             let report = crate::s3sync::sync(&s3, path, &plan.bucket, prefix, reporter).await?;
+            // What was uploaded is what the fingerprint read, or no job is created on it.
+            job.check_channel(channel, path)?;
             reporter.stage(
                 "Synced",
                 &format!(

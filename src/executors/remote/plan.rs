@@ -48,6 +48,8 @@ pub struct RemoteOptions<'a> {
     pub image_uri: Option<&'a str>,
     pub instance_count: usize,
     pub fingerprint: &'a str,
+    /// The content hash of each local channel, as the fingerprint read it: the S3 prefix it goes to.
+    pub channel_hashes: &'a crate::fingerprint::ChannelHashes,
     pub package_hash: &'a str,
     /// Role, bucket, profile and region, resolved once for the command.
     pub settings: &'a RemoteSettings,
@@ -90,7 +92,12 @@ impl RemotePlan {
         for (channel, source) in &task.channels {
             match source {
                 ChannelSource::Local(path) => {
-                    let prefix = format!("sagemaker/{name}/datasets/{channel}/");
+                    // One prefix per content: what a job reads there never changes after it is
+                    // submitted, and every job with the same data shares one upload.
+                    let hash = options.channel_hashes.get(channel).ok_or_else(|| {
+                        anyhow::anyhow!("channel `{channel}` was not fingerprinted")
+                    })?;
+                    let prefix = crate::sagemaker::datasets::prefix_of(hash);
                     channels.insert(channel.clone(), format!("s3://{bucket}/{prefix}"));
                     uploads.insert(channel.clone(), (path.clone(), prefix));
                 }
