@@ -149,6 +149,11 @@ pub struct ImageArgs {
     /// The static Linux x86-64 grounds binary to put into the image as its entry (default: this one).
     #[arg(long, value_name = "PATH")]
     pub entry_binary: Option<PathBuf>,
+    /// Send [container] pass_env values (local) or the registry's login (remote) to a Docker engine
+    /// reached over plain tcp:// on the network, which anyone on the way can read. Without it, grounds
+    /// refuses to.
+    #[arg(long)]
+    pub allow_insecure: bool,
 }
 
 #[derive(Debug, Args)]

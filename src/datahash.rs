@@ -157,15 +157,11 @@ impl HashCache {
                 Ok((relative, stamp, hash, true))
             })
             .collect::<anyhow::Result<_>>()?;
-        let mut hasher = Sha256::new();
-        hasher.update(b"grounds-content-v2\0");
+        let mut combined = Combined::new();
         let mut work = HashWork::default();
         let mut remembered = Vec::with_capacity(hashed.len());
         for (relative, stamp, hash, read) in hashed {
-            hasher.update(relative.as_bytes());
-            hasher.update([0]);
-            hasher.update(hash);
-            hasher.update([0xff]);
+            combined.add(&relative, &hash);
             if read {
                 work.read += 1;
                 work.bytes_read += stamp.size;
@@ -181,7 +177,31 @@ impl HashCache {
                 self.save(&list, &remembered);
             }
         }
-        Ok((hasher.finalize().into(), work))
+        Ok((combined.finish(), work))
+    }
+}
+
+/// The content hash of a file or folder from its files' own hashes, added in name order: what
+/// [`HashCache::content_hash`] computes, for whoever reads the files another way (a stream to an engine).
+pub struct Combined(Sha256);
+
+impl Combined {
+    pub fn new() -> Combined {
+        let mut hasher = Sha256::new();
+        hasher.update(b"grounds-content-v2\0");
+        Combined(hasher)
+    }
+
+    /// One file: its name relative to the folder (or its own name), and the sha256 of its bytes.
+    pub fn add(&mut self, relative: &str, file_hash: &[u8; 32]) {
+        self.0.update(relative.as_bytes());
+        self.0.update([0]);
+        self.0.update(file_hash);
+        self.0.update([0xff]);
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finalize().into()
     }
 }
 

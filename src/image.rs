@@ -63,6 +63,10 @@ pub struct ImagePlan {
     pub base_image: String,
     pub dockerfile: String,
     pub entry_binary: PathBuf,
+    /// The content hash of the entry binary the tag was made from: the binary sent to the engine must be
+    /// that one.
+    #[serde(skip)]
+    pub entry_hash: String,
     #[serde(skip)]
     pub requirements: Option<(String, Vec<u8>)>,
     /// An image task's own image: run as it is, never built.
@@ -169,6 +173,7 @@ impl ImagePlan {
                 base_image: image.uri.clone(),
                 dockerfile: String::new(),
                 entry_binary: PathBuf::new(),
+                entry_hash: String::new(),
                 requirements: None,
                 given: true,
             });
@@ -223,7 +228,8 @@ impl ImagePlan {
         );
         let mut hasher = Sha256::new();
         hasher.update(dockerfile.as_bytes());
-        hasher.update(entry_binary_hash(entry_binary, hashes)?.as_bytes());
+        let entry_hash = entry_binary_hash(entry_binary, hashes)?;
+        hasher.update(entry_hash.as_bytes());
         hasher.update(package.info.content_hash.as_bytes());
         if let Some((_, bytes)) = &requirements {
             hasher.update(bytes);
@@ -238,6 +244,7 @@ impl ImagePlan {
             base_image: base,
             dockerfile,
             entry_binary: entry_binary.to_path_buf(),
+            entry_hash,
             requirements,
             given: false,
         })
@@ -262,6 +269,20 @@ fn render(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
+/// Hashes what passes through.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// The build context as a tar in a temporary file: the entry binary and the package are streamed into it,
 /// and from it to the engine, so neither is held in memory whole.
 fn context(plan: &ImagePlan, package: &Package) -> Result<std::fs::File, ImageError> {
@@ -279,18 +300,43 @@ fn context(plan: &ImagePlan, package: &Package) -> Result<std::fs::File, ImageEr
         header.set_cksum();
         header
     };
-    let mut add_file = |name: &str, path: &Path, mode: u32| -> Result<(), ImageError> {
+    // Each file is sent as exactly the size its header says, and hashed as it is: the image holds what
+    // its tag was made from.
+    let mut add_file = |name: &str, path: &Path, mode: u32| -> Result<[u8; 32], ImageError> {
         let read = |error| ImageError::Read {
             path: path.to_path_buf(),
             error,
         };
         let file = std::fs::File::open(path).map_err(read)?;
         let size = file.metadata().map_err(read)?.len();
+        let mut hashing = HashingReader {
+            inner: crate::archive::tar::Exact::new(file, size, path),
+            hasher: Sha256::new(),
+        };
         builder
-            .append_data(&mut header(size, mode), name, file)
-            .map_err(read)
+            .append_data(&mut header(size, mode), name, &mut hashing)
+            .map_err(read)?;
+        Ok(hashing.hasher.finalize().into())
     };
-    add_file("train", &plan.entry_binary, 0o755)?;
+    let sent = add_file("train", &plan.entry_binary, 0o755)?;
+    if !plan.given && !plan.entry_hash.is_empty() {
+        let mut combined = crate::datahash::Combined::new();
+        let name = plan
+            .entry_binary
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        combined.add(&name, &sent);
+        if hex::encode(combined.finish()) != plan.entry_hash {
+            return Err(ImageError::Read {
+                path: plan.entry_binary.clone(),
+                error: std::io::Error::other(
+                    "it changed after the image's tag was made from it (was grounds rebuilt \
+                     meanwhile?); run again",
+                ),
+            });
+        }
+    }
     add_file("package.zip", package.path(), 0o644)?;
     let mut add = |name: &str, bytes: &[u8]| {
         builder.append_data(&mut header(bytes.len() as u64, 0o644), name, bytes)

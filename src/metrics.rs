@@ -283,7 +283,7 @@ impl Series {
         self.last = sample.value;
         match &mut self.thinned {
             Some(thinned) => {
-                if reported % thinned.every == 0 {
+                if reported.is_multiple_of(thinned.every) {
                     self.series.push(sample);
                 }
                 thinned.reported = reported + 1;

@@ -3,6 +3,10 @@
 //! SageMaker ends a job when the entry's main process exits; whatever the job started in the background
 //! (`sleep 300 &`, a daemon that called `setsid`) goes with it. The entry is a child subreaper, so every
 //! orphan of the job stays below it, and this module finds and ends them: SIGTERM, a short grace, SIGKILL.
+//!
+//! A process is found by its pid *and* its start time, and signalled through a pidfd opened on it and
+//! checked to be that same process: a pid that was freed and reused between the scan and the signal
+//! (a grandchild reaped by its own parent meanwhile) is never hit.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,8 +23,15 @@ pub fn become_subreaper() -> std::io::Result<()> {
     }
 }
 
-/// (pid, parent pid, state) of every process, from `/proc/<pid>/stat`.
-fn processes() -> Vec<(i32, i32, char)> {
+/// A process as it was found: its pid, and when it started (pids are reused; the pair is not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub pid: i32,
+    start: u64,
+}
+
+/// (pid, parent pid, state, start time) of every process, from `/proc/<pid>/stat`.
+fn processes() -> Vec<(i32, i32, char, u64)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -44,27 +55,36 @@ fn processes() -> Vec<(i32, i32, char)> {
         let Some(ppid) = fields.next().and_then(|p| p.parse::<i32>().ok()) else {
             continue;
         };
-        found.push((pid, ppid, state));
+        // After the state and the parent: pgrp, session, tty, tpgid, flags, 4 fault counts, 4 times,
+        // priority, nice, threads, itrealvalue, then the start time (field 22 of the line).
+        let Some(start) = fields.nth(17).and_then(|t| t.parse::<u64>().ok()) else {
+            continue;
+        };
+        found.push((pid, ppid, state, start));
     }
     found
 }
 
 /// Every living (not zombie) descendant of `root`, parents before children.
-pub fn descendants(root: i32) -> Vec<i32> {
+pub fn descendants(root: i32) -> Vec<Found> {
     let all = processes();
-    let mut children: HashMap<i32, Vec<(i32, char)>> = HashMap::new();
-    for (pid, ppid, state) in all {
-        children.entry(ppid).or_default().push((pid, state));
+    let mut children: HashMap<i32, Vec<(i32, char, u64)>> = HashMap::new();
+    for (pid, ppid, state, start) in all {
+        children.entry(ppid).or_default().push((pid, state, start));
     }
-    let mut found = Vec::new();
+    let mut found: Vec<Found> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut queue = vec![root];
     while let Some(parent) = queue.pop() {
-        for (pid, state) in children.get(&parent).into_iter().flatten() {
-            if *pid == root || found.contains(pid) {
+        for (pid, state, start) in children.get(&parent).into_iter().flatten() {
+            if *pid == root || !seen.insert(*pid) {
                 continue;
             }
             if !matches!(state, 'Z' | 'X') {
-                found.push(*pid);
+                found.push(Found {
+                    pid: *pid,
+                    start: *start,
+                });
             }
             queue.push(*pid);
         }
@@ -72,12 +92,44 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
-fn signal(pids: &[i32], signal: i32) {
-    for pid in pids {
-        // SAFETY: kill(2) on processes below one of ours.
-        unsafe {
-            libc::kill(*pid, signal);
+/// Sends `signal` to the process `found`, and only to it: through a pidfd, which is checked (by the start
+/// time) to refer to the process that was found before the signal is sent through it. Without pidfds (an
+/// old kernel, a seccomp filter), the start time is checked just before kill(2).
+pub fn send(found: Found, signal: i32) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open(2) with a pid and no flags; a descriptor it returns is owned from here on.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, found.pid, 0) };
+    let Ok(fd) = i32::try_from(fd) else { return };
+    if fd < 0 {
+        if crate::owner::start_time(found.pid as u32) == Some(found.start) {
+            // SAFETY: kill(2) on a process just seen to be the one found.
+            unsafe {
+                libc::kill(found.pid, signal);
+            }
         }
+        return;
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The pidfd refers to whoever had the pid when it was opened; if the pid still shows the start time
+    // found, that process has had the pid all along, so it is the one the pidfd refers to.
+    if crate::owner::start_time(found.pid as u32) == Some(found.start) {
+        // SAFETY: pidfd_send_signal(2) on our descriptor, without siginfo or flags.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+}
+
+fn signal(found: &[Found], signal: i32) {
+    for one in found {
+        send(*one, signal);
     }
 }
 
@@ -154,6 +206,21 @@ pub fn kill_descendants(root: i32) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_reused_pid_is_never_signalled() {
+        let mut child = std::process::Command::new("sleep").arg("300").spawn().unwrap();
+        let pid = child.id() as i32;
+        let start = crate::owner::start_time(pid as u32).unwrap();
+        // Another start time at the same pid: a process that is not the one found. Nothing is sent.
+        send(Found { pid, start: start + 1 }, libc::SIGKILL);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(child.try_wait().unwrap().is_none(), "the process at a reused pid was hit");
+        send(Found { pid, start }, libc::SIGKILL);
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+    }
+
     #[tokio::test]
     async fn descendants_are_found_and_ended() {
         // A shell whose child ignores SIGTERM: it must be killed after the grace.
@@ -172,9 +239,10 @@ mod tests {
         }
         assert_eq!(below.len(), 2, "two sleeps below the shell");
         let me = std::process::id() as i32;
-        assert!(descendants(me).contains(&shell));
+        assert!(descendants(me).iter().any(|f| f.pid == shell));
         let ended = end_descendants(shell, Duration::from_millis(300), false).await;
         assert_eq!(ended, 2);
+        let below: Vec<i32> = below.iter().map(|f| f.pid).collect();
         // The sleeps were children of the shell, which reaps them once it is itself ended.
         child.kill().unwrap();
         child.wait().unwrap();

@@ -55,6 +55,32 @@ pub struct ContainerSettings {
     /// The job's files are copied into and out of the containers, not mounted: the engine is on another
     /// machine, or `--copy` asks for it.
     pub copy_files: bool,
+    /// `--allow-insecure`: secrets may be sent to an engine reached over plain TCP on the network.
+    pub allow_insecure: bool,
+}
+
+impl ContainerSettings {
+    /// Says loudly that the engine is reached over plain TCP on the network, if it is; and refuses to
+    /// send it `what` (secrets: pass_env values, a registry login) unless `--allow-insecure` was given.
+    pub fn check_insecure_engine(
+        &self,
+        sends_secrets: Option<&str>,
+        reporter: &dyn crate::printer::Reporter,
+    ) -> anyhow::Result<()> {
+        let Some(warning) = self.engine.insecure() else {
+            return Ok(());
+        };
+        reporter.warn(&warning);
+        match sends_secrets {
+            Some(what) if !self.allow_insecure => anyhow::bail!(
+                "refusing to send {what} to the Docker engine at {} over plain TCP, where anyone on the \
+                 way can read it: reach the engine by ssh:// or with TLS (DOCKER_TLS_VERIFY=1), or give \
+                 --allow-insecure if this network is yours alone",
+                self.engine
+            ),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl ContainerSettings {
@@ -94,6 +120,7 @@ impl ContainerSettings {
                 .is_some_and(is_gpu_instance_type),
             copy_files: engine.copy || !address.shares_disk(),
             engine: address,
+            allow_insecure: image.allow_insecure,
         })
     }
 
@@ -219,17 +246,17 @@ impl TrainSettings {
         })
     }
 
-    /// The plan `--dry-run` prints; values of secret-looking `[container] env` names are masked.
+    /// The plan `--dry-run` prints; values of secret-looking `[container] env` names and hyperparameters
+    /// are masked, and so are credentials inside any of their values (`user:password@`, key shapes).
     pub fn dry_run_plan(&self, package: &PackageInfo, fingerprint: &str) -> Value {
         let mut task = self.task.spec.clone();
-        for (name, value) in task.container.env.iter_mut() {
-            *value = crate::secrets::shown_value(name, value);
-        }
+        task.container.env = crate::secrets::shown_map(&task.container.env);
+        task.hyperparameters = crate::secrets::shown_map(&task.hyperparameters);
         json!({
             "mode": self.mode,
             "task_file": self.task.file,
+            "hyperparameters": task.hyperparameters,
             "task": task,
-            "hyperparameters": self.task.spec.hyperparameters,
             "channels": self.channel_sources(),
             "package": package,
             "fingerprint": fingerprint,

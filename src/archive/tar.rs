@@ -56,6 +56,50 @@ pub fn file_items(files: &[(String, PathBuf)]) -> Vec<TarItem> {
         .collect()
 }
 
+/// A file read as exactly the size its header declares: one that shrinks or grows while it is read is an
+/// error naming it, never a stream whose entries no longer line up with their headers.
+pub struct Exact<R> {
+    inner: R,
+    remaining: u64,
+    path: PathBuf,
+}
+
+impl<R: Read> Exact<R> {
+    pub fn new(inner: R, size: u64, path: &Path) -> Self {
+        Exact {
+            inner,
+            remaining: size,
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.remaining == 0 {
+            // The declared end: anything more means the file grew while it was read.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(format!(
+                    "{} grew while it was being sent; run again once it is written",
+                    self.path.display()
+                ))),
+            };
+        }
+        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::other(format!(
+                "{} shrank while it was being sent; run again once it is written",
+                self.path.display()
+            )));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Writes a tar of `items`, owned by `owner` (uid, gid), into a temporary file, rewound. Returns the file
 /// and the bytes of file content in it.
 pub fn write(items: &[TarItem], owner: (u32, u32)) -> std::io::Result<(std::fs::File, u64)> {
@@ -84,7 +128,7 @@ pub fn write(items: &[TarItem], owner: (u32, u32)) -> std::io::Result<(std::fs::
                 header.set_mode((meta.mode() & 0o777) | 0o644);
                 header.set_size(meta.len());
                 header.set_mtime(meta.mtime().max(0) as u64);
-                builder.append_data(&mut header, name, file.take(meta.len()))?;
+                builder.append_data(&mut header, name, Exact::new(file, meta.len(), path))?;
                 content += meta.len();
             }
         }

@@ -274,7 +274,9 @@ fn names_have_one_canonical_spelling() {
 /// with every link staying inside.
 #[test]
 fn links_named_with_dot_or_empty_segments_cannot_climb_out() {
-    let cases: &[(&[(&str, &str)], &[(&str, &[u8])])] = &[
+    type Links<'a> = &'a [(&'a str, &'a str)];
+    type Files<'a> = &'a [(&'a str, &'a [u8])];
+    let cases: &[(Links, Files)] = &[
         (&[("model/./a/b", "../../../secret")], &[]),
         (&[("./model/l", "../../secret")], &[]),
         (&[("model//a/b", "../../../secret")], &[]),

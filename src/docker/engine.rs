@@ -99,6 +99,22 @@ impl EngineAddress {
         }
     }
 
+    /// The warning for an engine reached over plain HTTP on the network (`tcp://` to a host that is not
+    /// this machine, without `DOCKER_TLS_VERIFY`), as the docker CLI gives; `None` for any other.
+    pub fn insecure(&self) -> Option<String> {
+        let EngineAddress::Tcp(host) = self else {
+            return None;
+        };
+        if std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty()) || is_loopback(host) {
+            return None;
+        }
+        Some(format!(
+            "the Docker engine at tcp://{host} is reached over plain HTTP on the network, without TLS: \
+             anyone on the way can read what is sent (code, data, environment) and take over the engine. \
+             Use ssh://, or TLS (DOCKER_TLS_VERIFY=1 with DOCKER_CERT_PATH)"
+        ))
+    }
+
     /// Whether containers of this engine see this machine's disk, so bind mounts work.
     pub fn shares_disk(&self) -> bool {
         matches!(self, EngineAddress::Unix(_))
@@ -133,6 +149,18 @@ impl EngineAddress {
         docker.ping().await.map_err(|e| unreachable(explain(&e)))?;
         Ok(docker)
     }
+}
+
+/// Whether `host_port` names this machine: `localhost`, 127.0.0.0/8 or ::1.
+fn is_loopback(host_port: &str) -> bool {
+    let host = match split_port(host_port) {
+        Ok((host, _)) => host,
+        Err(_) => return false,
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn split_port(host_port: &str) -> Result<(&str, Option<u16>), String> {

@@ -209,10 +209,23 @@ impl<'a> AttachedJob<'a> {
         )?;
         let mut stopped = false;
         let mut stop_deadline: Option<tokio::time::Instant> = None;
-        let status = loop {
+        // The entry's end is awaited without reaping it: while it is a zombie its pid, and so its process
+        // group's id, cannot be taken by another process, so the group can be killed safely below.
+        let (exited_tx, mut exited) = tokio::sync::oneshot::channel();
+        match pid {
+            Some(pid) => {
+                tokio::task::spawn_blocking(move || {
+                    let _ = exited_tx.send(wait_unreaped(pid));
+                });
+            }
+            None => {
+                let _ = exited_tx.send(Ok(()));
+            }
+        }
+        loop {
             let deadline = stop_deadline;
             tokio::select! {
-                status = child.wait() => break status?,
+                _ = &mut exited => break,
                 Some((stream, piece)) = rx.recv() => log.piece(&stream, None, &piece),
                 _ = stops.recv(), if !stopped => {
                     stopped = true;
@@ -228,9 +241,11 @@ impl<'a> AttachedJob<'a> {
                     stop_deadline = None;
                 }
             }
-        };
-        // Whatever the job left running in its group goes with it, as it would with its container.
+        }
+        // Whatever the job left running in its group goes with it, as it would with its container; then
+        // the entry is reaped.
         kill_group(pid, libc::SIGKILL);
+        let status = child.wait().await?;
         let drained = tokio::time::timeout(DRAIN, async {
             while let Some((stream, piece)) = rx.recv().await {
                 log.piece(&stream, None, &piece);
@@ -286,6 +301,29 @@ impl<'a> AttachedJob<'a> {
             }
         }
         tokio::time::Instant::now() + self.grace
+    }
+}
+
+/// Waits until the process `pid` (a child of ours) has exited, leaving it a zombie (`WNOWAIT`).
+fn wait_unreaped(pid: i32) -> std::io::Result<()> {
+    loop {
+        // SAFETY: waitid(2) on our own child, into a zeroed siginfo we own.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
     }
 }
 

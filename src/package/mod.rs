@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::archive::{self, DeterministicZip};
 use crate::confined::{self, Resolution};
 use crate::printer::Reporter;
-use crate::secrets::is_secret_file_name;
+use crate::secrets::is_secret_path;
 use crate::task::{Task, TaskSpec};
 
 pub const TASK_JSON: &str = "task.json";
@@ -79,6 +79,8 @@ pub enum PackageError {
         "refusing to package {path}: it is {what}, not a file, folder or link; list it in .groundsignore"
     )]
     NotAFile { path: PathBuf, what: &'static str },
+    #[error("refusing to package {path}: its name {why}; rename it, or list it in .groundsignore")]
+    Name { path: PathBuf, why: &'static str },
     #[error("reading {path}: {error}")]
     Read {
         path: PathBuf,
@@ -161,7 +163,12 @@ impl Package {
 enum Entry {
     File {
         name: String,
-        path: PathBuf,
+        /// The source folder, and the file below it: opened relative to the folder, never through a
+        /// link, and only if it is still the file the walk checked.
+        source: PathBuf,
+        relative: PathBuf,
+        /// Device and inode of the file the walk checked.
+        identity: (u64, u64),
         size: u64,
         executable: bool,
     },
@@ -220,7 +227,9 @@ pub fn build(task: &Task, reporter: &dyn Reporter) -> Result<Package, PackageErr
         match entry {
             Entry::File {
                 name,
-                path,
+                source,
+                relative,
+                identity,
                 size,
                 executable,
             } => {
@@ -228,12 +237,23 @@ pub fn build(task: &Task, reporter: &dyn Reporter) -> Result<Package, PackageErr
                 hasher.update([0, *executable as u8, 0]);
                 hasher.update(size.to_le_bytes());
                 let read = |error| PackageError::Read {
-                    path: path.clone(),
+                    path: source.join(relative),
                     error,
                 };
-                let source = std::fs::File::open(path).map_err(read)?;
+                // Opened relative to the checked folder, no link followed on the way: what was checked
+                // (not a link, not a secret) is what is read, even if the tree changes meanwhile.
+                let opened = confined::open_file(source, relative).map_err(read)?;
+                {
+                    use std::os::unix::fs::MetadataExt;
+                    let meta = opened.file.metadata().map_err(read)?;
+                    if (meta.dev(), meta.ino()) != *identity {
+                        return Err(read(std::io::Error::other(
+                            "it was replaced while it was being packaged",
+                        )));
+                    }
+                }
                 let mut hashing = Hashing {
-                    inner: source,
+                    inner: opened.file,
                     hasher: &mut hasher,
                 };
                 let copied = zip
@@ -287,7 +307,7 @@ fn relative_name(path: &Path, source: &Path) -> String {
     path.strip_prefix(source)
         .unwrap_or(path)
         .to_string_lossy()
-        .replace('\\', "/")
+        .into_owned()
 }
 
 fn source_entries(
@@ -329,6 +349,17 @@ fn source_entries(
         if relative.is_empty() {
             continue;
         }
+        // Every name in a package has one spelling, the same wherever it is unpacked.
+        if relative.contains('\\') || path.strip_prefix(source).is_ok_and(|r| r.to_str().is_none()) {
+            return Err(PackageError::Name {
+                path: path.to_path_buf(),
+                why: if relative.contains('\\') {
+                    "holds a backslash, which archives read as a folder separator"
+                } else {
+                    "is not valid UTF-8, which a zip entry's name must be"
+                },
+            });
+        }
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -356,8 +387,9 @@ fn source_entries(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let target_relative = target.to_string_lossy().replace('\\', "/");
-            if (is_secret_file_name(&file_name) || is_secret_file_name(&target_name))
+            let target_relative = target.to_string_lossy().into_owned();
+            let _ = &target_name;
+            if (is_secret_path(&relative) || is_secret_path(&target_relative))
                 && !included(&relative)
                 && !included(&target_relative)
             {
@@ -386,7 +418,7 @@ fn source_entries(
                 what,
             });
         }
-        if is_secret_file_name(&file_name) && !included(&relative) {
+        if is_secret_path(&relative) && !included(&relative) {
             secrets.push(relative);
             continue;
         }
@@ -394,6 +426,22 @@ fn source_entries(
             path: path.to_path_buf(),
             error,
         })?;
+        // A service-account key is a secret whatever it is called: small JSON files are looked into.
+        if file_name.to_ascii_lowercase().ends_with(".json")
+            && meta.len() <= crate::secrets::SNIFFED_MAX
+            && !included(&relative)
+        {
+            let content = confined::open_file(source, Path::new(&relative))
+                .and_then(|opened| confined::read_at_most(opened.file, crate::secrets::SNIFFED_MAX))
+                .map_err(|error| PackageError::Read {
+                    path: path.to_path_buf(),
+                    error,
+                })?;
+            if crate::secrets::is_service_account_key(&content.0) {
+                secrets.push(format!("{relative} (a service-account key)"));
+                continue;
+            }
+        }
         let extension = Path::new(&file_name)
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -408,10 +456,12 @@ fn source_entries(
                 crate::printer::human_size(meta.len())
             ));
         }
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         entries.push(Entry::File {
             name: format!("{CODE_PREFIX}{relative}"),
-            path: path.to_path_buf(),
+            source: source.to_path_buf(),
+            relative: PathBuf::from(&relative),
+            identity: (meta.dev(), meta.ino()),
             size: meta.len(),
             executable: meta.permissions().mode() & 0o111 != 0,
         });
@@ -422,7 +472,7 @@ fn source_entries(
             source_dir: source.to_path_buf(),
             count: secrets.len(),
             first: secrets[0]
-                .split(" (a link")
+                .split(" (a ")
                 .next()
                 .unwrap_or_default()
                 .to_string(),

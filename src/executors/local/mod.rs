@@ -115,6 +115,20 @@ impl Executor for LocalExecutor {
         job: &Job<'_, LocalPrepared>,
         reporter: &dyn Reporter,
     ) -> anyhow::Result<LocalReady> {
+        let passed: Vec<&str> = job
+            .settings
+            .task
+            .spec
+            .container
+            .pass_env
+            .iter()
+            .filter(|name| std::env::var_os(name).is_some())
+            .map(String::as_str)
+            .collect();
+        let secrets = (!passed.is_empty())
+            .then(|| format!("the values of [container] pass_env ({})", passed.join(", ")));
+        self.container
+            .check_insecure_engine(secrets.as_deref(), reporter)?;
         let docker = self.container.engine.connect().await?;
         if self.container.copy_files {
             reporter.stage(

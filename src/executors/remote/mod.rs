@@ -177,7 +177,10 @@ impl Executor for RemoteExecutor {
             job.settings.task.spec.name,
             Utc::now().format("%Y%m%d-%H%M%S")
         );
-        let plan = RemotePlan::resolve(self.aws(), &self.options(job, &preview))?;
+        let mut plan = RemotePlan::resolve(self.aws(), &self.options(job, &preview))?;
+        // What is printed, not what is sent: secret-looking hyperparameters masked.
+        plan.create_training_job.hyper_parameters =
+            crate::secrets::shown_map(&plan.create_training_job.hyper_parameters);
         Ok(Map::from_iter([
             (
                 "image".to_string(),
@@ -187,7 +190,20 @@ impl Executor for RemoteExecutor {
         ]))
     }
 
-    async fn ready(&self, _: &Job<'_, RemotePrepared>, _: &dyn Reporter) -> anyhow::Result<()> {
+    /// The image is pushed through the local engine (DOCKER_HOST): over plain TCP on the network the
+    /// registry's login would travel in clear, so that is refused before anything is built or sent.
+    async fn ready(
+        &self,
+        job: &Job<'_, RemotePrepared>,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<()> {
+        if !job.prepared.as_named() {
+            let logs_in = job.settings.task.spec.remote.registry.is_none();
+            self.container.check_insecure_engine(
+                logs_in.then_some("the registry login (ECR credentials, given to the push)"),
+                reporter,
+            )?;
+        }
         Ok(())
     }
 
@@ -214,7 +230,7 @@ impl Executor for RemoteExecutor {
             );
             false
         } else {
-            let docker = crate::docker::connect().await?;
+            let docker = self.container.engine.connect().await?;
             crate::image::ensure(&docker, &job.prepared.image, job.package, reporter).await?;
             let credentials = match &job.settings.task.spec.remote.registry {
                 Some(_) => None,
