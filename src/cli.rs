@@ -102,6 +102,10 @@ pub struct CacheArgs {
     /// The bucket for --s3 (default: GROUNDS_BUCKET, else sagemaker-<region>-<account>).
     #[arg(long, value_name = "NAME", requires = "s3")]
     pub bucket: Option<String>,
+    /// With --s3: only data sets last written longer ago than AGE (default 1h, so that data uploaded
+    /// for a job not created yet stays).
+    #[arg(long, value_name = "AGE", requires = "s3", value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
     #[command(flatten)]
     pub aws: AwsArgs,
 }

@@ -387,10 +387,15 @@ fn dry_run_prints_the_request_and_changes_nothing() {
             .len(),
         6
     );
-    assert_eq!(
-        request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"],
-        "s3://grounds-dry-bucket/sagemaker/remote-dry/datasets/training/"
-    );
+    // The data goes below a prefix named by its content: sagemaker/datasets/<sha256>/.
+    let uri = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+        .as_str()
+        .unwrap();
+    let hash = uri
+        .strip_prefix("s3://grounds-dry-bucket/sagemaker/datasets/")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("{uri}"));
+    assert!(hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{uri}");
     assert_eq!(plan["remote"]["account"], "123456789012");
     // Without [remote] registry and bucket: ECR in the caller's account, and SageMaker's default bucket.
     let plain = sandbox.write(
@@ -821,4 +826,160 @@ fn a_remote_job_at_a_terminal_shows_build_upload_and_wait_as_they_go() {
     assert!(terminal.contains("Status"), "{terminal}");
     assert!(terminal.contains("/ Completed"), "{terminal}");
     assert!(text(&shown.stdout).contains("status:  Completed"));
+}
+
+/// The S3 URI of a training job's first channel, as SageMaker (the stand-in) was given it.
+async fn input_uri(job: &str) -> String {
+    let sagemaker = aws_sdk_sagemaker::Client::from_conf(
+        aws_sdk_sagemaker::config::Builder::from(&sdk().await)
+            .endpoint_url(sagemaker())
+            .build(),
+    );
+    let described = sagemaker
+        .describe_training_job()
+        .training_job_name(job)
+        .send()
+        .await
+        .unwrap();
+    described.input_data_config()[0]
+        .data_source()
+        .unwrap()
+        .s3_data_source()
+        .unwrap()
+        .s3_uri()
+        .unwrap()
+        .to_string()
+}
+
+/// Data a submitted job reads never changes under it: submit with --detach, change the data, submit
+/// again; the first job's input is still the data its record's fingerprint names (its own prefix,
+/// untouched), and each job trains on its own data.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_submitted_jobs_data_never_changes_under_it() {
+    let sandbox = Sandbox::new();
+    sandbox.write("data/value.txt", "1");
+    let task = remote_command_task(
+        &sandbox,
+        "remote-immutable",
+        "import os\nv = open(os.path.join(os.environ['SM_CHANNEL_TRAINING'], 'value.txt')).read()\nprint(f'###METRIC###value:{v}###')\n",
+        "metrics = [\"value\"]\n",
+    );
+    let toml = std::fs::read_to_string(&task).unwrap();
+    std::fs::write(&task, format!("{toml}\n[channels]\ntraining = \"../data\"\n")).unwrap();
+    let submit = || {
+        let (output, answer) = grounds(
+            &sandbox,
+            &["train", "remote", task.to_str().unwrap(), "--detach", "--json"],
+        );
+        assert!(output.status.success(), "{}", both(&output));
+        answer["id"].as_str().unwrap().to_string()
+    };
+    let first = submit();
+    sandbox.write("data/value.txt", "2");
+    let second = submit();
+    let (first_uri, second_uri) = (input_uri(&first).await, input_uri(&second).await);
+    assert_ne!(first_uri, second_uri, "two contents, two prefixes");
+    let (bucket, prefix) = first_uri
+        .strip_prefix("s3://")
+        .unwrap()
+        .split_once('/')
+        .unwrap();
+    let object = s3()
+        .await
+        .get_object()
+        .bucket(bucket)
+        .key(format!("{prefix}value.txt"))
+        .send()
+        .await
+        .unwrap();
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&bytes[..], b"1", "the first job's input changed under it");
+    for (id, value) in [(&first, 1.0), (&second, 2.0)] {
+        let (output, fetched) = grounds(&sandbox, &["results", "fetch", id, "--json"]);
+        assert!(output.status.success(), "{}", both(&output));
+        assert_eq!(fetched["metrics"]["value"], value, "{id}");
+    }
+}
+
+/// `grounds cache list|clear --s3`: the data sets in the bucket, removed in batches (DeleteObjects takes
+/// 1000 keys a call), except one a job in progress reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_data_sets_are_listed_and_cleared_except_what_a_running_job_reads() {
+    let sandbox = Sandbox::new();
+    sandbox.write("data/x.txt", "x");
+    let task = remote_command_task(
+        &sandbox,
+        "remote-clear",
+        "import time\ntime.sleep(30)\n",
+        "",
+    );
+    // A bucket of its own: clearing it touches no other test's data.
+    let toml = std::fs::read_to_string(&task)
+        .unwrap()
+        .replace("grounds-standin", "grounds-clear-bucket");
+    std::fs::write(&task, format!("{toml}\n[channels]\ntraining = \"../data\"\n")).unwrap();
+    let (output, running) = grounds(
+        &sandbox,
+        &["train", "remote", task.to_str().unwrap(), "--detach", "--json"],
+    );
+    assert!(output.status.success(), "{}", both(&output));
+    let running_id = running["id"].as_str().unwrap().to_string();
+    let read = input_uri(&running_id).await;
+    // A large data set no job reads: 1,205 objects.
+    let s3 = s3().await;
+    let big = "0".repeat(64);
+    let puts = (0..1205).map(|i| {
+        let s3 = s3.clone();
+        let key = format!("sagemaker/datasets/{big}/part-{i:05}");
+        async move {
+            s3.put_object()
+                .bucket("grounds-clear-bucket")
+                .key(key)
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"p"))
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    futures_util::future::join_all(puts).await;
+    let cache = |args: &[&str]| {
+        let mut all = vec!["cache"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--s3", "--bucket", "grounds-clear-bucket", "--json"]);
+        grounds(&sandbox, &all)
+    };
+    let (output, listed) = cache(&["list"]);
+    assert!(output.status.success(), "{}", both(&output));
+    let data = listed["s3"]["data"].as_array().unwrap();
+    let big_row = data.iter().find(|d| d["hash"] == big.as_str()).unwrap();
+    assert_eq!(big_row["files"], 1205);
+    let (output, cleared) = cache(&["clear", "--older-than", "0s"]);
+    assert!(output.status.success(), "{}", both(&output));
+    let removed: Vec<&str> = cleared["s3"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["hash"].as_str().unwrap())
+        .collect();
+    assert!(removed.contains(&big.as_str()), "{cleared}");
+    let kept = cleared["s3"]["kept"].to_string();
+    assert!(
+        read.contains(&kept_hash(&cleared)) && kept.contains("in progress"),
+        "{read}: {cleared}"
+    );
+    let left = s3
+        .list_objects_v2()
+        .bucket("grounds-clear-bucket")
+        .prefix(format!("sagemaker/datasets/{big}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.key_count(), Some(0), "every batch was deleted");
+    let (output, _) = grounds(&sandbox, &["stop", &running_id, "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+}
+
+/// The hash of the first data set a clear kept.
+fn kept_hash(cleared: &serde_json::Value) -> String {
+    cleared["s3"]["kept"][0][0].as_str().unwrap_or("-").to_string()
 }

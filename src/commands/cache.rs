@@ -295,8 +295,15 @@ async fn s3_datasets(
         }
         return Ok((json!({"bucket": bucket, "data": found}), false));
     }
-    let cleared =
-        datasets::clear(&s3, &aws.sagemaker(), &bucket, hashes, chrono::Utc::now()).await?;
+    let cleared = datasets::clear(
+        &s3,
+        &aws.sagemaker(),
+        &bucket,
+        hashes,
+        chrono::Utc::now(),
+        args.older_than.unwrap_or(datasets::SETTLE),
+    )
+    .await?;
     for (hash, why) in &cleared.kept {
         printer.warn(&format!("kept s3://{bucket}/{}: {why}", datasets::prefix_of(hash)));
     }

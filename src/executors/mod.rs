@@ -41,8 +41,12 @@ impl<P> Job<'_, P> {
     }
 
     /// Checks that local channel `name` at `path` still holds what the fingerprint read (see
-    /// [`crate::fingerprint::check_unchanged`]).
+    /// [`crate::fingerprint::check_unchanged`]). An `s3://` channel read from its download stands in
+    /// the fingerprint for its objects' ETags; its folder is a cache entry held whole for the job.
     pub fn check_channel(&self, name: &str, path: &Path) -> anyhow::Result<()> {
+        if !self.channel_hashes.contains_key(name) && self.settings.data.contains_key(name) {
+            return Ok(());
+        }
         crate::fingerprint::check_unchanged(
             &self.settings.store.hash_cache(),
             name,

@@ -14,9 +14,9 @@ use crate::aws::call_error;
 /// Where the data sets lie in a bucket.
 pub const PREFIX: &str = "sagemaker/datasets/";
 
-/// How long a data set is kept after its last object was written: an upload under way, whose training
-/// job is not created yet, is never taken for unused.
-pub const SETTLE: chrono::Duration = chrono::Duration::hours(1);
+/// How long a data set is kept after its last object was written, unless asked otherwise: an upload
+/// under way, whose training job is not created yet, is never taken for unused.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// One data set in S3.
 #[derive(Debug, Clone, Serialize)]
@@ -128,14 +128,16 @@ pub struct Cleared {
 }
 
 /// Removes the data sets of `bucket` whose hash starts with one of `prefixes` (all, when none are given),
-/// except those a training job in progress reads and those written within [`SETTLE`].
+/// except those a training job in progress reads and those written within `settle` of `now`.
 pub async fn clear(
     s3: &aws_sdk_s3::Client,
     sagemaker: &aws_sdk_sagemaker::Client,
     bucket: &str,
     prefixes: &[String],
     now: DateTime<Utc>,
+    settle: std::time::Duration,
 ) -> anyhow::Result<Cleared> {
+    let settle = chrono::Duration::from_std(settle).unwrap_or(chrono::Duration::MAX);
     let datasets = list(s3, bucket).await?;
     let read = in_progress_inputs(sagemaker).await?;
     let mut cleared = Cleared::default();
@@ -150,10 +152,13 @@ pub async fn clear(
             ));
             continue;
         }
-        if dataset.written.is_some_and(|t| now - t < SETTLE) {
+        if dataset.written.is_some_and(|t| now - t < settle) {
             cleared.kept.push((
                 dataset.hash.clone(),
-                "written within the last hour: its job may not be created yet".into(),
+                format!(
+                    "written within the last {}: its job may not be created yet (--older-than)",
+                    humantime::format_duration(settle.to_std().unwrap_or_default())
+                ),
             ));
             continue;
         }

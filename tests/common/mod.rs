@@ -9,6 +9,12 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_grounds");
 
+/// The grounds binary the tests run: this build, or the one `GROUNDS_TEST_BIN` names (to see a test fail
+/// on an older build of grounds).
+pub fn bin() -> String {
+    std::env::var("GROUNDS_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
@@ -36,7 +42,7 @@ impl Sandbox {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         command
             .args(args)
             .current_dir(self.path())

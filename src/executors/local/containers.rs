@@ -243,11 +243,11 @@ impl<'a> LocalJob<'a> {
     /// made: the job reads what its record names.
     fn check_channels(&self) -> anyhow::Result<()> {
         for (name, source) in &self.task.channels {
-            if let ChannelSource::Local(path) = source {
-                let expected = self
-                    .channel_hashes
-                    .get(name)
-                    .with_context(|| format!("channel `{name}` was not fingerprinted"))?;
+            // A channel without a hash is an `s3://` download, fingerprinted by its objects' ETags and
+            // held whole in the cache for the job.
+            if let (ChannelSource::Local(path), Some(expected)) =
+                (source, self.channel_hashes.get(name))
+            {
                 crate::fingerprint::check_unchanged(&self.hashes, name, path, expected)?;
             }
         }

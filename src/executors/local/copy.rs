@@ -37,9 +37,18 @@ pub async fn channel_volumes(
         let ChannelSource::Local(path) = source else {
             continue;
         };
-        let hash = expected
-            .get(name)
-            .with_context(|| format!("channel `{name}` was not fingerprinted"))?;
+        // An `s3://` download has no hash in the fingerprint (its objects' ETags are there): its
+        // volume is named by the content of the held cache entry.
+        let hash = match expected.get(name) {
+            Some(hash) => hash.clone(),
+            None => hex::encode(
+                hashes
+                    .content_hash(path)
+                    .with_context(|| format!("reading channel `{name}` ({})", path.display()))?
+                    .0,
+            ),
+        };
+        let hash = &hash;
         crate::fingerprint::check_unchanged(hashes, name, path, hash)?;
         let unchanged = || crate::fingerprint::check_unchanged(hashes, name, path, hash);
         let volume = volumes::ensure(
