@@ -40,15 +40,10 @@ fn manifest_path(dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// Every entry below `dir` (not following links) as a manifest line, sorted: what the folder is now.
 fn describe(dir: &Path) -> std::io::Result<String> {
-    let mut lines = Vec::new();
-    let mut pending = vec![PathBuf::new()];
-    while let Some(relative) = pending.pop() {
-        for entry in std::fs::read_dir(dir.join(&relative))? {
-            let entry = entry?;
-            let path = relative.join(entry.file_name());
-            let meta = std::fs::symlink_metadata(dir.join(&path))?;
+    let lines: Vec<String> = crate::confined::walk(dir)?
+        .into_iter()
+        .map(|(path, meta)| {
             let kind = if meta.is_dir() {
-                pending.push(path.clone());
                 "d"
             } else if meta.is_file() {
                 "f"
@@ -57,17 +52,16 @@ fn describe(dir: &Path) -> std::io::Result<String> {
             } else {
                 "?"
             };
-            lines.push(format!(
+            format!(
                 "{kind}\t{}\t{}\t{}.{}\t{}",
                 if kind == "d" { 0 } else { meta.len() },
                 meta.ino(),
                 meta.ctime(),
                 meta.ctime_nsec(),
                 path.display()
-            ));
-        }
-    }
-    lines.sort();
+            )
+        })
+        .collect();
     Ok(lines.join("\n"))
 }
 
@@ -84,6 +78,11 @@ pub fn is_whole(dir: &Path) -> bool {
     };
     std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
         && describe(dir).is_ok_and(|now| now.as_bytes() == recorded.as_slice())
+}
+
+/// Makes the entries of a folder (a rename into it) durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Makes every file and folder below `dir` durable.
@@ -141,7 +140,7 @@ pub fn entry(
         std::fs::rename(staged.path(), dir)
             .with_context(|| format!("moving the cache entry into {}", dir.display()))?;
         let _ = staged.keep();
-        crate::results::sync_dir(parent)?;
+        sync_dir(parent)?;
         let description = describe(dir).context("describing the cache entry")?;
         let mut temp = tempfile::NamedTempFile::new_in(parent)?;
         std::io::Write::write_all(&mut temp, description.as_bytes())?;
@@ -149,7 +148,7 @@ pub fn entry(
         temp.persist(&manifest)
             .map_err(|e| e.error)
             .with_context(|| format!("writing {}", manifest.display()))?;
-        crate::results::sync_dir(parent)?;
+        sync_dir(parent)?;
     }
     anyhow::bail!(
         "the cache entry {} changed while it was being used three times: is something else writing \
@@ -168,23 +167,15 @@ pub struct Listed {
 }
 
 fn bytes_below(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&path) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            match entry.file_type() {
-                Ok(kind) if kind.is_dir() => pending.push(entry.path()),
-                Ok(kind) if kind.is_file() => {
-                    total += entry.metadata().map(|m| m.len()).unwrap_or(0)
-                }
-                _ => {}
-            }
-        }
-    }
-    total
+    crate::confined::walk(dir)
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|(_, meta)| meta.is_file())
+                .map(|(_, meta)| meta.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// The entries of the cache folder `root` (`cache/results`, `cache/s3/views`).

@@ -227,6 +227,25 @@ pub fn open_own_file(path: &Path) -> std::io::Result<OpenedFile> {
     }
 }
 
+/// Every entry below `dir` (folders too), relative, with what `lstat` says of it: nothing is followed,
+/// so a link is an entry like a file and what it points at is never walked.
+pub fn walk(dir: &Path) -> std::io::Result<Vec<(PathBuf, std::fs::Metadata)>> {
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        for entry in std::fs::read_dir(dir.join(&relative))? {
+            let path = relative.join(entry?.file_name());
+            let meta = std::fs::symlink_metadata(dir.join(&path))?;
+            if meta.is_dir() {
+                pending.push(path.clone());
+            }
+            found.push((path, meta));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
 /// At most `max` bytes of `reader`, and whether that was all of it.
 pub fn read_at_most(reader: impl std::io::Read, max: u64) -> std::io::Result<(Vec<u8>, bool)> {
     use std::io::Read;

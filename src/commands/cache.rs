@@ -56,6 +56,11 @@ pub fn run(command: CacheCommand, printer: &Printer) -> anyhow::Result<Exit> {
     Ok(exit)
 }
 
+/// A content hash as tables show it.
+fn short(hash: &str) -> String {
+    hash.chars().take(12).collect()
+}
+
 fn list_engine(
     engine: &EngineAddress,
     answer: &mut serde_json::Map<String, Value>,
@@ -72,7 +77,7 @@ fn list_engine(
             .iter()
             .map(|d| {
                 vec![
-                    d.hash[..d.hash.len().min(12)].to_string(),
+                    short(&d.hash),
                     d.channel.clone(),
                     d.files.to_string(),
                     human_size(d.bytes),
@@ -283,7 +288,7 @@ async fn s3_datasets(
                 .iter()
                 .map(|d| {
                     vec![
-                        d.hash[..d.hash.len().min(12)].to_string(),
+                        short(&d.hash),
                         d.files.to_string(),
                         human_size(d.bytes),
                         d.written.map(|t| t.to_rfc3339()).unwrap_or_default(),

@@ -213,15 +213,10 @@ impl Reservation {
         self.committed = true;
         // The rename itself is made durable: after a crash the result is there or it is not.
         if let Some(dir) = self.target.parent() {
-            sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
+            crate::cache::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
         }
         Ok((self.target.clone(), job))
     }
-}
-
-/// Makes the entries of a folder (a rename into it) durable.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// One row of `results list`.

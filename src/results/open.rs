@@ -139,7 +139,7 @@ impl Store {
                 std::fs::rename(staged.dir.path(), &dest)
                     .with_context(|| format!("moving the result into {}", dest.display()))?;
                 let _ = staged.dir.keep();
-                super::sync_dir(&parent)
+                crate::cache::sync_dir(&parent)
                     .with_context(|| format!("syncing {}", parent.display()))?;
                 Ok(Opened {
                     folder: dest,
@@ -230,21 +230,11 @@ pub struct Opened {
 
 /// Every file and link below `dir`, relative, without following links.
 fn entries_below(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut pending = vec![PathBuf::new()];
-    while let Some(relative) = pending.pop() {
-        for entry in std::fs::read_dir(dir.join(&relative))? {
-            let entry = entry?;
-            let path = relative.join(entry.file_name());
-            if entry.file_type()?.is_dir() {
-                pending.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
+    Ok(crate::confined::walk(dir)?
+        .into_iter()
+        .filter(|(_, meta)| !meta.is_dir())
+        .map(|(path, _)| path)
+        .collect())
 }
 
 fn same_content(a: &Path, b: &Path) -> bool {
