@@ -3,7 +3,7 @@
 //! when whole.
 //!
 //! An entry is a folder built beside where it goes and renamed into place, its files and the rename made
-//! durable, and then described by a manifest (every name, kind, size, inode and change time). It is
+//! durable, and then described by a manifest (every name, kind, size, inode and modification time). It is
 //! trusted only while the folder is exactly what its manifest says: a file changed, added or removed by
 //! hand, a build cut off by a crash, or a folder without a manifest is built again. Each entry has a lock
 //! file: a run holds it shared for as long as its job reads the entry, a build holds it exclusively, and
@@ -15,12 +15,69 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::owner::{Hold, HoldKind};
+use crate::printer::Reporter;
 
 /// A cache entry held (shared) while a job reads it: `cache clear` leaves it alone until it is dropped.
 #[derive(Debug)]
 pub struct Held {
     pub dir: PathBuf,
     _hold: Hold,
+}
+
+/// The entries this process holds, so that it never waits for a lock it holds itself.
+static HELD: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn held_here(dir: &Path) -> bool {
+    HELD.lock().is_ok_and(|held| held.iter().any(|d| d == dir))
+}
+
+impl Held {
+    fn new(dir: &Path, hold: Hold) -> Held {
+        if let Ok(mut held) = HELD.lock() {
+            held.push(dir.to_path_buf());
+        }
+        Held {
+            dir: dir.to_path_buf(),
+            _hold: hold,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Ok(mut held) = HELD.lock() {
+            if let Some(at) = held.iter().position(|d| d == &self.dir) {
+                held.swap_remove(at);
+            }
+        }
+    }
+}
+
+/// Waits for the lock of an entry, saying what it waits for when it cannot have it at once.
+fn wait(lock: &Path, kind: HoldKind, dir: &Path, reporter: &dyn Reporter) -> anyhow::Result<Hold> {
+    if let Some(hold) = Hold::try_take(lock, kind)
+        .with_context(|| format!("locking {}", lock.display()))?
+    {
+        return Ok(hold);
+    }
+    reporter.stage(
+        "Waiting",
+        &format!(
+            "for another grounds process {} the cache entry {}",
+            match kind {
+                HoldKind::Shared => "building",
+                HoldKind::Exclusive => "reading (its job holds it until it has read it)",
+            },
+            dir.display()
+        ),
+    );
+    Hold::wait(lock, kind).with_context(|| format!("locking {}", lock.display()))
+}
+
+/// Where the build of an entry happens: a folder of its own beside it, which `cache clear` removes
+/// only when nobody holds the entry's lock (a build cut off by a crash).
+fn building_path(dir: &Path) -> anyhow::Result<PathBuf> {
+    sibling(dir, "building")
 }
 
 fn sibling(dir: &Path, suffix: &str) -> anyhow::Result<PathBuf> {
@@ -52,12 +109,14 @@ fn describe(dir: &Path) -> std::io::Result<String> {
             } else {
                 "?"
             };
+            // Size, inode and modification time: not the change time, which links made to the same
+            // file by another entry (the views of S3 objects share their files) would change.
             format!(
                 "{kind}\t{}\t{}\t{}.{}\t{}",
                 if kind == "d" { 0 } else { meta.len() },
                 meta.ino(),
-                meta.ctime(),
-                meta.ctime_nsec(),
+                meta.mtime(),
+                meta.mtime_nsec(),
                 path.display()
             )
         })
@@ -80,9 +139,16 @@ pub fn is_whole(dir: &Path) -> bool {
         && describe(dir).is_ok_and(|now| now.as_bytes() == recorded.as_slice())
 }
 
-/// Makes the entries of a folder (a rename into it) durable.
+/// Makes the entries of a folder (a rename into it) durable. A file system that cannot sync a folder
+/// (some network and FUSE mounts answer EINVAL) is not an error: the rename is made, as durable as it
+/// can be there.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+    match std::fs::File::open(dir)?.sync_all() {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP | libc::EBADF)) => {
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Makes every file and folder below `dir` durable.
@@ -101,9 +167,12 @@ fn sync_tree(dir: &Path) -> std::io::Result<()> {
 
 /// The entry at `dir`, held shared: used as it is when whole, else built anew by `build` first (under
 /// the entry's exclusive lock, so two runs never build it at once and a reader never sees half of it).
-/// `build` makes the whole entry in a fresh folder in the parent it is given, and returns that folder.
+/// `build` makes the whole entry in a fresh folder in the folder it is given, and returns that folder.
+/// An entry this process already holds that is no longer whole is an error (it changed while in use),
+/// never a wait for itself.
 pub fn entry(
     dir: &Path,
+    reporter: &dyn Reporter,
     mut build: impl FnMut(&Path) -> anyhow::Result<tempfile::TempDir>,
 ) -> anyhow::Result<Held> {
     let parent = dir
@@ -113,17 +182,19 @@ pub fn entry(
     let lock = lock_path(dir)?;
     let manifest = manifest_path(dir)?;
     for _ in 0..3 {
-        let shared = Hold::wait(&lock, HoldKind::Shared)
-            .with_context(|| format!("locking {}", lock.display()))?;
+        let shared = wait(&lock, HoldKind::Shared, dir, reporter)?;
         if is_whole(dir) {
-            return Ok(Held {
-                dir: dir.to_path_buf(),
-                _hold: shared,
-            });
+            return Ok(Held::new(dir, shared));
         }
         drop(shared);
-        let _exclusive = Hold::wait(&lock, HoldKind::Exclusive)
-            .with_context(|| format!("locking {}", lock.display()))?;
+        if held_here(dir) {
+            anyhow::bail!(
+                "the cache entry {} changed while a job of this run reads it: is something else \
+                 writing there? Run again",
+                dir.display()
+            );
+        }
+        let _exclusive = wait(&lock, HoldKind::Exclusive, dir, reporter)?;
         if is_whole(dir) {
             continue;
         }
@@ -135,11 +206,16 @@ pub fn entry(
             Err(_) => Ok(()),
         }
         .with_context(|| format!("removing the incomplete cache entry {}", dir.display()))?;
-        let staged = build(parent)?;
+        let building = building_path(dir)?;
+        let _ = std::fs::remove_dir_all(&building);
+        std::fs::create_dir_all(&building)
+            .with_context(|| format!("creating {}", building.display()))?;
+        let staged = build(&building)?;
         sync_tree(staged.path()).context("making the cache entry durable")?;
         std::fs::rename(staged.path(), dir)
             .with_context(|| format!("moving the cache entry into {}", dir.display()))?;
         let _ = staged.keep();
+        let _ = std::fs::remove_dir_all(&building);
         sync_dir(parent)?;
         let description = describe(dir).context("describing the cache entry")?;
         let mut temp = tempfile::NamedTempFile::new_in(parent)?;
@@ -239,19 +315,19 @@ pub fn clear(root: &Path, prefixes: &[String]) -> Cleared {
                 .push(format!("{}: {e}", listed.folder.display())),
         }
     }
-    // Builds cut off by a crash: staging folders whose entry nobody is building.
+    // Builds cut off by a crash: the building folder of an entry whose lock nobody holds.
     if let Ok(entries) = std::fs::read_dir(root) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let is_staging = name.starts_with(".unpacking-")
-                || name.starts_with(".view-")
-                || name.starts_with(".tmp");
-            if is_staging && crate::owner::old_enough(&entry.path()) {
-                let _ = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    std::fs::remove_dir_all(entry.path())
-                } else {
-                    std::fs::remove_file(entry.path())
-                };
+            let Some(entry_name) = name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(".building"))
+            else {
+                continue;
+            };
+            let lock = root.join(format!(".{entry_name}.lock"));
+            if let Ok(Some(_hold)) = Hold::try_take(&lock, HoldKind::Exclusive) {
+                let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
@@ -283,10 +359,10 @@ mod tests {
             builds.set(builds.get() + 1);
             build_with(&[("model/a.txt", "a"), ("model/b/c.txt", "c")])(parent)
         };
-        let held = entry(&dir, &mut counting).unwrap();
+        let held = entry(&dir, &crate::printer::Silent, &mut counting).unwrap();
         assert_eq!(std::fs::read_to_string(dir.join("model/a.txt")).unwrap(), "a");
         drop(held);
-        entry(&dir, &mut counting).unwrap();
+        entry(&dir, &crate::printer::Silent, &mut counting).unwrap();
         assert_eq!(builds.get(), 1, "a whole entry is used as it is");
 
         // Changed, added, removed by hand; a manifest lost: each is built anew.
@@ -299,7 +375,7 @@ mod tests {
         ] {
             spoil(&dir);
             assert!(!is_whole(&dir));
-            entry(&dir, &mut counting).unwrap();
+            entry(&dir, &crate::printer::Silent, &mut counting).unwrap();
             assert!(is_whole(&dir));
             assert_eq!(std::fs::read_to_string(dir.join("model/a.txt")).unwrap(), "a");
             assert!(!dir.join("model/extra").exists());
@@ -307,7 +383,7 @@ mod tests {
         assert_eq!(builds.get(), 6);
 
         // Held by a run: clear keeps it and says so; released: clear removes it.
-        let held = entry(&dir, &mut counting).unwrap();
+        let held = entry(&dir, &crate::printer::Silent, &mut counting).unwrap();
         let cleared = clear(root.path(), &[]);
         assert_eq!(cleared.in_use, ["abc"]);
         assert!(dir.exists());
@@ -325,7 +401,8 @@ mod tests {
             .map(|_| {
                 let dir = dir.clone();
                 std::thread::spawn(move || {
-                    let held = entry(&dir, build_with(&[("f", "x")])).unwrap();
+                    let held =
+                        entry(&dir, &crate::printer::Silent, build_with(&[("f", "x")])).unwrap();
                     std::fs::read_to_string(held.dir.join("f")).unwrap()
                 })
             })

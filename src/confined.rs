@@ -207,6 +207,56 @@ pub fn open_file(root: &Path, relative: &Path) -> std::io::Result<OpenedFile> {
     })
 }
 
+/// Creates (or truncates) the file at `relative` below `root` for writing, with no link followed on the
+/// way, as [`open_file`] reads: a link planted at the file or at a folder on its way is an error, never
+/// written through. The folders must exist.
+pub fn create_file(root: &Path, relative: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a plain path");
+    let names: Vec<&std::ffi::OsStr> = relative
+        .components()
+        .map(|c| match c {
+            Component::Normal(name) => Ok(name),
+            _ => Err(invalid()),
+        })
+        .collect::<Result<_, _>>()?;
+    let Some((last, folders)) = names.split_last() else {
+        return Err(invalid());
+    };
+    let at = |dir: i32, name: &std::ffi::OsStr, flags: i32, mode: libc::c_uint| {
+        let name = std::ffi::CString::new(name.as_bytes()).map_err(|_| invalid())?;
+        // SAFETY: openat(2) with a valid descriptor (or AT_FDCWD) and a NUL-terminated name.
+        let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let mut dir = at(
+        libc::AT_FDCWD,
+        root.as_os_str(),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+    )?;
+    for folder in folders {
+        dir = at(
+            dir.as_raw_fd(),
+            folder,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )?;
+    }
+    let fd = at(
+        dir.as_raw_fd(),
+        last,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        0o644,
+    )?;
+    Ok(std::fs::File::from(fd))
+}
+
 /// Opens the regular file at `path` without following a link in its last component (the folders
 /// above it are the caller's): for files grounds wrote where a job could reach them (its log, its
 /// package), which the job may have replaced.

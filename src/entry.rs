@@ -341,7 +341,6 @@ pub fn failure_text(head: &str, stderr_tail: &[String]) -> String {
 /// Writes `output/failure` unless the job already left something there (a file with a reason, or
 /// anything that is not an empty regular file: a link it planted is never written through).
 pub fn write_failure(layout: &Layout, reason: &str) {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = layout.failure_file();
     let already = std::fs::symlink_metadata(&path)
         .map(|m| !m.is_file() || m.len() > 0)
@@ -349,16 +348,13 @@ pub fn write_failure(layout: &Layout, reason: &str) {
     if already {
         return;
     }
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+    // `output/` may be missing (a job removed it) but is never created through a link.
+    if std::fs::symlink_metadata(layout.output_dir()).is_err() {
+        let _ = std::fs::create_dir(layout.output_dir());
     }
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&path);
-    if let Ok(mut file) = file {
+    if let Ok(mut file) =
+        crate::confined::create_file(&layout.root, Path::new(contract::FAILURE_FILE))
+    {
         let _ = file.write_all(reason.as_bytes());
     }
 }

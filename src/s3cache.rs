@@ -54,16 +54,23 @@ fn parts(uri: &str) -> anyhow::Result<(&str, &str)> {
 /// A key's path below the prefix, as a relative path that stays in the channel folder.
 fn relative_path(uri: &str, key: &str, prefix: &str) -> anyhow::Result<String> {
     let relative = key.strip_prefix(prefix).unwrap_or(key);
-    // One spelling per file: a key with `.` or empty segments would land where another key does.
     let safe = !relative.is_empty()
-        && crate::archive::canonical_name(relative).is_ok_and(|canonical| canonical == relative);
+        && !relative.starts_with('/')
+        && Path::new(relative)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
     if !safe {
         bail!(
             "{uri}: object `{key}` would land outside the channel's folder (an empty, absolute or `..` \
              path); rename it in S3 or point the channel at a prefix without it"
         );
     }
-    Ok(relative.to_string())
+    // Where it lands, in one spelling (`a//b` and `a/./b` are `a/b`).
+    Ok(Path::new(relative)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/"))
 }
 
 /// Lists what an `s3://` channel holds now (nothing is downloaded).
@@ -122,6 +129,16 @@ pub async fn list(s3: &aws_sdk_s3::Client, uri: &str) -> anyhow::Result<S3Channe
         bail!("{uri} holds no objects: check the bucket and prefix (a channel needs data)");
     }
     objects.sort_by(|a, b| a.relative.cmp(&b.relative));
+    // Two keys spelled differently that land on one file (`a//b`, `a/b`): SageMaker would write one over
+    // the other; no channel is made of them.
+    if let Some(pair) = objects.windows(2).find(|w| w[0].relative == w[1].relative) {
+        bail!(
+            "{uri}: objects `{}` and `{}` would both land at `{}` in the channel; rename one in S3",
+            pair[0].key,
+            pair[1].key,
+            pair[0].relative
+        );
+    }
     let mut hasher = Sha256::new();
     for object in &objects {
         hasher.update(object.relative.as_bytes());
@@ -241,7 +258,7 @@ pub async fn fetch(
         );
     }
     let view = view_path(cache, channel);
-    let held = crate::cache::entry(&view, |views| {
+    let held = crate::cache::entry(&view, reporter, |views| {
         let staging = tempfile::Builder::new()
             .prefix(".view-")
             .tempdir_in(views)
@@ -388,6 +405,9 @@ mod tests {
             relative_path("u", "data/a/b.csv", "data/").unwrap(),
             "a/b.csv"
         );
+        // Spelled another way, it lands in one place (which list() holds against the other keys).
+        assert_eq!(relative_path("u", "data/a//b.csv", "data/").unwrap(), "a/b.csv");
+        assert_eq!(relative_path("u", "data/a/./b.csv", "data/").unwrap(), "a/b.csv");
         for bad in ["data/../etc/passwd", "data//x", "data/"] {
             let err = relative_path("s3://b/data/", bad, "data/")
                 .unwrap_err()

@@ -1,7 +1,9 @@
-//! Local channels to S3: a file is uploaded only when it is missing or its content differs (size, then
-//! MD5 or the multipart ETag), several at a time; objects under the prefix that are no longer local are
-//! removed, so the channel is exactly the local data. Uploads are whole or absent: single PUTs are atomic
-//! and a multipart upload that fails is aborted.
+//! Local channels to S3, below a prefix named by their content (`sagemaker/datasets/<sha256>/`), which is
+//! written once: a file is uploaded only when its key is missing, several at a time; a key that is there
+//! with other content (size, then MD5 or the multipart ETag) or that is not a file of the data is an error,
+//! never overwritten or deleted, so what a submitted job reads there never changes. Uploads are whole or
+//! absent: single PUTs are atomic and a multipart upload that fails is aborted; the caller removes what an
+//! upload added if the data changed meanwhile ([`remove_added`]).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -101,8 +103,23 @@ where
 pub struct SyncReport {
     pub uploaded: usize,
     pub unchanged: usize,
+    /// Always 0: a content prefix is never pruned (kept in `--json` answers for their shape).
     pub deleted: usize,
     pub bytes_uploaded: u64,
+    /// The keys this upload added (what [`remove_added`] takes back).
+    #[serde(skip)]
+    pub added: Vec<String>,
+}
+
+/// Takes back what an upload added to a content prefix (its keys were missing before, so no job reads
+/// them): for data that changed while it was uploaded.
+pub async fn remove_added(s3: &Client, bucket: &str, report: &SyncReport) -> anyhow::Result<()> {
+    let keys = report
+        .added
+        .iter()
+        .filter_map(|key| ObjectIdentifier::builder().key(key).build().ok())
+        .collect();
+    delete_objects(s3, bucket, keys).await.map(|_| ())
 }
 
 /// The ETag S3 gives `path` when uploaded as we upload it: plain MD5, or MD5 of part MD5s with `-N`.
@@ -284,7 +301,9 @@ async fn upload_parts(
     Ok(())
 }
 
-/// Makes `s3://bucket/prefix` hold exactly the files of `source`.
+/// Makes the content prefix `s3://bucket/prefix` hold the files of `source`, uploading only the keys it
+/// lacks. A key there with other content, or one that is not a file of `source`, is an error that names
+/// it: the prefix is written once and never changed.
 pub async fn sync(
     s3: &Client,
     source: &Path,
@@ -296,20 +315,36 @@ pub async fn sync(
     let remote = remote_objects(s3, bucket, prefix).await?;
     let mut report = SyncReport::default();
     let mut uploads = Vec::new();
+    let mut conflicts = Vec::new();
     for (relative, path) in &files {
         let key = format!("{prefix}{relative}");
         let size = std::fs::metadata(path)?.len();
-        let same = match remote.get(&key) {
-            Some((remote_size, etag)) if *remote_size == size => {
-                expected_etag(path, size)? == *etag
+        match remote.get(&key) {
+            None => uploads.push((key, path.clone(), size)),
+            Some((remote_size, etag))
+                if *remote_size == size && expected_etag(path, size)? == *etag =>
+            {
+                report.unchanged += 1
             }
-            _ => false,
-        };
-        if same {
-            report.unchanged += 1;
-        } else {
-            uploads.push((key, path.clone(), size));
+            Some(_) => conflicts.push(key),
         }
+    }
+    let local_keys: std::collections::BTreeSet<String> =
+        files.iter().map(|(r, _)| format!("{prefix}{r}")).collect();
+    conflicts.extend(remote.keys().filter(|key| !local_keys.contains(*key)).cloned());
+    if let Some(first) = conflicts.first() {
+        anyhow::bail!(
+            "s3://{bucket}/{prefix} is the place of this data's content and is written once, but {} \
+             object(s) there are not this data (e.g. s3://{bucket}/{first}, changed or added by hand): \
+             grounds never changes it under the jobs that read it. Remove it with `grounds cache clear \
+             --s3 --bucket {bucket} {}` once no job reads it, and run again",
+            conflicts.len(),
+            prefix
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+        );
     }
     let total: u64 = uploads.iter().map(|(_, _, size)| size).sum();
     if !uploads.is_empty() {
@@ -341,6 +376,7 @@ pub async fn sync(
     let uploaded = async {
         while let Some(result) = results.next().await {
             let (key, size) = result?;
+            report.added.push(key.clone());
             done += size;
             report.uploaded += 1;
             report.bytes_uploaded += size;
@@ -352,23 +388,10 @@ pub async fn sync(
         }
         anyhow::Ok(())
     };
-    progress.follow(sent, uploaded).await?;
-    let local_keys: std::collections::BTreeSet<String> =
-        files.iter().map(|(r, _)| format!("{prefix}{r}")).collect();
-    let stale: Vec<ObjectIdentifier> = remote
-        .keys()
-        .filter(|key| !local_keys.contains(*key))
-        .filter_map(|key| ObjectIdentifier::builder().key(key).build().ok())
-        .collect();
-    if !stale.is_empty() {
-        reporter.stage(
-            "Removing",
-            &format!(
-                "{} object(s) under s3://{bucket}/{prefix} that are not part of the data",
-                stale.len()
-            ),
-        );
-        report.deleted = delete_objects(s3, bucket, stale).await?;
+    if let Err(e) = progress.follow(sent, uploaded).await {
+        // What was added before the failure is taken back: the prefix stays as it was.
+        let _ = remove_added(s3, bucket, &report).await;
+        return Err(e);
     }
     Ok(report)
 }

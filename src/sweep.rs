@@ -54,15 +54,18 @@ fn words(name: &str) -> Vec<String> {
         if c == '_'
             || c == '-'
             || c == '.'
-            || (c.is_uppercase() && !current.is_empty() && !current.ends_with(char::is_uppercase))
+            || (c.is_ascii_uppercase()
+                && !current.is_empty()
+                && !current.ends_with(|c: char| c.is_ascii_uppercase()))
         {
             if !current.is_empty() {
                 words.push(std::mem::take(&mut current));
             }
-            if c.is_alphanumeric() {
+            if c.is_ascii_alphanumeric() {
                 current.push(c);
             }
-        } else if c.is_alphanumeric() {
+        } else if c.is_ascii_alphanumeric() {
+            // Only ASCII: member names become job names and result ids (letters, digits, hyphens).
             current.push(c);
         }
     }

@@ -227,8 +227,10 @@ pub fn unpack<R: Read>(
              the rest of the archive was not unpacked"
         ),
     };
+    // The bound is on the content; every entry may add its header, long names and padding.
+    let overhead = (limits.max_entries as u64).saturating_mul(3 * 512);
     let meter = std::rc::Rc::new(Meter {
-        max_total: limits.max_bytes,
+        max_total: limits.max_bytes.saturating_add(overhead),
         ..Meter::default()
     });
     let mut left_out = Vec::new();
@@ -316,14 +318,16 @@ pub fn unpack<R: Read>(
                     "an entry of the archive that would land outside the result".to_string(),
                 )),
                 Err(e) => {
-                    if let Some(tripped) = meter.tripped.get() {
-                        // Never half a file: what was written of this one goes.
-                        if let Ok(name) = &canonical {
-                            let written = into.join(name);
-                            if std::fs::symlink_metadata(&written).is_ok_and(|m| m.is_file()) {
-                                let _ = std::fs::remove_file(&written);
-                            }
+                    // Never half a file: what was written of this one goes, whatever stopped it.
+                    if let Ok(name) = &canonical {
+                        let written = into.join(name);
+                        if kind.is_file()
+                            && std::fs::symlink_metadata(&written).is_ok_and(|m| m.is_file())
+                        {
+                            let _ = std::fs::remove_file(&written);
                         }
+                    }
+                    if let Some(tripped) = meter.tripped.get() {
                         left_out.push((shown, beyond(tripped)));
                         break;
                     }

@@ -301,6 +301,8 @@ fn open(
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
     let id = store.resolve(prefix)?;
+    // A damaged zip (its job.json names another result) is refused before anything is unpacked.
+    store.read(&id)?;
     let limits = Limits {
         max_bytes,
         ..Limits::default()

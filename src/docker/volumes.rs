@@ -131,12 +131,43 @@ pub async fn missing_after_mount(
     let mut missing = Vec::new();
     for (name, channel) in channels {
         if !is_content_of(docker, &channel.volume, &channel.hash).await? {
+            // The marker goes only if it still names this volume (another run may have sent the data
+            // again meanwhile, under a marker of its own); the stand-in goes once no container uses it.
             let marker = format!("{MARKER_PREFIX}{}", short(&channel.hash));
-            forget(docker, &marker, None, &channel.hash).await;
+            let names_it = match docker.inspect_volume(&marker).await {
+                Ok(volume) => {
+                    volume.labels.get(CONTENT_LABEL).map(String::as_str)
+                        == Some(channel.volume.as_str())
+                }
+                Err(_) => false,
+            };
+            if names_it {
+                let _ = docker
+                    .remove_volume(&marker, None::<RemoveVolumeOptions>)
+                    .await;
+            }
             missing.push(name.clone());
         }
     }
     Ok(missing)
+}
+
+/// Removes the volumes the engine made by itself for channels whose data volume was gone (once the
+/// containers that mounted them are removed).
+pub async fn remove_stand_ins(
+    docker: &Docker,
+    channels: &std::collections::BTreeMap<String, ChannelVolume>,
+    missing: &[String],
+) {
+    for name in missing {
+        if let Some(channel) = channels.get(name) {
+            if !matches!(is_content_of(docker, &channel.volume, &channel.hash).await, Ok(true)) {
+                let _ = docker
+                    .remove_volume(&channel.volume, None::<RemoveVolumeOptions>)
+                    .await;
+            }
+        }
+    }
 }
 
 fn from_marker(labels: &HashMap<String, String>, created: Option<String>) -> Option<CachedData> {

@@ -26,7 +26,7 @@ pub fn with_result_channels(
         };
         let (full, path, held) = settings
             .store
-            .result_folder(id, *folder)
+            .result_folder(id, *folder, reporter)
             .with_context(|| format!("channel `{name}` ({})", source.describe()))?;
         holds.push(std::sync::Arc::new(held));
         reporter.stage(

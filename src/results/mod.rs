@@ -281,6 +281,13 @@ impl Store {
 
     /// Reserves a fresh id `<base>-<YYYYmmdd-HHMMSS>-<xxxx>`.
     pub fn reserve(&self, base: &str) -> anyhow::Result<Reservation> {
+        // What this base makes must be an id the store can name and find again.
+        check_id(&format!("{base}-20260101-000000-0000")).map_err(|why| {
+            anyhow::anyhow!(
+                "a result of `{base}` could not be named: {why}; give the task (or the sweep's \
+                 parameters) a shorter name of letters, digits and hyphens"
+            )
+        })?;
         let dir = self.results_dir();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the result store {}", dir.display()))?;

@@ -20,6 +20,7 @@ impl Store {
         &self,
         id: &str,
         folder: crate::task::ResultFolder,
+        reporter: &dyn crate::printer::Reporter,
     ) -> anyhow::Result<(String, PathBuf, crate::cache::Held)> {
         let full = self.resolve(id)?;
         let stored = self.read(&full)?;
@@ -41,7 +42,7 @@ impl Store {
         }
         let dest = self.home.join("cache").join("results").join(&full);
         let path = self.result_path(&full);
-        let held = crate::cache::entry(&dest, |parent| {
+        let held = crate::cache::entry(&dest, reporter, |parent| {
             let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
             let staged = archive::unpack_staged(
                 BufReader::new(file),

@@ -123,12 +123,22 @@ impl Store {
             .with_context(|| format!("reading {}", path.display()))?
             .len();
         let opened = self.open_dir(id);
+        // The opening's lock, as `results open` takes it: never removed while it is being opened.
+        let lock = self.home.join("open").join(format!(".{id}.lock"));
+        let _opening = match std::fs::symlink_metadata(&opened) {
+            Ok(_) => Some(
+                crate::owner::Hold::wait(&lock, crate::owner::HoldKind::Exclusive)
+                    .with_context(|| format!("locking {}", lock.display()))?,
+            ),
+            Err(_) => None,
+        };
         let opened_is_dir = std::fs::symlink_metadata(&opened).is_ok_and(|m| m.is_dir());
         let kept = self.kept_opening(id);
         std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         if opened_is_dir && kept.is_none() {
             std::fs::remove_dir_all(&opened)
                 .with_context(|| format!("removing the unpacked copy {}", opened.display()))?;
+            let _ = std::fs::remove_file(&lock);
         }
         Ok((bytes, kept))
     }

@@ -25,7 +25,7 @@ pub struct Dataset {
     pub uri: String,
     pub files: usize,
     pub bytes: u64,
-    /// When its newest object was written.
+    /// When its newest object was written, or a job last used it, whichever is later.
     pub written: Option<DateTime<Utc>>,
     #[serde(skip)]
     keys: Vec<String>,
@@ -34,6 +34,27 @@ pub struct Dataset {
 /// The prefix of the data with content hash `hash` (hex).
 pub fn prefix_of(hash: &str) -> String {
     format!("{PREFIX}{hash}/")
+}
+
+/// The object beside a data set's prefix (never in it: SageMaker would download it into the channel)
+/// that says when a job last used the data set.
+fn used_key(hash: &str) -> String {
+    format!("{PREFIX}{hash}.used")
+}
+
+/// Marks the data set `hash` as used now, before a job that reads it is created.
+pub async fn mark_used(s3: &aws_sdk_s3::Client, bucket: &str, hash: &str) -> anyhow::Result<()> {
+    let key = used_key(hash);
+    s3.put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(
+            Utc::now().to_rfc3339().into_bytes(),
+        ))
+        .send()
+        .await
+        .map_err(|e| call_error(&format!("s3:PutObject s3://{bucket}/{key}"), e))?;
+    Ok(())
 }
 
 /// Every data set in `bucket`.
@@ -50,11 +71,16 @@ pub async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<Vec<D
             .map_err(|e| call_error(&format!("s3:ListObjectsV2 s3://{bucket}/{PREFIX}"), e))?;
         for object in page.contents() {
             let key = object.key().unwrap_or_default();
-            let Some((hash, _)) = key
-                .strip_prefix(PREFIX)
-                .and_then(|rest| rest.split_once('/'))
-            else {
+            let Some(rest) = key.strip_prefix(PREFIX) else {
                 continue;
+            };
+            // `<hash>/<file>` is a file of the data; `<hash>.used` when a job last used it.
+            let (hash, is_file) = match rest.split_once('/') {
+                Some((hash, _)) => (hash, true),
+                None => match rest.strip_suffix(".used") {
+                    Some(hash) => (hash, false),
+                    None => continue,
+                },
             };
             let entry = found.entry(hash.to_string()).or_insert_with(|| Dataset {
                 hash: hash.to_string(),
@@ -64,8 +90,10 @@ pub async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<Vec<D
                 written: None,
                 keys: Vec::new(),
             });
-            entry.files += 1;
-            entry.bytes += object.size().unwrap_or(0).max(0) as u64;
+            if is_file {
+                entry.files += 1;
+                entry.bytes += object.size().unwrap_or(0).max(0) as u64;
+            }
             let written = object
                 .last_modified()
                 .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));

@@ -344,6 +344,7 @@ impl<'a> LocalJob<'a> {
             ));
             super::watch::remove(docker, created, None, reporter).await;
             created.clear();
+            crate::docker::volumes::remove_stand_ins(docker, volumes, &missing).await;
             sent_again = true;
         }
         if plan.files == Files::Copy {

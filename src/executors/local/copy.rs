@@ -176,10 +176,15 @@ async fn copy_tree_out(
     })
     .await
     .context("unpacking the copy")??;
-    left_out.extend(
-        unpacked
-            .into_iter()
-            .map(|(path, reason)| LeftOut { path, reason }),
-    );
+    // The archive as a whole (a bound reached) is named by the folder it is.
+    let tree = path.rsplit('/').next().unwrap_or(path);
+    left_out.extend(unpacked.into_iter().map(|(path, reason)| LeftOut {
+        path: if path.is_empty() {
+            format!("{tree}/")
+        } else {
+            path
+        },
+        reason,
+    }));
     Ok(())
 }

@@ -254,9 +254,14 @@ impl Executor for RemoteExecutor {
         };
         let mut uploads = crate::s3sync::SyncReport::default();
         for (channel, (path, prefix)) in &plan.uploads {
-            let report = crate::s3sync::sync(&s3, path, &plan.bucket, prefix, reporter).await?;
-            // What was uploaded is what the fingerprint read, or no job is created on it.
+            // What is uploaded is what the fingerprint read, or no job is created on it: checked before,
+            // and after (what this upload added is taken back if the data changed meanwhile).
             job.check_channel(channel, path)?;
+            let report = crate::s3sync::sync(&s3, path, &plan.bucket, prefix, reporter).await?;
+            if let Err(changed) = job.check_channel(channel, path) {
+                crate::s3sync::remove_added(&s3, &plan.bucket, &report).await?;
+                return Err(changed);
+            }
             reporter.stage(
                 "Synced",
                 &format!(
@@ -268,6 +273,10 @@ impl Executor for RemoteExecutor {
             uploads.unchanged += report.unchanged;
             uploads.deleted += report.deleted;
             uploads.bytes_uploaded += report.bytes_uploaded;
+        }
+        // Each data set says when a job last used it: `cache clear --s3` leaves recently used data alone.
+        for hash in plan.uploads.keys().filter_map(|c| job.channel_hashes.get(c)) {
+            crate::sagemaker::datasets::mark_used(&s3, &plan.bucket, hash).await?;
         }
         api::create(&aws.sagemaker(), &plan.create_training_job).await?;
         reporter.stage("Submitted", &format!("training job {id} in {}", aws.region));
