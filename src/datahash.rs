@@ -139,6 +139,17 @@ impl HashCache {
 
     /// The hash of a file, or of every file below a folder with its relative name, and what it cost.
     pub fn content_hash(&self, path: &Path) -> anyhow::Result<([u8; 32], HashWork)> {
+        let (files, work) = self.file_hashes(path)?;
+        let mut combined = Combined::new();
+        for (relative, hash) in &files {
+            combined.add(relative, hash);
+        }
+        Ok((combined.finish(), work))
+    }
+
+    /// The sha256 of each file (every file below a folder by its relative name, or the file by its own),
+    /// in name order, and what it cost: what [`HashCache::content_hash`] combines.
+    pub fn file_hashes(&self, path: &Path) -> anyhow::Result<(Vec<(String, [u8; 32])>, HashWork)> {
         let files = archive::files_of(path)?;
         let list = self.list_path(path);
         let known = list.as_deref().map(|l| self.load(l)).unwrap_or_default();
@@ -157,11 +168,11 @@ impl HashCache {
                 Ok((relative, stamp, hash, true))
             })
             .collect::<anyhow::Result<_>>()?;
-        let mut combined = Combined::new();
+        let mut files = Vec::with_capacity(hashed.len());
         let mut work = HashWork::default();
         let mut remembered = Vec::with_capacity(hashed.len());
         for (relative, stamp, hash, read) in hashed {
-            combined.add(&relative, &hash);
+            files.push((relative.clone(), hash));
             if read {
                 work.read += 1;
                 work.bytes_read += stamp.size;
@@ -177,7 +188,7 @@ impl HashCache {
                 self.save(&list, &remembered);
             }
         }
-        Ok((combined.finish(), work))
+        Ok((files, work))
     }
 }
 

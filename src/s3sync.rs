@@ -201,12 +201,32 @@ async fn remote_objects(
     Ok(objects)
 }
 
+/// The metadata key under which an object keeps the sha256 of the file it was uploaded from.
+const SHA256_METADATA: &str = "grounds-sha256";
+
+/// The sha256 an object was uploaded with (its `grounds-sha256` metadata), if any.
+async fn stored_sha256(s3: &Client, bucket: &str, key: &str) -> anyhow::Result<Option<String>> {
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| call_error(&format!("s3:HeadObject s3://{bucket}/{key}"), e))?;
+    Ok(head
+        .metadata()
+        .and_then(|m| m.get(SHA256_METADATA))
+        .filter(|v| !v.is_empty())
+        .cloned())
+}
+
 async fn upload(
     s3: &Client,
     bucket: &str,
     key: &str,
     path: &Path,
     size: u64,
+    sha256: &str,
     sent: &Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
     if size <= MULTIPART_THRESHOLD {
@@ -214,6 +234,7 @@ async fn upload(
         s3.put_object()
             .bucket(bucket)
             .key(key)
+            .metadata(SHA256_METADATA, sha256)
             .body(body)
             .send()
             .await
@@ -224,6 +245,7 @@ async fn upload(
         .create_multipart_upload()
         .bucket(bucket)
         .key(key)
+        .metadata(SHA256_METADATA, sha256)
         .send()
         .await
         .map_err(|e| call_error(&format!("s3:CreateMultipartUpload s3://{bucket}/{key}"), e))?;
@@ -304,11 +326,15 @@ async fn upload_parts(
 /// Makes the content prefix `s3://bucket/prefix` hold the files of `source`, uploading only the keys it
 /// lacks. A key there with other content, or one that is not a file of `source`, is an error that names
 /// it: the prefix is written once and never changed.
+///
+/// `hashes` gives each file's sha256 (by relative name), stored with the object as its
+/// `grounds-sha256` metadata: an object whose ETag is not an MD5 (SSE-KMS) is recognised by it.
 pub async fn sync(
     s3: &Client,
     source: &Path,
     bucket: &str,
     prefix: &str,
+    hashes: &BTreeMap<String, String>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<SyncReport> {
     let files = local_files(source)?;
@@ -319,10 +345,14 @@ pub async fn sync(
     for (relative, path) in &files {
         let key = format!("{prefix}{relative}");
         let size = std::fs::metadata(path)?.len();
+        let sha256 = hashes.get(relative).cloned().unwrap_or_default();
         match remote.get(&key) {
-            None => uploads.push((key, path.clone(), size)),
+            None => uploads.push((key, path.clone(), size, sha256)),
             Some((remote_size, etag))
-                if *remote_size == size && expected_etag(path, size)? == *etag =>
+                if *remote_size == size
+                    && (expected_etag(path, size)? == *etag
+                        || stored_sha256(s3, bucket, &key).await?.as_deref()
+                            == Some(sha256.as_str())) =>
             {
                 report.unchanged += 1
             }
@@ -346,7 +376,7 @@ pub async fn sync(
                 .unwrap_or_default()
         );
     }
-    let total: u64 = uploads.iter().map(|(_, _, size)| size).sum();
+    let total: u64 = uploads.iter().map(|(_, _, size, _)| size).sum();
     if !uploads.is_empty() {
         reporter.stage(
             "Uploading",
@@ -366,12 +396,13 @@ pub async fn sync(
     );
     let sent = Arc::new(AtomicU64::new(0));
     let sent = &sent;
-    let mut results =
-        futures_util::stream::iter(uploads.into_iter().map(|(key, path, size)| async move {
-            upload(s3, bucket, &key, &path, size, sent)
+    let mut results = futures_util::stream::iter(uploads.into_iter().map(
+        |(key, path, size, sha256)| async move {
+            upload(s3, bucket, &key, &path, size, &sha256, sent)
                 .await
                 .map(|_| (key, size))
-        }))
+        },
+    ))
         .buffer_unordered(CONCURRENT_UPLOADS);
     let uploaded = async {
         while let Some(result) = results.next().await {

@@ -983,3 +983,41 @@ async fn s3_data_sets_are_listed_and_cleared_except_what_a_running_job_reads() {
 fn kept_hash(cleared: &serde_json::Value) -> String {
     cleared["s3"]["kept"][0][0].as_str().unwrap_or("-").to_string()
 }
+
+/// A data set's prefix is written once: an object there changed by hand is an error that names it, and
+/// grounds never overwrites it (another job may be reading it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_sets_prefix_is_never_overwritten() {
+    let sandbox = Sandbox::new();
+    // Content of its own: data sets are shared by content, and this one is spoiled on purpose.
+    sandbox.write("data/value.txt", "once");
+    let task = remote_command_task(&sandbox, "remote-once", "print('ok')\n", "");
+    let toml = std::fs::read_to_string(&task).unwrap();
+    std::fs::write(&task, format!("{toml}\n[channels]\ntraining = \"../data\"\n")).unwrap();
+    let task = task.to_str().unwrap();
+    let (output, first) = grounds(&sandbox, &["train", "remote", task, "--detach", "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+    let first = first["id"].as_str().unwrap().to_string();
+    let uri = input_uri(&first).await;
+    let (bucket, prefix) = uri.strip_prefix("s3://").unwrap().split_once('/').unwrap();
+    let key = format!("{prefix}value.txt");
+    let s3 = s3().await;
+    s3.put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"ONCE"))
+        .send()
+        .await
+        .unwrap();
+    let (output, _) = grounds(
+        &sandbox,
+        &["train", "remote", task, "--detach", "--force", "--json"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    let said = text(&output.stderr);
+    assert!(said.contains("written once") && said.contains(&key), "{said}");
+    let object = s3.get_object().bucket(bucket).key(&key).send().await.unwrap();
+    assert_eq!(&object.body.collect().await.unwrap().into_bytes()[..], b"ONCE");
+    let (output, _) = grounds(&sandbox, &["results", "fetch", &first, "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+}

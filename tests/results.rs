@@ -139,14 +139,17 @@ fn unknown_and_ambiguous_prefixes_list_candidates() {
     assert!(text(&output.stdout).contains("No results yet"));
 }
 
-/// Writes a result zip by hand: a real job.json from another result, plus the given entries.
+/// Writes a result zip by hand: a real job.json from another result (renamed to `id`), plus the given
+/// entries.
 fn forge(sandbox: &Sandbox, id: &str, job_json: &str, entries: &[(&str, &[u8])]) {
     let path = sandbox.home().join("results").join(format!("{id}.zip"));
     let mut zip = ::zip::ZipWriter::new(std::fs::File::create(path).unwrap());
     let options = ::zip::write::SimpleFileOptions::default();
     zip.start_file("job.json", options).unwrap();
-    zip.write_all(job_json.replace("failing-", &format!("{id}-x")).as_bytes())
-        .unwrap();
+    // Named as its file is: a zip whose job.json names another result is refused as damaged first.
+    let mut job: serde_json::Value = serde_json::from_str(job_json).unwrap();
+    job["id"] = serde_json::Value::from(id);
+    zip.write_all(job.to_string().as_bytes()).unwrap();
     for (name, bytes) in entries {
         zip.start_file(*name, options).unwrap();
         zip.write_all(bytes).unwrap();
@@ -202,7 +205,9 @@ fn open_refuses_entries_that_escape_and_archives_that_explode() {
     let mut zip = ::zip::ZipWriter::new(std::fs::File::create(path).unwrap());
     zip.start_file("job.json", ::zip::write::SimpleFileOptions::default())
         .unwrap();
-    zip.write_all(job_json.as_bytes()).unwrap();
+    let mut job: serde_json::Value = serde_json::from_str(&job_json).unwrap();
+    job["id"] = serde_json::Value::from("evil-link");
+    zip.write_all(job.to_string().as_bytes()).unwrap();
     zip.add_symlink(
         "model/link",
         "/etc",

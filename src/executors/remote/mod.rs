@@ -257,7 +257,18 @@ impl Executor for RemoteExecutor {
             // What is uploaded is what the fingerprint read, or no job is created on it: checked before,
             // and after (what this upload added is taken back if the data changed meanwhile).
             job.check_channel(channel, path)?;
-            let report = crate::s3sync::sync(&s3, path, &plan.bucket, prefix, reporter).await?;
+            let (files, _) = job
+                .settings
+                .store
+                .hash_cache()
+                .file_hashes(path)
+                .map_err(|e| e.context(format!("channel `{channel}`")))?;
+            let hashes = files
+                .into_iter()
+                .map(|(relative, hash)| (relative, hex::encode(hash)))
+                .collect();
+            let report =
+                crate::s3sync::sync(&s3, path, &plan.bucket, prefix, &hashes, reporter).await?;
             if let Err(changed) = job.check_channel(channel, path) {
                 crate::s3sync::remove_added(&s3, &plan.bucket, &report).await?;
                 return Err(changed);
