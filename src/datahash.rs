@@ -58,6 +58,9 @@ impl Stamp {
     }
 }
 
+/// Each file's sha256 by its relative name, in name order.
+pub type FileHashes = Vec<(String, [u8; 32])>;
+
 /// What the hash of a channel cost: files taken from the cache, files read and their bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HashWork {
@@ -149,7 +152,7 @@ impl HashCache {
 
     /// The sha256 of each file (every file below a folder by its relative name, or the file by its own),
     /// in name order, and what it cost: what [`HashCache::content_hash`] combines.
-    pub fn file_hashes(&self, path: &Path) -> anyhow::Result<(Vec<(String, [u8; 32])>, HashWork)> {
+    pub fn file_hashes(&self, path: &Path) -> anyhow::Result<(FileHashes, HashWork)> {
         let files = archive::files_of(path)?;
         let list = self.list_path(path);
         let known = list.as_deref().map(|l| self.load(l)).unwrap_or_default();
