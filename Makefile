@@ -12,13 +12,13 @@ PYTHON_BASE  := grounds-test/python:bookworm
 
 .PHONY: build release demo test test-deps base-image lint install bench clean
 
-## build: the debug build (static, as the entry in images needs), used by demo and tests
+## build: the debug build of the workspace (grounds and its entries, static as images need), for demo and tests
 build:
-	$(CARGO) build
+	$(CARGO) build --workspace
 
-## release: the optimised build, used by install and bench
+## release: the optimised build of the workspace, used by install and bench
 release:
-	$(CARGO) build --release
+	$(CARGO) build --workspace --release
 
 ## demo: build grounds and run the main job (titanic, attached) on the data in fixtures/
 demo: build
@@ -35,18 +35,20 @@ base-image:
 
 ## lint: clippy; outside tests nothing may unwrap, expect or panic (src/main.rs denies it)
 lint:
-	$(CARGO) clippy --all-targets
+	$(CARGO) clippy --workspace --all-targets
 
 ## test: lint, install and start what the tests need (moto, a registry: tests/services.sh), then run every test
 test: test-deps base-image lint
-	tests/services.sh $(CARGO) test --no-fail-fast
+	tests/services.sh $(CARGO) test --workspace --no-fail-fast
 
-## install: install the release build as $(PREFIX)/bin/grounds, its man page and bash/zsh/fish completions
+## install: install the release build as $(PREFIX)/bin/grounds, its entries in $(PREFIX)/lib/grounds, its man page and
+## bash/zsh/fish completions
 SHARE := $(DESTDIR)$(PREFIX)/share
 install: release
-	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE)/man/man1 $(SHARE)/bash-completion/completions \
-		$(SHARE)/zsh/site-functions $(SHARE)/fish/vendor_completions.d
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/grounds $(SHARE)/man/man1 \
+		$(SHARE)/bash-completion/completions $(SHARE)/zsh/site-functions $(SHARE)/fish/vendor_completions.d
 	install -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/grounds
+	install -m 0755 $(RELEASE_BIN)-entry $(RELEASE_BIN)-builtin $(DESTDIR)$(PREFIX)/lib/grounds/
 	$(RELEASE_BIN) man > $(SHARE)/man/man1/grounds.1
 	$(RELEASE_BIN) completions bash > $(SHARE)/bash-completion/completions/grounds
 	$(RELEASE_BIN) completions zsh > $(SHARE)/zsh/site-functions/_grounds

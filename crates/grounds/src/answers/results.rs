@@ -1,0 +1,321 @@
+//! What the `results` commands answer: the table of `results list`, the comparison of `results compare`,
+//! the page of `results show` and what `results open` did, each as the `--json` value and the text a
+//! person reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use chrono::Local;
+use serde_json::{json, Value};
+
+use crate::printer;
+use crate::store::results::{Opened, Stored, Summary};
+
+/// `results list`.
+pub fn list(rows: &[Summary], results_dir: &Path, store_bytes: u64) -> (Value, String) {
+    let json = json!(rows);
+    if rows.is_empty() {
+        return (
+            json,
+            format!("No results yet in {}.", results_dir.display()),
+        );
+    }
+    let table_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                row.id.clone(),
+                row.task.clone(),
+                row.mode.to_string(),
+                row.status.to_string(),
+                row.created
+                    .with_timezone(&Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string(),
+                row.duration_seconds
+                    .map(duration)
+                    .unwrap_or_else(|| "-".into()),
+                main_metrics(&row.metrics),
+            ]
+        })
+        .collect();
+    let mut text = printer::table(
+        &[
+            "ID", "TASK", "MODE", "STATUS", "CREATED", "DURATION", "METRICS",
+        ],
+        &table_rows,
+    );
+    text.push_str(&format!(
+        "\n{} shown; the store {} holds {:.1} MB\n",
+        rows.len(),
+        results_dir.display(),
+        store_bytes as f64 / 1e6
+    ));
+    (json, text)
+}
+
+/// Up to three metrics, test metrics first, as `name=value`.
+fn main_metrics(metrics: &BTreeMap<String, f64>) -> String {
+    let mut names: Vec<&String> = metrics.keys().collect();
+    names.sort_by_key(|name| (!name.ends_with("_test"), name.as_str()));
+    let mut shown: Vec<String> = names
+        .iter()
+        .take(3)
+        .map(|n| format!("{n}={}", printer::metric_value(metrics[*n])))
+        .collect();
+    if metrics.len() > 3 {
+        shown.push(format!("(+{})", metrics.len() - 3));
+    }
+    shown.join(" ")
+}
+
+fn duration(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.1}s")
+    } else if seconds < 3600.0 {
+        format!(
+            "{}m{:02}s",
+            (seconds / 60.0) as u64,
+            (seconds % 60.0) as u64
+        )
+    } else {
+        format!(
+            "{}h{:02}m",
+            (seconds / 3600.0) as u64,
+            ((seconds % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+/// `results compare`: hyperparameters and final metrics side by side, what differs marked.
+pub fn compare(stored: &[Stored]) -> (Value, String) {
+    let ids: Vec<String> = stored.iter().map(|s| s.job.id.clone()).collect();
+    let mut hyperparameters: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut metrics: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for result in stored {
+        for (name, value) in &result.job.hyperparameters {
+            hyperparameters
+                .entry(name.clone())
+                .or_default()
+                .insert(result.job.id.clone(), value.clone());
+        }
+        for (name, value) in result.metrics.finals() {
+            metrics
+                .entry(name)
+                .or_default()
+                .insert(result.job.id.clone(), value);
+        }
+    }
+    let differs_text = |values: &BTreeMap<String, String>| {
+        values.len() < ids.len() || values.values().collect::<BTreeSet<_>>().len() > 1
+    };
+    let differs_number = |values: &BTreeMap<String, f64>| {
+        values.len() < ids.len()
+            || values
+                .values()
+                .any(|v| v.to_bits() != values.values().next().unwrap_or(&0.0).to_bits())
+    };
+    let differing: Vec<String> = hyperparameters
+        .iter()
+        .filter(|(_, v)| differs_text(v))
+        .map(|(k, _)| k.clone())
+        .chain(
+            metrics
+                .iter()
+                .filter(|(_, v)| differs_number(v))
+                .map(|(k, _)| k.clone()),
+        )
+        .collect();
+    let metrics_json: BTreeMap<&String, Value> = metrics
+        .iter()
+        .map(|(name, values)| (name, crate::job::metrics::value::map_to_json(values)))
+        .collect();
+    let json = json!({"results": ids, "hyperparameters": hyperparameters, "metrics": metrics_json, "differing": differing});
+    let mark = |differs: bool| if differs { "*" } else { " " }.to_string();
+    let mut header: Vec<String> = vec!["".into(), "NAME".into()];
+    header.extend(ids.iter().cloned());
+    let mut rows = Vec::new();
+    for (name, values) in &hyperparameters {
+        let mut row = vec![mark(differs_text(values)), format!("hp {name}")];
+        row.extend(
+            ids.iter()
+                .map(|id| values.get(id).cloned().unwrap_or_else(|| "-".into())),
+        );
+        rows.push(row);
+    }
+    for (name, values) in &metrics {
+        let mut row = vec![mark(differs_number(values)), name.clone()];
+        row.extend(ids.iter().map(|id| {
+            values
+                .get(id)
+                .map(|v| printer::metric_value(*v))
+                .unwrap_or_else(|| "-".into())
+        }));
+        rows.push(row);
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let text = format!("{}(* differs)\n", printer::table(&header, &rows));
+    (json, text)
+}
+
+/// `results show`: everything about one result.
+pub fn show(stored: &Stored) -> (Value, String) {
+    let job = &stored.job;
+    let files: Vec<_> = stored
+        .files
+        .iter()
+        .map(|(name, size)| json!({"name": name, "size": size}))
+        .collect();
+    let json = json!({
+        "result": stored.path,
+        "job": job,
+        "metrics": stored.metrics,
+        "files": files,
+    });
+    let mut text = String::new();
+    text.push_str(&format!("id:           {}\n", job.id));
+    text.push_str(&format!(
+        "task:         {} (version {}) from {}\n",
+        job.task.name, job.task.version, job.task_file
+    ));
+    if let Some(pipeline) = &job.pipeline {
+        text.push_str(&format!(
+            "pipeline:     {}, step {}\n",
+            pipeline.name, pipeline.step
+        ));
+    }
+    text.push_str(&format!("mode:         {}\n", job.mode()));
+    text.push_str(&format!(
+        "status:       {}{}\n",
+        job.status,
+        job.exit_code
+            .map(|c| format!(", exit code {c}"))
+            .unwrap_or_default()
+    ));
+    text.push_str(&format!(
+        "started:      {}\n",
+        job.started_at
+            .with_timezone(&Local)
+            .format("%Y-%m-%d %H:%M:%S")
+    ));
+    if let Some(seconds) = job.duration_seconds {
+        text.push_str(&format!("duration:     {}\n", duration(seconds)));
+    }
+    text.push_str(&format!(
+        "package:      {} {} {}\n",
+        job.package.name, job.package.version, job.package.content_hash
+    ));
+    text.push_str(&format!("fingerprint:  {}\n", job.fingerprint));
+    text.push_str(&format!("result:       {}\n", stored.path.display()));
+    if let Some(reason) = &job.failure_reason {
+        text.push_str("failure:\n");
+        for line in reason.lines() {
+            text.push_str(&format!("  {line}\n"));
+        }
+    }
+    if !job.left_out.is_empty() {
+        text.push_str(&format!(
+            "\nleft out ({} file(s) the job left that are not in the result):\n",
+            job.left_out.len()
+        ));
+        for left in &job.left_out {
+            text.push_str(&format!("  {}  {}\n", left.path, left.reason));
+        }
+    }
+    if !job.channels.is_empty() {
+        text.push_str("\nchannels:\n");
+        for (name, source) in &job.channels {
+            text.push_str(&format!("  {name}  {source}\n"));
+        }
+    }
+    if !job.inputs.is_empty() {
+        text.push_str("\nread from results:\n");
+        for input in &job.inputs {
+            text.push_str(&format!(
+                "  {}  {} ({}/)\n",
+                input.channel,
+                input.result,
+                input.folder.path_in_result()
+            ));
+        }
+    }
+    if !job.hyperparameters.is_empty() {
+        text.push_str("\nhyperparameters:\n");
+        let rows: Vec<Vec<String>> = job
+            .hyperparameters
+            .iter()
+            .map(|(k, v)| vec![format!("  {k}"), v.clone()])
+            .collect();
+        text.push_str(&printer::table(&["  NAME", "VALUE"], &rows));
+    }
+    if !stored.metrics.is_empty() {
+        text.push_str("\nmetrics:\n");
+        let rows: Vec<Vec<String>> = stored
+            .metrics
+            .0
+            .iter()
+            .map(|(k, s)| {
+                let values: Vec<f64> = s.series.iter().map(|v| v.value).collect();
+                vec![
+                    format!("  {k}"),
+                    printer::metric_value(s.last),
+                    match s.thinned {
+                        Some(t) => format!("{} of {} (every {})", s.series.len(), t.reported, t.every),
+                        None => s.series.len().to_string(),
+                    },
+                    if values.len() > 1 {
+                        super::plot::sparkline(&values, 24)
+                    } else {
+                        String::new()
+                    },
+                ]
+            })
+            .collect();
+        text.push_str(&printer::table(
+            &["  NAME", "FINAL", "SAMPLES", "CURVE"],
+            &rows,
+        ));
+    }
+    text.push_str("\nfiles:\n");
+    let rows: Vec<Vec<String>> = stored
+        .files
+        .iter()
+        .map(|(name, size)| vec![format!("  {size}"), name.clone()])
+        .collect();
+    text.push_str(&printer::table(&["  BYTES", "NAME"], &rows));
+    (json, text)
+}
+
+/// `results open`: what was done (for the stage line), and where the result is, with its final metrics.
+pub fn opened(id: &str, opened: &Opened, stored: &Stored) -> (String, Value, String) {
+    let metrics = stored.metrics.finals();
+    let done = if opened.restored > 0 || !opened.kept.is_empty() {
+        format!(
+            "{id} again: {} file(s) of the result put back, {} file(s) you added kept",
+            opened.restored,
+            opened.kept.len()
+        )
+    } else if opened.written == 0 {
+        format!("{id} (already open, unchanged)")
+    } else {
+        format!("{id} ({} bytes)", opened.written)
+    };
+    let json = json!({
+        "id": id,
+        "folder": opened.folder,
+        "metrics": crate::job::metrics::value::map_to_json(&metrics),
+        "status": stored.job.status,
+        "restored": opened.restored,
+        "kept": opened.kept,
+    });
+    let mut text = format!("{}\n", opened.folder.display());
+    if !metrics.is_empty() {
+        let rows: Vec<Vec<String>> = metrics
+            .iter()
+            .map(|(k, v)| vec![k.clone(), printer::metric_value(*v)])
+            .collect();
+        text.push('\n');
+        text.push_str(&printer::table(&["METRIC", "VALUE"], &rows));
+    }
+    (done, json, text)
+}

@@ -1,0 +1,447 @@
+//! Remote runs: the job's image in ECR (or a registry of your choice), its local channels synced to S3, a
+//! SageMaker training job created from the same contract, waited for with its logs tailed live from
+//! CloudWatch, and its artifacts brought home in the same result format as the other modes. A launched
+//! job outlives grounds: `results fetch` reattaches to it and `grounds stop` stops it.
+//!
+//! This file is the [`Executor`] and the wait; everything `train remote` will do is resolved first, with
+//! no call that changes anything, in [`plan`].
+
+mod plan;
+
+use std::path::Path;
+
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+use super::{Awaited, Ended, Executor, Job, Launched, Reattach};
+use crate::cloud::aws::Aws;
+use crate::job::fingerprint::RunShape;
+use crate::docker::image::ImagePlan;
+use crate::job::{JobRecord, Mode, Placement, SageMakerJob, Status};
+use crate::job::log::JobLog;
+use crate::job::metrics::Definitions;
+use crate::job::package::Package;
+use crate::printer::Reporter;
+use crate::cloud::sagemaker::api::{self, WaitEnd};
+use crate::cloud::sagemaker::{self};
+use crate::settings::{ContainerSettings, RemoteSettings, TrainSettings};
+
+pub use plan::{RemoteOptions, RemotePlan};
+
+/// SageMaker runs as an [`Executor`]: AWS reached once per command; the image (and for an image task,
+/// whether the local engine has it) known before the fingerprint; every check, then the bucket, the
+/// image push, the uploads and CreateTrainingJob at launch; the wait (or `--detach`) in `wait`.
+pub struct RemoteExecutor {
+    sagemaker: SageMaker,
+    settings: RemoteSettings,
+    container: ContainerSettings,
+}
+
+impl RemoteExecutor {
+    /// Reaches AWS (region, credentials, account) once, for every member of a sweep.
+    pub async fn connect(
+        settings: RemoteSettings,
+        container: ContainerSettings,
+    ) -> anyhow::Result<RemoteExecutor> {
+        let aws = Aws::connect(settings.profile.as_deref(), settings.region.as_deref()).await?;
+        Ok(RemoteExecutor {
+            sagemaker: SageMaker { aws },
+            settings,
+            container,
+        })
+    }
+
+    fn aws(&self) -> &Aws {
+        &self.sagemaker.aws
+    }
+}
+
+/// The image of a remote run, and how SageMaker gets it.
+pub struct RemotePrepared {
+    pub image: ImagePlan,
+    /// An image task's image as the local engine has it (it is pushed), if it does.
+    local_id: Option<String>,
+    /// The tag it gets in grounds' repository.
+    tag: String,
+}
+
+impl RemotePrepared {
+    /// An image task's image the local engine does not have: SageMaker pulls it as named.
+    fn as_named(&self) -> bool {
+        self.image.given && self.local_id.is_none()
+    }
+}
+
+/// What was done to submit a job, for the answer.
+pub struct Submitted(Value);
+
+impl RemoteExecutor {
+    fn options<'a>(&'a self, job: &'a Job<'_, RemotePrepared>, id: &'a str) -> RemoteOptions<'a> {
+        RemoteOptions {
+            id,
+            task: &job.settings.task,
+            image_tag: &job.prepared.tag,
+            image_uri: job
+                .prepared
+                .as_named()
+                .then_some(job.prepared.image.tag.as_str()),
+            instance_count: self.container.instance_count,
+            fingerprint: job.fingerprint,
+            channel_hashes: job.channel_hashes,
+            package_hash: &job.package.info.content_hash,
+            settings: &self.settings,
+        }
+    }
+}
+
+fn answer_extra(record: &JobRecord, submitted: Value) -> Map<String, Value> {
+    Map::from_iter([
+        ("remote".to_string(), serde_json::json!(record.sagemaker())),
+        ("submitted".to_string(), submitted),
+    ])
+}
+
+impl Executor for RemoteExecutor {
+    type Prepared = RemotePrepared;
+    type Ready = ();
+    type Handle = Submitted;
+
+    fn mode(&self) -> Mode {
+        Mode::Remote
+    }
+
+    fn launch_all_first(&self) -> bool {
+        true
+    }
+
+    fn reads_s3(&self) -> bool {
+        true
+    }
+
+    async fn prepare(
+        &self,
+        settings: &TrainSettings,
+        package: &Package,
+    ) -> anyhow::Result<RemotePrepared> {
+        let image = crate::docker::image::ImagePlan::new(
+            &settings.task,
+            package,
+            &self.container.entry_binary,
+            &settings.store.hash_cache(),
+        )?;
+        let local_id = if image.given {
+            match crate::docker::connect().await {
+                Ok(docker) => crate::docker::image_id(&docker, &image.tag).await?,
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let tag = match &local_id {
+            Some(id) => id.trim_start_matches("sha256:").chars().take(16).collect(),
+            None => image
+                .tag
+                .rsplit_once(':')
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_default(),
+        };
+        Ok(RemotePrepared {
+            image,
+            local_id,
+            tag,
+        })
+    }
+
+    /// The hosts and the image (its id where the local engine has it, else its name).
+    fn shape(&self, _: &TrainSettings, prepared: &RemotePrepared) -> RunShape {
+        RunShape {
+            instance_count: self.container.instance_count,
+            image: Some(
+                prepared
+                    .local_id
+                    .clone()
+                    .unwrap_or_else(|| prepared.image.tag.clone()),
+            ),
+            gpus: None,
+            entry: None,
+        }
+    }
+
+    async fn dry_run(
+        &self,
+        job: &Job<'_, RemotePrepared>,
+        _: &dyn Reporter,
+    ) -> anyhow::Result<Map<String, Value>> {
+        let preview = format!(
+            "{}-{}-0000",
+            job.settings.task.spec.name,
+            Utc::now().format("%Y%m%d-%H%M%S")
+        );
+        let mut plan = RemotePlan::resolve(self.aws(), &self.options(job, &preview))?;
+        // What is printed, not what is sent: secret-looking hyperparameters masked.
+        plan.create_training_job.hyper_parameters =
+            crate::config::secrets::shown_map(&plan.create_training_job.hyper_parameters);
+        Ok(Map::from_iter([
+            (
+                "image".to_string(),
+                serde_json::to_value(&job.prepared.image)?,
+            ),
+            ("remote".to_string(), serde_json::to_value(&plan)?),
+        ]))
+    }
+
+    /// The image is pushed through the local engine (DOCKER_HOST): over plain TCP on the network the
+    /// registry's login would travel in clear, so that is refused before anything is built or sent.
+    async fn ready(
+        &self,
+        job: &Job<'_, RemotePrepared>,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<()> {
+        if !job.prepared.as_named() {
+            let logs_in = job.settings.task.spec.remote.registry.is_none();
+            self.container.check_insecure_engine(
+                logs_in.then_some("the registry login (ECR credentials, given to the push)"),
+                reporter,
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn launch(
+        &self,
+        job: &Job<'_, RemotePrepared>,
+        _: (),
+        id: &str,
+        _: &Path,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Launched<Submitted>> {
+        // Every check before anything is built, pushed, uploaded or created.
+        let aws = self.aws();
+        let plan = RemotePlan::resolve(aws, &self.options(job, id))?;
+        let s3 = aws.s3();
+        crate::cloud::s3sync::ensure_bucket(&s3, &plan.bucket, &aws.region, reporter).await?;
+        let pushed = if job.prepared.as_named() {
+            reporter.stage(
+                "Image",
+                &format!(
+                    "{} as it is named (it is not in the local engine)",
+                    plan.image_uri
+                ),
+            );
+            false
+        } else {
+            let docker = self.container.engine.connect().await?;
+            crate::docker::image::ensure(&docker, &job.prepared.image, job.package, reporter).await?;
+            let credentials = match &job.settings.task.spec.remote.registry {
+                Some(_) => None,
+                None => Some(
+                    crate::cloud::registry::ecr_credentials(
+                        aws,
+                        &format!("grounds/{}", job.settings.task.spec.name.to_lowercase()),
+                        reporter,
+                    )
+                    .await?,
+                ),
+            };
+            crate::cloud::registry::push(
+                &docker,
+                &job.prepared.image.tag,
+                &plan.image_uri,
+                credentials,
+                reporter,
+            )
+            .await?
+        };
+        let mut uploads = crate::cloud::s3sync::SyncReport::default();
+        for (channel, (path, prefix)) in &plan.uploads {
+            // What is uploaded is what the fingerprint read, or no job is created on it: checked before,
+            // and after (what this upload added is taken back if the data changed meanwhile).
+            job.check_channel(channel, path)?;
+            let (files, _) = job
+                .settings
+                .store
+                .hash_cache()
+                .file_hashes(path)
+                .map_err(|e| e.context(format!("channel `{channel}`")))?;
+            let hashes = files
+                .into_iter()
+                .map(|(relative, hash)| (relative, hex::encode(hash)))
+                .collect();
+            let report =
+                crate::cloud::s3sync::sync(&s3, path, &plan.bucket, prefix, &hashes, reporter).await?;
+            if let Err(changed) = job.check_channel(channel, path) {
+                crate::cloud::s3sync::remove_added(&s3, &plan.bucket, &report).await?;
+                return Err(changed);
+            }
+            reporter.stage(
+                "Synced",
+                &format!(
+                    "channel `{channel}`: {} uploaded, {} unchanged, {} removed",
+                    report.uploaded, report.unchanged, report.deleted
+                ),
+            );
+            uploads.uploaded += report.uploaded;
+            uploads.unchanged += report.unchanged;
+            uploads.deleted += report.deleted;
+            uploads.bytes_uploaded += report.bytes_uploaded;
+        }
+        // Each data set says when a job last used it: `cache clear --s3` leaves recently used data alone.
+        for hash in plan.uploads.keys().filter_map(|c| job.channel_hashes.get(c)) {
+            crate::cloud::sagemaker::datasets::mark_used(&s3, &plan.bucket, hash).await?;
+        }
+        api::create(&aws.sagemaker(), &plan.create_training_job).await?;
+        reporter.stage("Submitted", &format!("training job {id} in {}", aws.region));
+        Ok(Launched {
+            handle: Submitted(serde_json::json!({
+                "image": plan.image_uri,
+                "pushed": pushed,
+                "uploads": uploads,
+            })),
+            placement: Placement::SageMaker(SageMakerJob {
+                job_name: id.to_string(),
+                region: aws.region.clone(),
+                profile: self.settings.profile.clone(),
+                bucket: plan.bucket.clone(),
+                output_path: plan.output_path.clone(),
+                image_uri: plan.image_uri.clone(),
+            }),
+            hosts: grounds_job::contract::host_names(self.container.instance_count),
+            image: Some(job.prepared.image.tag.clone()),
+        })
+    }
+
+    async fn wait(
+        &self,
+        _: &Job<'_, RemotePrepared>,
+        Submitted(submitted): Submitted,
+        record: &JobRecord,
+        work: &Path,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Ended> {
+        if self.settings.detach {
+            return Ok(Ended::Detached {
+                extra: answer_extra(record, submitted),
+            });
+        }
+        match await_job(
+            self.aws(),
+            record,
+            work,
+            false,
+            self.settings.stop_on_interrupt,
+            reporter,
+        )
+        .await?
+        {
+            Awaited::Ended(outcome) => Ok(Ended::Finished {
+                outcome,
+                extra: answer_extra(record, submitted),
+            }),
+            Awaited::Running(..) | Awaited::Detached => Ok(Ended::Detached {
+                extra: answer_extra(record, submitted),
+            }),
+        }
+    }
+}
+
+/// Waits for a SageMaker job (or, with `no_wait`, takes it as it is) and brings it home when it ended.
+async fn await_job(
+    aws: &Aws,
+    record: &JobRecord,
+    work: &Path,
+    no_wait: bool,
+    stop_on_interrupt: bool,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Awaited> {
+    let Some(remote) = record.sagemaker() else {
+        return Err(super::not_reattachable(record));
+    };
+    let mut log = JobLog::create(
+        &work.join("logs.txt"),
+        Definitions::new(&record.task.metrics),
+        reporter,
+    )?;
+    let state = if no_wait {
+        let state = api::describe(&aws.sagemaker(), &remote.job_name).await?;
+        let mut tail = api::LogTail::new(aws.logs(), &remote.job_name);
+        for (host, line) in tail.poll().await {
+            log.line(Some(&host), &line);
+        }
+        state
+    } else {
+        match api::wait(
+            &aws.sagemaker(),
+            aws.logs(),
+            &remote.job_name,
+            &mut log,
+            stop_on_interrupt,
+            api::FIRST_POLL,
+            reporter,
+        )
+        .await?
+        {
+            WaitEnd::Finished(state) => state,
+            WaitEnd::Detached => {
+                log.finish()?;
+                reporter.warn(&format!(
+                    "detached: the job goes on in SageMaker; `grounds results fetch {id}` completes it, `grounds stop {id}` stops it",
+                    id = record.id
+                ));
+                return Ok(Awaited::Detached);
+            }
+        }
+    };
+    if state.status == Status::InProgress {
+        reporter.stage(
+            "Running",
+            &format!(
+                "{} is still {} / {}",
+                record.id, state.status, state.secondary
+            ),
+        );
+        return Ok(Awaited::Running(state.status, state.secondary));
+    }
+    let files = sagemaker::artifacts::collect(aws, remote, &state, work, reporter).await?;
+    let outcome = sagemaker::artifacts::outcome(
+        &state,
+        log,
+        record.started_at,
+        record.hosts.len().max(1),
+        files,
+    )?;
+    Ok(Awaited::Ended(outcome))
+}
+
+/// SageMaker reached with one AWS configuration: how a remote run waits, and how `results fetch` and
+/// `grounds stop` reach a job launched earlier.
+pub struct SageMaker {
+    aws: Aws,
+}
+
+impl SageMaker {
+    /// Reaches the AWS account a job was launched in, as its record says.
+    pub async fn connect(job: &SageMakerJob) -> anyhow::Result<SageMaker> {
+        let aws = Aws::connect(job.profile.as_deref(), Some(&job.region)).await?;
+        Ok(SageMaker { aws })
+    }
+}
+
+impl Reattach for SageMaker {
+    async fn reattach(
+        &self,
+        record: &JobRecord,
+        no_wait: bool,
+        work: &Path,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Awaited> {
+        await_job(&self.aws, record, work, no_wait, false, reporter).await
+    }
+
+    /// StopTrainingJob.
+    async fn stop(&self, record: &JobRecord) -> anyhow::Result<()> {
+        let Some(remote) = record.sagemaker() else {
+            return Err(super::not_reattachable(record));
+        };
+        api::stop(&self.aws.sagemaker(), &remote.job_name).await
+    }
+}

@@ -1,0 +1,191 @@
+//! The plan of a SageMaker run: role, bucket, image, S3 layout and the CreateTrainingJob request, with
+//! every SageMaker limit checked, before anything is built, pushed, uploaded or created. `--dry-run`
+//! prints it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::cloud::aws::Aws;
+use crate::cloud::sagemaker::{self, CreateTrainingJob, JobInputs, LimitError};
+use crate::settings::RemoteSettings;
+use crate::config::task::{ChannelSource, Runner, Task};
+
+/// Everything `train remote` will do, resolved before any call that changes anything.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemotePlan {
+    pub region: String,
+    pub account: String,
+    pub role: String,
+    pub bucket: String,
+    pub image_uri: String,
+    /// `ecr`, or the `host:port` of [remote] registry.
+    pub registry: String,
+    /// Local channel name to (local path, S3 prefix); `s3://` channels are used as they are.
+    pub uploads: BTreeMap<String, (PathBuf, String)>,
+    pub output_path: String,
+    pub create_training_job: CreateTrainingJob,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteSettingsError {
+    #[error(
+        "no SageMaker execution role: set [remote] role in the task file, or GROUNDS_ROLE or AWS_ROLE (in the \
+         environment or a .env beside the task) to arn:aws:iam::<account>:role/<name>"
+    )]
+    NoRole,
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+}
+
+pub struct RemoteOptions<'a> {
+    pub id: &'a str,
+    pub task: &'a Task,
+    pub image_tag: &'a str,
+    /// The training image as named (an image task's image that is not in the local engine), instead
+    /// of grounds' repository.
+    pub image_uri: Option<&'a str>,
+    pub instance_count: usize,
+    pub fingerprint: &'a str,
+    /// The content hash of each local channel, as the fingerprint read it: the S3 prefix it goes to.
+    pub channel_hashes: &'a crate::job::fingerprint::ChannelHashes,
+    pub package_hash: &'a str,
+    /// Role, bucket, profile and region, resolved once for the command.
+    pub settings: &'a RemoteSettings,
+}
+
+impl RemotePlan {
+    /// Resolves role, bucket, image, S3 layout and the request; checks every SageMaker limit.
+    pub fn resolve(aws: &Aws, options: &RemoteOptions) -> Result<RemotePlan, anyhow::Error> {
+        let task = options.task;
+        let remote = &task.spec.remote;
+        let role = options
+            .settings
+            .role
+            .clone()
+            .ok_or(RemoteSettingsError::NoRole)?;
+        sagemaker::check_role_arn(&role).map_err(RemoteSettingsError::from)?;
+        let bucket = options
+            .settings
+            .bucket
+            .clone()
+            .unwrap_or_else(|| format!("sagemaker-{}-{}", aws.region, aws.account));
+        let name = task.spec.name.as_str();
+        let repository = format!("grounds/{}", name.to_lowercase());
+        let (registry, image_uri) = match (&remote.registry, options.image_uri) {
+            (_, Some(named)) => ("as named".to_string(), named.to_string()),
+            (Some(host), None) => (
+                host.clone(),
+                format!("{host}/{repository}:{}", options.image_tag),
+            ),
+            (None, None) => (
+                "ecr".to_string(),
+                format!(
+                    "{}.dkr.ecr.{}.amazonaws.com/{repository}:{}",
+                    aws.account, aws.region, options.image_tag
+                ),
+            ),
+        };
+        let mut uploads = BTreeMap::new();
+        let mut channels = BTreeMap::new();
+        for (channel, source) in &task.channels {
+            match source {
+                ChannelSource::Local(path) => {
+                    // One prefix per content: what a job reads there never changes after it is
+                    // submitted, and every job with the same data shares one upload.
+                    let hash = options.channel_hashes.get(channel).ok_or_else(|| {
+                        anyhow::anyhow!("channel `{channel}` was not fingerprinted")
+                    })?;
+                    let prefix = crate::cloud::sagemaker::datasets::prefix_of(hash);
+                    channels.insert(channel.clone(), format!("s3://{bucket}/{prefix}"));
+                    uploads.insert(channel.clone(), (path.clone(), prefix));
+                }
+                ChannelSource::S3(uri) => {
+                    channels.insert(channel.clone(), uri.clone());
+                }
+                ChannelSource::Result { .. } => anyhow::bail!(
+                    "channel `{channel}`: {} was not resolved to a stored result's files",
+                    source.describe()
+                ),
+            }
+        }
+        let output_path = format!("s3://{bucket}/sagemaker/{name}/output/");
+        let metric_names = match &task.spec.runner {
+            Runner::Builtin(builtin) => grounds_builtin::metric_names(builtin),
+            Runner::Command(_) | Runner::Image(_) => remote.metrics.clone(),
+        };
+        let max_runtime = match &remote.max_runtime {
+            Some(text) => {
+                sagemaker::parse_duration("max_runtime", text).map_err(RemoteSettingsError::from)?
+            }
+            None => sagemaker::DEFAULT_MAX_RUNTIME,
+        };
+        let spot_max_wait = match (remote.spot.unwrap_or(false), &remote.max_wait) {
+            (false, _) => None,
+            (true, Some(text)) => Some(
+                sagemaker::parse_duration("max_wait", text).map_err(RemoteSettingsError::from)?,
+            ),
+            (true, None) => Some(max_runtime),
+        };
+        let inputs = JobInputs {
+            job_name: options.id.to_string(),
+            image_uri: image_uri.clone(),
+            role_arn: role.clone(),
+            channels,
+            output_path: output_path.clone(),
+            hyperparameters: task.spec.hyperparameters.clone(),
+            metric_names,
+            metric_regexes: task.spec.metrics.clone(),
+            instance_type: remote
+                .instance_type
+                .clone()
+                .unwrap_or_else(|| sagemaker::DEFAULT_INSTANCE_TYPE.to_string()),
+            instance_count: options.instance_count as u32,
+            volume_gb: remote
+                .volume_size_gb
+                .unwrap_or(sagemaker::DEFAULT_VOLUME_GB),
+            max_runtime,
+            spot_max_wait,
+            checkpoint_uri: remote
+                .checkpoints
+                .unwrap_or(false)
+                // By fingerprint: a run of the same job after one that was stopped (spot capacity lost,
+                // max_runtime reached) starts from its checkpoints; other jobs never share them.
+                .then(|| {
+                    format!(
+                        "s3://{bucket}/sagemaker/{name}/checkpoints/{}/",
+                        options
+                            .fingerprint
+                            .trim_start_matches("sha256:")
+                            .chars()
+                            .take(16)
+                            .collect::<String>()
+                    )
+                }),
+            tags: BTreeMap::from([
+                ("grounds:task".to_string(), name.to_string()),
+                (
+                    "grounds:fingerprint".to_string(),
+                    options.fingerprint.to_string(),
+                ),
+                (
+                    "grounds:package".to_string(),
+                    options.package_hash.to_string(),
+                ),
+            ]),
+        };
+        let request = sagemaker::create_training_job(&inputs).map_err(RemoteSettingsError::from)?;
+        Ok(RemotePlan {
+            region: aws.region.clone(),
+            account: aws.account.clone(),
+            role,
+            bucket,
+            image_uri,
+            registry,
+            uploads,
+            output_path,
+            create_training_job: request,
+        })
+    }
+}

@@ -1,0 +1,63 @@
+//! grounds: delivers machine-learning training jobs and brings their results home.
+//!
+//! `main` only parses, dispatches and maps errors to exit codes; the work lives in the modules.
+
+// Nothing a user or a job controls may panic grounds: outside tests, no unwrap, expect or panic.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod answers;
+mod cli;
+mod cloud;
+mod commands;
+mod config;
+mod docker;
+mod executors;
+mod job;
+mod printer;
+mod run;
+mod settings;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use commands::Exit;
+use printer::{Format, Printer};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = if cli.json {
+        Format::Json
+    } else {
+        Format::Human
+    };
+    let (command, printer) = (
+        cli.command,
+        Printer::new(format, cli.quiet).with_color(cli.color),
+    );
+    let result = match command {
+        Command::Train(command) => commands::train::run(command, &printer),
+        Command::Stop { id } => commands::stop::run(id, &printer),
+        Command::Results(command) => commands::results::run(command, &printer),
+        Command::Cache(command) => commands::cache::run(command, &printer),
+        Command::Init(args) => commands::init::run(args, &printer),
+        Command::Completions { shell } => commands::shell::completions(shell, &printer),
+        Command::Man => commands::shell::man(&printer),
+        Command::CompleteIds { prefix } => commands::shell::complete_ids(&prefix, &printer),
+    };
+    match result {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(error) => {
+            printer.error(&format!("{error:#}"));
+            if printer.is_json() {
+                printer.json(&serde_json::json!({"error": format!("{error:#}")}));
+            }
+            ExitCode::from(Exit::Error.code())
+        }
+    }
+}

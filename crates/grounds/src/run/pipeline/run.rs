@@ -1,0 +1,254 @@
+//! Running a pipeline: each step through the one job pipeline, in dependency order, independent steps
+//! `parallel` at a time; a step's `step://` channels read the result its upstream step made or reused, so
+//! a step whose inputs and task are unchanged is reused by its fingerprint; a failed step skips what
+//! reads it while the other branches go on.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use super::{Flow, Step, StepChannel};
+use crate::settings::RunOptions;
+use crate::executors::Executor;
+use crate::job::{JobRecord, Mode, Status};
+use crate::run::lifecycle::{self, Ran};
+use crate::printer::{Progress, Reporter};
+use crate::settings::TrainSettings;
+use crate::config::task::ChannelSource;
+
+/// How a step ended.
+pub enum StepEnd {
+    /// It ran or was reused.
+    Ran(Box<Ran>),
+    /// It could not start (bad input, an engine error): the message.
+    Error(String),
+    /// A step it reads did not complete.
+    Skipped(String),
+    /// A dry run: the plan, or why it cannot be planned yet.
+    Planned(Value),
+}
+
+/// Everything a pipeline run came to, in step order.
+pub struct FlowAnswer {
+    pub steps: Vec<(String, StepEnd)>,
+}
+
+impl FlowAnswer {
+    /// Every step completed or was reused.
+    pub fn all_completed(&self) -> bool {
+        self.steps.iter().all(|(_, end)| match end {
+            StepEnd::Ran(ran) => record(ran).is_some_and(|r| r.status == Status::Completed),
+            StepEnd::Planned(_) => true,
+            _ => false,
+        })
+    }
+}
+
+/// The record of a step that ran or was reused.
+fn record(ran: &Ran) -> Option<&JobRecord> {
+    match ran {
+        Ran::Reused(twin) => Some(&twin.job),
+        Ran::Done { record, .. } | Ran::Detached { record, .. } => Some(record),
+        Ran::Plan(_) => None,
+    }
+}
+
+/// The settings of one step: its task with the pipeline's overrides, its `step://` channels pointed at
+/// the results its upstream steps made.
+fn step_settings(
+    step: &Step,
+    flow: &Flow,
+    options: &RunOptions,
+    mode: Mode,
+    force: bool,
+    made: &BTreeMap<String, String>,
+) -> anyhow::Result<TrainSettings> {
+    let options = RunOptions {
+        force,
+        ..options.clone()
+    };
+    let mut settings =
+        TrainSettings::resolve(&step.task_file, &step.hyperparameters, &options, mode)?;
+    for (channel, source) in &step.channels {
+        let (source, shown) = match source {
+            StepChannel::Step {
+                step: upstream,
+                folder,
+            } => {
+                let id = made.get(upstream).ok_or_else(|| {
+                    anyhow::anyhow!("step `{}`: step `{upstream}` has no result yet", step.name)
+                })?;
+                (
+                    ChannelSource::Result {
+                        id: id.clone(),
+                        folder: *folder,
+                    },
+                    format!("step://{upstream}/{folder}"),
+                )
+            }
+            StepChannel::Given(source) => (source.clone(), source.describe()),
+        };
+        settings.task.channels.insert(channel.clone(), source);
+        settings.sources.insert(channel.clone(), shown);
+    }
+    settings.pipeline = Some(crate::job::PipelineStep {
+        name: flow.name.clone(),
+        step: step.name.clone(),
+    });
+    Ok(settings)
+}
+
+/// Runs (or, with `--dry-run`, plans) every step. `force` names the steps that run even when a
+/// completed twin exists; `done` counts the steps that ended (ran, failed or were skipped).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the pipeline, its options and mode, what is forced and how many at once, and who reports: distinct inputs of one loop"
+)]
+pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>, R: Reporter>(
+    executor_for: &(impl Fn(&TrainSettings) -> F + Sync),
+    flow: &Flow,
+    options: &RunOptions,
+    mode: Mode,
+    force: &BTreeSet<String>,
+    parallel: usize,
+    reporter_for: impl Fn(&str) -> R,
+    done: &Progress<'_>,
+) -> FlowAnswer {
+    use futures_util::StreamExt;
+    let mut ends: BTreeMap<String, StepEnd> = BTreeMap::new();
+    // The result each step made or reused, by step.
+    let mut made: BTreeMap<String, String> = BTreeMap::new();
+    while ends.len() < flow.steps.len() {
+        let mut ready = Vec::new();
+        for step in flow.steps.iter().filter(|s| !ends.contains_key(&s.name)) {
+            if !step.after.iter().all(|a| ends.contains_key(a)) {
+                continue;
+            }
+            let blocked = step.after.iter().find_map(|a| match &ends[a] {
+                StepEnd::Ran(ran) if record(ran).is_some_and(|r| r.status == Status::Completed) => {
+                    None
+                }
+                StepEnd::Planned(plan) if plan["reuses"].as_str().is_some() => None,
+                StepEnd::Planned(_) => Some(format!("step `{a}` would run first")),
+                StepEnd::Ran(ran) => Some(match record(ran) {
+                    Some(r) => format!(
+                        "step `{a}` ended {}{}",
+                        r.status,
+                        r.failure_reason
+                            .as_deref()
+                            .map(|why| format!(": {}", why.lines().next().unwrap_or_default()))
+                            .unwrap_or_default()
+                    ),
+                    None => format!("step `{a}` did not end"),
+                }),
+                StepEnd::Error(e) => Some(format!("step `{a}` could not run: {e}")),
+                StepEnd::Skipped(_) => Some(format!("step `{a}` was skipped")),
+            });
+            ready.push((step, blocked));
+        }
+        let mut runnable = Vec::new();
+        for (step, blocked) in ready {
+            match blocked {
+                Some(why) if options.dry_run => {
+                    ends.insert(
+                        step.name.clone(),
+                        StepEnd::Planned(json!({"would": "run", "after": why})),
+                    );
+                    done.add(1);
+                }
+                Some(why) => {
+                    reporter_for(&step.name).warn(&format!("skipped: {why}"));
+                    ends.insert(step.name.clone(), StepEnd::Skipped(why));
+                    done.add(1);
+                }
+                None => runnable.push(step),
+            }
+        }
+        let made_now = &made;
+        let done: Vec<(String, StepEnd)> =
+            futures_util::stream::iter(runnable.into_iter().map(|step| {
+                let reporter = reporter_for(&step.name);
+                let forced = options.force || force.contains(&step.name);
+                async move {
+                    let end = match run_step(
+                        executor_for,
+                        flow,
+                        step,
+                        options,
+                        mode,
+                        forced,
+                        made_now,
+                        &reporter,
+                    )
+                    .await
+                    {
+                        Ok(end) => end,
+                        Err(e) => {
+                            reporter.warn(&format!("{e:#}"));
+                            StepEnd::Error(format!("{e:#}"))
+                        }
+                    };
+                    done.add(1);
+                    (step.name.clone(), end)
+                }
+            }))
+            .buffer_unordered(parallel.max(1))
+            .collect()
+            .await;
+        for (name, end) in done {
+            match &end {
+                StepEnd::Ran(ran) => {
+                    if let Some(r) = record(ran) {
+                        made.insert(name.clone(), r.id.clone());
+                    }
+                }
+                StepEnd::Planned(plan) => {
+                    if let Some(id) = plan["reuses"].as_str() {
+                        made.insert(name.clone(), id.to_string());
+                    }
+                }
+                _ => {}
+            }
+            ends.insert(name, end);
+        }
+    }
+    FlowAnswer {
+        steps: flow
+            .steps
+            .iter()
+            .filter_map(|s| ends.remove(&s.name).map(|end| (s.name.clone(), end)))
+            .collect(),
+    }
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the pipeline, its options and mode, what is forced and how many at once, and who reports: distinct inputs of one loop"
+)]
+async fn run_step<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>>(
+    executor_for: &(impl Fn(&TrainSettings) -> F + Sync),
+    flow: &Flow,
+    step: &Step,
+    options: &RunOptions,
+    mode: Mode,
+    force: bool,
+    made: &BTreeMap<String, String>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<StepEnd> {
+    let settings = step_settings(step, flow, options, mode, force, made)?;
+    let executor = executor_for(&settings).await?;
+    let executor = &executor;
+    let settings = lifecycle::with_result_channels(settings, reporter)?;
+    let settings = lifecycle::with_s3_channels(settings, !executor.reads_s3(), reporter).await?;
+    let members = lifecycle::members(&settings, &[])?;
+    let Some(member) = members.first() else {
+        anyhow::bail!("step `{}` has nothing to run", step.name);
+    };
+    // A branch of a swept step is named as a sweep member is.
+    let base = crate::run::sweep::base_name(&member.settings.task.spec.name, step.branch.as_deref());
+    let ran = lifecycle::run(executor, &member.settings, &base, reporter).await?;
+    if let Ran::Plan(plan) = &ran {
+        return Ok(StepEnd::Planned(plan.clone()));
+    }
+    Ok(StepEnd::Ran(Box::new(ran)))
+}
