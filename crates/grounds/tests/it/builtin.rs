@@ -1,9 +1,7 @@
 //! The builtin single-frame task through the real binary: titanic reaches the published figures, the
 //! artifacts read back, and every kind of bad data ends in a stored `Failed` result with a clear reason.
 
-mod common;
-
-use common::{both, fixture, Sandbox, ZipFile};
+use crate::common::{both, fixture, Sandbox, ZipFile};
 use polars::prelude::*;
 
 /// scikit-learn 1.9.1 on fixtures/titanic/titanic.csv: ColumnTransformer(mean-impute + StandardScaler for
@@ -142,7 +140,7 @@ fn train_converged(
 ) -> (String, ZipFile, serde_json::Value) {
     let (output, answer) = sandbox.json(&["train", "attached", task.to_str().unwrap()]);
     assert!(output.status.success(), "{}", both(&output));
-    let stderr = common::text(&output.stderr);
+    let stderr = crate::common::text(&output.stderr);
     assert!(!stderr.contains("did not converge"), "{stderr}");
     let auc = answer["metrics"]["roc_auc_score_test"].as_f64().unwrap();
     assert!(auc > least_auc, "{auc}");
@@ -407,7 +405,7 @@ fn unknown_builtin_hyperparameters_are_refused_before_anything_runs() {
     );
     let output = sandbox.run(&["train", "attached", task.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
-    let stderr = common::text(&output.stderr);
+    let stderr = crate::common::text(&output.stderr);
     assert!(
         stderr.contains("`max_iters` is not a parameter") && stderr.contains("task.toml"),
         "{stderr}"

@@ -2,13 +2,11 @@
 //! whose `docker` talks to this machine's engine, so nothing is bind-mounted and every file travels through
 //! the engine's archive endpoints and data volumes. Compared with `train local` on the same engine.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     assert_nothing_left, both, docker, fixture, text, Running, Sandbox, ZipFile, PYTHON_BASE,
 };
 
@@ -16,13 +14,13 @@ use common::{
 fn ssh_host() -> String {
     format!(
         "ssh://{}",
-        std::env::var("GROUNDS_TEST_SSH").expect("run under tests/services.sh (GROUNDS_TEST_SSH)")
+        crate::common::service("GROUNDS_TEST_SSH")
     )
 }
 
 /// The ssh command with the test's key and known hosts, plus `extra` options.
 fn ssh_command(extra: &str) -> String {
-    let config = std::env::var("GROUNDS_TEST_SSH_CONFIG").expect("GROUNDS_TEST_SSH_CONFIG");
+    let config = crate::common::service("GROUNDS_TEST_SSH_CONFIG");
     format!("ssh -F {config} {extra}")
 }
 
@@ -452,7 +450,7 @@ fn what_people_meet_first_gets_a_clear_message() {
     // No docker on the SSH user's PATH.
     let no_docker = format!(
         "ssh://{}",
-        std::env::var("GROUNDS_TEST_SSH_NO_DOCKER").expect("GROUNDS_TEST_SSH_NO_DOCKER")
+        crate::common::service("GROUNDS_TEST_SSH_NO_DOCKER")
     );
     refused(&sandbox, &no_docker, "", "there is no `docker` on");
     // An engine that does not answer there.
@@ -657,7 +655,7 @@ fn over_tls(sandbox: &Sandbox, verify: bool, cert_path: &Path) -> std::process::
     command
         .env(
             "DOCKER_HOST",
-            std::env::var("GROUNDS_TEST_DOCKER_TLS").expect("GROUNDS_TEST_DOCKER_TLS"),
+            crate::common::service("GROUNDS_TEST_DOCKER_TLS"),
         )
         .env("DOCKER_CERT_PATH", cert_path);
     if verify {
@@ -672,7 +670,7 @@ fn over_tls(sandbox: &Sandbox, verify: bool, cert_path: &Path) -> std::process::
 fn tcp_with_tls_runs_the_job_with_files_copied() {
     let sandbox = Sandbox::new();
     let certs = PathBuf::from(
-        std::env::var("GROUNDS_TEST_DOCKER_CERT_PATH").expect("GROUNDS_TEST_DOCKER_CERT_PATH"),
+        crate::common::service("GROUNDS_TEST_DOCKER_CERT_PATH"),
     );
     let output = over_tls(&sandbox, true, &certs);
     assert!(output.status.success(), "{}", both(&output));

@@ -1,10 +1,8 @@
 //! `grounds results list | show | open` against a real store, including results that try to escape.
 
-mod common;
-
 use std::io::Write;
 
-use common::{both, fixture, text, Sandbox, ZipFile};
+use crate::common::{both, fixture, text, Sandbox, ZipFile};
 
 fn run_fixture(sandbox: &Sandbox, name: &str) -> String {
     let task = fixture(&format!("{name}/task.toml"));

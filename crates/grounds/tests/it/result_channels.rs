@@ -1,11 +1,9 @@
 //! `result://ID/model|output` channels: a stored result's files fed to another job, attached and in local
 //! Docker, with provenance in the consuming result and its content in the fingerprint.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{both, text, Sandbox, ZipFile, PYTHON_BASE};
+use crate::common::{both, text, Sandbox, ZipFile, PYTHON_BASE};
 
 /// Writes `weights.txt` (the `w` hyperparameter) into model/ and `rows.csv` into output/data.
 const PRODUCER: &str = r#"

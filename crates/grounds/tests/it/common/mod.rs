@@ -62,6 +62,7 @@ impl Sandbox {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
+        needs_for(args);
         let mut command = Command::new(bin());
         command
             .args(args)
@@ -430,4 +431,78 @@ pub fn on_terminal(mut command: Command) -> OnTerminal {
         stdout: output.stdout,
         terminal: text(&reader.join().expect("the terminal reader")),
     }
+}
+
+/// Checks, before a test runs grounds with `args`, that what those arguments reach is there: the Docker
+/// engine (and the test image) for `train local`, a `--docker-host` and `cache` of an engine; the
+/// services of `tests/services.sh` for `train remote`, `--s3`, `stop` and `results fetch`. What is
+/// missing is named with what starts it, instead of a failure deep inside the test.
+pub fn needs_for(args: &[&str]) {
+    let has = |flag: &str| args.contains(&flag);
+    let command = (args.first().copied(), args.get(1).copied());
+    let engine = matches!(command, (Some("train"), Some("local")))
+        || has("--docker-host")
+        || (command.0 == Some("cache") && !has("--local") && !has("--s3"));
+    let services = matches!(command, (Some("train"), Some("remote")))
+        || matches!(command, (Some("results"), Some("fetch")))
+        || command.0 == Some("stop")
+        || has("--s3");
+    if engine {
+        needs_docker();
+    }
+    if services {
+        needs_services();
+    }
+}
+
+/// The Docker engine and the test image: they are there, or the test stops saying what to start.
+pub fn needs_docker() {
+    static READY: std::sync::LazyLock<Result<(), String>> = std::sync::LazyLock::new(|| {
+        let ok = |args: &[&str]| {
+            Command::new("docker")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !ok(&["info"]) {
+            return Err("this test runs jobs in Docker, and the Docker engine is not reachable \
+                        (`docker info` fails): start it (make test needs it too)"
+                .to_string());
+        }
+        if !ok(&["image", "inspect", PYTHON_BASE]) {
+            return Err(format!(
+                "this test runs jobs on the image {PYTHON_BASE}, which the engine does not have: \
+                 `make base-image` makes it (make test does)"
+            ));
+        }
+        Ok(())
+    });
+    if let Err(why) = &*READY {
+        panic!("{why}");
+    }
+}
+
+/// The services `tests/services.sh` starts (moto, a registry, the SageMaker stand-in, an sshd, a TLS
+/// proxy): they are there, or the test stops saying what to start.
+pub fn needs_services() {
+    for name in [
+        "GROUNDS_TEST_MOTO",
+        "GROUNDS_TEST_REGISTRY",
+        "GROUNDS_TEST_SAGEMAKER",
+        "GROUNDS_TEST_TOOLKIT_PYTHON",
+        "GROUNDS_TEST_SSH",
+    ] {
+        if std::env::var_os(name).is_none() {
+            panic!(
+                "this test needs the services tests/services.sh starts ({name} is not set): run \
+                 `make test`, or `tests/services.sh cargo test --workspace`"
+            );
+        }
+    }
+}
+
+/// A service's address, as tests/services.sh exports it.
+pub fn service(name: &str) -> String {
+    needs_services();
+    std::env::var(name).unwrap_or_default()
 }

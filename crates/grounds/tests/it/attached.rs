@@ -1,10 +1,8 @@
 //! `grounds train attached` end to end: the real binary, real Python scripts, a real result store.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{both, fixture, text, Sandbox, ZipFile};
+use crate::common::{both, fixture, text, Sandbox, ZipFile};
 
 #[test]
 fn a_completed_run_stores_everything_it_produced() {

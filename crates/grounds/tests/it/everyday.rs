@@ -1,13 +1,11 @@
 //! The everyday tool through the real binary: `results export | plot | rm | gc`, sparklines in `results
 //! show`, shell completions and the man page, and `grounds init`.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 
-use common::{both, fixture, text, Sandbox};
+use crate::common::{both, fixture, text, Sandbox};
 use polars::prelude::SerReader;
 use serde_json::Value;
 
@@ -339,7 +337,7 @@ fn completions_cover_the_commands_and_complete_result_ids() {
     // Bash, for real: an id prefix after `results show` completes to the stored id.
     let script = sandbox.path().join("grounds.bash");
     std::fs::write(&script, sandbox.run(&["completions", "bash"]).stdout).unwrap();
-    let bin_dir = Path::new(common::BIN).parent().unwrap();
+    let bin_dir = Path::new(crate::common::BIN).parent().unwrap();
     let path = format!(
         "{}:{}",
         bin_dir.display(),
@@ -465,7 +463,7 @@ fn progress_bars_redraw_on_a_terminal_and_stay_plain_lines_elsewhere() {
     const CLEAR_LINE: &str = "\x1b[2K";
 
     // At a terminal: the members bar is drawn and redrawn, coloured; the answer on standard output is plain.
-    let shown = common::on_terminal(sweep(&[]));
+    let shown = crate::common::on_terminal(sweep(&[]));
     assert!(shown.status.success(), "{}", shown.terminal);
     let terminal = &shown.terminal;
     assert!(terminal.contains(BAR), "{terminal}");
@@ -494,8 +492,8 @@ fn progress_bars_redraw_on_a_terminal_and_stay_plain_lines_elsewhere() {
     let mut no_color = sweep(&[]);
     no_color.env("NO_COLOR", "1");
     for shown in [
-        common::on_terminal(no_color),
-        common::on_terminal(sweep(&["--color", "never"])),
+        crate::common::on_terminal(no_color),
+        crate::common::on_terminal(sweep(&["--color", "never"])),
     ] {
         assert!(shown.terminal.contains(BAR), "{}", shown.terminal);
         assert!(!shown.terminal.contains("\x1b[1;"), "{}", shown.terminal);
@@ -503,7 +501,7 @@ fn progress_bars_redraw_on_a_terminal_and_stay_plain_lines_elsewhere() {
 
     // --quiet and --json: no bar at all, not a single redraw.
     for flag in ["--quiet", "--json"] {
-        let shown = common::on_terminal(sweep(&[flag]));
+        let shown = crate::common::on_terminal(sweep(&[flag]));
         assert!(shown.status.success(), "{flag}: {}", shown.terminal);
         assert!(!shown.terminal.contains(BAR), "{flag}: {}", shown.terminal);
         assert!(
@@ -543,10 +541,10 @@ fn progress_bars_redraw_on_a_terminal_and_stay_plain_lines_elsewhere() {
     );
 
     // A pipeline counts its steps the same way.
-    let flow = common::pipeline_copy(&sandbox, "");
+    let flow = crate::common::pipeline_copy(&sandbox, "");
     let mut command = sandbox.command(&["train", "attached", flow.to_str().unwrap()]);
     command.env_remove("NO_COLOR");
-    let shown = common::on_terminal(command);
+    let shown = crate::common::on_terminal(command);
     assert!(shown.status.success(), "{}", shown.terminal);
     assert!(shown.terminal.contains("steps ended"), "{}", shown.terminal);
     assert!(shown.terminal.contains("/3 "), "{}", shown.terminal);

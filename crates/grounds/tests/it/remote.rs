@@ -5,30 +5,25 @@
 //! end-to-end test plays SageMaker's part: it runs the pushed image on the channels from S3, uploads the
 //! model where SageMaker would, and writes the job's output as CloudWatch log events.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{both, fixture, text, Sandbox, ZipFile};
+use crate::common::{both, fixture, text, Sandbox, ZipFile};
 
 const REGION: &str = "us-east-1";
 const ROLE: &str = "arn:aws:iam::123456789012:role/GroundsTestRole";
 
 fn moto() -> String {
-    std::env::var("GROUNDS_TEST_MOTO")
-        .expect("GROUNDS_TEST_MOTO is set by `make test` (tests/services.sh)")
+    crate::common::service("GROUNDS_TEST_MOTO")
 }
 
 /// The SageMaker stand-in (tests/sagemaker_standin.py), which really runs training jobs.
 fn sagemaker() -> String {
-    std::env::var("GROUNDS_TEST_SAGEMAKER")
-        .expect("GROUNDS_TEST_SAGEMAKER is set by `make test` (tests/services.sh)")
+    crate::common::service("GROUNDS_TEST_SAGEMAKER")
 }
 
 fn registry() -> String {
-    std::env::var("GROUNDS_TEST_REGISTRY")
-        .expect("GROUNDS_TEST_REGISTRY is set by `make test` (tests/services.sh)")
+    crate::common::service("GROUNDS_TEST_REGISTRY")
 }
 
 /// The environment of a user pointed at moto, with no other AWS configuration to find.
@@ -294,7 +289,7 @@ fn ctrl_c_with_stop_on_interrupt_ends_the_job_stopped() {
         "--json",
     ]);
     aws_env(&mut command, &sandbox);
-    let running = common::Running::start(command);
+    let running = crate::common::Running::start(command);
     running.wait_for("/ Training", 180);
     running.wait_for("training", 60);
     running.signal(libc::SIGINT);
@@ -744,7 +739,7 @@ fn a_result_channel_is_uploaded_and_read_on_sagemaker() {
 #[test]
 fn a_pipeline_runs_on_sagemaker_and_reuses_what_did_not_change() {
     let sandbox = Sandbox::new();
-    let file = common::pipeline_copy(
+    let file = crate::common::pipeline_copy(
         &sandbox,
         &format!(
             "\n[container]\nbase_image = \"grounds-test/python:bookworm\"\n[remote]\nbucket = \"grounds-flow\"\n\
@@ -803,7 +798,7 @@ fn a_remote_job_at_a_terminal_shows_build_upload_and_wait_as_they_go() {
     let mut command = sandbox.command(&["train", "remote", task.to_str().unwrap()]);
     aws_env(&mut command, &sandbox);
     command.env("TERM", "xterm");
-    let shown = common::on_terminal(command);
+    let shown = crate::common::on_terminal(command);
     let terminal = &shown.terminal;
     assert!(shown.status.success(), "{terminal}");
     let bar = |prefix: &str, rest: &str| {

@@ -2,11 +2,9 @@
 //! Python scripts whose outputs really flow), attached and in local Docker; reuse, reruns of what changed,
 //! a failed step skipping what reads it, and every pipeline-file error before anything runs.
 
-mod common;
-
 use std::path::Path;
 
-use common::{both, pipeline_copy, text, Sandbox, ZipFile, PYTHON_BASE};
+use crate::common::{both, pipeline_copy, text, Sandbox, ZipFile, PYTHON_BASE};
 use serde_json::Value;
 
 fn run(

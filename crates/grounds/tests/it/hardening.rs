@@ -2,15 +2,13 @@
 //! applies): a run is never lost, nothing of the host leaks into a result or a package, nothing keeps
 //! running that should not, bad input is refused before anything runs, and resources stay bounded.
 
-mod common;
-
 use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     all_gone, assert_nothing_left, both, docker, measured, process_runs, text, Running, Sandbox,
     ZipFile, PYTHON_BASE,
 };
@@ -268,7 +266,7 @@ fn odd_files_and_links_out_of_the_container_are_left_out_and_recorded_local() {
 
 /// A copy of grounds that an unprivileged user may run (the build may lie below a private home).
 fn binary_for_anyone(sandbox: &Sandbox) -> PathBuf {
-    common::copy_of_grounds(&sandbox.path().join("bin"))
+    crate::common::copy_of_grounds(&sandbox.path().join("bin"))
 }
 
 fn open_up(path: &Path) {
@@ -534,7 +532,7 @@ fn containers_of_a_killed_grounds_are_removed_by_the_next_run() {
         "the container runs on after grounds was killed"
     );
 
-    let titanic = common::fixture("titanic/task.toml");
+    let titanic = crate::common::fixture("titanic/task.toml");
     let output = sandbox.run(&["train", "local", titanic.to_str().unwrap(), "--force"]);
     assert!(output.status.success(), "{}", both(&output));
     assert!(
@@ -1153,7 +1151,7 @@ fn control_characters_from_a_job_are_escaped_on_a_terminal_and_kept_in_logs() {
         "",
     );
     let command = sandbox.command(&["train", "attached", task.to_str().unwrap(), "--json"]);
-    let output = common::on_terminal(command);
+    let output = crate::common::on_terminal(command);
     assert!(output.status.success());
     let shown = &output.terminal;
     assert!(shown.contains("title\\x1b]0;pwned\\u{7}"), "{shown:?}");

@@ -2,12 +2,10 @@
 //! sagemaker-training toolkit (installed by tests/services.sh) says what a program should be given, and
 //! grounds must give exactly that.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{both, text, Sandbox, ZipFile};
+use crate::common::{both, text, Sandbox, ZipFile};
 use serde_json::Value;
 
 /// A Python that imports sagemaker_training (tests/services.sh installs it).
@@ -177,7 +175,7 @@ fn hosts_groups_and_topology_as_sagemaker_writes_them_reach_the_program_as_the_t
             "topology": [{"hostName": "algo-2", "capacityUnitId": "cu-1"}, {"hostName": "algo-3", "capacityUnitId": "cu-1"}]}"#,
     )
     .unwrap();
-    let output = Command::new(common::entry_bin("grounds-entry"))
+    let output = Command::new(crate::common::entry_bin("grounds-entry"))
         .args([
             "--root",
             root.to_str().unwrap(),
@@ -233,7 +231,7 @@ fn metric_regexes_are_parsed_in_every_mode() {
         WORDY,
         &format!(
             "{WORDY_METRICS}[container]\nbase_image = \"{}\"\n",
-            common::PYTHON_BASE
+            crate::common::PYTHON_BASE
         ),
     );
     let (output, answer) = sandbox.json(&["train", "local", local.to_str().unwrap()]);
@@ -279,7 +277,7 @@ fn bad_metric_definitions_are_refused_naming_the_line() {
 #[test]
 fn fingerprints_cover_what_runs_hosts_image_and_entry() {
     let sandbox = Sandbox::new();
-    let titanic = common::fixture("titanic/task.toml");
+    let titanic = crate::common::fixture("titanic/task.toml");
     let task = titanic.to_str().unwrap();
     let (output, first) = sandbox.json(&["train", "local", task, "--quiet"]);
     assert!(output.status.success(), "{}", both(&output));
@@ -294,7 +292,7 @@ fn fingerprints_cover_what_runs_hosts_image_and_entry() {
     );
     assert_ne!(two["fingerprint"], first["fingerprint"]);
     // Another entry binary makes another image, so another run.
-    let copy = common::copy_of_grounds(&sandbox.path().join("another-build"));
+    let copy = crate::common::copy_of_grounds(&sandbox.path().join("another-build"));
     let entry = copy.with_file_name("grounds-entry");
     let mut file = std::fs::OpenOptions::new()
         .append(true)
@@ -322,7 +320,7 @@ fn fingerprints_cover_what_runs_hosts_image_and_entry() {
 fn gpus_are_asked_of_the_engine_or_refused_before_anything_runs() {
     let sandbox = Sandbox::new();
     let script = "import os\nprint('###METRIC###gpus:%s###' % os.environ['SM_NUM_GPUS'])\n";
-    let base = format!("[container]\nbase_image = \"{}\"\n", common::PYTHON_BASE);
+    let base = format!("[container]\nbase_image = \"{}\"\n", crate::common::PYTHON_BASE);
     let task = sandbox.command_task("gpu", script, &base);
     let task = task.to_str().unwrap();
     let plan = |extra: &[&str]| dry_run(&sandbox, "local", task, extra);
@@ -340,7 +338,7 @@ fn gpus_are_asked_of_the_engine_or_refused_before_anything_runs() {
         assert_eq!(output.status.code(), Some(2), "{}", both(&output));
         assert!(text(&output.stderr).contains("--gpus"), "{}", both(&output));
     }
-    let offered = common::docker(&["info", "--format", "{{json .Runtimes}}"]).contains("nvidia");
+    let offered = crate::common::docker(&["info", "--format", "{{json .Runtimes}}"]).contains("nvidia");
     if !offered {
         // This machine has no GPU runtime: asking for GPUs is refused before anything is built or run.
         let output = sandbox.run(&["train", "local", task, "--gpus", "all"]);
@@ -391,11 +389,11 @@ fn build_byo_image(tag: &str, version: &str) {
         dir.path().join("Dockerfile"),
         format!(
             "FROM {}\nCOPY train /usr/local/bin/train\nRUN chmod 755 /usr/local/bin/train\nENV BYO_VERSION={version}\n",
-            common::PYTHON_BASE
+            crate::common::PYTHON_BASE
         ),
     )
     .unwrap();
-    common::docker(&["build", "-q", "-t", tag, dir.path().to_str().unwrap()]);
+    crate::common::docker(&["build", "-q", "-t", tag, dir.path().to_str().unwrap()]);
 }
 
 #[test]
@@ -427,7 +425,7 @@ fn an_image_of_ones_own_runs_as_sagemaker_runs_it() {
         !zip.read("logs.txt").contains("[grounds-entry]"),
         "no grounds entry in the image"
     );
-    common::assert_nothing_left(answer["id"].as_str().unwrap());
+    crate::common::assert_nothing_left(answer["id"].as_str().unwrap());
 
     // Its own failure, with its own reason.
     let (output, failed) = sandbox.json(&["train", "local", task, "--hp", "fail=yes"]);
@@ -453,7 +451,7 @@ fn an_image_of_ones_own_runs_as_sagemaker_runs_it() {
         "{}",
         both(&output)
     );
-    common::docker(&["rmi", "-f", &tag]);
+    crate::common::docker(&["rmi", "-f", &tag]);
     let output = sandbox.run(&["train", "local", task, "--force"]);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
     assert!(
@@ -467,8 +465,7 @@ const BUCKET: &str = "grounds-s3-channels";
 
 /// A user pointed at moto, with no other AWS configuration to find.
 fn with_moto(command: &mut Command, sandbox: &Sandbox) {
-    let moto = std::env::var("GROUNDS_TEST_MOTO")
-        .expect("GROUNDS_TEST_MOTO is set by `make test` (tests/services.sh)");
+    let moto = crate::common::service("GROUNDS_TEST_MOTO");
     command
         .env("AWS_ENDPOINT_URL", moto)
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -537,7 +534,7 @@ fn s3_channels_are_downloaded_once_and_their_etags_decide_reuse() {
         script,
         &format!(
             "[channels]\ntraining = \"{channel}\"\n[container]\nbase_image = \"{}\"\n",
-            common::PYTHON_BASE
+            crate::common::PYTHON_BASE
         ),
     );
     let task = task.to_str().unwrap();
@@ -606,7 +603,7 @@ fn a_job_may_write_into_its_channels_and_the_users_files_stay_as_they_were() {
     let script = "import os\nd = os.environ['SM_CHANNEL_TRAINING']\nopen(os.path.join(d, 'a.csv'), 'w').write('rewritten\\n')\nos.remove(os.path.join(d, 'nested', 'b.csv'))\nos.makedirs(os.path.join(d, 'unpacked'))\nopen(os.path.join(d, 'unpacked', 'x.bin'), 'w').write('x')\ns = os.environ['SM_CHANNEL_SINGLE']\nopen(os.path.join(s, 'single.csv'), 'a').write('more\\n')\nprint('###METRIC###wrote:1###')\n";
     let extra = format!(
         "[channels]\ntraining = \"../data\"\nsingle = \"../single.csv\"\n[container]\nbase_image = \"{}\"\n",
-        common::PYTHON_BASE
+        crate::common::PYTHON_BASE
     );
     let task = sandbox.command_task("writer", script, &extra);
     for mode in ["attached", "local"] {

@@ -2,13 +2,11 @@
 //! or without a bound; archive names have one spelling; the store acts on the file it names and reads
 //! back what it writes; caches are used only when whole; packaging, plans and engines keep secrets in.
 
-mod common;
-
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{both, docker, measured, text, Sandbox, ZipFile, PYTHON_BASE};
+use crate::common::{both, docker, measured, text, Sandbox, ZipFile, PYTHON_BASE};
 use serde_json::Value;
 
 /// A host file the job was never given: it must not reach a result, a reason or an answer.
@@ -425,7 +423,7 @@ fn a_data_volume_removed_by_hand_is_sent_again_not_mounted_empty() {
             assert!(labels.contains("grounds.data"), "{volume} has no labels: {labels}");
         }
     }
-    let _ = std::process::Command::new(common::BIN)
+    let _ = std::process::Command::new(crate::common::BIN)
         .args(["cache", "clear"])
         .output();
 }

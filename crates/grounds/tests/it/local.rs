@@ -1,13 +1,11 @@
 //! `grounds train local` on the machine's real Docker engine: images built from what is local (FROM scratch
 //! for builtins, a Python image made by debootstrap for command tasks), run as SageMaker runs them.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{assert_nothing_left, both, docker, fixture, text, Sandbox, ZipFile, PYTHON_BASE};
+use crate::common::{assert_nothing_left, both, docker, fixture, text, Sandbox, ZipFile, PYTHON_BASE};
 
 /// A command task around a fixture's source, on the debootstrapped Python image.
 fn command_task(sandbox: &Sandbox, name: &str, source: &Path, extra: &str) -> PathBuf {

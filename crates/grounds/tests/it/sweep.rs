@@ -1,9 +1,7 @@
 //! Sweeps through the real binary: the grid, automatic names, parallel members with their own results,
 //! reuse of completed members, a failing member, and the same sweep in local Docker.
 
-mod common;
-
-use common::{both, fixture, text, Sandbox, ZipFile};
+use crate::common::{both, fixture, text, Sandbox, ZipFile};
 
 fn sweep_task(sandbox: &Sandbox) -> String {
     sandbox.write("sweep/data/d.csv", "a\n1\n");
