@@ -16,8 +16,8 @@ use crate::job::collect::Collected;
 use grounds_job::contract::{self, ChannelConfig, JobConfig, Layout, ResourceConfig};
 use grounds_job::entry;
 use crate::job::fingerprint::RunShape;
-use crate::job::{JobRecord, Mode, Placement, Status};
-use crate::job::log::{read_pieces, JobLog, DRAIN};
+use crate::job::{JobRecord, Mode, Placement};
+use crate::job::log::{read_pieces, JobLog};
 use crate::job::metrics::Definitions;
 use crate::job::package::Package;
 use crate::printer::Reporter;
@@ -213,11 +213,9 @@ impl<'a> AttachedJob<'a> {
             Definitions::new(&self.task.spec.metrics),
             reporter,
         )?;
-        let mut stopped = false;
-        let mut stop_deadline: Option<tokio::time::Instant> = None;
         // The entry's end is awaited without reaping it: while it is a zombie its pid, and so its process
         // group's id, cannot be taken by another process, so the group can be killed safely below.
-        let (exited_tx, mut exited) = tokio::sync::oneshot::channel();
+        let (exited_tx, exited) = tokio::sync::oneshot::channel();
         match pid {
             Some(pid) => {
                 tokio::task::spawn_blocking(move || {
@@ -228,39 +226,31 @@ impl<'a> AttachedJob<'a> {
                 let _ = exited_tx.send(Ok(()));
             }
         }
-        loop {
-            let deadline = stop_deadline;
-            tokio::select! {
-                _ = &mut exited => break,
-                Some((stream, piece)) = rx.recv() => log.piece(&stream, None, &piece),
-                _ = stops.recv(), if !stopped => {
-                    stopped = true;
-                    stop_deadline = Some(self.begin_stop(pid, reporter));
-                }
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
-                    reporter.warn(&format!("the job did not stop within {}s; killing it", self.grace.as_secs()));
-                    // Everything below the entry first: killed last, its orphans would escape the tree.
-                    if let Some(pid) = pid {
-                        grounds_job::proctree::kill_descendants(pid);
-                    }
-                    kill_group(pid, libc::SIGKILL);
-                    stop_deadline = None;
-                }
-            }
-        }
+        let show = |log: &mut JobLog<'_>, (stream, piece): (String, grounds_job::lines::Piece)| {
+            log.piece(&stream, None, &piece)
+        };
+        let mut stopping = EntryStopping {
+            id: self.id,
+            pid,
+            grace: self.grace,
+            reporter,
+        };
+        let (_, stopped) = super::ending::watch(
+            &mut log,
+            &mut rx,
+            show,
+            exited,
+            &mut stops,
+            &mut stopping,
+            reporter,
+            self.grace,
+        )
+        .await;
         // Whatever the job left running in its group goes with it, as it would with its container; then
-        // the entry is reaped.
+        // the entry is reaped, and what is left of its output read.
         kill_group(pid, libc::SIGKILL);
         let status = child.wait().await?;
-        let drained = tokio::time::timeout(DRAIN, async {
-            while let Some((stream, piece)) = rx.recv().await {
-                log.piece(&stream, None, &piece);
-            }
-        })
-        .await;
-        if drained.is_err() {
-            reporter.warn("the job's output did not end with its processes; the rest is not read");
-        }
+        super::ending::drain(&mut log, &mut rx, show, reporter).await;
         for reader in readers {
             reader.abort();
         }
@@ -269,22 +259,14 @@ impl<'a> AttachedJob<'a> {
 
         use std::os::unix::process::ExitStatusExt;
         let exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s));
-        let job_status = if stopped {
-            Status::Stopped
-        } else if status.success() {
-            Status::Completed
-        } else {
-            Status::Failed
-        };
-        let mut failure_reason = entry::read_failure(&layout);
-        if job_status == Status::Stopped {
-            failure_reason = Some(super::stopped_reason(failure_reason));
-        } else if job_status == Status::Failed && failure_reason.is_none() {
-            failure_reason = Some(format!(
-                "The entry exited with code {} and left no failure file",
-                exit_code.unwrap_or(-1)
-            ));
-        }
+        let job_status = super::ending::status(stopped, !status.success());
+        let failure_reason =
+            super::ending::failure_reason(job_status, entry::read_failure(&layout), || {
+                format!(
+                    "The entry exited with code {} and left no failure file",
+                    exit_code.unwrap_or(-1)
+                )
+            });
         Ok(Outcome {
             status: job_status,
             exit_code,
@@ -298,15 +280,35 @@ impl<'a> AttachedJob<'a> {
         })
     }
 
-    fn begin_stop(&self, pid: Option<i32>, reporter: &dyn Reporter) -> tokio::time::Instant {
-        super::stop_notice(self.id, self.grace, reporter);
-        if let Some(pid) = pid {
-            // SAFETY: kill(2) on the entry we spawned; SageMaker, too, signals only the entry.
+}
+
+/// How an attached job is stopped: SIGTERM to the entry (as SageMaker signals only the entry), and past
+/// the grace SIGKILL to everything below it and to its process group.
+struct EntryStopping<'a> {
+    id: &'a str,
+    pid: Option<i32>,
+    grace: Duration,
+    reporter: &'a dyn Reporter,
+}
+
+impl super::ending::Stopping for EntryStopping<'_> {
+    fn stop(&mut self) -> Option<tokio::time::Instant> {
+        super::stop_notice(self.id, self.grace, self.reporter);
+        if let Some(pid) = self.pid {
+            // SAFETY: kill(2) on the entry we spawned and have not reaped.
             unsafe {
                 libc::kill(pid, libc::SIGTERM);
             }
         }
-        tokio::time::Instant::now() + self.grace
+        Some(tokio::time::Instant::now() + self.grace)
+    }
+
+    fn kill(&mut self) {
+        // Everything below the entry first: killed last, its orphans would escape the tree.
+        if let Some(pid) = self.pid {
+            grounds_job::proctree::kill_descendants(pid);
+        }
+        kill_group(self.pid, libc::SIGKILL);
     }
 }
 

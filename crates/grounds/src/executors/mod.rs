@@ -6,6 +6,7 @@
 //! `crate::job::log`; the helpers the modes share besides (local channels, the stop notice) live here.
 
 pub mod attached;
+pub mod ending;
 pub mod local;
 pub mod remote;
 
@@ -18,7 +19,7 @@ use crate::printer::Reporter;
 use crate::settings::TrainSettings;
 use crate::config::task::ChannelSource;
 
-pub use crate::job::{stopped_reason, Outcome};
+pub use crate::job::Outcome;
 
 /// What a mode is given of a job once it is packaged, fingerprinted and (for the run) named.
 pub struct Job<'a, P> {

@@ -23,9 +23,8 @@ use crate::job::collect::{Collected, Source};
 use grounds_job::contract::{ChannelConfig, JobConfig, Layout, ResourceConfig};
 use crate::docker::{call_error, JOB_LABEL, LABEL, OWNER_LABEL};
 use grounds_job::entry;
-use crate::executors::{local_channel, stop_notice, stopped_reason, Outcome};
-use crate::job::Status;
-use crate::job::log::{JobLog, DRAIN};
+use crate::executors::{local_channel, stop_notice, Outcome};
+use crate::job::log::JobLog;
 use grounds_job::lines::Piece;
 use crate::job::metrics::Definitions;
 use crate::printer::Reporter;
@@ -389,27 +388,27 @@ impl<'a> LocalJob<'a> {
             Definitions::new(&self.task.spec.metrics),
             reporter,
         )?;
-        let mut all_exited = Box::pin(futures_util::future::join_all(waits));
-        let mut stopped = false;
-        let exits = loop {
-            tokio::select! {
-                exits = &mut all_exited => break exits,
-                Some((stream, host, piece)) = lines_rx.recv() => log.piece(&stream, multi_host.then_some(host.as_str()), &piece),
-                _ = stops.recv(), if !stopped => {
-                    stopped = true;
-                    self.stop_all(docker, plan, reporter);
-                }
-            }
+        let show = |log: &mut JobLog<'_>, (stream, host, piece): (String, String, Piece)| {
+            log.piece(&stream, multi_host.then_some(host.as_str()), &piece)
         };
-        let drained = tokio::time::timeout(DRAIN, async {
-            while let Some((stream, host, piece)) = lines_rx.recv().await {
-                log.piece(&stream, multi_host.then_some(host.as_str()), &piece);
-            }
-        })
+        let mut stopping = ContainersStopping {
+            job: self,
+            docker,
+            plan,
+            reporter,
+        };
+        let (exits, stopped) = super::super::ending::watch(
+            &mut log,
+            &mut lines_rx,
+            show,
+            futures_util::future::join_all(waits),
+            &mut stops,
+            &mut stopping,
+            reporter,
+            self.grace,
+        )
         .await;
-        if drained.is_err() {
-            reporter.warn("the containers' output did not end with them; the rest is not read");
-        }
+        super::super::ending::drain(&mut log, &mut lines_rx, show, reporter).await;
         for stream in streams {
             stream.abort();
         }
@@ -448,13 +447,7 @@ impl<'a> LocalJob<'a> {
         );
         files.left_out.extend(copied_left_out);
         let failed: Vec<&(&HostPlan, i64)> = codes.iter().filter(|(_, code)| *code != 0).collect();
-        let status = if stopped {
-            Status::Stopped
-        } else if failed.is_empty() {
-            Status::Completed
-        } else {
-            Status::Failed
-        };
+        let status = super::super::ending::status(stopped, !failed.is_empty());
         let exit_code = failed.first().map(|(_, code)| *code as i32).or(Some(0));
         let mut reasons = Vec::new();
         for (host, code) in &failed {
@@ -467,10 +460,10 @@ impl<'a> LocalJob<'a> {
                 reason
             });
         }
-        let mut failure_reason = (!reasons.is_empty()).then(|| reasons.join("\n"));
-        if stopped {
-            failure_reason = Some(stopped_reason(failure_reason));
-        }
+        let theirs = (!reasons.is_empty()).then(|| reasons.join("\n"));
+        let failure_reason = super::super::ending::failure_reason(status, theirs, || {
+            "a container failed and left no failure file".to_string()
+        });
         if let Some(reason) = &failure_reason {
             if multi_host || !files.has("output/failure") {
                 files.put("output/failure", Source::Bytes(reason.as_bytes().to_vec()));
@@ -544,18 +537,30 @@ impl<'a> LocalJob<'a> {
 
     }
 
-    /// SIGTERM to every container, SIGKILL after the grace period, as `docker stop -t` does.
-    fn stop_all(&self, docker: &Docker, plan: &LocalPlan, reporter: &dyn Reporter) {
-        stop_notice(self.id, self.grace, reporter);
-        for host in &plan.hosts {
-            let docker = docker.clone();
+}
+
+/// How containers are stopped: `docker stop -t GRACE` to each (SIGTERM, then the engine's SIGKILL after
+/// the grace), in the background, so the job's output goes on being read meanwhile.
+struct ContainersStopping<'a> {
+    job: &'a LocalJob<'a>,
+    docker: &'a Docker,
+    plan: &'a LocalPlan,
+    reporter: &'a dyn Reporter,
+}
+
+impl super::super::ending::Stopping for ContainersStopping<'_> {
+    fn stop(&mut self) -> Option<tokio::time::Instant> {
+        stop_notice(self.job.id, self.job.grace, self.reporter);
+        for host in &self.plan.hosts {
+            let docker = self.docker.clone();
             let name = host.container.clone();
-            let grace = self.grace.as_secs() as i32;
+            let grace = self.job.grace.as_secs() as i32;
             tokio::spawn(async move {
                 let options = StopContainerOptionsBuilder::default().t(grace).build();
                 let _ = docker.stop_container(&name, Some(options)).await;
             });
         }
+        None
     }
 }
 

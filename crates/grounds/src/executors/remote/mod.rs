@@ -94,6 +94,110 @@ impl RemoteExecutor {
     }
 }
 
+/// What `ready` put in place for a job: whether the image was pushed, and what the data's upload did.
+pub struct RemoteReady {
+    pushed: bool,
+    uploads: crate::cloud::s3sync::SyncReport,
+}
+
+/// A job name of the task's shape, for a plan made before the job's id is taken (a dry run, `ready`).
+fn preview_name(job: &Job<'_, RemotePrepared>) -> String {
+    format!(
+        "{}-{}-0000",
+        job.settings.task.spec.name,
+        Utc::now().format("%Y%m%d-%H%M%S")
+    )
+}
+
+impl RemoteExecutor {
+    /// The image, built if needed and pushed to the plan's registry (a tag the registry has is not pushed
+    /// again); an image named as it is (not in the local engine) is given to SageMaker as it is.
+    async fn push(
+        &self,
+        job: &Job<'_, RemotePrepared>,
+        plan: &RemotePlan,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<bool> {
+        if job.prepared.as_named() {
+            reporter.stage(
+                "Image",
+                &format!(
+                    "{} as it is named (it is not in the local engine)",
+                    plan.image_uri
+                ),
+            );
+            return Ok(false);
+        }
+        let docker = self.container.engine.connect().await?;
+        crate::docker::image::ensure(&docker, &job.prepared.image, job.package, reporter).await?;
+        let credentials = match &job.settings.task.spec.remote.registry {
+            Some(_) => None,
+            None => Some(
+                crate::cloud::registry::ecr_credentials(
+                    self.aws(),
+                    &format!("grounds/{}", job.settings.task.spec.name.to_lowercase()),
+                    reporter,
+                )
+                .await?,
+            ),
+        };
+        crate::cloud::registry::push(
+            &docker,
+            &job.prepared.image.tag,
+            &plan.image_uri,
+            credentials,
+            reporter,
+        )
+        .await
+        .map_err(Into::into)
+    }
+}
+
+/// Uploads each local channel to the prefix of its content, checked against the fingerprint before and
+/// after (what an upload added is taken back if the data changed meanwhile), and marks each data set used.
+async fn upload(
+    job: &Job<'_, RemotePrepared>,
+    s3: &aws_sdk_s3::Client,
+    plan: &RemotePlan,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<crate::cloud::s3sync::SyncReport> {
+    let mut uploads = crate::cloud::s3sync::SyncReport::default();
+    for (channel, (path, prefix)) in &plan.uploads {
+        job.check_channel(channel, path)?;
+        let (files, _) = job
+            .settings
+            .store
+            .hash_cache()
+            .file_hashes(path)
+            .map_err(|e| e.context(format!("channel `{channel}`")))?;
+        let hashes = files
+            .into_iter()
+            .map(|(relative, hash)| (relative, hex::encode(hash)))
+            .collect();
+        let report =
+            crate::cloud::s3sync::sync(s3, path, &plan.bucket, prefix, &hashes, reporter).await?;
+        if let Err(changed) = job.check_channel(channel, path) {
+            crate::cloud::s3sync::remove_added(s3, &plan.bucket, &report).await?;
+            return Err(changed);
+        }
+        reporter.stage(
+            "Synced",
+            &format!(
+                "channel `{channel}`: {} uploaded, {} unchanged",
+                report.uploaded, report.unchanged
+            ),
+        );
+        uploads.uploaded += report.uploaded;
+        uploads.unchanged += report.unchanged;
+        uploads.bytes_uploaded += report.bytes_uploaded;
+    }
+    // Each data set says when a job last used it: `cache clear --s3` leaves recently used data alone.
+    for hash in plan.uploads.keys().filter_map(|c| job.channel_hashes.get(c)) {
+        crate::cloud::sagemaker::datasets::mark_used(s3, &plan.bucket, hash).await?;
+    }
+    Ok(uploads)
+}
+
 fn answer_extra(record: &JobRecord, submitted: Value) -> Map<String, Value> {
     Map::from_iter([
         ("remote".to_string(), serde_json::json!(record.sagemaker())),
@@ -103,7 +207,7 @@ fn answer_extra(record: &JobRecord, submitted: Value) -> Map<String, Value> {
 
 impl Executor for RemoteExecutor {
     type Prepared = RemotePrepared;
-    type Ready = ();
+    type Ready = RemoteReady;
     type Handle = Submitted;
 
     fn mode(&self) -> Mode {
@@ -172,12 +276,7 @@ impl Executor for RemoteExecutor {
         job: &Job<'_, RemotePrepared>,
         _: &dyn Reporter,
     ) -> anyhow::Result<Map<String, Value>> {
-        let preview = format!(
-            "{}-{}-0000",
-            job.settings.task.spec.name,
-            Utc::now().format("%Y%m%d-%H%M%S")
-        );
-        let mut plan = RemotePlan::resolve(self.aws(), &self.options(job, &preview))?;
+        let mut plan = RemotePlan::resolve(self.aws(), &self.options(job, &preview_name(job)))?;
         // What is printed, not what is sent: secret-looking hyperparameters masked.
         plan.create_training_job.hyper_parameters =
             crate::config::secrets::shown_map(&plan.create_training_job.hyper_parameters);
@@ -190,13 +289,15 @@ impl Executor for RemoteExecutor {
         ]))
     }
 
-    /// The image is pushed through the local engine (DOCKER_HOST): over plain TCP on the network the
-    /// registry's login would travel in clear, so that is refused before anything is built or sent.
+    /// Everything that can fail before an id is taken, and that the job needs in place before it is
+    /// created: every SageMaker limit checked (the plan), the bucket, the image pushed (through the local
+    /// engine, DOCKER_HOST: over plain TCP on the network the registry's login would travel in clear, so
+    /// that is refused first), the data uploaded to its content prefixes.
     async fn ready(
         &self,
         job: &Job<'_, RemotePrepared>,
         reporter: &dyn Reporter,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<RemoteReady> {
         if !job.prepared.as_named() {
             let logs_in = job.settings.task.spec.remote.registry.is_none();
             self.container.check_insecure_engine(
@@ -204,98 +305,35 @@ impl Executor for RemoteExecutor {
                 reporter,
             )?;
         }
-        Ok(())
+        let aws = self.aws();
+        // The plan as it will be, but for the job's name, which is taken later: what the checks and the
+        // uploads need does not depend on it.
+        let plan = RemotePlan::resolve(aws, &self.options(job, &preview_name(job)))?;
+        let s3 = aws.s3();
+        crate::cloud::s3sync::ensure_bucket(&s3, &plan.bucket, &aws.region, reporter).await?;
+        let pushed = self.push(job, &plan, reporter).await?;
+        let uploads = upload(job, &s3, &plan, reporter).await?;
+        Ok(RemoteReady { pushed, uploads })
     }
 
+    /// Creates the training job, named by its id, on what `ready` put in place.
     async fn launch(
         &self,
         job: &Job<'_, RemotePrepared>,
-        _: (),
+        ready: RemoteReady,
         id: &str,
         _: &Path,
         reporter: &dyn Reporter,
     ) -> anyhow::Result<Launched<Submitted>> {
-        // Every check before anything is built, pushed, uploaded or created.
         let aws = self.aws();
         let plan = RemotePlan::resolve(aws, &self.options(job, id))?;
-        let s3 = aws.s3();
-        crate::cloud::s3sync::ensure_bucket(&s3, &plan.bucket, &aws.region, reporter).await?;
-        let pushed = if job.prepared.as_named() {
-            reporter.stage(
-                "Image",
-                &format!(
-                    "{} as it is named (it is not in the local engine)",
-                    plan.image_uri
-                ),
-            );
-            false
-        } else {
-            let docker = self.container.engine.connect().await?;
-            crate::docker::image::ensure(&docker, &job.prepared.image, job.package, reporter).await?;
-            let credentials = match &job.settings.task.spec.remote.registry {
-                Some(_) => None,
-                None => Some(
-                    crate::cloud::registry::ecr_credentials(
-                        aws,
-                        &format!("grounds/{}", job.settings.task.spec.name.to_lowercase()),
-                        reporter,
-                    )
-                    .await?,
-                ),
-            };
-            crate::cloud::registry::push(
-                &docker,
-                &job.prepared.image.tag,
-                &plan.image_uri,
-                credentials,
-                reporter,
-            )
-            .await?
-        };
-        let mut uploads = crate::cloud::s3sync::SyncReport::default();
-        for (channel, (path, prefix)) in &plan.uploads {
-            // What is uploaded is what the fingerprint read, or no job is created on it: checked before,
-            // and after (what this upload added is taken back if the data changed meanwhile).
-            job.check_channel(channel, path)?;
-            let (files, _) = job
-                .settings
-                .store
-                .hash_cache()
-                .file_hashes(path)
-                .map_err(|e| e.context(format!("channel `{channel}`")))?;
-            let hashes = files
-                .into_iter()
-                .map(|(relative, hash)| (relative, hex::encode(hash)))
-                .collect();
-            let report =
-                crate::cloud::s3sync::sync(&s3, path, &plan.bucket, prefix, &hashes, reporter).await?;
-            if let Err(changed) = job.check_channel(channel, path) {
-                crate::cloud::s3sync::remove_added(&s3, &plan.bucket, &report).await?;
-                return Err(changed);
-            }
-            reporter.stage(
-                "Synced",
-                &format!(
-                    "channel `{channel}`: {} uploaded, {} unchanged, {} removed",
-                    report.uploaded, report.unchanged, report.deleted
-                ),
-            );
-            uploads.uploaded += report.uploaded;
-            uploads.unchanged += report.unchanged;
-            uploads.deleted += report.deleted;
-            uploads.bytes_uploaded += report.bytes_uploaded;
-        }
-        // Each data set says when a job last used it: `cache clear --s3` leaves recently used data alone.
-        for hash in plan.uploads.keys().filter_map(|c| job.channel_hashes.get(c)) {
-            crate::cloud::sagemaker::datasets::mark_used(&s3, &plan.bucket, hash).await?;
-        }
         api::create(&aws.sagemaker(), &plan.create_training_job).await?;
         reporter.stage("Submitted", &format!("training job {id} in {}", aws.region));
         Ok(Launched {
             handle: Submitted(serde_json::json!({
                 "image": plan.image_uri,
-                "pushed": pushed,
-                "uploads": uploads,
+                "pushed": ready.pushed,
+                "uploads": ready.uploads,
             })),
             placement: Placement::SageMaker(SageMakerJob {
                 job_name: id.to_string(),
