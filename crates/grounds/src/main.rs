@@ -55,7 +55,9 @@ fn main() -> ExitCode {
         Err(error) => {
             printer.error(&format!("{error:#}"));
             if printer.is_json() {
-                printer.json(&serde_json::json!({"error": format!("{error:#}")}));
+                printer.json(&answers::schema::ErrorAnswer {
+                    error: format!("{error:#}"),
+                });
             }
             ExitCode::from(Exit::Error.code())
         }

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{json, Value};
 
 use crate::cli::{AwsArgs, EngineArgs, ImageArgs, RemoteArgs, TrainArgs};
 use crate::docker::Gpus;
@@ -301,22 +300,37 @@ impl TrainSettings {
 
     /// The plan `--dry-run` prints; values of secret-looking `[container] env` names and hyperparameters
     /// are masked, and so are credentials inside any of their values (`user:password@`, key shapes).
-    pub fn dry_run_plan(&self, package: &PackageInfo, fingerprint: &str) -> Value {
+    pub fn dry_run_plan(&self, package: &PackageInfo, fingerprint: &str) -> CommonPlan {
         let mut task = self.task.spec.clone();
         task.container.env = crate::config::secrets::shown_map(&task.container.env);
         task.hyperparameters = crate::config::secrets::shown_map(&task.hyperparameters);
-        json!({
-            "mode": self.mode,
-            "task_file": self.task.file,
-            "hyperparameters": task.hyperparameters,
-            "task": task,
-            "channels": self.channel_sources(),
-            "package": package,
-            "fingerprint": fingerprint,
-            "result_store": self.store.results_dir(),
-            "grace_seconds": self.grace.as_secs(),
-        })
+        CommonPlan {
+            mode: self.mode,
+            task_file: self.task.file.clone(),
+            hyperparameters: task.hyperparameters.clone(),
+            task,
+            channels: self.channel_sources(),
+            package: package.clone(),
+            fingerprint: fingerprint.to_string(),
+            result_store: self.store.results_dir(),
+            grace_seconds: self.grace.as_secs(),
+        }
     }
+}
+
+/// The part of a `--dry-run` plan every mode has (see `crate::answers::schema`): the task as it would
+/// run, secret-looking values masked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CommonPlan {
+    pub mode: Mode,
+    pub task_file: PathBuf,
+    pub hyperparameters: BTreeMap<String, String>,
+    pub task: crate::config::task::TaskSpec,
+    pub channels: BTreeMap<String, String>,
+    pub package: PackageInfo,
+    pub fingerprint: String,
+    pub result_store: PathBuf,
+    pub grace_seconds: u64,
 }
 
 /// What can only be checked with the mode and the final hyperparameters known, before anything runs: a

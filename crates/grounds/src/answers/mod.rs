@@ -4,15 +4,17 @@
 
 pub mod plot;
 pub mod results;
+pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use serde_json::{json, Value};
+use schema::{DetachedAnswer, JobAnswer, JobHead, MemberOutcome, RunAnswer, StepRow, SweepRow};
 
+use crate::executors::ModeFacts;
 use crate::job::{JobRecord, Status};
-use crate::run::lifecycle::Ran;
 use crate::printer;
+use crate::run::lifecycle::Ran;
 
 /// The `--json` answer of a train command for a job that ran (or was reused).
 pub fn answer(
@@ -20,20 +22,28 @@ pub fn answer(
     finals: &BTreeMap<String, f64>,
     path: &Path,
     reused: bool,
-) -> Value {
-    json!({
-        "id": record.id,
-        "status": record.status,
-        "mode": record.mode(),
-        "metrics": crate::job::metrics::value::map_to_json(finals),
-        "result": path,
-        "reused": reused,
-        "exit_code": record.exit_code,
-        "failure_reason": record.failure_reason,
-        "duration_seconds": record.duration_seconds,
-        "fingerprint": record.fingerprint,
-        "left_out": record.left_out,
-    })
+    facts: ModeFacts,
+) -> RunAnswer {
+    RunAnswer {
+        head: head(record, finals, path, reused),
+        exit_code: record.exit_code,
+        failure_reason: record.failure_reason.clone(),
+        duration_seconds: record.duration_seconds,
+        fingerprint: record.fingerprint.clone(),
+        left_out: record.left_out.clone(),
+        facts,
+    }
+}
+
+fn head(record: &JobRecord, finals: &BTreeMap<String, f64>, path: &Path, reused: bool) -> JobHead {
+    JobHead {
+        id: record.id.clone(),
+        status: record.status,
+        mode: record.mode(),
+        metrics: finals.clone(),
+        result: path.to_path_buf(),
+        reused,
+    }
 }
 
 /// What people read of a job that ran.
@@ -75,10 +85,10 @@ pub fn summary(record: &JobRecord, metrics: &BTreeMap<String, f64>, path: &Path)
 }
 
 /// The `--json` answer, the text for people, and the status of what a run came to.
-pub fn ran(ran: &Ran) -> (Value, String, Status) {
+pub fn ran(ran: &Ran) -> (JobAnswer, String, Status) {
     match ran {
         Ran::Plan(plan) => (
-            plan.clone(),
+            JobAnswer::Plan(plan.clone()),
             serde_json::to_string_pretty(plan).unwrap_or_default(),
             Status::Completed,
         ),
@@ -88,56 +98,44 @@ pub fn ran(ran: &Ran) -> (Value, String, Status) {
                 "reused:  yes (nothing changed since this result)\n{}",
                 summary(&twin.job, &finals, &twin.path)
             );
-            (
-                answer(&twin.job, &finals, &twin.path, true),
-                text,
-                twin.job.status,
-            )
+            let answer = answer(&twin.job, &finals, &twin.path, true, ModeFacts::default());
+            (JobAnswer::Run(Box::new(answer)), text, twin.job.status)
         }
         Ran::Done {
             record,
             finals,
             path,
-            extra,
-        } => {
-            let mut json = answer(record, finals, path, false);
-            for (key, value) in extra {
-                json[key] = value.clone();
-            }
-            (json, summary(record, finals, path), record.status)
-        }
+            facts,
+        } => (
+            JobAnswer::Run(Box::new(answer(record, finals, path, false, facts.clone()))),
+            summary(record, finals, path),
+            record.status,
+        ),
         Ran::Detached {
             record,
             path,
-            extra,
+            facts,
         } => {
-            let mut json = json!({
-                "id": record.id,
-                "status": record.status,
-                "mode": record.mode(),
-                "metrics": {},
-                "result": path,
-                "reused": false,
-            });
-            for (key, value) in extra {
-                json[key] = value.clone();
-            }
+            let answer = DetachedAnswer {
+                head: head(record, &BTreeMap::new(), path, false),
+                facts: facts.clone(),
+            };
             let text = format!(
                 "id:      {}\nstatus:  InProgress (submitted to SageMaker)\nfetch:   grounds results fetch {}\n",
                 record.id, record.id
             );
-            (json, text, record.status)
+            (JobAnswer::Detached(Box::new(answer)), text, record.status)
         }
     }
 }
 
-/// One member's answer as a row of a sweep: a JSON object, or its error.
-pub type MemberAnswer = anyhow::Result<(Value, String, Status)>;
+/// One member's answer as a row of a sweep, or its error.
+pub type MemberAnswer = anyhow::Result<(JobAnswer, String, Status)>;
 
 /// The end of a sweep: the rows (as the `--json` array), the table people read, the errors of members
 /// that could not run, and whether every member completed (or, detached, was submitted).
 pub struct SweepTable {
-    pub rows: Vec<Value>,
+    pub rows: Vec<SweepRow>,
     pub text: String,
     pub errors: Vec<String>,
     pub all_completed: bool,
@@ -158,69 +156,78 @@ pub fn sweep_table(
     let mut rows = Vec::new();
     let mut all_completed = true;
     for ((name, overrides), answer) in members.iter().zip(answers) {
-        let hyperparameters: BTreeMap<_, _> = overrides
+        let swept: BTreeMap<String, String> = overrides
             .iter()
             .filter(|(k, _)| varying.contains(k))
             .cloned()
             .collect();
-        let mut row = json!({"name": name, "hyperparameters": hyperparameters});
-        match answer {
+        let (hyperparameters, outcome) = match answer {
+            // A plan names all of the member's hyperparameters itself.
+            Ok((JobAnswer::Plan(plan), _, _)) => (None, MemberOutcome::Answer(JobAnswer::Plan(plan))),
             Ok((answer, _, status)) => {
                 // A detached remote member is submitted, which is all that was asked.
                 all_completed &= matches!(status, Status::Completed | Status::InProgress);
-                for (key, value) in answer.as_object().into_iter().flatten() {
-                    row[key] = value.clone();
-                }
+                (Some(swept), MemberOutcome::Answer(answer))
             }
             Err(error) => {
                 all_completed = false;
-                row["status"] = json!("Error");
-                row["error"] = json!(format!("{error:#}"));
+                (
+                    Some(swept),
+                    MemberOutcome::Error {
+                        status: "Error",
+                        error: format!("{error:#}"),
+                    },
+                )
             }
-        }
-        rows.push(row);
+        };
+        rows.push(SweepRow {
+            name: name.clone(),
+            hyperparameters,
+            outcome,
+        });
     }
-    let metric = |r: &Value, name: &str| {
-        Some(&r["metrics"][name])
-            .filter(|v| !v.is_null())
-            .and_then(crate::job::metrics::value::from_json)
+    let metric = |row: &SweepRow, name: &str| match &row.outcome {
+        MemberOutcome::Answer(answer) => answer.metrics().and_then(|m| m.get(name).copied()),
+        MemberOutcome::Error { .. } => None,
     };
     if let Some(name) = sort {
         rows.sort_by(|a, b| crate::job::metrics::rank(metric(a, name), metric(b, name), true));
     }
     let metric_names: BTreeSet<String> = rows
         .iter()
-        .flat_map(|r| {
-            r["metrics"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, _)| k.clone())
+        .filter_map(|row| match &row.outcome {
+            MemberOutcome::Answer(answer) => answer.metrics(),
+            MemberOutcome::Error { .. } => None,
         })
+        .flat_map(|metrics| metrics.keys().cloned())
         .collect();
     let mut header: Vec<String> = vec!["NAME".into(), "ID".into(), "STATUS".into()];
     header.extend(varying.iter().cloned());
     header.extend(metric_names.iter().cloned());
     let table_rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| {
-            let mut cells = vec![
-                r["name"].as_str().unwrap_or_default().to_string(),
-                r["id"].as_str().unwrap_or("-").to_string(),
-                format!(
-                    "{}{}",
-                    r["status"].as_str().unwrap_or_default(),
-                    if r["reused"] == true { " (reused)" } else { "" }
+        .map(|row| {
+            let (id, status) = match &row.outcome {
+                MemberOutcome::Answer(answer) => (
+                    answer.id().unwrap_or("-").to_string(),
+                    format!(
+                        "{}{}",
+                        answer.status().map(|s| s.to_string()).unwrap_or_default(),
+                        if answer.reused() { " (reused)" } else { "" }
+                    ),
                 ),
-            ];
+                MemberOutcome::Error { .. } => ("-".to_string(), "Error".to_string()),
+            };
+            let mut cells = vec![row.name.clone(), id, status];
             cells.extend(varying.iter().map(|k| {
-                r["hyperparameters"][k]
-                    .as_str()
+                row.hyperparameters
+                    .as_ref()
+                    .and_then(|h| h.get(k))
+                    .cloned()
                     .unwrap_or_default()
-                    .to_string()
             }));
             cells.extend(metric_names.iter().map(|m| {
-                metric(r, m)
+                metric(row, m)
                     .map(printer::metric_value)
                     .unwrap_or_else(|| "-".into())
             }));
@@ -230,13 +237,9 @@ pub fn sweep_table(
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let errors = rows
         .iter()
-        .filter(|r| r["error"].is_string())
-        .map(|r| {
-            format!(
-                "{}: {}",
-                r["name"].as_str().unwrap_or_default(),
-                r["error"].as_str().unwrap_or_default()
-            )
+        .filter_map(|row| match &row.outcome {
+            MemberOutcome::Error { error, .. } => Some(format!("{}: {error}", row.name)),
+            MemberOutcome::Answer(_) => None,
         })
         .collect();
     SweepTable {
@@ -247,9 +250,9 @@ pub fn sweep_table(
     }
 }
 
-/// A pipeline's answer: one JSON object per step, in step order, and a table (step, id, status or
-/// reused, duration, the first metrics).
-pub fn flow(answer: &crate::run::pipeline::run::FlowAnswer) -> (Value, String) {
+/// A pipeline's answer: one row per step, in step order, and a table (step, id, status or reused,
+/// duration, the first metrics).
+pub fn flow(answer: &crate::run::pipeline::run::FlowAnswer) -> (Vec<StepRow>, String) {
     use crate::run::pipeline::run::StepEnd;
     let mut rows = Vec::new();
     let mut table = Vec::new();
@@ -257,46 +260,44 @@ pub fn flow(answer: &crate::run::pipeline::run::FlowAnswer) -> (Value, String) {
         let (json, row) = match end {
             StepEnd::Ran(ran) => {
                 let (answer, _, status) = self::ran(ran);
-                let mut json = answer.clone();
-                json["step"] = Value::from(step.clone());
-                let metrics = answer["metrics"]
-                    .as_object()
+                let metrics = answer
+                    .metrics()
                     .map(|m| {
                         m.iter()
                             .take(3)
-                            .map(|(k, v)| {
-                                format!(
-                                    "{k}={}",
-                                    v.as_f64()
-                                        .map(crate::printer::metric_value)
-                                        .unwrap_or_else(|| v.to_string())
-                                )
-                            })
+                            .map(|(k, v)| format!("{k}={}", printer::metric_value(*v)))
                             .collect::<Vec<_>>()
                             .join(" ")
                     })
                     .unwrap_or_default();
-                let reused = answer["reused"].as_bool().unwrap_or(false);
+                let row = vec![
+                    step.clone(),
+                    answer.id().unwrap_or_default().to_string(),
+                    if answer.reused() {
+                        "reused".to_string()
+                    } else {
+                        status.to_string()
+                    },
+                    answer
+                        .duration_seconds()
+                        .map(|d| format!("{d:.1}s"))
+                        .unwrap_or_default(),
+                    metrics,
+                ];
                 (
-                    json,
-                    vec![
-                        step.clone(),
-                        answer["id"].as_str().unwrap_or_default().to_string(),
-                        if reused {
-                            "reused".to_string()
-                        } else {
-                            status.to_string()
-                        },
-                        answer["duration_seconds"]
-                            .as_f64()
-                            .map(|d| format!("{d:.1}s"))
-                            .unwrap_or_default(),
-                        metrics,
-                    ],
+                    StepRow::Ran {
+                        step: step.clone(),
+                        answer,
+                    },
+                    row,
                 )
             }
             StepEnd::Error(message) => (
-                serde_json::json!({"step": step, "status": "Error", "error": message}),
+                StepRow::Error {
+                    step: step.clone(),
+                    status: "Error",
+                    error: message.clone(),
+                },
                 vec![
                     step.clone(),
                     String::new(),
@@ -306,7 +307,11 @@ pub fn flow(answer: &crate::run::pipeline::run::FlowAnswer) -> (Value, String) {
                 ],
             ),
             StepEnd::Skipped(why) => (
-                serde_json::json!({"step": step, "status": "Skipped", "reason": why}),
+                StepRow::Skipped {
+                    step: step.clone(),
+                    status: "Skipped",
+                    reason: why.clone(),
+                },
                 vec![
                     step.clone(),
                     String::new(),
@@ -315,23 +320,32 @@ pub fn flow(answer: &crate::run::pipeline::run::FlowAnswer) -> (Value, String) {
                     why.clone(),
                 ],
             ),
-            StepEnd::Planned(plan) => {
-                let reuses = plan.get("reuses").and_then(Value::as_str);
-                let json = serde_json::json!({
-                    "step": step,
-                    "would": if reuses.is_some() { "reuse" } else { "run" },
-                    "reuses": reuses,
-                    "after": plan.get("after"),
-                    "fingerprint": plan.get("fingerprint"),
-                });
-                (json, Vec::new())
-            }
+            StepEnd::Planned(plan) => (
+                StepRow::Planned {
+                    step: step.clone(),
+                    would: if plan.reuses.is_some() { "reuse" } else { "run" },
+                    reuses: plan.reuses.clone(),
+                    after: None,
+                    fingerprint: Some(plan.common.fingerprint.clone()),
+                },
+                Vec::new(),
+            ),
+            StepEnd::Blocked(why) => (
+                StepRow::Planned {
+                    step: step.clone(),
+                    would: "run",
+                    reuses: None,
+                    after: Some(why.clone()),
+                    fingerprint: None,
+                },
+                Vec::new(),
+            ),
         };
         rows.push(json);
         if !row.is_empty() {
             table.push(row);
         }
     }
-    let text = crate::printer::table(&["STEP", "ID", "STATUS", "DURATION", "METRICS"], &table);
-    (Value::Array(rows), text)
+    let text = printer::table(&["STEP", "ID", "STATUS", "DURATION", "METRICS"], &table);
+    (rows, text)
 }

@@ -6,19 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::Local;
-use serde_json::{json, Value};
 
+use super::schema::{CompareAnswer, FileRow, MetricValue, OpenAnswer, ShowAnswer};
 use crate::printer;
 use crate::store::results::{Opened, Stored, Summary};
 
 /// `results list`.
-pub fn list(rows: &[Summary], results_dir: &Path, store_bytes: u64) -> (Value, String) {
-    let json = json!(rows);
+pub fn list(rows: &[Summary], results_dir: &Path, store_bytes: u64) -> String {
     if rows.is_empty() {
-        return (
-            json,
-            format!("No results yet in {}.", results_dir.display()),
-        );
+        return format!("No results yet in {}.", results_dir.display());
     }
     let table_rows: Vec<Vec<String>> = rows
         .iter()
@@ -51,7 +47,7 @@ pub fn list(rows: &[Summary], results_dir: &Path, store_bytes: u64) -> (Value, S
         results_dir.display(),
         store_bytes as f64 / 1e6
     ));
-    (json, text)
+    text
 }
 
 /// Up to three metrics, test metrics first, as `name=value`.
@@ -88,7 +84,7 @@ fn duration(seconds: f64) -> String {
 }
 
 /// `results compare`: hyperparameters and final metrics side by side, what differs marked.
-pub fn compare(stored: &[Stored]) -> (Value, String) {
+pub fn compare(stored: &[Stored]) -> (CompareAnswer, String) {
     let ids: Vec<String> = stored.iter().map(|s| s.job.id.clone()).collect();
     let mut hyperparameters: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut metrics: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
@@ -126,11 +122,21 @@ pub fn compare(stored: &[Stored]) -> (Value, String) {
                 .map(|(k, _)| k.clone()),
         )
         .collect();
-    let metrics_json: BTreeMap<&String, Value> = metrics
-        .iter()
-        .map(|(name, values)| (name, crate::job::metrics::value::map_to_json(values)))
-        .collect();
-    let json = json!({"results": ids, "hyperparameters": hyperparameters, "metrics": metrics_json, "differing": differing});
+    let answer = CompareAnswer {
+        results: ids.clone(),
+        hyperparameters: hyperparameters.clone(),
+        metrics: metrics
+            .iter()
+            .map(|(name, values)| {
+                let values = values
+                    .iter()
+                    .map(|(id, value)| (id.clone(), MetricValue(*value)))
+                    .collect();
+                (name.clone(), values)
+            })
+            .collect(),
+        differing,
+    };
     let mark = |differs: bool| if differs { "*" } else { " " }.to_string();
     let mut header: Vec<String> = vec!["".into(), "NAME".into()];
     header.extend(ids.iter().cloned());
@@ -155,23 +161,25 @@ pub fn compare(stored: &[Stored]) -> (Value, String) {
     }
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let text = format!("{}(* differs)\n", printer::table(&header, &rows));
-    (json, text)
+    (answer, text)
 }
 
 /// `results show`: everything about one result.
-pub fn show(stored: &Stored) -> (Value, String) {
+pub fn show(stored: &Stored) -> (ShowAnswer, String) {
     let job = &stored.job;
-    let files: Vec<_> = stored
-        .files
-        .iter()
-        .map(|(name, size)| json!({"name": name, "size": size}))
-        .collect();
-    let json = json!({
-        "result": stored.path,
-        "job": job,
-        "metrics": stored.metrics,
-        "files": files,
-    });
+    let answer = ShowAnswer {
+        result: stored.path.clone(),
+        job: job.clone(),
+        metrics: stored.metrics.clone(),
+        files: stored
+            .files
+            .iter()
+            .map(|(name, size)| FileRow {
+                name: name.clone(),
+                size: *size,
+            })
+            .collect(),
+    };
     let mut text = String::new();
     text.push_str(&format!("id:           {}\n", job.id));
     text.push_str(&format!(
@@ -283,11 +291,11 @@ pub fn show(stored: &Stored) -> (Value, String) {
         .map(|(name, size)| vec![format!("  {size}"), name.clone()])
         .collect();
     text.push_str(&printer::table(&["  BYTES", "NAME"], &rows));
-    (json, text)
+    (answer, text)
 }
 
 /// `results open`: what was done (for the stage line), and where the result is, with its final metrics.
-pub fn opened(id: &str, opened: &Opened, stored: &Stored) -> (String, Value, String) {
+pub fn opened(id: &str, opened: &Opened, stored: &Stored) -> (String, OpenAnswer, String) {
     let metrics = stored.metrics.finals();
     let done = if opened.restored > 0 || !opened.kept.is_empty() {
         format!(
@@ -300,14 +308,14 @@ pub fn opened(id: &str, opened: &Opened, stored: &Stored) -> (String, Value, Str
     } else {
         format!("{id} ({} bytes)", opened.written)
     };
-    let json = json!({
-        "id": id,
-        "folder": opened.folder,
-        "metrics": crate::job::metrics::value::map_to_json(&metrics),
-        "status": stored.job.status,
-        "restored": opened.restored,
-        "kept": opened.kept,
-    });
+    let answer = OpenAnswer {
+        id: id.to_string(),
+        folder: opened.folder.clone(),
+        metrics: metrics.clone(),
+        status: stored.job.status,
+        restored: opened.restored,
+        kept: opened.kept.clone(),
+    };
     let mut text = format!("{}\n", opened.folder.display());
     if !metrics.is_empty() {
         let rows: Vec<Vec<String>> = metrics
@@ -317,5 +325,5 @@ pub fn opened(id: &str, opened: &Opened, stored: &Stored) -> (String, Value, Str
         text.push('\n');
         text.push_str(&printer::table(&["METRIC", "VALUE"], &rows));
     }
-    (done, json, text)
+    (done, answer, text)
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use crate::answers::schema::{CacheAnswer, FilesAndBytes, LocalCache, S3Cache};
 
 use super::Exit;
 use crate::cli::{CacheArgs, CacheCommand};
@@ -20,7 +20,7 @@ pub fn run(command: CacheCommand, printer: &Printer) -> anyhow::Result<Exit> {
         CacheCommand::Clear { args, hashes } => (args, hashes, true),
     };
     let engine = !(args.local || args.s3) || args.docker_host.is_some();
-    let mut answer = serde_json::Map::new();
+    let mut answer = CacheAnswer::default();
     let mut exit = Exit::Success;
     if args.local {
         let cache = Store::from_env().home.join("cache");
@@ -29,21 +29,21 @@ pub fn run(command: CacheCommand, printer: &Printer) -> anyhow::Result<Exit> {
         } else {
             (list_local(&cache, printer), false)
         };
-        answer.insert("local".into(), value);
+        answer.local = Some(value);
         if failed {
             exit = Exit::Error;
         }
     }
     if args.s3 {
         let (value, kept) = super::block_on(s3_datasets(&args, &hashes, clear, printer))??;
-        answer.insert("s3".into(), value);
+        answer.s3 = Some(value);
         if kept && !hashes.is_empty() {
             exit = Exit::Error;
         }
     }
     if engine {
         let address = EngineAddress::resolve(args.docker_host.as_deref())?;
-        answer.insert("docker_host".into(), json!(address.to_string()));
+        answer.docker_host = Some(address.to_string());
         if clear {
             if !clear_engine(&address, &hashes, &mut answer, printer)? {
                 exit = Exit::Error;
@@ -52,7 +52,7 @@ pub fn run(command: CacheCommand, printer: &Printer) -> anyhow::Result<Exit> {
             list_engine(&address, &mut answer, printer)?;
         }
     }
-    printer.json(&Value::Object(answer));
+    printer.json(&answer);
     Ok(exit)
 }
 
@@ -63,7 +63,7 @@ fn short(hash: &str) -> String {
 
 fn list_engine(
     engine: &EngineAddress,
-    answer: &mut serde_json::Map<String, Value>,
+    answer: &mut CacheAnswer,
     printer: &Printer,
 ) -> anyhow::Result<()> {
     let found = super::block_on(async {
@@ -97,7 +97,7 @@ fn list_engine(
             human_size(total)
         ));
     }
-    answer.insert("data".into(), json!(found));
+    answer.data = Some(found);
     Ok(())
 }
 
@@ -105,7 +105,7 @@ fn list_engine(
 fn clear_engine(
     engine: &EngineAddress,
     hashes: &[String],
-    answer: &mut serde_json::Map<String, Value>,
+    answer: &mut CacheAnswer,
     printer: &Printer,
 ) -> anyhow::Result<bool> {
     let (removed, problems) = super::block_on(async {
@@ -124,10 +124,11 @@ fn clear_engine(
             human_size(freed)
         ),
     );
-    answer.insert("removed".into(), json!(removed));
-    answer.insert("freed_bytes".into(), json!(freed));
-    answer.insert("not_removed".into(), json!(problems));
-    Ok(problems.is_empty())
+    let ok = problems.is_empty();
+    answer.removed = Some(removed);
+    answer.freed_bytes = Some(freed);
+    answer.not_removed = Some(problems);
+    Ok(ok)
 }
 
 /// The local caches' folders: results unpacked for `result://`, laid-out `s3://` channels.
@@ -151,12 +152,13 @@ fn files_and_bytes(dir: &Path) -> (usize, u64) {
         .unwrap_or((0, 0))
 }
 
-fn list_local(cache: &Path, printer: &Printer) -> Value {
+fn list_local(cache: &Path, printer: &Printer) -> LocalCache {
     let mut rows = Vec::new();
-    let mut value = serde_json::Map::new();
-    for (kind, folder) in entry_folders(cache) {
-        let listed = crate::store::cache::list(&folder);
-        for entry in &listed {
+    let [(_, results_folder), (_, views_folder)] = entry_folders(cache);
+    let results = crate::store::cache::list(&results_folder);
+    let s3 = crate::store::cache::list(&views_folder);
+    for (kind, listed) in [("results", &results), ("s3", &s3)] {
+        for entry in listed {
             rows.push(vec![
                 kind.to_string(),
                 entry.name.clone(),
@@ -164,18 +166,9 @@ fn list_local(cache: &Path, printer: &Printer) -> Value {
                 if entry.whole { "whole" } else { "incomplete" }.to_string(),
             ]);
         }
-        value.insert(kind.into(), json!(listed));
     }
     let (objects, object_bytes) = files_and_bytes(&cache.join("s3").join("objects"));
     let (hashes, hash_bytes) = files_and_bytes(&cache.join("hashes"));
-    value.insert(
-        "s3_objects".into(),
-        json!({"files": objects, "bytes": object_bytes}),
-    );
-    value.insert(
-        "hashes".into(),
-        json!({"files": hashes, "bytes": hash_bytes}),
-    );
     if rows.is_empty() {
         printer.out(&format!("no unpacked results or s3:// channels kept in {}", cache.display()));
     } else {
@@ -186,17 +179,29 @@ fn list_local(cache: &Path, printer: &Printer) -> Value {
         human_size(object_bytes),
         human_size(hash_bytes)
     ));
-    Value::Object(value)
+    LocalCache::Listed {
+        results,
+        s3,
+        s3_objects: FilesAndBytes {
+            removed: None,
+            files: objects,
+            bytes: object_bytes,
+        },
+        hashes: FilesAndBytes {
+            removed: None,
+            files: hashes,
+            bytes: hash_bytes,
+        },
+    }
 }
 
 /// Clears the local caches (entries named by `prefixes`, or all); true in the second place when
 /// something could not be removed.
-fn clear_local(cache: &Path, prefixes: &[String], printer: &Printer) -> (Value, bool) {
-    let mut value = serde_json::Map::new();
+fn clear_local(cache: &Path, prefixes: &[String], printer: &Printer) -> (LocalCache, bool) {
     let mut failed = false;
     let mut freed = 0u64;
-    for (kind, folder) in entry_folders(cache) {
-        let cleared = crate::store::cache::clear(&folder, prefixes);
+    let mut clear = |kind: &str, folder: &Path| {
+        let cleared = crate::store::cache::clear(folder, prefixes);
         for name in &cleared.in_use {
             printer.warn(&format!(
                 "kept {kind} cache entry {name}: a running job reads it"
@@ -207,8 +212,13 @@ fn clear_local(cache: &Path, prefixes: &[String], printer: &Printer) -> (Value, 
         }
         failed |= !cleared.failed.is_empty();
         freed += cleared.removed.iter().map(|e| e.bytes).sum::<u64>();
-        value.insert(kind.into(), json!(cleared));
-    }
+        cleared
+    };
+    let [(_, results_folder), (_, views_folder)] = entry_folders(cache);
+    let results = clear("results", &results_folder);
+    let s3_views = clear("s3", &views_folder);
+    let mut s3_objects = None;
+    let mut hashes_cleared = None;
     if prefixes.is_empty() {
         // Downloaded objects go only when no run is downloading or laying out a channel from them.
         let s3 = cache.join("s3");
@@ -235,30 +245,39 @@ fn clear_local(cache: &Path, prefixes: &[String], printer: &Printer) -> (Value, 
         if removed {
             freed += bytes;
         }
-        value.insert(
-            "s3_objects".into(),
-            json!({"removed": removed, "files": count, "bytes": bytes}),
-        );
+        s3_objects = Some(FilesAndBytes {
+            removed: Some(removed),
+            files: count,
+            bytes,
+        });
         // Content hashes are written whole (a temporary file renamed into place): removing them costs
         // the next run one full read of its data.
         let hashes = cache.join("hashes");
         let (count, bytes) = files_and_bytes(&hashes);
-        let removed = matches!(std::fs::remove_dir_all(&hashes), Ok(()))
-            || !hashes.exists();
+        let removed = matches!(std::fs::remove_dir_all(&hashes), Ok(())) || !hashes.exists();
         if removed {
             freed += bytes;
         }
-        value.insert(
-            "hashes".into(),
-            json!({"removed": removed, "files": count, "bytes": bytes}),
-        );
+        hashes_cleared = Some(FilesAndBytes {
+            removed: Some(removed),
+            files: count,
+            bytes,
+        });
     }
     printer.stage(
         "Removed",
         &format!("{} from {}", human_size(freed), cache.display()),
     );
-    value.insert("freed_bytes".into(), json!(freed));
-    (Value::Object(value), failed)
+    (
+        LocalCache::Cleared {
+            results,
+            s3: s3_views,
+            s3_objects,
+            hashes: hashes_cleared,
+            freed_bytes: freed,
+        },
+        failed,
+    )
 }
 
 /// The data sets of SageMaker runs in S3, listed or cleared; true in the second place when a data set
@@ -268,7 +287,7 @@ async fn s3_datasets(
     hashes: &[String],
     clear: bool,
     printer: &Printer,
-) -> anyhow::Result<(Value, bool)> {
+) -> anyhow::Result<(S3Cache, bool)> {
     use crate::cloud::sagemaker::datasets;
     let aws = crate::cloud::aws::Aws::connect(args.aws.profile.as_deref(), args.aws.region.as_deref())
         .await?;
@@ -298,7 +317,13 @@ async fn s3_datasets(
                 .collect();
             printer.out(&table(&["HASH", "FILES", "SIZE", "WRITTEN", "URI"], &rows));
         }
-        return Ok((json!({"bucket": bucket, "data": found}), false));
+        return Ok((
+            S3Cache::Listed {
+                bucket,
+                data: found,
+            },
+            false,
+        ));
     }
     let cleared = datasets::clear(
         &s3,
@@ -324,7 +349,12 @@ async fn s3_datasets(
     );
     let kept = !cleared.kept.is_empty();
     Ok((
-        json!({"bucket": bucket, "removed": cleared.removed, "kept": cleared.kept, "freed_bytes": freed}),
+        S3Cache::Cleared {
+            bucket,
+            removed: cleared.removed,
+            kept: cleared.kept,
+            freed_bytes: freed,
+        },
         kept,
     ))
 }

@@ -5,7 +5,6 @@
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context};
-use serde_json::json;
 
 use super::Exit;
 use crate::cli::InitArgs;
@@ -42,7 +41,9 @@ pub fn run(args: InitArgs, printer: &Printer) -> anyhow::Result<Exit> {
         bail!("the task file init wrote does not parse ({e}); please report this");
     }
     printer.stage("Created", &target.display().to_string());
-    printer.json(&json!({"task_file": target}));
+    printer.json(&crate::answers::schema::InitAnswer {
+        task_file: target.clone(),
+    });
     printer.out(&format!(
         "Wrote {}; try it with: grounds train attached {}",
         target.display(),

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use serde_json::json;
+use crate::answers::schema::{ExportAnswer, FetchedAnswer, PlotAnswer, StillRunningAnswer};
 
 use super::Exit;
 use grounds_job::archive::Limits;
@@ -89,7 +89,12 @@ async fn fetch(
                 "Fetched",
                 &format!("{} is {} already", record.id, record.status),
             );
-            printer.json(&json!({"id": record.id, "status": record.status, "mode": record.mode(), "result": path}));
+            printer.json(&FetchedAnswer {
+                id: record.id.clone(),
+                status: record.status,
+                mode: record.mode(),
+                result: path.clone(),
+            });
             printer.out(&format!(
                 "id:      {}\nstatus:  {}\n",
                 record.id, record.status
@@ -101,12 +106,11 @@ async fn fetch(
                 "Running",
                 &format!("{} is still {status} / {secondary}", record.id),
             );
-            printer
-                .json(&json!({"id": record.id, "status": status, "secondary_status": secondary}));
-            Ok(Exit::Success)
-        }
-        Fetched::Detached(record) => {
-            printer.warn(&format!("detached again; {} stays InProgress", record.id));
+            printer.json(&StillRunningAnswer {
+                id: record.id.clone(),
+                status,
+                secondary_status: secondary.clone(),
+            });
             Ok(Exit::Success)
         }
         Fetched::Ran(ran) => {
@@ -164,9 +168,9 @@ pub fn listed(
 }
 
 fn list(store: &Store, filter: &ListArgs, printer: &Printer) -> anyhow::Result<Exit> {
-    let rows = listed(store, filter, printer)?;
-    let (json, text) = answers::results::list(&rows, &store.results_dir(), store.size());
-    printer.json(&json);
+    let rows: Vec<answers::schema::ListRow> = listed(store, filter, printer)?;
+    let text = answers::results::list(&rows, &store.results_dir(), store.size());
+    printer.json(&rows);
     printer.out(&text);
     Ok(Exit::Success)
 }
@@ -198,12 +202,12 @@ fn export(
                     path.display()
                 ),
             );
-            printer.json(&json!({
-                "path": path,
-                "format": format,
-                "results": rows.len(),
-                "columns": export::column_count(&rows),
-            }));
+            printer.json(&ExportAnswer {
+                path: path.to_path_buf(),
+                format,
+                results: rows.len(),
+                columns: export::column_count(&rows),
+            });
         }
         None if format == ExportFormat::Parquet => {
             bail!("parquet is binary: give a file to write it to, e.g. -o results.parquet")
@@ -252,7 +256,12 @@ fn plot(
         ),
     );
     printer.json(
-        &json!({"path": path, "metrics": drawn.metrics, "series": drawn.series, "results": ids}),
+        &PlotAnswer {
+            path: path.clone(),
+            metrics: drawn.metrics.clone(),
+            series: drawn.series,
+            results: ids.clone(),
+        },
     );
     printer.out(&path.display().to_string());
     Ok(Exit::Success)

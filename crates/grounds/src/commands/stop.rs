@@ -1,7 +1,6 @@
 //! `grounds stop ID`: a job launched elsewhere (on SageMaker) is asked to stop, through the mode that
 //! launched it.
 
-use serde_json::json;
 
 use super::Exit;
 use crate::executors::Reattach;
@@ -24,6 +23,9 @@ pub fn run(id: String, printer: &Printer) -> anyhow::Result<Exit> {
              home what it left"
         ),
     );
-    printer.json(&json!({"id": id, "stopping": true}));
+    printer.json(&crate::answers::schema::StopAnswer {
+        id: id.clone(),
+        stopping: true,
+    });
     Ok(Exit::Success)
 }

@@ -2,7 +2,7 @@
 //! says what it removed and how much it freed, or with `--dry-run` what it would.
 
 use anyhow::bail;
-use serde_json::json;
+use crate::answers::schema::{ImagesAnswer, RemovedAnswer};
 
 use super::Exit;
 use crate::job::Status;
@@ -220,19 +220,19 @@ fn report_removed(
         ));
     }
     text.push('.');
-    printer.json(&json!({
-        "dry_run": dry_run,
-        "removed": removed.ids,
-        "bytes": removed.bytes,
-        "spared": spared,
-        "failed": removed.failed,
-        "kept_open": removed.kept_open,
-        "images": images.map(|i| json!({
-            "removed": i.removed,
-            "bytes": i.removed.iter().map(|i| i.bytes).sum::<u64>(),
-            "failed": i.failed,
-        })),
-    }));
+    printer.json(&RemovedAnswer {
+        dry_run,
+        removed: removed.ids.clone(),
+        bytes: removed.bytes,
+        spared: spared.to_vec(),
+        failed: removed.failed.clone(),
+        kept_open: removed.kept_open.clone(),
+        images: images.map(|i| ImagesAnswer {
+            removed: i.removed.clone(),
+            bytes: i.removed.iter().map(|i| i.bytes).sum::<u64>(),
+            failed: i.failed.clone(),
+        }),
+    });
     printer.out(&text);
     // An image a container still uses is kept with a warning; a result that could not go is an error.
     Ok(if removed.failed.is_empty() {

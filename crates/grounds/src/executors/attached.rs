@@ -9,7 +9,6 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio::sync::mpsc;
 
-use serde_json::{Map, Value};
 
 use super::{Ended, Executor, Job, Launched, Outcome};
 use crate::job::collect::Collected;
@@ -60,8 +59,8 @@ impl Executor for AttachedExecutor {
         &self,
         _: &Job<'_, PathBuf>,
         _: &dyn Reporter,
-    ) -> anyhow::Result<Map<String, Value>> {
-        Ok(Map::new())
+    ) -> anyhow::Result<super::ModePlan> {
+        Ok(super::ModePlan::default())
     }
 
     async fn ready(&self, _: &Job<'_, PathBuf>, _: &dyn Reporter) -> anyhow::Result<()> {
@@ -100,10 +99,13 @@ impl Executor for AttachedExecutor {
         reporter: &dyn Reporter,
     ) -> anyhow::Result<Ended> {
         let outcome = AttachedJob::of(job, &record.id, work).run(reporter).await?;
-        Ok(Ended::Finished {
+        Ok(Ended::finished(
             outcome,
-            extra: Map::from_iter([("image".to_string(), Value::Null)]),
-        })
+            super::ModeFacts {
+                image: Some(None),
+                ..Default::default()
+            },
+        ))
     }
 }
 
@@ -235,22 +237,19 @@ impl<'a> AttachedJob<'a> {
             grace: self.grace,
             reporter,
         };
-        let (_, stopped) = super::ending::watch(
-            &mut log,
-            &mut rx,
+        let mut output = super::ending::JobOutput {
+            log: &mut log,
+            lines: &mut rx,
             show,
-            exited,
-            &mut stops,
-            &mut stopping,
-            reporter,
-            self.grace,
-        )
-        .await;
+        };
+        let (_, stopped) = output
+            .watch(exited, &mut stops, &mut stopping, reporter, self.grace)
+            .await;
         // Whatever the job left running in its group goes with it, as it would with its container; then
         // the entry is reaped, and what is left of its output read.
         kill_group(pid, libc::SIGKILL);
         let status = child.wait().await?;
-        super::ending::drain(&mut log, &mut rx, show, reporter).await;
+        output.drain(reporter).await;
         for reader in readers {
             reader.abort();
         }

@@ -23,58 +23,61 @@ pub trait Stopping {
     fn kill(&mut self) {}
 }
 
-/// Shows and logs each line (`show`) of the job's output until `ended` resolves; the first stop signal
-/// asks the job to stop. Returns what `ended` gave, and whether a stop was asked for.
-pub async fn watch<T, L>(
-    log: &mut JobLog<'_>,
-    lines: &mut mpsc::Receiver<L>,
-    show: impl Fn(&mut JobLog<'_>, L),
-    ended: impl Future<Output = T>,
-    stops: &mut StopSignals,
-    stopping: &mut impl Stopping,
-    reporter: &dyn Reporter,
-    grace: Duration,
-) -> (T, bool) {
-    let mut ended = std::pin::pin!(ended);
-    let mut stopped = false;
-    let mut deadline: Option<Instant> = None;
-    loop {
-        let kill_at = deadline;
-        tokio::select! {
-            value = &mut ended => return (value, stopped),
-            Some(line) = lines.recv() => show(log, line),
-            _ = stops.recv(), if !stopped => {
-                stopped = true;
-                deadline = stopping.stop();
-            }
-            _ = tokio::time::sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
-                reporter.warn(&format!(
-                    "the job did not stop within {}s; killing it",
-                    grace.as_secs()
-                ));
-                stopping.kill();
-                deadline = None;
+/// A job's output as it comes (`lines`), how each line is shown and logged (`show`), and its log.
+pub struct JobOutput<'a, 'j, L, F> {
+    pub log: &'a mut JobLog<'j>,
+    pub lines: &'a mut mpsc::Receiver<L>,
+    pub show: F,
+}
+
+impl<'j, L, F: Fn(&mut JobLog<'j>, L)> JobOutput<'_, 'j, L, F> {
+    /// Shows and logs each line of the job's output until `ended` resolves; the first stop signal asks
+    /// the job to stop, and past the grace it is killed. Returns what `ended` gave, and whether a stop
+    /// was asked for.
+    pub async fn watch<T>(
+        &mut self,
+        ended: impl Future<Output = T>,
+        stops: &mut StopSignals,
+        stopping: &mut impl Stopping,
+        reporter: &dyn Reporter,
+        grace: Duration,
+    ) -> (T, bool) {
+        let mut ended = std::pin::pin!(ended);
+        let mut stopped = false;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let kill_at = deadline;
+            tokio::select! {
+                value = &mut ended => return (value, stopped),
+                Some(line) = self.lines.recv() => (self.show)(self.log, line),
+                _ = stops.recv(), if !stopped => {
+                    stopped = true;
+                    deadline = stopping.stop();
+                }
+                _ = tokio::time::sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
+                    reporter.warn(&format!(
+                        "the job did not stop within {}s; killing it",
+                        grace.as_secs()
+                    ));
+                    stopping.kill();
+                    deadline = None;
+                }
             }
         }
     }
-}
 
-/// Reads what is left of the job's output once every process of it has ended, for at most [`DRAIN`]: a
-/// pipe some process elsewhere still holds is not waited on forever.
-pub async fn drain<L>(
-    log: &mut JobLog<'_>,
-    lines: &mut mpsc::Receiver<L>,
-    show: impl Fn(&mut JobLog<'_>, L),
-    reporter: &dyn Reporter,
-) {
-    let drained = tokio::time::timeout(DRAIN, async {
-        while let Some(line) = lines.recv().await {
-            show(log, line);
+    /// Reads what is left of the job's output once every process of it has ended, for at most
+    /// [`DRAIN`]: a pipe some process elsewhere still holds is not waited on forever.
+    pub async fn drain(&mut self, reporter: &dyn Reporter) {
+        let drained = tokio::time::timeout(DRAIN, async {
+            while let Some(line) = self.lines.recv().await {
+                (self.show)(self.log, line);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            reporter.warn("the job's output did not end with its processes; the rest is not read");
         }
-    })
-    .await;
-    if drained.is_err() {
-        reporter.warn("the job's output did not end with its processes; the rest is not read");
     }
 }
 

@@ -13,7 +13,7 @@ pub mod remote;
 use std::path::Path;
 
 use crate::job::fingerprint::RunShape;
-use crate::job::{JobRecord, Mode, Placement, Status};
+use crate::job::{JobRecord, Mode, Placement, Status, Waited};
 use crate::job::package::Package;
 use crate::printer::Reporter;
 use crate::settings::TrainSettings;
@@ -57,18 +57,65 @@ impl<P> Job<'_, P> {
     }
 }
 
-/// How a wait ended.
-pub enum Ended {
-    /// The job ended; what it came to, with mode-specific facts for the answer (e.g. `"image"`).
-    Finished {
-        outcome: Outcome,
-        extra: serde_json::Map<String, serde_json::Value>,
-    },
-    /// The job goes on elsewhere (`--detach`, or Ctrl-C without `--stop-on-interrupt`); `results fetch`
-    /// completes it later.
-    Detached {
-        extra: serde_json::Map<String, serde_json::Value>,
-    },
+/// What a mode adds to the `--json` answer of a run: where it ran. Each field is present only for the
+/// modes that have it (`image` is `null` for an attached run; `submitted` is `null` when `results fetch`
+/// completes a job submitted earlier).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ModeFacts {
+    /// The image the job ran in, as grounds tagged it (attached and local runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<Option<String>>,
+    /// The SageMaker job (remote runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::job::SageMakerJob>,
+    /// What was done to submit it (remote runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submitted: Option<Option<Submitted>>,
+}
+
+/// What submitting a SageMaker job did: the image it runs, whether it was pushed, what was uploaded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Submitted {
+    pub image: String,
+    pub pushed: bool,
+    pub uploads: crate::cloud::s3sync::SyncReport,
+}
+
+/// A mode's part of a `--dry-run` plan (see `crate::answers::schema::PlanAnswer`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ModePlan {
+    /// The image to build (local, remote).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::docker::image::ImagePlan>,
+    /// The containers to run (local).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub containers: Option<local::containers::LocalPlan>,
+    /// The SageMaker request and where things go (remote).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<remote::RemotePlan>,
+}
+
+/// How a mode's wait ended (what the job came to, or that it goes on elsewhere), with the mode's facts
+/// for the answer.
+pub struct Ended {
+    pub waited: Waited<Outcome>,
+    pub facts: ModeFacts,
+}
+
+impl Ended {
+    pub fn finished(outcome: Outcome, facts: ModeFacts) -> Ended {
+        Ended {
+            waited: Waited::Ended(outcome),
+            facts,
+        }
+    }
+
+    pub fn detached(facts: ModeFacts) -> Ended {
+        Ended {
+            waited: Waited::Detached,
+            facts,
+        }
+    }
 }
 
 /// A job as `launch` left it: what `wait` needs, where it runs (kept in its record), and its hosts.
@@ -126,7 +173,7 @@ pub trait Executor {
         &self,
         job: &Job<'_, Self::Prepared>,
         reporter: &dyn Reporter,
-    ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>>;
+    ) -> anyhow::Result<ModePlan>;
 
     /// Everything that can fail before an id is taken (reaching the engine, building the image).
     async fn ready(
@@ -156,16 +203,6 @@ pub trait Executor {
     ) -> anyhow::Result<Ended>;
 }
 
-/// How waiting again for a job that outlives grounds ended.
-pub enum Awaited {
-    /// It ended, and what it left is home.
-    Ended(Outcome),
-    /// It is still running (`--no-wait`): its status and secondary status.
-    Running(Status, String),
-    /// Ctrl-C detached from it.
-    Detached,
-}
-
 /// A mode whose launched jobs go on without grounds: found again from their record, waited for again
 /// (`results fetch`) or stopped (`grounds stop`).
 #[allow(
@@ -173,14 +210,17 @@ pub enum Awaited {
     reason = "the executors are used within this crate only, never as `dyn` or across threads by a caller that would need `Send` bounds spelled out"
 )]
 pub trait Reattach {
-    /// Waits for the job again (or, with `no_wait`, takes it as it is), with a private folder `work`.
+    /// Where the job is now, without waiting: its status and secondary status (`results fetch --no-wait`).
+    async fn status(&self, record: &JobRecord) -> anyhow::Result<(Status, String)>;
+
+    /// Waits for the job again, with a private folder `work`, and brings home what it left (or detaches
+    /// from it again).
     async fn reattach(
         &self,
         record: &JobRecord,
-        no_wait: bool,
         work: &Path,
         reporter: &dyn Reporter,
-    ) -> anyhow::Result<Awaited>;
+    ) -> anyhow::Result<Waited<Outcome>>;
 
     /// Asks the job to stop; `results fetch` brings home what it left.
     async fn stop(&self, record: &JobRecord) -> anyhow::Result<()>;

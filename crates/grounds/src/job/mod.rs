@@ -172,6 +172,15 @@ pub struct SageMakerJob {
     pub image_uri: String,
 }
 
+/// How waiting for a job ended, wherever one is waited for (SageMaker's API, a mode, `results fetch`):
+/// it ended, and `T` is what it came to; or it goes on elsewhere (`--detach`, Ctrl-C without
+/// `--stop-on-interrupt`) and `results fetch` completes it later.
+#[derive(Debug)]
+pub enum Waited<T> {
+    Ended(T),
+    Detached,
+}
+
 /// What a run of a job came to, in any mode.
 #[derive(Debug)]
 pub struct Outcome {

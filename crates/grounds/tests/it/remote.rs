@@ -304,6 +304,58 @@ fn ctrl_c_with_stop_on_interrupt_ends_the_job_stopped() {
     );
 }
 
+/// A detached job looked at without waiting (`--no-wait`), fetched and left again with Ctrl-C (its answer
+/// says it stays InProgress), stopped, then fetched for good: it comes home Stopped.
+#[test]
+fn a_detached_job_is_looked_at_left_again_and_stopped() {
+    let sandbox = Sandbox::new();
+    let task = remote_command_task(
+        &sandbox,
+        "remote-left",
+        "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: (print('got SIGTERM', flush=True), sys.exit(0)))\nprint('training', flush=True)\ntime.sleep(300)\n",
+        "",
+    );
+    let (output, submitted) = grounds(
+        &sandbox,
+        &["train", "remote", task.to_str().unwrap(), "--detach", "--json"],
+    );
+    assert!(output.status.success(), "{}", both(&output));
+    let id = submitted["id"].as_str().unwrap().to_string();
+
+    let (output, looked) = grounds(&sandbox, &["results", "fetch", &id, "--no-wait", "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(looked["id"], id.as_str(), "{looked}");
+    assert_eq!(looked["status"], "InProgress", "{looked}");
+    assert!(
+        looked["secondary_status"].as_str().is_some_and(|s| !s.is_empty()),
+        "{looked}"
+    );
+
+    let mut command = sandbox.command(&["results", "fetch", &id, "--json"]);
+    aws_env(&mut command, &sandbox);
+    let running = crate::common::Running::start(command);
+    running.wait_for("/ Training", 180);
+    running.signal(libc::SIGINT);
+    let output = running.finish(60);
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    let left: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("detaching again answers in JSON ({e}): {}", both(&output)));
+    assert_eq!(left["id"], id.as_str(), "{left}");
+    assert_eq!(left["status"], "InProgress", "{left}");
+    assert_eq!(left["remote"]["job_name"], submitted["remote"]["job_name"]);
+    let (_, listed) = sandbox.json(&["results", "list"]);
+    assert_eq!(listed[0]["status"], "InProgress", "{listed}");
+
+    let (output, stopping) = grounds(&sandbox, &["stop", &id, "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(stopping["stopping"], true);
+    let (output, fetched) = grounds(&sandbox, &["results", "fetch", &id, "--json"]);
+    assert_eq!(output.status.code(), Some(130), "{}", both(&output));
+    assert_eq!(fetched["status"], "Stopped", "{fetched}");
+    let mut zip = ZipFile::open(Path::new(fetched["result"].as_str().unwrap()));
+    assert!(zip.read("logs.txt").contains("got SIGTERM"), "the job was asked to stop");
+}
+
 #[test]
 fn two_remote_hosts_see_each_other() {
     let sandbox = Sandbox::new();

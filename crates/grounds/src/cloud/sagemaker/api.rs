@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::CreateTrainingJob;
 use crate::cloud::aws::call_error;
-use crate::job::Status;
+use crate::job::{Status, Waited};
 use crate::job::log::JobLog;
 use crate::printer::{Measure, Reporter};
 
@@ -255,13 +255,6 @@ impl LogTail {
     }
 }
 
-/// How a wait ended.
-pub enum WaitEnd {
-    Finished(JobState),
-    /// Ctrl-C without --stop-on-interrupt: the job goes on.
-    Detached,
-}
-
 /// Polls with backoff until the job ends, printing each status change and tailing its logs.
 pub async fn wait(
     sagemaker: &aws_sdk_sagemaker::Client,
@@ -271,7 +264,7 @@ pub async fn wait(
     stop_on_interrupt: bool,
     first_delay: Duration,
     reporter: &dyn Reporter,
-) -> anyhow::Result<WaitEnd> {
+) -> anyhow::Result<Waited<JobState>> {
     let mut tail = LogTail::new(logs, job);
     let mut seen = (Status::InProgress, String::new());
     let mut shown = 0;
@@ -309,13 +302,13 @@ pub async fn wait(
             log.line(Some(&host), &line);
         }
         if state.status != Status::InProgress {
-            return Ok(WaitEnd::Finished(state));
+            return Ok(Waited::Ended(state));
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = interrupt.recv(), if !stopping => {
                 if !stop_on_interrupt {
-                    return Ok(WaitEnd::Detached);
+                    return Ok(Waited::Detached);
                 }
                 stopping = true;
                 reporter.stage("Stopping", &format!("{job} (StopTrainingJob; SageMaker sends SIGTERM, then SIGKILL after 120 s)"));

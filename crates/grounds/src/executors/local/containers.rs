@@ -397,18 +397,21 @@ impl<'a> LocalJob<'a> {
             plan,
             reporter,
         };
-        let (exits, stopped) = super::super::ending::watch(
-            &mut log,
-            &mut lines_rx,
+        let mut output = super::super::ending::JobOutput {
+            log: &mut log,
+            lines: &mut lines_rx,
             show,
-            futures_util::future::join_all(waits),
-            &mut stops,
-            &mut stopping,
-            reporter,
-            self.grace,
-        )
-        .await;
-        super::super::ending::drain(&mut log, &mut lines_rx, show, reporter).await;
+        };
+        let (exits, stopped) = output
+            .watch(
+                futures_util::future::join_all(waits),
+                &mut stops,
+                &mut stopping,
+                reporter,
+                self.grace,
+            )
+            .await;
+        output.drain(reporter).await;
         for stream in streams {
             stream.abort();
         }

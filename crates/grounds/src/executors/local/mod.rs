@@ -5,7 +5,7 @@
 //! This file is the [`Executor`]; the containers themselves (planned, laid out, run, stopped, removed)
 //! are in [`containers`].
 
-mod containers;
+pub mod containers;
 mod copy;
 mod watch;
 
@@ -14,9 +14,8 @@ use std::path::Path;
 use bollard::models::DeviceRequest;
 use bollard::Docker;
 
-use serde_json::{Map, Value};
 
-use super::{Ended, Executor, Job, Launched};
+use super::{Ended, Executor, Job, Launched, ModeFacts, ModePlan};
 use crate::docker::Gpus;
 use crate::docker::{self};
 use crate::job::fingerprint::RunShape;
@@ -85,7 +84,7 @@ impl Executor for LocalExecutor {
         &self,
         job: &Job<'_, LocalPrepared>,
         reporter: &dyn Reporter,
-    ) -> anyhow::Result<Map<String, Value>> {
+    ) -> anyhow::Result<ModePlan> {
         let gpus = self
             .container
             .gpus
@@ -98,16 +97,11 @@ impl Executor for LocalExecutor {
             Path::new("<work>"),
             gpus,
         );
-        Ok(Map::from_iter([
-            (
-                "image".to_string(),
-                serde_json::to_value(&job.prepared.image)?,
-            ),
-            (
-                "containers".to_string(),
-                serde_json::to_value(local.containers(&job.prepared.image.tag, reporter)?)?,
-            ),
-        ]))
+        Ok(ModePlan {
+            image: Some(job.prepared.image.clone()),
+            containers: Some(local.containers(&job.prepared.image.tag, reporter)?),
+            remote: None,
+        })
     }
 
     async fn ready(
@@ -198,13 +192,13 @@ impl Executor for LocalExecutor {
             ready.gpus,
         );
         let outcome = local.run(&ready.docker, &plan, reporter).await?;
-        Ok(Ended::Finished {
+        Ok(Ended::finished(
             outcome,
-            extra: Map::from_iter([(
-                "image".to_string(),
-                Value::from(job.prepared.image.tag.clone()),
-            )]),
-        })
+            ModeFacts {
+                image: Some(Some(job.prepared.image.tag.clone())),
+                ..Default::default()
+            },
+        ))
     }
 }
 

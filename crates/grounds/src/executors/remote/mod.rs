@@ -11,18 +11,17 @@ mod plan;
 use std::path::Path;
 
 use chrono::Utc;
-use serde_json::{Map, Value};
 
-use super::{Awaited, Ended, Executor, Job, Launched, Reattach};
+use super::{Ended, Executor, Job, Launched, ModeFacts, ModePlan, Outcome, Reattach, Submitted};
 use crate::cloud::aws::Aws;
 use crate::job::fingerprint::RunShape;
 use crate::docker::image::ImagePlan;
-use crate::job::{JobRecord, Mode, Placement, SageMakerJob, Status};
+use crate::job::{JobRecord, Mode, Placement, SageMakerJob, Status, Waited};
 use crate::job::log::JobLog;
 use crate::job::metrics::Definitions;
 use crate::job::package::Package;
 use crate::printer::Reporter;
-use crate::cloud::sagemaker::api::{self, WaitEnd};
+use crate::cloud::sagemaker::api;
 use crate::cloud::sagemaker::{self};
 use crate::settings::{ContainerSettings, RemoteSettings, TrainSettings};
 
@@ -72,8 +71,9 @@ impl RemotePrepared {
     }
 }
 
-/// What was done to submit a job, for the answer.
-pub struct Submitted(Value);
+/// What was done to submit a job, handed from `launch` to `wait` for the answer.
+#[derive(Clone)]
+pub struct SubmittedJob(Submitted);
 
 impl RemoteExecutor {
     fn options<'a>(&'a self, job: &'a Job<'_, RemotePrepared>, id: &'a str) -> RemoteOptions<'a> {
@@ -198,17 +198,19 @@ async fn upload(
     Ok(uploads)
 }
 
-fn answer_extra(record: &JobRecord, submitted: Value) -> Map<String, Value> {
-    Map::from_iter([
-        ("remote".to_string(), serde_json::json!(record.sagemaker())),
-        ("submitted".to_string(), submitted),
-    ])
+/// What a SageMaker run adds to its answer: the job, and what submitting it did.
+fn facts(record: &JobRecord, submitted: SubmittedJob) -> ModeFacts {
+    ModeFacts {
+        image: None,
+        remote: record.sagemaker().cloned(),
+        submitted: Some(Some(submitted.0)),
+    }
 }
 
 impl Executor for RemoteExecutor {
     type Prepared = RemotePrepared;
     type Ready = RemoteReady;
-    type Handle = Submitted;
+    type Handle = SubmittedJob;
 
     fn mode(&self) -> Mode {
         Mode::Remote
@@ -275,18 +277,16 @@ impl Executor for RemoteExecutor {
         &self,
         job: &Job<'_, RemotePrepared>,
         _: &dyn Reporter,
-    ) -> anyhow::Result<Map<String, Value>> {
+    ) -> anyhow::Result<ModePlan> {
         let mut plan = RemotePlan::resolve(self.aws(), &self.options(job, &preview_name(job)))?;
         // What is printed, not what is sent: secret-looking hyperparameters masked.
         plan.create_training_job.hyper_parameters =
             crate::config::secrets::shown_map(&plan.create_training_job.hyper_parameters);
-        Ok(Map::from_iter([
-            (
-                "image".to_string(),
-                serde_json::to_value(&job.prepared.image)?,
-            ),
-            ("remote".to_string(), serde_json::to_value(&plan)?),
-        ]))
+        Ok(ModePlan {
+            image: Some(job.prepared.image.clone()),
+            containers: None,
+            remote: Some(plan),
+        })
     }
 
     /// Everything that can fail before an id is taken, and that the job needs in place before it is
@@ -324,17 +324,17 @@ impl Executor for RemoteExecutor {
         id: &str,
         _: &Path,
         reporter: &dyn Reporter,
-    ) -> anyhow::Result<Launched<Submitted>> {
+    ) -> anyhow::Result<Launched<SubmittedJob>> {
         let aws = self.aws();
         let plan = RemotePlan::resolve(aws, &self.options(job, id))?;
         api::create(&aws.sagemaker(), &plan.create_training_job).await?;
         reporter.stage("Submitted", &format!("training job {id} in {}", aws.region));
         Ok(Launched {
-            handle: Submitted(serde_json::json!({
-                "image": plan.image_uri,
-                "pushed": ready.pushed,
-                "uploads": ready.uploads,
-            })),
+            handle: SubmittedJob(Submitted {
+                image: plan.image_uri.clone(),
+                pushed: ready.pushed,
+                uploads: ready.uploads,
+            }),
             placement: Placement::SageMaker(SageMakerJob {
                 job_name: id.to_string(),
                 region: aws.region.clone(),
@@ -351,46 +351,36 @@ impl Executor for RemoteExecutor {
     async fn wait(
         &self,
         _: &Job<'_, RemotePrepared>,
-        Submitted(submitted): Submitted,
+        submitted: SubmittedJob,
         record: &JobRecord,
         work: &Path,
         reporter: &dyn Reporter,
     ) -> anyhow::Result<Ended> {
+        let facts = facts(record, submitted.clone());
         if self.settings.detach {
-            return Ok(Ended::Detached {
-                extra: answer_extra(record, submitted),
-            });
+            return Ok(Ended::detached(facts));
         }
-        match await_job(
+        let waited = await_job(
             self.aws(),
             record,
             work,
-            false,
             self.settings.stop_on_interrupt,
             reporter,
         )
-        .await?
-        {
-            Awaited::Ended(outcome) => Ok(Ended::Finished {
-                outcome,
-                extra: answer_extra(record, submitted),
-            }),
-            Awaited::Running(..) | Awaited::Detached => Ok(Ended::Detached {
-                extra: answer_extra(record, submitted),
-            }),
-        }
+        .await?;
+        Ok(Ended { waited, facts })
     }
 }
 
-/// Waits for a SageMaker job (or, with `no_wait`, takes it as it is) and brings it home when it ended.
+/// Waits for a SageMaker job and brings it home when it ended; on Ctrl-C without `stop_on_interrupt`,
+/// detaches from it.
 async fn await_job(
     aws: &Aws,
     record: &JobRecord,
     work: &Path,
-    no_wait: bool,
     stop_on_interrupt: bool,
     reporter: &dyn Reporter,
-) -> anyhow::Result<Awaited> {
+) -> anyhow::Result<Waited<Outcome>> {
     let Some(remote) = record.sagemaker() else {
         return Err(super::not_reattachable(record));
     };
@@ -399,46 +389,24 @@ async fn await_job(
         Definitions::new(&record.task.metrics),
         reporter,
     )?;
-    let state = if no_wait {
-        let state = api::describe(&aws.sagemaker(), &remote.job_name).await?;
-        let mut tail = api::LogTail::new(aws.logs(), &remote.job_name);
-        for (host, line) in tail.poll().await {
-            log.line(Some(&host), &line);
-        }
-        state
-    } else {
-        match api::wait(
-            &aws.sagemaker(),
-            aws.logs(),
-            &remote.job_name,
-            &mut log,
-            stop_on_interrupt,
-            api::FIRST_POLL,
-            reporter,
-        )
-        .await?
-        {
-            WaitEnd::Finished(state) => state,
-            WaitEnd::Detached => {
-                log.finish()?;
-                reporter.warn(&format!(
-                    "detached: the job goes on in SageMaker; `grounds results fetch {id}` completes it, `grounds stop {id}` stops it",
-                    id = record.id
-                ));
-                return Ok(Awaited::Detached);
-            }
-        }
+    let waited = api::wait(
+        &aws.sagemaker(),
+        aws.logs(),
+        &remote.job_name,
+        &mut log,
+        stop_on_interrupt,
+        api::FIRST_POLL,
+        reporter,
+    )
+    .await?;
+    let Waited::Ended(state) = waited else {
+        log.finish()?;
+        reporter.warn(&format!(
+            "detached: the job goes on in SageMaker; `grounds results fetch {id}` completes it, `grounds stop {id}` stops it",
+            id = record.id
+        ));
+        return Ok(Waited::Detached);
     };
-    if state.status == Status::InProgress {
-        reporter.stage(
-            "Running",
-            &format!(
-                "{} is still {} / {}",
-                record.id, state.status, state.secondary
-            ),
-        );
-        return Ok(Awaited::Running(state.status, state.secondary));
-    }
     let files = sagemaker::artifacts::collect(aws, remote, &state, work, reporter).await?;
     let outcome = sagemaker::artifacts::outcome(
         &state,
@@ -447,7 +415,7 @@ async fn await_job(
         record.hosts.len().max(1),
         files,
     )?;
-    Ok(Awaited::Ended(outcome))
+    Ok(Waited::Ended(outcome))
 }
 
 /// SageMaker reached with one AWS configuration: how a remote run waits, and how `results fetch` and
@@ -465,14 +433,22 @@ impl SageMaker {
 }
 
 impl Reattach for SageMaker {
+    /// DescribeTrainingJob.
+    async fn status(&self, record: &JobRecord) -> anyhow::Result<(Status, String)> {
+        let Some(remote) = record.sagemaker() else {
+            return Err(super::not_reattachable(record));
+        };
+        let state = api::describe(&self.aws.sagemaker(), &remote.job_name).await?;
+        Ok((state.status, state.secondary))
+    }
+
     async fn reattach(
         &self,
         record: &JobRecord,
-        no_wait: bool,
         work: &Path,
         reporter: &dyn Reporter,
-    ) -> anyhow::Result<Awaited> {
-        await_job(&self.aws, record, work, no_wait, false, reporter).await
+    ) -> anyhow::Result<Waited<Outcome>> {
+        await_job(&self.aws, record, work, false, reporter).await
     }
 
     /// StopTrainingJob.

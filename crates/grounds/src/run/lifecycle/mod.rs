@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use serde_json::{json, Map, Value};
 
-use crate::executors::{Awaited, Ended, Executor, Job, Launched, Reattach};
+use crate::executors::{Ended, Executor, Job, Launched, ModeFacts, ModePlan, Reattach};
 use crate::job::fingerprint::fingerprint;
-use crate::job::{JobRecord, Started as StartedRecord, Status};
+use crate::job::{JobRecord, Started as StartedRecord, Status, Waited};
 use crate::job::metrics::Metrics;
 use grounds_job::owner::WorkDir;
 use crate::job::package::Package;
@@ -20,10 +19,21 @@ use crate::store::results::{Reservation, ResultContents, Store, Stored};
 use crate::settings::TrainSettings;
 use crate::config::task::Runner;
 
+/// A `--dry-run` plan of one job: what would run, and where (see `crate::answers::schema`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Plan {
+    #[serde(flatten)]
+    pub common: crate::settings::CommonPlan,
+    /// The completed result that would stand in for the run.
+    pub reuses: Option<String>,
+    #[serde(flatten)]
+    pub mode: ModePlan,
+}
+
 /// What one job came to.
 pub enum Ran {
     /// `--dry-run`: the plan.
-    Plan(Value),
+    Plan(Box<Plan>),
     /// A completed twin stands in for the run.
     Reused(Stored),
     /// The job ran and ended; its record, final metrics, result and the mode's facts for the answer.
@@ -31,13 +41,13 @@ pub enum Ran {
         record: JobRecord,
         finals: BTreeMap<String, f64>,
         path: PathBuf,
-        extra: Map<String, Value>,
+        facts: ModeFacts,
     },
     /// The job goes on elsewhere; its result is stored as `InProgress`.
     Detached {
         record: JobRecord,
         path: PathBuf,
-        extra: Map<String, Value>,
+        facts: ModeFacts,
     },
 }
 
@@ -112,12 +122,12 @@ pub async fn start<E: Executor>(
         prepared: &prepared,
     };
     if settings.dry_run {
-        let mut plan = settings.dry_run_plan(&package.info, &fingerprint);
-        plan["reuses"] = json!(twin.as_ref().map(|t| &t.job.id));
-        for (key, value) in executor.dry_run(&job, reporter).await? {
-            plan[key] = value;
-        }
-        return Ok(Begun::Answered(Box::new(Ran::Plan(plan))));
+        let plan = Plan {
+            common: settings.dry_run_plan(&package.info, &fingerprint),
+            reuses: twin.as_ref().map(|t| t.job.id.clone()),
+            mode: executor.dry_run(&job, reporter).await?,
+        };
+        return Ok(Begun::Answered(Box::new(Ran::Plan(Box::new(plan)))));
     }
     if let Some(twin) = twin {
         say_reused(&twin, reporter);
@@ -230,8 +240,9 @@ fn commit(
     ended: Ended,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Ran> {
-    match ended {
-        Ended::Finished { outcome, extra } => {
+    let Ended { waited, facts } = ended;
+    match waited {
+        Waited::Ended(outcome) => {
             record.finish(&outcome);
             let finals = outcome.metrics.finals();
             let (path, record) = reservation.commit(ResultContents {
@@ -246,10 +257,10 @@ fn commit(
                 record,
                 finals,
                 path,
-                extra,
+                facts,
             })
         }
-        Ended::Detached { extra } => {
+        Waited::Detached => {
             let empty = tempfile::tempdir()?;
             let logs = empty.path().join("logs.txt");
             std::fs::write(&logs, b"")?;
@@ -263,7 +274,7 @@ fn commit(
             Ok(Ran::Detached {
                 record,
                 path,
-                extra,
+                facts,
             })
         }
     }
@@ -272,13 +283,12 @@ fn commit(
 /// What `results fetch` came to.
 pub enum Fetched {
     /// The result was complete already.
-    Already(JobRecord, PathBuf),
+    Already(Box<JobRecord>, PathBuf),
     /// The job is still running (with `--no-wait`): its status and secondary status.
-    Running(JobRecord, Status, String),
-    /// Ctrl-C detached from it again; it stays `InProgress`.
-    Detached(JobRecord),
-    /// The job ended; its result replaced the `InProgress` one.
-    Ran(Ran),
+    Running(Box<JobRecord>, Status, String),
+    /// The job ended (`Ran::Done`: its result replaced the `InProgress` one), or Ctrl-C detached from it
+    /// again (`Ran::Detached`: it stays `InProgress`).
+    Ran(Box<Ran>),
 }
 
 /// `results fetch`: a job launched earlier that outlives grounds (`--detach`) is waited for again and its
@@ -294,34 +304,38 @@ pub async fn fetch(
     let record = stored.job;
     crate::executors::check_reattachable(&record)?;
     if record.status != Status::InProgress {
-        return Ok(Fetched::Already(record, stored.path));
+        return Ok(Fetched::Already(Box::new(record), stored.path));
     }
     let package = store.package(&id)?;
     let work = WorkDir::new(&id).context("creating a temporary folder for the job")?;
     let mode = crate::executors::reattach_to(&record).await?;
-    let outcome = match mode
-        .reattach(&record, no_wait, work.path(), reporter)
-        .await?
-    {
-        Awaited::Ended(outcome) => outcome,
-        Awaited::Running(status, secondary) => {
-            return Ok(Fetched::Running(record, status, secondary))
+    if no_wait {
+        let (status, secondary) = mode.status(&record).await?;
+        if status == Status::InProgress {
+            return Ok(Fetched::Running(Box::new(record), status, secondary));
         }
-        Awaited::Detached => return Ok(Fetched::Detached(record)),
+    }
+    let waited = mode.reattach(&record, work.path(), reporter).await?;
+    let facts = ModeFacts {
+        image: None,
+        remote: record.sagemaker().cloned(),
+        submitted: Some(None),
+    };
+    let Waited::Ended(outcome) = waited else {
+        return Ok(Fetched::Ran(Box::new(Ran::Detached {
+            record,
+            path: stored.path,
+            facts,
+        })));
     };
     let reservation = store.rewrite(&id)?;
-    let extra = Map::from_iter([
-        ("remote".to_string(), json!(record.sagemaker())),
-        ("submitted".to_string(), Value::Null),
-    ]);
-    let ended = Ended::Finished { outcome, extra };
-    Ok(Fetched::Ran(commit(
+    Ok(Fetched::Ran(Box::new(commit(
         reservation,
         record,
         &package,
-        ended,
+        Ended::finished(outcome, facts),
         reporter,
-    )?))
+    )?)))
 }
 
 pub fn say_reused(twin: &Stored, reporter: &dyn Reporter) {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::*;
 use crate::job::collect::Collected;
@@ -98,12 +98,9 @@ impl Executor for FakeExecutor {
         &self,
         job: &Job<'_, String>,
         _: &dyn Reporter,
-    ) -> anyhow::Result<Map<String, Value>> {
-        self.called("dry_run".into());
-        Ok(Map::from_iter([(
-            "fake".to_string(),
-            json!({"image": job.prepared}),
-        )]))
+    ) -> anyhow::Result<ModePlan> {
+        self.called(format!("dry_run {}", job.prepared));
+        Ok(ModePlan::default())
     }
 
     async fn ready(&self, _: &Job<'_, String>, _: &dyn Reporter) -> anyhow::Result<u32> {
@@ -161,9 +158,7 @@ impl Executor for FakeExecutor {
         );
         self.called(format!("wait {}", handle.id));
         if let Ending::Detaches = self.ending {
-            return Ok(Ended::Detached {
-                extra: Map::from_iter([("fake".to_string(), json!(true))]),
-            });
+            return Ok(Ended::detached(fake_facts()));
         }
         let started_at = chrono::Utc::now();
         let mut log = JobLog::create(
@@ -192,8 +187,8 @@ impl Executor for FakeExecutor {
         };
         let metrics = log.finish()?;
         let files = Collected::from_root(&handle.root, Path::new("/opt/ml"));
-        Ok(Ended::Finished {
-            outcome: Outcome {
+        Ok(Ended::finished(
+            Outcome {
                 status,
                 exit_code,
                 failure_reason,
@@ -204,8 +199,16 @@ impl Executor for FakeExecutor {
                 files,
                 logs: work.join("logs.txt"),
             },
-            extra: Map::from_iter([("fake".to_string(), json!(true))]),
-        })
+            fake_facts(),
+        ))
+    }
+}
+
+/// The facts the fake adds to an answer, so that a test sees them handed through.
+fn fake_facts() -> ModeFacts {
+    ModeFacts {
+        image: Some(Some("fake-facts".to_string())),
+        ..ModeFacts::default()
     }
 }
 
@@ -270,7 +273,7 @@ fn a_job_goes_through_every_step_and_its_result_is_stored_whole() {
         record,
         finals,
         path,
-        extra,
+        facts,
     } = ran
     else {
         panic!("a completed job is Done");
@@ -293,7 +296,7 @@ fn a_job_goes_through_every_step_and_its_result_is_stored_whole() {
     assert!(record.ended_at.is_some() && record.duration_seconds.is_some());
     assert_eq!(finals.get("loss"), Some(&0.25));
     assert_eq!(finals.get("lr_seen"), Some(&0.1));
-    assert_eq!(extra.get("fake"), Some(&json!(true)));
+    assert_eq!(facts.image, Some(Some("fake-facts".to_string())));
 
     // What the store holds is what the pipeline answered.
     let stored = settings.store.read(&id).unwrap();
@@ -367,16 +370,20 @@ fn a_dry_run_plans_with_the_modes_part_and_runs_and_stores_nothing() {
     let Ran::Plan(plan) = ran else {
         panic!("a dry run answers with its plan");
     };
+    let plan = serde_json::to_value(&plan).unwrap();
     assert_eq!(plan["mode"], "local");
     assert_eq!(plan["hyperparameters"]["lr"], "0.1");
     assert_eq!(plan["reuses"], Value::Null);
-    assert!(plan["fake"]["image"]
-        .as_str()
-        .is_some_and(|i| i.starts_with("fake-image:")));
     assert!(plan["fingerprint"]
         .as_str()
         .is_some_and(|f| f.starts_with("sha256:")));
-    assert_eq!(executor.calls(), vec!["prepare fake", "dry_run"]);
+    let calls = executor.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0], "prepare fake");
+    assert!(
+        calls[1].starts_with("dry_run fake-image:"),
+        "the mode plans with what it prepared: {calls:?}"
+    );
     assert!(fixture.stored().is_empty());
 }
 

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{json, Value};
 
 use super::{Flow, Step, StepChannel};
 use crate::settings::RunOptions;
@@ -24,8 +23,10 @@ pub enum StepEnd {
     Error(String),
     /// A step it reads did not complete.
     Skipped(String),
-    /// A dry run: the plan, or why it cannot be planned yet.
-    Planned(Value),
+    /// A dry run: the plan.
+    Planned(Box<crate::run::lifecycle::Plan>),
+    /// A dry run that cannot plan this step yet: a step it reads would run first.
+    Blocked(String),
 }
 
 /// Everything a pipeline run came to, in step order.
@@ -38,7 +39,7 @@ impl FlowAnswer {
     pub fn all_completed(&self) -> bool {
         self.steps.iter().all(|(_, end)| match end {
             StepEnd::Ran(ran) => record(ran).is_some_and(|r| r.status == Status::Completed),
-            StepEnd::Planned(_) => true,
+            StepEnd::Planned(_) | StepEnd::Blocked(_) => true,
             _ => false,
         })
     }
@@ -128,8 +129,10 @@ pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>
                 StepEnd::Ran(ran) if record(ran).is_some_and(|r| r.status == Status::Completed) => {
                     None
                 }
-                StepEnd::Planned(plan) if plan["reuses"].as_str().is_some() => None,
-                StepEnd::Planned(_) => Some(format!("step `{a}` would run first")),
+                StepEnd::Planned(plan) if plan.reuses.is_some() => None,
+                StepEnd::Planned(_) | StepEnd::Blocked(_) => {
+                    Some(format!("step `{a}` would run first"))
+                }
                 StepEnd::Ran(ran) => Some(match record(ran) {
                     Some(r) => format!(
                         "step `{a}` ended {}{}",
@@ -152,7 +155,7 @@ pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>
                 Some(why) if options.dry_run => {
                     ends.insert(
                         step.name.clone(),
-                        StepEnd::Planned(json!({"would": "run", "after": why})),
+                        StepEnd::Blocked(why),
                     );
                     done.add(1);
                 }
@@ -203,8 +206,8 @@ pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>
                     }
                 }
                 StepEnd::Planned(plan) => {
-                    if let Some(id) = plan["reuses"].as_str() {
-                        made.insert(name.clone(), id.to_string());
+                    if let Some(id) = &plan.reuses {
+                        made.insert(name.clone(), id.clone());
                     }
                 }
                 _ => {}
