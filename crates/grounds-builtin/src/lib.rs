@@ -20,9 +20,9 @@ mod prep;
 mod scores;
 mod single_frame;
 
+pub use data::peek;
 use grounds_job::contract::{JobConfig, Layout};
 use grounds_job::spec::{BuiltinKind, BuiltinSpec};
-pub use data::peek;
 
 /// Runs a builtin task on the job's root: what the entry calls for a builtin task's package.
 pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::Result<()> {

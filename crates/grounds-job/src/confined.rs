@@ -144,7 +144,8 @@ pub fn open_file(root: &Path, relative: &Path) -> std::io::Result<OpenedFile> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
-    let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
+    let invalid =
+        |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
     let mut names = Vec::new();
     for component in relative.components() {
         match component {
@@ -300,9 +301,7 @@ pub fn walk(dir: &Path) -> std::io::Result<Vec<(PathBuf, std::fs::Metadata)>> {
 pub fn read_at_most(reader: impl std::io::Read, max: u64) -> std::io::Result<(Vec<u8>, bool)> {
     use std::io::Read;
     let mut bytes = Vec::new();
-    reader
-        .take(max.saturating_add(1))
-        .read_to_end(&mut bytes)?;
+    reader.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
     let whole = bytes.len() as u64 <= max;
     bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX).min(bytes.len()));
     Ok((bytes, whole))

@@ -40,4 +40,3 @@ pub fn read_manifest<R: Read + Seek>(reader: R) -> anyhow::Result<(TaskSpec, Pac
         serde_json::from_slice(&info)?,
     ))
 }
-

@@ -221,13 +221,25 @@ mod tests {
 
     #[test]
     fn a_reused_pid_is_never_signalled() {
-        let mut child = std::process::Command::new("sleep").arg("300").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("300")
+            .spawn()
+            .unwrap();
         let pid = child.id() as i32;
         let start = start_time(pid as u32).unwrap();
         // Another start time at the same pid: a process that is not the one found. Nothing is sent.
-        send(Found { pid, start: start + 1 }, libc::SIGKILL);
+        send(
+            Found {
+                pid,
+                start: start + 1,
+            },
+            libc::SIGKILL,
+        );
         std::thread::sleep(Duration::from_millis(100));
-        assert!(child.try_wait().unwrap().is_none(), "the process at a reused pid was hit");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the process at a reused pid was hit"
+        );
         send(Found { pid, start }, libc::SIGKILL);
         let status = child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;

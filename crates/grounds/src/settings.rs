@@ -6,14 +6,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-
 use crate::cli::{AwsArgs, EngineArgs, ImageArgs, RemoteArgs, TrainArgs};
-use crate::docker::Gpus;
-use crate::docker::EngineAddress;
-use crate::job::ResultInput;
-use crate::job::package::PackageInfo;
-use crate::store::results::{Mode, Store};
 use crate::config::task::Task;
+use crate::docker::EngineAddress;
+use crate::docker::Gpus;
+use crate::job::package::PackageInfo;
+use crate::job::ResultInput;
+use crate::store::results::{Mode, Store};
 
 #[derive(Clone)]
 pub struct TrainSettings {

@@ -87,7 +87,9 @@ impl<R: Read> Read for Exact<R> {
                 ))),
             };
         }
-        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             return Err(std::io::Error::other(format!(
@@ -175,14 +177,18 @@ impl<R: Read> Read for Metered<R> {
         meter.total.set(meter.total.get() + n as u64);
         if meter.total.get() > meter.max_total {
             meter.tripped.set(Some(Tripped::Total));
-            return Err(std::io::Error::other("the archive is larger than its bound"));
+            return Err(std::io::Error::other(
+                "the archive is larger than its bound",
+            ));
         }
         if let Some(read) = meter.in_headers.get() {
             let read = read + n as u64;
             meter.in_headers.set(Some(read));
             if read > HEADERS_MAX {
                 meter.tripped.set(Some(Tripped::Headers));
-                return Err(std::io::Error::other("an entry's headers are larger than their bound"));
+                return Err(std::io::Error::other(
+                    "an entry's headers are larger than their bound",
+                ));
             }
         }
         Ok(n)
@@ -217,7 +223,8 @@ pub fn unpack<R: Read>(
             format!("{prefix}/{name}")
         }
     };
-    let beyond = |tripped: Tripped| match tripped {
+    let beyond = |tripped: Tripped| {
+        match tripped {
         Tripped::Total => format!(
             "the archive holds more than the bound of {} bytes: the rest of it was not unpacked",
             limits.max_bytes
@@ -226,6 +233,7 @@ pub fn unpack<R: Read>(
             "an entry's headers (its name or extended attributes) are larger than {HEADERS_MAX} bytes: \
              the rest of the archive was not unpacked"
         ),
+    }
     };
     // The bound is on the content; every entry may add its header, long names and padding.
     let overhead = (limits.max_entries as u64).saturating_mul(3 * 512);

@@ -295,7 +295,10 @@ fn links_named_with_dot_or_empty_segments_cannot_climb_out() {
         let bytes = zip_with_links(files, links);
         match unpack(Cursor::new(bytes), "h.zip", "", &dest, Limits::default()) {
             Err(e) => {
-                assert!(matches!(e, UnpackError::UnsafeEntry { .. }), "{links:?}: {e}");
+                assert!(
+                    matches!(e, UnpackError::UnsafeEntry { .. }),
+                    "{links:?}: {e}"
+                );
                 assert!(!dest.exists(), "{links:?}");
             }
             Ok(_) => assert_confined(&dest, &format!("{links:?}")),
@@ -321,8 +324,7 @@ fn assert_confined(dest: &Path, case: &str) {
             if kind.is_dir() {
                 pending.push(path);
             } else if kind.is_symlink() {
-                let resolution =
-                    crate::confined::resolve(dest, Path::new("/no-such-root"), &path);
+                let resolution = crate::confined::resolve(dest, Path::new("/no-such-root"), &path);
                 assert!(
                     !matches!(resolution, crate::confined::Resolution::Outside(_)),
                     "{case}: {} leads out ({resolution:?})",
@@ -407,7 +409,10 @@ fn random_hostile_archives_never_reach_outside() {
             .collect();
         assert!(beside.is_empty(), "{entries:?}: {beside:?}");
     }
-    assert!(accepted > 100, "the cases must reach the unpacker: {accepted}");
+    assert!(
+        accepted > 100,
+        "the cases must reach the unpacker: {accepted}"
+    );
 }
 
 /// A tar with entries as given (raw names, so hostile spellings are possible): files, symbolic links.
@@ -443,16 +448,28 @@ fn tars_are_judged_by_canonical_names_and_held_to_their_bounds() {
         ("model\\c", Regular, b"c", None),
         ("model/keep", Symlink, b"", Some("a.txt")),
         ("model/hard", Link, b"", Some("model/a.txt")),
-        ("model/config", Link, b"", Some("input/config/hyperparameters.json")),
+        (
+            "model/config",
+            Link,
+            b"",
+            Some("input/config/hyperparameters.json"),
+        ),
     ]);
     let left = tar::unpack(Cursor::new(bytes), &into, "", true, Limits::default()).unwrap();
     assert_eq!(std::fs::read(into.join("model/a.txt")).unwrap(), b"a");
     assert_eq!(std::fs::read(into.join("model/b.txt")).unwrap(), b"b");
     assert_eq!(std::fs::read(into.join("model/hard")).unwrap(), b"a");
-    assert!(std::fs::symlink_metadata(into.join("model/keep")).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(into.join("model/keep"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert!(!dir.path().join("escape").exists() && !into.join("escape").exists());
     let names: Vec<&str> = left.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names, ["model/../escape", "model\\c", "model/config"], "{left:?}");
+    assert_eq!(
+        names,
+        ["model/../escape", "model\\c", "model/config"],
+        "{left:?}"
+    );
 
     // Entry count and bytes: what came before stays, nothing is kept half, the rest is named.
     let big = vec![7u8; 4096];
@@ -471,7 +488,10 @@ fn tars_are_judged_by_canonical_names_and_held_to_their_bounds() {
     assert!(into.join("model/1").exists());
     assert!(!into.join("model/2").exists(), "never half a file");
     assert_eq!(left.len(), 1, "{left:?}");
-    assert!(left[0].1.contains("more than the bound of 4000 bytes"), "{left:?}");
+    assert!(
+        left[0].1.contains("more than the bound of 4000 bytes"),
+        "{left:?}"
+    );
     let into = dir.path().join("counted");
     let limits = Limits {
         max_bytes: 1 << 20,
@@ -479,7 +499,10 @@ fn tars_are_judged_by_canonical_names_and_held_to_their_bounds() {
     };
     let left = tar::unpack(Cursor::new(bytes), &into, "", false, limits).unwrap();
     assert!(into.join("model/2").exists() && !into.join("model/3").exists());
-    assert!(left[0].1.contains("more than the bound of 2 entries"), "{left:?}");
+    assert!(
+        left[0].1.contains("more than the bound of 2 entries"),
+        "{left:?}"
+    );
 }
 
 #[test]

@@ -163,7 +163,9 @@ pub fn sweep_table(
             .collect();
         let (hyperparameters, outcome) = match answer {
             // A plan names all of the member's hyperparameters itself.
-            Ok((JobAnswer::Plan(plan), _, _)) => (None, MemberOutcome::Answer(JobAnswer::Plan(plan))),
+            Ok((JobAnswer::Plan(plan), _, _)) => {
+                (None, MemberOutcome::Answer(JobAnswer::Plan(plan)))
+            }
             Ok((answer, _, status)) => {
                 // A detached remote member is submitted, which is all that was asked.
                 all_completed &= matches!(status, Status::Completed | Status::InProgress);
@@ -323,7 +325,11 @@ pub fn flow(answer: &crate::run::pipeline::run::FlowAnswer) -> (Vec<StepRow>, St
             StepEnd::Planned(plan) => (
                 StepRow::Planned {
                     step: step.clone(),
-                    would: if plan.reuses.is_some() { "reuse" } else { "run" },
+                    would: if plan.reuses.is_some() {
+                        "reuse"
+                    } else {
+                        "run"
+                    },
                     reuses: plan.reuses.clone(),
                     after: None,
                     fingerprint: Some(plan.common.fingerprint.clone()),

@@ -268,7 +268,9 @@ pub fn show(stored: &Stored) -> (ShowAnswer, String) {
                     format!("  {k}"),
                     printer::metric_value(s.last),
                     match s.thinned {
-                        Some(t) => format!("{} of {} (every {})", s.series.len(), t.reported, t.every),
+                        Some(t) => {
+                            format!("{} of {} (every {})", s.series.len(), t.reported, t.every)
+                        }
                         None => s.series.len().to_string(),
                     },
                     if values.len() > 1 {

@@ -28,7 +28,10 @@ pub use crate::executors::ModeFacts;
 )]
 pub use crate::executors::{ModePlan, Submitted};
 pub use crate::run::lifecycle::Plan as PlanAnswer;
-#[allow(unused_imports, reason = "the common part of a plan, named here so that the schema reads in one place")]
+#[allow(
+    unused_imports,
+    reason = "the common part of a plan, named here so that the schema reads in one place"
+)]
 pub use crate::settings::CommonPlan;
 pub use crate::store::results::Summary as ListRow;
 

@@ -202,8 +202,9 @@ pub async fn fetch(
     let objects_dir = cache.join("objects");
     std::fs::create_dir_all(&objects_dir)
         .with_context(|| format!("creating the S3 cache {}", objects_dir.display()))?;
-    let _objects = grounds_job::owner::Hold::wait(&objects_lock(cache), grounds_job::owner::HoldKind::Shared)
-        .context("locking the S3 cache")?;
+    let _objects =
+        grounds_job::owner::Hold::wait(&objects_lock(cache), grounds_job::owner::HoldKind::Shared)
+            .context("locking the S3 cache")?;
     let total = channel.bytes();
     let missing: Vec<&Object> = channel
         .objects
@@ -406,8 +407,14 @@ mod tests {
             "a/b.csv"
         );
         // Spelled another way, it lands in one place (which list() holds against the other keys).
-        assert_eq!(relative_path("u", "data/a//b.csv", "data/").unwrap(), "a/b.csv");
-        assert_eq!(relative_path("u", "data/a/./b.csv", "data/").unwrap(), "a/b.csv");
+        assert_eq!(
+            relative_path("u", "data/a//b.csv", "data/").unwrap(),
+            "a/b.csv"
+        );
+        assert_eq!(
+            relative_path("u", "data/a/./b.csv", "data/").unwrap(),
+            "a/b.csv"
+        );
         for bad in ["data/../etc/passwd", "data//x", "data/"] {
             let err = relative_path("s3://b/data/", bad, "data/")
                 .unwrap_err()

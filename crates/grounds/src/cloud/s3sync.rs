@@ -361,7 +361,12 @@ pub async fn sync(
     }
     let local_keys: std::collections::BTreeSet<String> =
         files.iter().map(|(r, _)| format!("{prefix}{r}")).collect();
-    conflicts.extend(remote.keys().filter(|key| !local_keys.contains(*key)).cloned());
+    conflicts.extend(
+        remote
+            .keys()
+            .filter(|key| !local_keys.contains(*key))
+            .cloned(),
+    );
     if let Some(first) = conflicts.first() {
         anyhow::bail!(
             "s3://{bucket}/{prefix} is the place of this data's content and is written once, but {} \
@@ -403,7 +408,7 @@ pub async fn sync(
                 .map(|_| (key, size))
         },
     ))
-        .buffer_unordered(CONCURRENT_UPLOADS);
+    .buffer_unordered(CONCURRENT_UPLOADS);
     let uploaded = async {
         while let Some(result) = results.next().await {
             let (key, size) = result?;

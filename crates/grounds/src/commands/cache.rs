@@ -170,7 +170,10 @@ fn list_local(cache: &Path, printer: &Printer) -> LocalCache {
     let (objects, object_bytes) = files_and_bytes(&cache.join("s3").join("objects"));
     let (hashes, hash_bytes) = files_and_bytes(&cache.join("hashes"));
     if rows.is_empty() {
-        printer.out(&format!("no unpacked results or s3:// channels kept in {}", cache.display()));
+        printer.out(&format!(
+            "no unpacked results or s3:// channels kept in {}",
+            cache.display()
+        ));
     } else {
         printer.out(&table(&["CACHE", "ENTRY", "SIZE", "STATE"], &rows));
     }
@@ -289,8 +292,9 @@ async fn s3_datasets(
     printer: &Printer,
 ) -> anyhow::Result<(S3Cache, bool)> {
     use crate::cloud::sagemaker::datasets;
-    let aws = crate::cloud::aws::Aws::connect(args.aws.profile.as_deref(), args.aws.region.as_deref())
-        .await?;
+    let aws =
+        crate::cloud::aws::Aws::connect(args.aws.profile.as_deref(), args.aws.region.as_deref())
+            .await?;
     let (dotenv, _) = crate::config::dotenv::load(Path::new("."));
     let bucket = args
         .bucket
@@ -301,7 +305,10 @@ async fn s3_datasets(
     if !clear {
         let found = datasets::list(&s3, &bucket).await?;
         if found.is_empty() {
-            printer.out(&format!("no data sets in s3://{bucket}/{}", datasets::PREFIX));
+            printer.out(&format!(
+                "no data sets in s3://{bucket}/{}",
+                datasets::PREFIX
+            ));
         } else {
             let rows: Vec<Vec<String>> = found
                 .iter()
@@ -335,7 +342,10 @@ async fn s3_datasets(
     )
     .await?;
     for (hash, why) in &cleared.kept {
-        printer.warn(&format!("kept s3://{bucket}/{}: {why}", datasets::prefix_of(hash)));
+        printer.warn(&format!(
+            "kept s3://{bucket}/{}: {why}",
+            datasets::prefix_of(hash)
+        ));
     }
     let freed: u64 = cleared.removed.iter().map(|d| d.bytes).sum();
     printer.stage(

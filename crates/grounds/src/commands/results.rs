@@ -3,16 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use crate::answers::schema::{ExportAnswer, FetchedAnswer, PlotAnswer, StillRunningAnswer};
+use anyhow::{bail, Context};
 
 use super::Exit;
-use grounds_job::archive::Limits;
+use crate::answers;
 use crate::cli::{ListArgs, ResultsCommand};
 use crate::printer::{Printer, Reporter};
-use crate::answers;
 use crate::store::results::export::{self, ExportFormat};
 use crate::store::results::Store;
+use grounds_job::archive::Limits;
 
 pub fn run(command: ResultsCommand, printer: &Printer) -> anyhow::Result<Exit> {
     let store = Store::from_env();
@@ -255,14 +255,12 @@ fn plot(
             path.display()
         ),
     );
-    printer.json(
-        &PlotAnswer {
-            path: path.clone(),
-            metrics: drawn.metrics.clone(),
-            series: drawn.series,
-            results: ids.clone(),
-        },
-    );
+    printer.json(&PlotAnswer {
+        path: path.clone(),
+        metrics: drawn.metrics.clone(),
+        series: drawn.series,
+        results: ids.clone(),
+    });
     printer.out(&path.display().to_string());
     Ok(Exit::Success)
 }

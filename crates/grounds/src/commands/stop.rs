@@ -1,7 +1,6 @@
 //! `grounds stop ID`: a job launched elsewhere (on SageMaker) is asked to stop, through the mode that
 //! launched it.
 
-
 use super::Exit;
 use crate::executors::Reattach;
 use crate::printer::{Printer, Reporter};

@@ -2,15 +2,15 @@
 //! every member of a sweep) sent through the pipeline, and what it came to printed.
 
 use super::Exit;
+use crate::answers;
 use crate::cli::{TrainArgs, TrainCommand};
 use crate::executors::attached::AttachedExecutor;
 use crate::executors::local::LocalExecutor;
 use crate::executors::remote::RemoteExecutor;
 use crate::executors::Executor;
 use crate::job::{Mode, Status};
-use crate::run::lifecycle::{self, Ran};
 use crate::printer::{Measure, Printer, Progress, Reporter};
-use crate::answers;
+use crate::run::lifecycle::{self, Ran};
 use crate::settings::{ContainerSettings, RemoteSettings, TrainSettings};
 
 /// Settings are resolved, and the `.env` beside the task applied, before the runtime starts (so no other

@@ -1,8 +1,8 @@
 //! `grounds results rm | gc`: keeping the store (and the engine's pile of grounds images) in check. Each
 //! says what it removed and how much it freed, or with `--dry-run` what it would.
 
-use anyhow::bail;
 use crate::answers::schema::{ImagesAnswer, RemovedAnswer};
+use anyhow::bail;
 
 use super::Exit;
 use crate::job::Status;
@@ -50,7 +50,10 @@ pub fn rm(
             ids: chosen.iter().map(|r| r.id.clone()).collect(),
             bytes: chosen.iter().map(|r| r.bytes).sum(),
             failed: Vec::new(),
-            kept_open: chosen.iter().filter_map(|r| store.kept_opening(&r.id)).collect(),
+            kept_open: chosen
+                .iter()
+                .filter_map(|r| store.kept_opening(&r.id))
+                .collect(),
         }
     } else {
         store.remove_all(&chosen)

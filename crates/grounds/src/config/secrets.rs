@@ -137,10 +137,14 @@ fn mask_key_shapes(text: &str) -> String {
             let secret_key = run.len() == 40
                 && run.chars().any(|c| c.is_ascii_lowercase())
                 && run.chars().any(|c| c.is_ascii_uppercase())
-                && run.chars().any(|c| c.is_ascii_digit() || c == '/' || c == '+');
+                && run
+                    .chars()
+                    .any(|c| c.is_ascii_digit() || c == '/' || c == '+');
             let key_id = run.len() == 20
                 && (run.starts_with("AKIA") || run.starts_with("ASIA"))
-                && run.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+                && run
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
             if secret_key || key_id {
                 out.push_str(MASK);
             } else {
@@ -249,7 +253,12 @@ mod tests {
         ] {
             assert!(is_secret_path(path), "{path}");
         }
-        for path in ["config.json", "docker/config.json", "kube/config", "state.py"] {
+        for path in [
+            "config.json",
+            "docker/config.json",
+            "kube/config",
+            "state.py",
+        ] {
             assert!(!is_secret_path(path), "{path}");
         }
         let key = br#"{ "type": "service_account", "project_id": "p", "private_key_id": "1",

@@ -14,11 +14,11 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::job::datahash::HashCache;
+use crate::config::task::{Runner, Task};
 use crate::docker::DockerError;
+use crate::job::datahash::HashCache;
 use crate::job::package::Package;
 use crate::printer::{Measure, Reporter};
-use crate::config::task::{Runner, Task};
 
 pub const TEMPLATE: &str = include_str!("../../../../container/Dockerfile.template");
 pub const DEFAULT_COMMAND_BASE: &str = "python:3.11-slim";

@@ -31,7 +31,6 @@ impl std::fmt::Display for Gpus {
     }
 }
 
-
 /// Every container and network grounds creates carries this label, so leftovers can be found.
 pub const LABEL: &str = "grounds";
 pub const JOB_LABEL: &str = "grounds.job";

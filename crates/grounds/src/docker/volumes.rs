@@ -77,8 +77,10 @@ pub struct ChannelVolume {
 /// volume was gone, has none).
 async fn is_content_of(docker: &Docker, name: &str, hash: &str) -> anyhow::Result<bool> {
     match docker.inspect_volume(name).await {
-        Ok(volume) => Ok(volume.labels.get(DATA_LABEL).map(String::as_str) == Some(hash)
-            && volume.labels.contains_key(LABEL)),
+        Ok(volume) => Ok(
+            volume.labels.get(DATA_LABEL).map(String::as_str) == Some(hash)
+                && volume.labels.contains_key(LABEL),
+        ),
         Err(e) if is_missing(&e) => Ok(false),
         Err(e) => Err(call_error(&format!("inspect volume {name}"), e).into()),
     }
@@ -161,7 +163,10 @@ pub async fn remove_stand_ins(
 ) {
     for name in missing {
         if let Some(channel) = channels.get(name) {
-            if !matches!(is_content_of(docker, &channel.volume, &channel.hash).await, Ok(true)) {
+            if !matches!(
+                is_content_of(docker, &channel.volume, &channel.hash).await,
+                Ok(true)
+            ) {
                 let _ = docker
                     .remove_volume(&channel.volume, None::<RemoveVolumeOptions>)
                     .await;
@@ -260,7 +265,14 @@ pub async fn ensure(
     }
     let marker = format!("{MARKER_PREFIX}{}", short(hash));
     let made = docker
-        .create_volume(marker_request(&marker, hash, &content, channel, files.len(), bytes))
+        .create_volume(marker_request(
+            &marker,
+            hash,
+            &content,
+            channel,
+            files.len(),
+            bytes,
+        ))
         .await
         .map_err(|e| call_error(&format!("create volume {marker}"), e))?;
     // Creating a volume that exists answers with the one there: another run may have finished first.
@@ -276,7 +288,14 @@ pub async fn ensure(
             }
             forget(docker, &marker, Some(&theirs), hash).await;
             docker
-                .create_volume(marker_request(&marker, hash, &content, channel, files.len(), bytes))
+                .create_volume(marker_request(
+                    &marker,
+                    hash,
+                    &content,
+                    channel,
+                    files.len(),
+                    bytes,
+                ))
                 .await
                 .map_err(|e| call_error(&format!("create volume {marker}"), e))?;
             Ok(content)

@@ -9,20 +9,19 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio::sync::mpsc;
 
-
 use super::{Ended, Executor, Job, Launched, Outcome};
+use crate::config::task::Task;
 use crate::job::collect::Collected;
-use grounds_job::contract::{self, ChannelConfig, JobConfig, Layout, ResourceConfig};
-use grounds_job::entry;
 use crate::job::fingerprint::RunShape;
-use crate::job::{JobRecord, Mode, Placement};
 use crate::job::log::{read_pieces, JobLog};
 use crate::job::metrics::Definitions;
 use crate::job::package::Package;
+use crate::job::{JobRecord, Mode, Placement};
 use crate::printer::Reporter;
 use crate::settings::TrainSettings;
+use grounds_job::contract::{self, ChannelConfig, JobConfig, Layout, ResourceConfig};
+use grounds_job::entry;
 use grounds_job::signals::StopSignals;
-use crate::config::task::Task;
 
 /// Attached runs as an [`Executor`]: laid out at launch, run to the end in `wait`.
 pub struct AttachedExecutor;
@@ -278,7 +277,6 @@ impl<'a> AttachedJob<'a> {
             logs: self.logs_path(),
         })
     }
-
 }
 
 /// How an attached job is stopped: SIGTERM to the entry (as SageMaker signals only the entry), and past

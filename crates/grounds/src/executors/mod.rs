@@ -12,12 +12,12 @@ pub mod remote;
 
 use std::path::Path;
 
+use crate::config::task::ChannelSource;
 use crate::job::fingerprint::RunShape;
-use crate::job::{JobRecord, Mode, Placement, Status, Waited};
 use crate::job::package::Package;
+use crate::job::{JobRecord, Mode, Placement, Status, Waited};
 use crate::printer::Reporter;
 use crate::settings::TrainSettings;
-use crate::config::task::ChannelSource;
 
 pub use crate::job::Outcome;
 

@@ -9,10 +9,10 @@ use anyhow::Context;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::config::task::{ChannelSource, TaskSpec};
 use crate::job::datahash::HashCache;
 use crate::job::package::PackageInfo;
 use crate::job::Mode;
-use crate::config::task::{ChannelSource, TaskSpec};
 
 /// What runs the package, beyond the package and the data: it changes a run as much as the code does.
 #[derive(Debug, Clone, Serialize)]

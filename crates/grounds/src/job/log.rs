@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::Utc;
 
-use grounds_job::lines::Piece;
 use crate::job::metrics::{Definitions, Metrics};
 use crate::printer::Reporter;
+use grounds_job::lines::Piece;
 
 /// How much of a line too long to hold whole is shown live.
 const SHOWN_MAX: usize = 4096;

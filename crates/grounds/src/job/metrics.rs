@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-pub use grounds_job::metric_line::MARKER;
 /// The longest metric name kept (SageMaker's); the rules of `[metrics]` definitions are the task's
 /// (`crate::config::task::check_metric_definition`).
 pub use crate::config::task::MAX_METRIC_NAME as MAX_NAME;
+pub use grounds_job::metric_line::MARKER;
 
 /// `[metrics]` definitions, compiled: each line of output is matched against every one, and the first
 /// group of a match is the metric's value, as SageMaker reads `MetricDefinitions` from the log.
@@ -52,7 +52,6 @@ impl Definitions {
 static METRIC_LINE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"###METRIC###([^:#\s][^:#]*?):\s*([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|(?i:nan|inf(?:inity)?)))\s*###").ok()
 });
-
 
 /// Every metric on one line of output, in order; text around the markers is ignored.
 pub fn parse_line(line: &str) -> Vec<(String, f64)> {
@@ -415,10 +414,16 @@ mod tests {
 
     #[test]
     fn regex_definitions_are_checked_and_parsed_as_sagemaker_does() {
-        assert!(crate::config::task::check_metric_definition("ae50", "AE-at-50th-percentile: ([0-9.]+)").is_ok());
-        assert!(crate::config::task::check_metric_definition("x", "no group")
-            .unwrap_err()
-            .contains("0 capturing groups"));
+        assert!(crate::config::task::check_metric_definition(
+            "ae50",
+            "AE-at-50th-percentile: ([0-9.]+)"
+        )
+        .is_ok());
+        assert!(
+            crate::config::task::check_metric_definition("x", "no group")
+                .unwrap_err()
+                .contains("0 capturing groups")
+        );
         assert!(crate::config::task::check_metric_definition("x", "(a)(b)")
             .unwrap_err()
             .contains("2 capturing groups"));
@@ -426,9 +431,11 @@ mod tests {
         assert!(crate::config::task::check_metric_definition("x", "([0-9")
             .unwrap_err()
             .contains("does not compile"));
-        assert!(crate::config::task::check_metric_definition("x", &"a".repeat(501))
-            .unwrap_err()
-            .contains("1 to 500"));
+        assert!(
+            crate::config::task::check_metric_definition("x", &"a".repeat(501))
+                .unwrap_err()
+                .contains("1 to 500")
+        );
         let definitions = Definitions::new(
             &[
                 (

@@ -17,10 +17,10 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::task::TaskSpec;
 use crate::job::collect::{Collected, LeftOut};
 use crate::job::metrics::Metrics;
 use crate::job::package::PackageInfo;
-use crate::config::task::TaskSpec;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

@@ -15,7 +15,6 @@ pub struct Member {
     pub overrides: Vec<(String, String)>,
 }
 
-
 /// Every combination of the parameters' values, in the order given (the last parameter varies fastest).
 pub fn grid(parameters: &[(String, Vec<String>)]) -> Vec<Vec<(String, String)>> {
     let mut combinations: Vec<Vec<(String, String)>> = vec![Vec::new()];

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use grounds_job::owner::{Hold, HoldKind};
 use crate::printer::Reporter;
+use grounds_job::owner::{Hold, HoldKind};
 
 /// A cache entry held (shared) while a job reads it: `cache clear` leaves it alone until it is dropped.
 #[derive(Debug)]
@@ -55,8 +55,8 @@ impl Drop for Held {
 
 /// Waits for the lock of an entry, saying what it waits for when it cannot have it at once.
 fn wait(lock: &Path, kind: HoldKind, dir: &Path, reporter: &dyn Reporter) -> anyhow::Result<Hold> {
-    if let Some(hold) = Hold::try_take(lock, kind)
-        .with_context(|| format!("locking {}", lock.display()))?
+    if let Some(hold) =
+        Hold::try_take(lock, kind).with_context(|| format!("locking {}", lock.display()))?
     {
         return Ok(hold);
     }
@@ -144,7 +144,12 @@ pub fn is_whole(dir: &Path) -> bool {
 /// can be there.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     match std::fs::File::open(dir)?.sync_all() {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP | libc::EBADF)) => {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL | libc::ENOTSUP | libc::EBADF)
+            ) =>
+        {
             Ok(())
         }
         other => other,
@@ -338,9 +343,13 @@ pub fn clear(root: &Path, prefixes: &[String]) -> Cleared {
 mod tests {
     use super::*;
 
-    fn build_with(files: &'static [(&'static str, &'static str)]) -> impl FnMut(&Path) -> anyhow::Result<tempfile::TempDir> {
+    fn build_with(
+        files: &'static [(&'static str, &'static str)],
+    ) -> impl FnMut(&Path) -> anyhow::Result<tempfile::TempDir> {
         move |parent| {
-            let staged = tempfile::Builder::new().prefix(".unpacking-").tempdir_in(parent)?;
+            let staged = tempfile::Builder::new()
+                .prefix(".unpacking-")
+                .tempdir_in(parent)?;
             for (name, text) in files {
                 let path = staged.path().join(name);
                 std::fs::create_dir_all(path.parent().unwrap())?;
@@ -360,7 +369,10 @@ mod tests {
             build_with(&[("model/a.txt", "a"), ("model/b/c.txt", "c")])(parent)
         };
         let held = entry(&dir, &crate::printer::Silent, &mut counting).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.join("model/a.txt")).unwrap(), "a");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("model/a.txt")).unwrap(),
+            "a"
+        );
         drop(held);
         entry(&dir, &crate::printer::Silent, &mut counting).unwrap();
         assert_eq!(builds.get(), 1, "a whole entry is used as it is");
@@ -377,7 +389,10 @@ mod tests {
             assert!(!is_whole(&dir));
             entry(&dir, &crate::printer::Silent, &mut counting).unwrap();
             assert!(is_whole(&dir));
-            assert_eq!(std::fs::read_to_string(dir.join("model/a.txt")).unwrap(), "a");
+            assert_eq!(
+                std::fs::read_to_string(dir.join("model/a.txt")).unwrap(),
+                "a"
+            );
             assert!(!dir.join("model/extra").exists());
         }
         assert_eq!(builds.get(), 6);

@@ -12,10 +12,7 @@ use crate::common::{
 
 /// `ssh://user@127.0.0.1:PORT` of the test sshd.
 fn ssh_host() -> String {
-    format!(
-        "ssh://{}",
-        crate::common::service("GROUNDS_TEST_SSH")
-    )
+    format!("ssh://{}", crate::common::service("GROUNDS_TEST_SSH"))
 }
 
 /// The ssh command with the test's key and known hosts, plus `extra` options.
@@ -669,9 +666,7 @@ fn over_tls(sandbox: &Sandbox, verify: bool, cert_path: &Path) -> std::process::
 #[test]
 fn tcp_with_tls_runs_the_job_with_files_copied() {
     let sandbox = Sandbox::new();
-    let certs = PathBuf::from(
-        crate::common::service("GROUNDS_TEST_DOCKER_CERT_PATH"),
-    );
+    let certs = PathBuf::from(crate::common::service("GROUNDS_TEST_DOCKER_CERT_PATH"));
     let output = over_tls(&sandbox, true, &certs);
     assert!(output.status.success(), "{}", both(&output));
     let stderr = text(&output.stderr);

@@ -320,7 +320,10 @@ fn fingerprints_cover_what_runs_hosts_image_and_entry() {
 fn gpus_are_asked_of_the_engine_or_refused_before_anything_runs() {
     let sandbox = Sandbox::new();
     let script = "import os\nprint('###METRIC###gpus:%s###' % os.environ['SM_NUM_GPUS'])\n";
-    let base = format!("[container]\nbase_image = \"{}\"\n", crate::common::PYTHON_BASE);
+    let base = format!(
+        "[container]\nbase_image = \"{}\"\n",
+        crate::common::PYTHON_BASE
+    );
     let task = sandbox.command_task("gpu", script, &base);
     let task = task.to_str().unwrap();
     let plan = |extra: &[&str]| dry_run(&sandbox, "local", task, extra);
@@ -338,7 +341,8 @@ fn gpus_are_asked_of_the_engine_or_refused_before_anything_runs() {
         assert_eq!(output.status.code(), Some(2), "{}", both(&output));
         assert!(text(&output.stderr).contains("--gpus"), "{}", both(&output));
     }
-    let offered = crate::common::docker(&["info", "--format", "{{json .Runtimes}}"]).contains("nvidia");
+    let offered =
+        crate::common::docker(&["info", "--format", "{{json .Runtimes}}"]).contains("nvidia");
     if !offered {
         // This machine has no GPU runtime: asking for GPUs is refused before anything is built or run.
         let output = sandbox.run(&["train", "local", task, "--gpus", "all"]);

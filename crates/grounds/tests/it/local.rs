@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{assert_nothing_left, both, docker, fixture, text, Sandbox, ZipFile, PYTHON_BASE};
+use crate::common::{
+    assert_nothing_left, both, docker, fixture, text, Sandbox, ZipFile, PYTHON_BASE,
+};
 
 /// A command task around a fixture's source, on the debootstrapped Python image.
 fn command_task(sandbox: &Sandbox, name: &str, source: &Path, extra: &str) -> PathBuf {

@@ -317,7 +317,13 @@ fn a_detached_job_is_looked_at_left_again_and_stopped() {
     );
     let (output, submitted) = grounds(
         &sandbox,
-        &["train", "remote", task.to_str().unwrap(), "--detach", "--json"],
+        &[
+            "train",
+            "remote",
+            task.to_str().unwrap(),
+            "--detach",
+            "--json",
+        ],
     );
     assert!(output.status.success(), "{}", both(&output));
     let id = submitted["id"].as_str().unwrap().to_string();
@@ -327,7 +333,9 @@ fn a_detached_job_is_looked_at_left_again_and_stopped() {
     assert_eq!(looked["id"], id.as_str(), "{looked}");
     assert_eq!(looked["status"], "InProgress", "{looked}");
     assert!(
-        looked["secondary_status"].as_str().is_some_and(|s| !s.is_empty()),
+        looked["secondary_status"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
         "{looked}"
     );
 
@@ -353,7 +361,10 @@ fn a_detached_job_is_looked_at_left_again_and_stopped() {
     assert_eq!(output.status.code(), Some(130), "{}", both(&output));
     assert_eq!(fetched["status"], "Stopped", "{fetched}");
     let mut zip = ZipFile::open(Path::new(fetched["result"].as_str().unwrap()));
-    assert!(zip.read("logs.txt").contains("got SIGTERM"), "the job was asked to stop");
+    assert!(
+        zip.read("logs.txt").contains("got SIGTERM"),
+        "the job was asked to stop"
+    );
 }
 
 #[test]
@@ -442,7 +453,10 @@ fn dry_run_prints_the_request_and_changes_nothing() {
         .strip_prefix("s3://grounds-dry-bucket/sagemaker/datasets/")
         .and_then(|rest| rest.strip_suffix('/'))
         .unwrap_or_else(|| panic!("{uri}"));
-    assert!(hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{uri}");
+    assert!(
+        hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{uri}"
+    );
     assert_eq!(plan["remote"]["account"], "123456789012");
     // Without [remote] registry and bucket: ECR in the caller's account, and SageMaker's default bucket.
     let plain = sandbox.write(
@@ -912,11 +926,21 @@ async fn a_submitted_jobs_data_never_changes_under_it() {
         "metrics = [\"value\"]\n",
     );
     let toml = std::fs::read_to_string(&task).unwrap();
-    std::fs::write(&task, format!("{toml}\n[channels]\ntraining = \"../data\"\n")).unwrap();
+    std::fs::write(
+        &task,
+        format!("{toml}\n[channels]\ntraining = \"../data\"\n"),
+    )
+    .unwrap();
     let submit = || {
         let (output, answer) = grounds(
             &sandbox,
-            &["train", "remote", task.to_str().unwrap(), "--detach", "--json"],
+            &[
+                "train",
+                "remote",
+                task.to_str().unwrap(),
+                "--detach",
+                "--json",
+            ],
         );
         assert!(output.status.success(), "{}", both(&output));
         answer["id"].as_str().unwrap().to_string()
@@ -964,10 +988,20 @@ async fn s3_data_sets_are_listed_and_cleared_except_what_a_running_job_reads() {
     let toml = std::fs::read_to_string(&task)
         .unwrap()
         .replace("grounds-standin", "grounds-clear-bucket");
-    std::fs::write(&task, format!("{toml}\n[channels]\ntraining = \"../data\"\n")).unwrap();
+    std::fs::write(
+        &task,
+        format!("{toml}\n[channels]\ntraining = \"../data\"\n"),
+    )
+    .unwrap();
     let (output, running) = grounds(
         &sandbox,
-        &["train", "remote", task.to_str().unwrap(), "--detach", "--json"],
+        &[
+            "train",
+            "remote",
+            task.to_str().unwrap(),
+            "--detach",
+            "--json",
+        ],
     );
     assert!(output.status.success(), "{}", both(&output));
     let running_id = running["id"].as_str().unwrap().to_string();
@@ -1028,7 +1062,10 @@ async fn s3_data_sets_are_listed_and_cleared_except_what_a_running_job_reads() {
 
 /// The hash of the first data set a clear kept.
 fn kept_hash(cleared: &serde_json::Value) -> String {
-    cleared["s3"]["kept"][0][0].as_str().unwrap_or("-").to_string()
+    cleared["s3"]["kept"][0][0]
+        .as_str()
+        .unwrap_or("-")
+        .to_string()
 }
 
 /// A data set's prefix is written once: an object there changed by hand is an error that names it, and
@@ -1040,7 +1077,11 @@ async fn a_data_sets_prefix_is_never_overwritten() {
     sandbox.write("data/value.txt", "once");
     let task = remote_command_task(&sandbox, "remote-once", "print('ok')\n", "");
     let toml = std::fs::read_to_string(&task).unwrap();
-    std::fs::write(&task, format!("{toml}\n[channels]\ntraining = \"../data\"\n")).unwrap();
+    std::fs::write(
+        &task,
+        format!("{toml}\n[channels]\ntraining = \"../data\"\n"),
+    )
+    .unwrap();
     let task = task.to_str().unwrap();
     let (output, first) = grounds(&sandbox, &["train", "remote", task, "--detach", "--json"]);
     assert!(output.status.success(), "{}", both(&output));
@@ -1062,9 +1103,21 @@ async fn a_data_sets_prefix_is_never_overwritten() {
     );
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
     let said = text(&output.stderr);
-    assert!(said.contains("written once") && said.contains(&key), "{said}");
-    let object = s3.get_object().bucket(bucket).key(&key).send().await.unwrap();
-    assert_eq!(&object.body.collect().await.unwrap().into_bytes()[..], b"ONCE");
+    assert!(
+        said.contains("written once") && said.contains(&key),
+        "{said}"
+    );
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        &object.body.collect().await.unwrap().into_bytes()[..],
+        b"ONCE"
+    );
     let (output, _) = grounds(&sandbox, &["results", "fetch", &first, "--json"]);
     assert!(output.status.success(), "{}", both(&output));
 }

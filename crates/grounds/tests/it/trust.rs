@@ -58,7 +58,11 @@ fn a_failure_file_is_never_read_through_a_link_a_pipe_or_whole() {
     let sandbox = Sandbox::new();
     let secret = secret_file(&sandbox);
     // A host folder holding a file named `failure`: an `output` that is a link to it must not be read.
-    let failure_dir = sandbox.write("hostdir/failure", SECRET).parent().unwrap().to_path_buf();
+    let failure_dir = sandbox
+        .write("hostdir/failure", SECRET)
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let script = format!(
         r#"
 import os, sys
@@ -88,7 +92,14 @@ sys.exit(3)
     let task = sandbox.command_task("fails", &script, "[hyperparameters]\nkind = \"link\"\n");
     let task = task.to_str().unwrap();
     for kind in ["link", "dir-link", "out-link", "fifo", "zero", "huge"] {
-        let mut command = sandbox.command(&["train", "attached", task, "--hp", &format!("kind={kind}"), "--json"]);
+        let mut command = sandbox.command(&[
+            "train",
+            "attached",
+            task,
+            "--hp",
+            &format!("kind={kind}"),
+            "--json",
+        ]);
         let started = std::time::Instant::now();
         let (output, peak_kib) = measured(&mut command);
         assert!(
@@ -99,11 +110,21 @@ sys.exit(3)
         let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(answer["status"], "Failed", "{kind}");
         let reason = answer["failure_reason"].as_str().unwrap_or_default();
-        assert!(!reason.contains(SECRET), "{kind}: the reason holds the host file: {reason}");
-        assert!(reason.len() <= 1024, "{kind}: a reason of {} bytes", reason.len());
+        assert!(
+            !reason.contains(SECRET),
+            "{kind}: the reason holds the host file: {reason}"
+        );
+        assert!(
+            reason.len() <= 1024,
+            "{kind}: a reason of {} bytes",
+            reason.len()
+        );
         let result = answer["result"].as_str().unwrap();
         let stored = zip_text(Path::new(result));
-        assert!(!stored.contains(SECRET), "{kind}: the result holds the host file");
+        assert!(
+            !stored.contains(SECRET),
+            "{kind}: the result holds the host file"
+        );
         assert!(!text(&output.stderr).contains(SECRET), "{kind}: printed");
         match kind {
             "link" | "dir-link" | "out-link" | "fifo" | "zero" => assert!(
@@ -123,21 +144,28 @@ sys.exit(3)
 fn a_container_jobs_failure_link_is_never_followed_on_the_host() {
     let sandbox = Sandbox::new();
     let secret = secret_file(&sandbox);
-    let script = format!(
-        "import os, sys\nos.symlink({secret:?}, '/opt/ml/output/failure')\nsys.exit(2)\n"
-    );
+    let script =
+        format!("import os, sys\nos.symlink({secret:?}, '/opt/ml/output/failure')\nsys.exit(2)\n");
     let task = local_task(&sandbox, "fails-local", &script, "");
     let task = task.to_str().unwrap();
     for extra in [&[][..], &["--copy"][..]] {
         let mut args = vec!["train", "local", task, "--force"];
         args.extend_from_slice(extra);
         let (output, answer) = sandbox.json(&args);
-        assert_eq!(output.status.code(), Some(1), "{extra:?}: {}", both(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{extra:?}: {}",
+            both(&output)
+        );
         let reason = answer["failure_reason"].as_str().unwrap_or_default();
         assert!(!reason.contains(SECRET), "{extra:?}: {reason}");
         assert!(reason.contains("was not read"), "{extra:?}: {reason}");
         let stored = zip_text(Path::new(answer["result"].as_str().unwrap()));
-        assert!(!stored.contains(SECRET), "{extra:?}: the result holds the host file");
+        assert!(
+            !stored.contains(SECRET),
+            "{extra:?}: the result holds the host file"
+        );
     }
 }
 
@@ -204,10 +232,14 @@ fn a_crafted_result_zip_cannot_make_a_job_read_host_files() {
             "import os\nfor root, _, files in os.walk(os.environ['SM_CHANNEL_MODEL']):\n    for f in files:\n        print(open(os.path.join(root, f), errors='replace').read())\n",
             &format!("[channels]\nmodel = \"result://{id}/model\"\n"),
         );
-        let (output, _) = sandbox.json(&["train", "attached", consumer.to_str().unwrap(), "--force"]);
+        let (output, _) =
+            sandbox.json(&["train", "attached", consumer.to_str().unwrap(), "--force"]);
         assert_eq!(output.status.code(), Some(2), "{name}: {}", both(&output));
         let said = both(&output);
-        assert!(!said.contains(SECRET), "{name}: the job read the host file:\n{said}");
+        assert!(
+            !said.contains(SECRET),
+            "{name}: the job read the host file:\n{said}"
+        );
         assert!(said.contains("leads out of the folder"), "{name}: {said}");
     }
 }
@@ -237,26 +269,51 @@ fn results_are_named_by_their_file_and_inner_ids_reach_nothing() {
 
     let (output, listed) = sandbox.json(&["results", "list"]);
     assert!(output.status.success(), "{}", both(&output));
-    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, [a_id.as_str()], "the copy is not listed under A's id");
-    assert!(text(&output.stderr).contains("damaged"), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains("damaged"),
+        "{}",
+        both(&output)
+    );
     let show = sandbox.run(&["results", "show", "copy"]);
     assert_eq!(show.status.code(), Some(2), "{}", both(&show));
     assert!(text(&show.stderr).contains("damaged"), "{}", both(&show));
 
     let rm = sandbox.run(&["results", "rm", "copy"]);
     assert!(rm.status.success(), "{}", both(&rm));
-    assert!(!results.join("copy.zip").exists(), "the file named is removed");
-    assert!(a_zip.exists(), "A is not removed through the copy's inner id");
+    assert!(
+        !results.join("copy.zip").exists(),
+        "the file named is removed"
+    );
+    assert!(
+        a_zip.exists(),
+        "A is not removed through the copy's inner id"
+    );
 
     // An inner id that climbs out of the store.
     let victim = sandbox.home().join("victim.zip");
     std::fs::write(&victim, b"not grounds'").unwrap();
     crafted_copy(&a_zip, &results.join("evil.zip"), "../victim", &[]);
-    let gc = sandbox.run(&["results", "gc", "--status", "Completed", "--older-than", "0s"]);
+    let gc = sandbox.run(&[
+        "results",
+        "gc",
+        "--status",
+        "Completed",
+        "--older-than",
+        "0s",
+    ]);
     assert!(gc.status.success(), "{}", both(&gc));
     assert!(victim.exists(), "gc followed an inner id out of the store");
-    assert!(results.join("evil.zip").exists(), "a damaged zip is never acted on by gc");
+    assert!(
+        results.join("evil.zip").exists(),
+        "a damaged zip is never acted on by gc"
+    );
     let rm = sandbox.run(&["results", "rm", "evil"]);
     assert!(rm.status.success(), "{}", both(&rm));
     assert!(victim.exists() && !results.join("evil.zip").exists());
@@ -274,7 +331,13 @@ for step in range(100_000):
     w("".join(f"###METRIC###m{k}:{step + k / 100}###" for k in range(30)) + "\n")
 "####;
     let task = sandbox.command_task("chatty", script, "");
-    let mut command = sandbox.command(&["train", "attached", task.to_str().unwrap(), "--json", "--quiet"]);
+    let mut command = sandbox.command(&[
+        "train",
+        "attached",
+        task.to_str().unwrap(),
+        "--json",
+        "--quiet",
+    ]);
     let (output, peak_kib) = measured(&mut command);
     assert!(output.status.success(), "{}", both(&output));
     let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -292,7 +355,11 @@ for step in range(100_000):
     assert_eq!(m0["thinned"]["reported"], 100_000);
     let every = m0["thinned"]["every"].as_u64().unwrap();
     let series = m0["series"].as_array().unwrap();
-    assert!(series.len() <= 10_000 && every >= 10, "{} samples, every {every}", series.len());
+    assert!(
+        series.len() <= 10_000 && every >= 10,
+        "{} samples, every {every}",
+        series.len()
+    );
     assert_eq!(series[1]["value"], every as f64, "evenly thinned");
     let (output, _) = sandbox.json(&["results", "open", id]);
     assert!(output.status.success(), "{}", both(&output));
@@ -309,7 +376,10 @@ fn removing_a_result_keeps_files_added_to_its_opened_copy() {
     let (output, first) = sandbox.json(&["train", "attached", task.to_str().unwrap()]);
     assert!(output.status.success(), "{}", both(&output));
     let (_, second) = sandbox.json(&["train", "attached", task.to_str().unwrap(), "--force"]);
-    let (first, second) = (first["id"].as_str().unwrap(), second["id"].as_str().unwrap());
+    let (first, second) = (
+        first["id"].as_str().unwrap(),
+        second["id"].as_str().unwrap(),
+    );
     for id in [first, second] {
         let (output, _) = sandbox.json(&["results", "open", id]);
         assert!(output.status.success(), "{}", both(&output));
@@ -323,7 +393,11 @@ fn removing_a_result_keeps_files_added_to_its_opened_copy() {
     assert!(output.status.success(), "{}", both(&output));
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "my analysis");
     assert_eq!(removed["kept_open"][0]["id"], first, "{removed}");
-    assert!(text(&output.stderr).contains("notes.md"), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains("notes.md"),
+        "{}",
+        both(&output)
+    );
     assert!(
         !sandbox.home().join("open").join(second).exists(),
         "an opened copy holding only the result's files goes with it"
@@ -339,7 +413,8 @@ fn result_channels_are_shared_at_once_and_rebuilt_when_not_whole() {
     let (output, made) = sandbox.json(&["train", "attached", producer.to_str().unwrap()]);
     assert!(output.status.success(), "{}", both(&output));
     let id = made["id"].as_str().unwrap().to_string();
-    let script = "import os\nprint(open(os.path.join(os.environ['SM_CHANNEL_MODEL'], 'm.txt')).read())\n";
+    let script =
+        "import os\nprint(open(os.path.join(os.environ['SM_CHANNEL_MODEL'], 'm.txt')).read())\n";
     let tasks: Vec<PathBuf> = (0..4)
         .map(|i| {
             sandbox.command_task(
@@ -374,18 +449,37 @@ fn result_channels_are_shared_at_once_and_rebuilt_when_not_whole() {
         let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(logs_of(&answer), "m");
     }
-    let cached = sandbox.home().join("cache/results").join(&id).join("model/m.txt");
+    let cached = sandbox
+        .home()
+        .join("cache/results")
+        .join(&id)
+        .join("model/m.txt");
     std::fs::write(&cached, "tampered").unwrap();
-    let (output, answer) = sandbox.json(&["train", "attached", tasks[0].to_str().unwrap(), "--force"]);
+    let (output, answer) =
+        sandbox.json(&["train", "attached", tasks[0].to_str().unwrap(), "--force"]);
     assert!(output.status.success(), "{}", both(&output));
-    assert_eq!(logs_of(&answer), "m", "the job read the result, not the tampered cache");
-    assert_eq!(std::fs::read_to_string(&cached).unwrap(), "m", "rebuilt from the result");
+    assert_eq!(
+        logs_of(&answer),
+        "m",
+        "the job read the result, not the tampered cache"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cached).unwrap(),
+        "m",
+        "rebuilt from the result"
+    );
     let (output, listed) = sandbox.json(&["cache", "list", "--local"]);
     assert!(output.status.success(), "{}", both(&output));
     assert_eq!(listed["local"]["results"][0]["whole"], true, "{listed}");
     let (output, cleared) = sandbox.json(&["cache", "clear", "--local"]);
     assert!(output.status.success(), "{}", both(&output));
-    assert_eq!(cleared["local"]["results"]["removed"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        cleared["local"]["results"]["removed"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(!cached.exists());
 }
 
@@ -398,7 +492,12 @@ fn a_data_volume_removed_by_hand_is_sent_again_not_mounted_empty() {
     let sandbox = Sandbox::new();
     sandbox.write("data/rows.csv", "a,b\n1,2\n");
     let script = "import os, sys\nfiles = os.listdir(os.environ['SM_CHANNEL_TRAINING'])\nprint('files:', files)\nsys.exit(0 if files == ['rows.csv'] else 5)\n";
-    let task = local_task(&sandbox, "volumes", script, "[channels]\ntraining = \"../data\"\n");
+    let task = local_task(
+        &sandbox,
+        "volumes",
+        script,
+        "[channels]\ntraining = \"../data\"\n",
+    );
     let task = task.to_str().unwrap();
     let (output, first) = sandbox.json(&["train", "local", task, "--copy"]);
     assert!(output.status.success(), "{}", both(&output));
@@ -410,17 +509,26 @@ fn a_data_volume_removed_by_hand_is_sent_again_not_mounted_empty() {
         .collect();
     assert!(!content.is_empty());
     for volume in &content {
-        let _ = std::process::Command::new("docker").args(["volume", "rm", volume]).output();
+        let _ = std::process::Command::new("docker")
+            .args(["volume", "rm", volume])
+            .output();
     }
     let (output, second) = sandbox.json(&["train", "local", task, "--copy", "--force"]);
-    assert!(output.status.success(), "the job read an empty channel: {}", both(&output));
+    assert!(
+        output.status.success(),
+        "the job read an empty channel: {}",
+        both(&output)
+    );
     assert_eq!(second["status"], "Completed");
     assert_ne!(second["id"], id);
     // Nothing the engine made by itself is left behind.
     for volume in docker(&["volume", "ls", "-q"]).lines() {
         if volume.starts_with("grounds-content-") {
             let labels = docker(&["volume", "inspect", "-f", "{{json .Labels}}", volume]);
-            assert!(labels.contains("grounds.data"), "{volume} has no labels: {labels}");
+            assert!(
+                labels.contains("grounds.data"),
+                "{volume} has no labels: {labels}"
+            );
         }
     }
     let _ = std::process::Command::new(crate::common::BIN)
@@ -454,9 +562,19 @@ fn a_file_swapped_for_a_link_while_packaging_never_packs_the_target() {
         })
     };
     for _ in 0..20 {
-        let output = sandbox.run(&["train", "attached", task.to_str().unwrap(), "--force", "--json"]);
+        let output = sandbox.run(&[
+            "train",
+            "attached",
+            task.to_str().unwrap(),
+            "--force",
+            "--json",
+        ]);
         for zip in sandbox.result_zips() {
-            assert!(!zip_text(&zip).contains(SECRET), "{}: the link's target was packaged", zip.display());
+            assert!(
+                !zip_text(&zip).contains(SECRET),
+                "{}: the link's target was packaged",
+                zip.display()
+            );
         }
         assert!(!text(&output.stdout).contains(SECRET) && !text(&output.stderr).contains(SECRET));
     }
@@ -487,7 +605,11 @@ fn tool_credentials_are_refused_in_packages() {
         sandbox.write(&format!("{dir}/src/{name}"), content);
         let output = sandbox.run(&["train", "attached", task.to_str().unwrap()]);
         assert_eq!(output.status.code(), Some(2), "{name}: {}", both(&output));
-        assert!(text(&output.stderr).contains(name.rsplit('/').next().unwrap()), "{name}: {}", both(&output));
+        assert!(
+            text(&output.stderr).contains(name.rsplit('/').next().unwrap()),
+            "{name}: {}",
+            both(&output)
+        );
         assert!(sandbox.result_zips().is_empty(), "{name}: nothing runs");
     }
 }
@@ -510,11 +632,20 @@ fn dry_runs_mask_credentials_inside_values_and_secret_hyperparameters() {
         let (output, plan) = sandbox.json(&["train", mode, task.to_str().unwrap(), "--dry-run"]);
         assert!(output.status.success(), "{mode}: {}", both(&output));
         let shown = plan.to_string();
-        for secret in ["tok-12345-secret", "hunter2pw", "pw-in-url", "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI"] {
+        for secret in [
+            "tok-12345-secret",
+            "hunter2pw",
+            "pw-in-url",
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI",
+        ] {
             assert!(!shown.contains(secret), "{mode}: {secret} in {shown}");
         }
         assert_eq!(plan["hyperparameters"]["lr"], "0.1");
-        assert_eq!(plan["hyperparameters"]["db"], "postgres://admin:***@db:5432/x");
+        assert_eq!(
+            plan["hyperparameters"]["db"],
+            "postgres://admin:***@db:5432/x"
+        );
     }
 }
 
@@ -523,29 +654,49 @@ fn dry_runs_mask_credentials_inside_values_and_secret_hyperparameters() {
 #[test]
 fn plain_tcp_engines_off_this_machine_get_no_secrets() {
     let sandbox = Sandbox::new();
-    let task = local_task(&sandbox, "insecure", "print(1)\n", "pass_env = [\"GROUNDS_TEST_TOKEN\"]\n");
+    let task = local_task(
+        &sandbox,
+        "insecure",
+        "print(1)\n",
+        "pass_env = [\"GROUNDS_TEST_TOKEN\"]\n",
+    );
     let task = task.to_str().unwrap();
     // One of this machine's own addresses that is not loopback, on a port where nothing listens: a
     // connection, if one were tried, is refused at once.
-    let addresses = std::process::Command::new("hostname").arg("-I").output().unwrap();
+    let addresses = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .unwrap();
     let address = text(&addresses.stdout)
         .split_whitespace()
-        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
         .expect("a non-loopback IPv4 address")
         .to_string();
-    let port = std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let host = format!("tcp://{address}:{port}");
     let run = |extra: &[&str]| {
         let mut args = vec!["train", "local", task, "--docker-host", host.as_str()];
         args.extend_from_slice(extra);
         let mut command = sandbox.command(&args);
-        command.env("GROUNDS_TEST_TOKEN", "tok").env_remove("DOCKER_TLS_VERIFY");
+        command
+            .env("GROUNDS_TEST_TOKEN", "tok")
+            .env_remove("DOCKER_TLS_VERIFY");
         command.output().unwrap()
     };
     let refused = run(&[]);
     assert_eq!(refused.status.code(), Some(2), "{}", both(&refused));
     let said = text(&refused.stderr);
-    assert!(said.contains("plain HTTP") && said.contains("--allow-insecure"), "{said}");
+    assert!(
+        said.contains("plain HTTP") && said.contains("--allow-insecure"),
+        "{said}"
+    );
     assert!(said.contains("GROUNDS_TEST_TOKEN"), "{said}");
     let allowed = run(&["--allow-insecure"]);
     let said = text(&allowed.stderr);

@@ -203,8 +203,14 @@ fn plan() -> PlanAnswer {
 
 #[test]
 fn a_run_answers_with_its_outcome_and_where_it_ran() {
-    check("run_local", &JobAnswer::Run(Box::new(run_answer(local_facts()))));
-    check("run_remote", &JobAnswer::Run(Box::new(run_answer(remote_facts()))));
+    check(
+        "run_local",
+        &JobAnswer::Run(Box::new(run_answer(local_facts()))),
+    );
+    check(
+        "run_remote",
+        &JobAnswer::Run(Box::new(run_answer(remote_facts()))),
+    );
     let mut reused = run_answer(ModeFacts::default());
     reused.head.reused = true;
     check("run_reused", &JobAnswer::Run(Box::new(reused)));

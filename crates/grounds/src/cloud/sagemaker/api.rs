@@ -10,8 +10,8 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::CreateTrainingJob;
 use crate::cloud::aws::call_error;
-use crate::job::{Status, Waited};
 use crate::job::log::JobLog;
+use crate::job::{Status, Waited};
 use crate::printer::{Measure, Reporter};
 
 pub const LOG_GROUP: &str = "/aws/sagemaker/TrainingJobs";

@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use super::api::JobState;
 use crate::cloud::aws::{call_error, Aws};
 use crate::job::collect::{Collected, LeftOut};
+use crate::job::log::JobLog;
 use crate::job::Outcome;
 use crate::job::{SageMakerJob, Status};
-use crate::job::log::JobLog;
 use crate::printer::{Measure, Reporter};
 
 fn s3_parts(uri: &str) -> anyhow::Result<(&str, &str)> {

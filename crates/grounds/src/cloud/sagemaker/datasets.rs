@@ -67,8 +67,8 @@ pub async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<Vec<D
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page
-            .map_err(|e| call_error(&format!("s3:ListObjectsV2 s3://{bucket}/{PREFIX}"), e))?;
+        let page =
+            page.map_err(|e| call_error(&format!("s3:ListObjectsV2 s3://{bucket}/{PREFIX}"), e))?;
         for object in page.contents() {
             let key = object.key().unwrap_or_default();
             let Some(rest) = key.strip_prefix(PREFIX) else {
@@ -170,7 +170,11 @@ pub async fn clear(
     let read = in_progress_inputs(sagemaker).await?;
     let mut cleared = Cleared::default();
     for dataset in datasets {
-        if !prefixes.is_empty() && !prefixes.iter().any(|p| dataset.hash.starts_with(p.as_str())) {
+        if !prefixes.is_empty()
+            && !prefixes
+                .iter()
+                .any(|p| dataset.hash.starts_with(p.as_str()))
+        {
             continue;
         }
         if read.iter().any(|uri| uri.starts_with(&dataset.uri)) {

@@ -280,4 +280,3 @@ pub fn check_metric_definition(name: &str, regex: &str) -> Result<(), String> {
     }
     Ok(())
 }
-

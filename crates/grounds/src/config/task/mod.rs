@@ -17,8 +17,9 @@ use toml::Spanned;
 
 use checks::*;
 pub use checks::{
-    check_channel_name, check_metric_definition, hyperparameter_string, parse_override, JOB_NAME_MAX,
-    JOB_SUFFIX_LEN, MAX_METRIC_DEFINITIONS, MAX_METRIC_NAME, MAX_METRIC_REGEX, TASK_NAME_MAX,
+    check_channel_name, check_metric_definition, hyperparameter_string, parse_override,
+    JOB_NAME_MAX, JOB_SUFFIX_LEN, MAX_METRIC_DEFINITIONS, MAX_METRIC_NAME, MAX_METRIC_REGEX,
+    TASK_NAME_MAX,
 };
 pub use grounds_job::spec::*;
 

@@ -18,20 +18,20 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::config::secrets;
+use crate::config::task::{ChannelSource, Task};
 use crate::docker::Gpus;
-use crate::job::collect::{Collected, Source};
-use grounds_job::contract::{ChannelConfig, JobConfig, Layout, ResourceConfig};
 use crate::docker::{call_error, JOB_LABEL, LABEL, OWNER_LABEL};
-use grounds_job::entry;
 use crate::executors::{local_channel, stop_notice, Outcome};
+use crate::job::collect::{Collected, Source};
 use crate::job::log::JobLog;
-use grounds_job::lines::Piece;
 use crate::job::metrics::Definitions;
 use crate::printer::Reporter;
-use crate::config::secrets;
 use crate::settings::{ContainerSettings, TrainSettings};
+use grounds_job::contract::{ChannelConfig, JobConfig, Layout, ResourceConfig};
+use grounds_job::entry;
+use grounds_job::lines::Piece;
 use grounds_job::signals::StopSignals;
-use crate::config::task::{ChannelSource, Task};
 
 /// One container of the job, as planned.
 #[derive(Debug, Clone, Serialize)]
@@ -225,8 +225,13 @@ impl<'a> LocalJob<'a> {
             {
                 if let ChannelSource::Local(path) = source {
                     let what = format!("channel `{name}` for {}", host.host);
-                    crate::job::channels::copy_into(path, &layout.channel_dir(name), &what, reporter)
-                        .with_context(|| what.clone())?;
+                    crate::job::channels::copy_into(
+                        path,
+                        &layout.channel_dir(name),
+                        &what,
+                        reporter,
+                    )
+                    .with_context(|| what.clone())?;
                 }
             }
             std::fs::create_dir_all(layout.code_dir())?;
@@ -443,7 +448,10 @@ impl<'a> LocalJob<'a> {
                 .map(|h| {
                     (
                         h.host.clone(),
-                        Collected::from_root(&h.root, Path::new(grounds_job::contract::DEFAULT_ROOT)),
+                        Collected::from_root(
+                            &h.root,
+                            Path::new(grounds_job::contract::DEFAULT_ROOT),
+                        ),
                     )
                 })
                 .collect(),
@@ -537,9 +545,7 @@ impl<'a> LocalJob<'a> {
             created.push(host.container.clone());
         }
         Ok(())
-
     }
-
 }
 
 /// How containers are stopped: `docker stop -t GRACE` to each (SIGTERM, then the engine's SIGKILL after

@@ -11,11 +11,11 @@ use anyhow::Context;
 use bollard::models::{Mount, MountType, MountVolumeOptions};
 use bollard::Docker;
 
-use crate::job::collect::LeftOut;
-use grounds_job::contract::DEFAULT_ROOT;
-use crate::docker::{transfer, volumes};
-use crate::printer::Reporter;
 use crate::config::task::{ChannelSource, Task};
+use crate::docker::{transfer, volumes};
+use crate::job::collect::LeftOut;
+use crate::printer::Reporter;
+use grounds_job::contract::DEFAULT_ROOT;
 
 /// What is copied out of each container when it ends.
 const COPIED_OUT: [&str; 3] = ["model", "output", "checkpoints"];
@@ -51,11 +51,9 @@ pub async fn channel_volumes(
         let hash = &hash;
         crate::job::fingerprint::check_unchanged(hashes, name, path, hash)?;
         let unchanged = || crate::job::fingerprint::check_unchanged(hashes, name, path, hash);
-        let volume = volumes::ensure(
-            docker, image, name, path, hash, owner, &unchanged, reporter,
-        )
-        .await
-        .with_context(|| format!("sending channel `{name}` to the engine"))?;
+        let volume = volumes::ensure(docker, image, name, path, hash, owner, &unchanged, reporter)
+            .await
+            .with_context(|| format!("sending channel `{name}` to the engine"))?;
         found.insert(
             name.clone(),
             volumes::ChannelVolume {
@@ -166,13 +164,7 @@ async fn copy_tree_out(
     let root = root.to_path_buf();
     // The archive's entries are `model/...`: unpacked into the root they land where a mount puts them.
     let unpacked = tokio::task::spawn_blocking(move || {
-        grounds_job::archive::tar::unpack(
-            std::io::BufReader::new(file),
-            &root,
-            "",
-            true,
-            limits,
-        )
+        grounds_job::archive::tar::unpack(std::io::BufReader::new(file), &root, "", true, limits)
     })
     .await
     .context("unpacking the copy")??;

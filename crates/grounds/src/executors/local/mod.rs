@@ -14,14 +14,13 @@ use std::path::Path;
 use bollard::models::DeviceRequest;
 use bollard::Docker;
 
-
 use super::{Ended, Executor, Job, Launched, ModeFacts, ModePlan};
+use crate::docker::image::ImagePlan;
 use crate::docker::Gpus;
 use crate::docker::{self};
 use crate::job::fingerprint::RunShape;
-use crate::docker::image::ImagePlan;
-use crate::job::{JobRecord, Mode, Placement};
 use crate::job::package::Package;
+use crate::job::{JobRecord, Mode, Placement};
 use crate::printer::Reporter;
 use crate::settings::{ContainerSettings, TrainSettings};
 

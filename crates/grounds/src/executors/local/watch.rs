@@ -7,8 +7,8 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::docker::call_error;
-use grounds_job::lines::{LineSplitter, Piece};
 use crate::printer::Reporter;
+use grounds_job::lines::{LineSplitter, Piece};
 
 pub async fn wait_exit(docker: Docker, container: String) -> anyhow::Result<i64> {
     let mut stream = docker.wait_container(

@@ -14,15 +14,15 @@ use chrono::Utc;
 
 use super::{Ended, Executor, Job, Launched, ModeFacts, ModePlan, Outcome, Reattach, Submitted};
 use crate::cloud::aws::Aws;
-use crate::job::fingerprint::RunShape;
+use crate::cloud::sagemaker::api;
+use crate::cloud::sagemaker::{self};
 use crate::docker::image::ImagePlan;
-use crate::job::{JobRecord, Mode, Placement, SageMakerJob, Status, Waited};
+use crate::job::fingerprint::RunShape;
 use crate::job::log::JobLog;
 use crate::job::metrics::Definitions;
 use crate::job::package::Package;
+use crate::job::{JobRecord, Mode, Placement, SageMakerJob, Status, Waited};
 use crate::printer::Reporter;
-use crate::cloud::sagemaker::api;
-use crate::cloud::sagemaker::{self};
 use crate::settings::{ContainerSettings, RemoteSettings, TrainSettings};
 
 pub use plan::{RemoteOptions, RemotePlan};
@@ -192,7 +192,11 @@ async fn upload(
         uploads.bytes_uploaded += report.bytes_uploaded;
     }
     // Each data set says when a job last used it: `cache clear --s3` leaves recently used data alone.
-    for hash in plan.uploads.keys().filter_map(|c| job.channel_hashes.get(c)) {
+    for hash in plan
+        .uploads
+        .keys()
+        .filter_map(|c| job.channel_hashes.get(c))
+    {
         crate::cloud::sagemaker::datasets::mark_used(s3, &plan.bucket, hash).await?;
     }
     Ok(uploads)

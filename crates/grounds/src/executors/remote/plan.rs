@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::cloud::aws::Aws;
 use crate::cloud::sagemaker::{self, CreateTrainingJob, JobInputs, LimitError};
-use crate::settings::RemoteSettings;
 use crate::config::task::{ChannelSource, Runner, Task};
+use crate::settings::RemoteSettings;
 
 /// Everything `train remote` will do, resolved before any call that changes anything.
 #[derive(Debug, Clone, Serialize)]

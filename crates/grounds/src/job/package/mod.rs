@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use grounds_job::archive::{self, DeterministicZip};
-use grounds_job::confined::{self, Resolution};
-use crate::printer::Reporter;
 use crate::config::secrets::is_secret_path;
 use crate::config::task::Task;
+use crate::printer::Reporter;
+use grounds_job::archive::{self, DeterministicZip};
+use grounds_job::confined::{self, Resolution};
 
 pub use grounds_job::manifest::{read_manifest, PackageInfo, CODE_PREFIX, PACKAGE_JSON, TASK_JSON};
 /// A packaged file this large is probably data, which belongs in a channel.
@@ -85,7 +85,6 @@ pub enum PackageError {
     #[error("writing the package: {0}")]
     Write(String),
 }
-
 
 /// A package: its manifest, and the zip in a temporary file (removed when the last clone is dropped,
 /// and locked while it lives, so that one left by a killed run is recognised and removed later).
@@ -335,7 +334,11 @@ fn source_entries(
             continue;
         }
         // Every name in a package has one spelling, the same wherever it is unpacked.
-        if relative.contains('\\') || path.strip_prefix(source).is_ok_and(|r| r.to_str().is_none()) {
+        if relative.contains('\\')
+            || path
+                .strip_prefix(source)
+                .is_ok_and(|r| r.to_str().is_none())
+        {
             return Err(PackageError::Name {
                 path: path.to_path_buf(),
                 why: if relative.contains('\\') {
@@ -417,7 +420,9 @@ fn source_entries(
             && !included(&relative)
         {
             let content = confined::open_file(source, Path::new(&relative))
-                .and_then(|opened| confined::read_at_most(opened.file, crate::config::secrets::SNIFFED_MAX))
+                .and_then(|opened| {
+                    confined::read_at_most(opened.file, crate::config::secrets::SNIFFED_MAX)
+                })
                 .map_err(|error| PackageError::Read {
                     path: path.to_path_buf(),
                     error,

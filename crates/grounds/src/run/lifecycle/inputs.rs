@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 
+use crate::config::task::ChannelSource;
 use crate::job::ResultInput;
 use crate::printer::Reporter;
 use crate::settings::TrainSettings;
-use crate::config::task::ChannelSource;
 
 /// Resolves the task's `result://` channels to the files of the stored results they name (unpacked
 /// once into `$GROUNDS_HOME/cache/results`), so every mode reads them as local data and the fingerprint

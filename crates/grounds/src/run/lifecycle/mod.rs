@@ -8,16 +8,16 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::config::task::Runner;
 use crate::executors::{Ended, Executor, Job, Launched, ModeFacts, ModePlan, Reattach};
 use crate::job::fingerprint::fingerprint;
-use crate::job::{JobRecord, Started as StartedRecord, Status, Waited};
 use crate::job::metrics::Metrics;
-use grounds_job::owner::WorkDir;
 use crate::job::package::Package;
+use crate::job::{JobRecord, Started as StartedRecord, Status, Waited};
 use crate::printer::{Progress, Reporter};
-use crate::store::results::{Reservation, ResultContents, Store, Stored};
 use crate::settings::TrainSettings;
-use crate::config::task::Runner;
+use crate::store::results::{Reservation, ResultContents, Store, Stored};
+use grounds_job::owner::WorkDir;
 
 /// A `--dry-run` plan of one job: what would run, and where (see `crate::answers::schema`).
 #[derive(Debug, Clone, serde::Serialize)]

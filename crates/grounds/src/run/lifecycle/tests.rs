@@ -10,12 +10,12 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::job::collect::Collected;
 use crate::executors::{Launched, Outcome};
+use crate::job::collect::Collected;
 use crate::job::fingerprint::RunShape;
-use crate::job::{Mode, Placement, SageMakerJob};
 use crate::job::log::JobLog;
 use crate::job::metrics::Definitions;
+use crate::job::{Mode, Placement, SageMakerJob};
 use crate::printer::Silent;
 
 /// How the fake job ends.
@@ -94,11 +94,7 @@ impl Executor for FakeExecutor {
         }
     }
 
-    async fn dry_run(
-        &self,
-        job: &Job<'_, String>,
-        _: &dyn Reporter,
-    ) -> anyhow::Result<ModePlan> {
+    async fn dry_run(&self, job: &Job<'_, String>, _: &dyn Reporter) -> anyhow::Result<ModePlan> {
         self.called(format!("dry_run {}", job.prepared));
         Ok(ModePlan::default())
     }
@@ -239,7 +235,8 @@ impl Fixture {
             aws: Default::default(),
         };
         let mut settings =
-            TrainSettings::resolve(&self.dir.path().join("task.toml"), &[], &options, mode).unwrap();
+            TrainSettings::resolve(&self.dir.path().join("task.toml"), &[], &options, mode)
+                .unwrap();
         settings.store = Store {
             home: self.dir.path().join("home"),
         };

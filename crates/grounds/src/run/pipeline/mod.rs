@@ -147,11 +147,13 @@ impl Flow {
                         folder,
                     }
                 } else {
-                    let source =
-                        crate::config::task::parse_channel(channel, text_value, base, "pipeline file")
-                            .map_err(|why| {
-                                anyhow::anyhow!("{}: step `{name}`: {why}", at(value.span()))
-                            })?;
+                    let source = crate::config::task::parse_channel(
+                        channel,
+                        text_value,
+                        base,
+                        "pipeline file",
+                    )
+                    .map_err(|why| anyhow::anyhow!("{}: step `{name}`: {why}", at(value.span())))?;
                     StepChannel::Given(source)
                 };
                 channels.insert(channel.clone(), source);

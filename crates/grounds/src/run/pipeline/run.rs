@@ -5,15 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-
 use super::{Flow, Step, StepChannel};
-use crate::settings::RunOptions;
+use crate::config::task::ChannelSource;
 use crate::executors::Executor;
 use crate::job::{JobRecord, Mode, Status};
-use crate::run::lifecycle::{self, Ran};
 use crate::printer::{Progress, Reporter};
+use crate::run::lifecycle::{self, Ran};
+use crate::settings::RunOptions;
 use crate::settings::TrainSettings;
-use crate::config::task::ChannelSource;
 
 /// How a step ended.
 pub enum StepEnd {
@@ -153,10 +152,7 @@ pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>
         for (step, blocked) in ready {
             match blocked {
                 Some(why) if options.dry_run => {
-                    ends.insert(
-                        step.name.clone(),
-                        StepEnd::Blocked(why),
-                    );
+                    ends.insert(step.name.clone(), StepEnd::Blocked(why));
                     done.add(1);
                 }
                 Some(why) => {
@@ -248,7 +244,8 @@ async fn run_step<E: Executor, F: std::future::Future<Output = anyhow::Result<E>
         anyhow::bail!("step `{}` has nothing to run", step.name);
     };
     // A branch of a swept step is named as a sweep member is.
-    let base = crate::run::sweep::base_name(&member.settings.task.spec.name, step.branch.as_deref());
+    let base =
+        crate::run::sweep::base_name(&member.settings.task.spec.name, step.branch.as_deref());
     let ran = lifecycle::run(executor, &member.settings, &base, reporter).await?;
     if let Ran::Plan(plan) = &ran {
         return Ok(StepEnd::Planned(plan.clone()));

@@ -13,11 +13,11 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use grounds_job::archive::{self, DeterministicZip};
 use crate::job::collect::{Collected, LeftOut, Source};
-pub use crate::job::{JobRecord, Mode, Status};
 use crate::job::metrics::Metrics;
 use crate::job::package::Package;
+pub use crate::job::{JobRecord, Mode, Status};
+use grounds_job::archive::{self, DeterministicZip};
 
 pub mod export;
 mod open;
@@ -45,7 +45,10 @@ pub fn check_id(id: &str) -> Result<(), String> {
             "`{id}` is not a result id: ids have 1 to {max} characters"
         ));
     }
-    if let Some(bad) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+    if let Some(bad) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
         return Err(format!(
             "`{}` is not a result id: it holds `{}`, and ids are letters, digits and hyphens",
             id.escape_debug(),
@@ -166,13 +169,19 @@ impl Reservation {
                     .add_symlink(&item.name, &target.to_string_lossy())
                     .err()
                     .map(archive::AddError::Zip),
-                Source::File { root, relative } => match grounds_job::confined::open_file(root, relative)
-                {
-                    Ok(mut opened) => zip
-                        .add_reader(&item.name, &mut opened.file, opened.size, opened.executable)
-                        .err(),
-                    Err(e) => Some(archive::AddError::Read(e)),
-                },
+                Source::File { root, relative } => {
+                    match grounds_job::confined::open_file(root, relative) {
+                        Ok(mut opened) => zip
+                            .add_reader(
+                                &item.name,
+                                &mut opened.file,
+                                opened.size,
+                                opened.executable,
+                            )
+                            .err(),
+                        Err(e) => Some(archive::AddError::Read(e)),
+                    }
+                }
             };
             match problem {
                 None => {}
@@ -213,7 +222,8 @@ impl Reservation {
         self.committed = true;
         // The rename itself is made durable: after a crash the result is there or it is not.
         if let Some(dir) = self.target.parent() {
-            crate::store::cache::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
+            crate::store::cache::sync_dir(dir)
+                .with_context(|| format!("syncing {}", dir.display()))?;
         }
         Ok((self.target.clone(), job))
     }
@@ -338,8 +348,8 @@ impl Store {
             .create_new(true)
             .open(&staging)
             .with_context(|| format!("reserving {}", staging.display()))?;
-        let lock =
-            grounds_job::owner::lock(file).with_context(|| format!("locking {}", staging.display()))?;
+        let lock = grounds_job::owner::lock(file)
+            .with_context(|| format!("locking {}", staging.display()))?;
         Ok(Reservation {
             id: id.to_string(),
             staging,
@@ -358,8 +368,8 @@ impl Store {
         let mut entry = zip
             .by_name("package.zip")
             .with_context(|| format!("{} has no package.zip", path.display()))?;
-        let mut temp =
-            crate::job::package::temp_file().context("creating a temporary file for the package")?;
+        let mut temp = crate::job::package::temp_file()
+            .context("creating a temporary file for the package")?;
         // Whatever the entry's header claims, no more than an archive may unpack to is read.
         let max = archive::Limits::default().max_bytes;
         let copied = std::io::copy(&mut (&mut entry).take(max.saturating_add(1)), &mut temp)

@@ -171,7 +171,9 @@ impl Store {
             }
         }
         let mut changed = Vec::new();
-        for relative in entries_below(folder).with_context(|| format!("reading {}", folder.display()))? {
+        for relative in
+            entries_below(folder).with_context(|| format!("reading {}", folder.display()))?
+        {
             let name = relative.to_string_lossy().into_owned();
             let Some(&index) = by_name.get(&name) else {
                 changed.push(name);

@@ -1,8 +1,5 @@
 //! Helpers for tests that run the real `grounds` binary in a temporary folder with its own GROUNDS_HOME.
-#![allow(
-    dead_code,
-    reason = "each test binary uses some of these helpers"
-)]
+#![allow(dead_code, reason = "each test binary uses some of these helpers")]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -465,9 +462,11 @@ pub fn needs_docker() {
                 .is_ok_and(|o| o.status.success())
         };
         if !ok(&["info"]) {
-            return Err("this test runs jobs in Docker, and the Docker engine is not reachable \
+            return Err(
+                "this test runs jobs in Docker, and the Docker engine is not reachable \
                         (`docker info` fails): start it (make test needs it too)"
-                .to_string());
+                    .to_string(),
+            );
         }
         if !ok(&["image", "inspect", PYTHON_BASE]) {
             return Err(format!(
