@@ -17,6 +17,7 @@ mod data;
 mod linalg;
 mod models;
 mod prep;
+mod result_file;
 mod scores;
 mod single_frame;
 

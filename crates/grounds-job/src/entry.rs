@@ -409,10 +409,12 @@ pub fn read_failure(layout: &Layout) -> Option<String> {
     let opened = match crate::confined::open_file(&layout.root, Path::new(contract::FAILURE_FILE)) {
         Ok(opened) => opened,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => return Some(format!(
+        Err(e) => {
+            return Some(format!(
             "the job left output/failure, which was not read: {e} (only a regular file is read as \
                  the failure reason)"
-        )),
+        ))
+        }
     };
     let bytes = match crate::confined::read_at_most(opened.file, FAILURE_REASON_MAX as u64) {
         Ok((bytes, _)) => bytes,

@@ -144,6 +144,16 @@ impl WorkDir {
     }
 }
 
+/// What a person is told of the leftovers of dead runs that were removed (staging files, job roots,
+/// containers and networks), named.
+pub fn removed_leftovers(removed: &[String]) -> String {
+    format!(
+        "{} leftover(s) of runs whose grounds process is gone: {}",
+        removed.len(),
+        removed.join(", ")
+    )
+}
+
 /// What a clean-up found and removed.
 #[derive(Debug, Default)]
 pub struct Leftovers {

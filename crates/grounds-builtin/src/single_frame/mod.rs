@@ -9,10 +9,11 @@ use anyhow::{bail, Context};
 use serde_json::json;
 
 use super::columns::ColumnData;
-use super::data::{self, ResultWriter, Scores, SplitScores};
+use super::data;
 use super::linalg::{Design, HeldOut};
 use super::models::{self, Fitted};
 use super::prep::{Preprocessor, Sums};
+use super::result_file::{ResultWriter, Scores, SplitScores};
 use super::scores;
 use grounds_job::contract::{JobConfig, Layout};
 use grounds_job::metric_line as metrics;

@@ -1,9 +1,12 @@
 //! `grounds train attached|local|remote TASK`: settings resolved, the mode's executor chosen, the job (or
 //! every member of a sweep) sent through the pipeline, and what it came to printed.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::Exit;
 use crate::answers;
-use crate::cli::{TrainArgs, TrainCommand};
+use crate::cli::{LocalArgs, RemoteArgs, TrainArgs, TrainCommand};
+use crate::config::task::Task;
 use crate::executors::attached::AttachedExecutor;
 use crate::executors::local::LocalExecutor;
 use crate::executors::remote::RemoteExecutor;
@@ -11,6 +14,8 @@ use crate::executors::Executor;
 use crate::job::{Mode, Status};
 use crate::printer::{Measure, Printer, Progress, Reporter};
 use crate::run::lifecycle::{self, Ran};
+use crate::run::pipeline::run::{self as steps, Schedule};
+use crate::run::pipeline::Flow;
 use crate::settings::{ContainerSettings, RemoteSettings, TrainSettings};
 
 /// Settings are resolved, and the `.env` beside the task applied, before the runtime starts (so no other
@@ -35,69 +40,47 @@ pub fn run(command: TrainCommand, printer: &Printer) -> anyhow::Result<Exit> {
         }
         TrainCommand::Local(args) => {
             let settings = TrainSettings::from_args(&args.train, Mode::Local)?;
-            let container = ContainerSettings::resolve(
-                &settings.task,
-                &args.image,
-                args.user,
-                args.gpus,
-                &args.engine,
-            )?;
-            let executor = LocalExecutor { container };
+            let executor = local_executor(&settings.task, &args)?;
             super::block_on(train(&executor, settings, &args.train, printer))?
         }
         TrainCommand::Remote(args) => {
             let settings = TrainSettings::from_args(&args.train, Mode::Remote)?;
-            let container = ContainerSettings::resolve(
-                &settings.task,
-                &args.image,
-                None,
-                None,
-                &Default::default(),
-            )?;
-            let remote = RemoteSettings::resolve(&settings.task, &args, &dotenv);
             super::block_on(async {
-                let executor = RemoteExecutor::connect(remote, container).await?;
+                let executor = remote_executor(&settings.task, &args, &dotenv).await?;
                 train(&executor, settings, &args.train, printer).await
             })?
         }
     }
 }
 
-/// A pipeline file: checked whole, then every step run (or planned) in order.
-fn run_flow(
-    command: TrainCommand,
-    dotenv: &std::collections::BTreeMap<String, String>,
-    printer: &Printer,
-) -> anyhow::Result<Exit> {
-    let args = match &command {
-        TrainCommand::Attached(args) => args,
-        TrainCommand::Local(local) => &local.train,
-        TrainCommand::Remote(remote) if remote.detach => anyhow::bail!(
-            "--detach does not apply to a pipeline file: each step needs the result of the steps it reads"
-        ),
-        TrainCommand::Remote(remote) => &remote.train,
-    };
-    if !args.hyperparameters.is_empty() {
-        anyhow::bail!(
-            "--hp does not apply to a pipeline file: set a step's hyperparameters in its [steps.NAME] \
-             hyperparameters, or sweep one with --set STEP.NAME=V1,V2"
-        );
-    }
-    let (parameters, notes) = crate::run::sweep::without_repeats(args.sweep.clone());
-    for note in notes {
-        printer.warn(&note);
-    }
-    let flow = crate::run::pipeline::Flow::load(&args.task)?.fan_out(&parameters)?;
-    let mut force = std::collections::BTreeSet::new();
+/// The local mode for `task`: its container settings from the task and the flags.
+fn local_executor(task: &Task, args: &LocalArgs) -> anyhow::Result<LocalExecutor> {
+    let container =
+        ContainerSettings::resolve(task, &args.image, args.user, args.gpus, &args.engine)?;
+    Ok(LocalExecutor { container })
+}
+
+/// SageMaker for `task`: its container settings (no user, GPUs or engine of its own: SageMaker's) and
+/// its remote settings, with AWS reached.
+async fn remote_executor(
+    task: &Task,
+    args: &RemoteArgs,
+    dotenv: &BTreeMap<String, String>,
+) -> anyhow::Result<RemoteExecutor> {
+    let container = ContainerSettings::resolve(task, &args.image, None, None, &Default::default())?;
+    let remote = RemoteSettings::resolve(task, args, dotenv);
+    RemoteExecutor::connect(remote, container).await
+}
+
+/// The steps `--force-step` names, with every step that reads them; an unknown step is an error.
+fn forced_steps(flow: &Flow, args: &TrainArgs) -> anyhow::Result<BTreeSet<String>> {
+    let mut force = BTreeSet::new();
     for step in &args.force_step {
         let named: Vec<&crate::run::pipeline::Step> = flow
             .steps
             .iter()
             .filter(|s| s.base_name() == step)
             .collect();
-        for found in &named {
-            force.extend(flow.with_dependents(&found.name));
-        }
         if named.is_empty() {
             anyhow::bail!(
                 "--force-step {step}: {} has no step `{step}` (steps: {})",
@@ -109,15 +92,53 @@ fn run_flow(
                     .join(", ")
             );
         }
+        for found in &named {
+            force.extend(flow.with_dependents(&found.name));
+        }
     }
-    let parallel = args.parallel.unwrap_or(1).max(1);
-    let options = crate::settings::RunOptions::from_args(args);
+    Ok(force)
+}
+
+/// A pipeline file: checked whole, then every step run (or planned) in order.
+fn run_flow(
+    command: TrainCommand,
+    dotenv: &BTreeMap<String, String>,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let (args, mode) = match &command {
+        TrainCommand::Attached(args) => (args, Mode::Attached),
+        TrainCommand::Local(local) => (&local.train, Mode::Local),
+        TrainCommand::Remote(remote) if remote.detach => anyhow::bail!(
+            "--detach does not apply to a pipeline file: each step needs the result of the steps it reads"
+        ),
+        TrainCommand::Remote(remote) => (&remote.train, Mode::Remote),
+    };
+    if !args.hyperparameters.is_empty() {
+        anyhow::bail!(
+            "--hp does not apply to a pipeline file: set a step's hyperparameters in its [steps.NAME] \
+             hyperparameters, or sweep one with --set STEP.NAME=V1,V2"
+        );
+    }
+    let (parameters, notes) = crate::run::sweep::without_repeats(args.sweep.clone());
+    for note in notes {
+        printer.warn(&note);
+    }
+    let flow = Flow::load(&args.task)?.fan_out(&parameters)?;
+    let schedule = Schedule {
+        force: forced_steps(&flow, args)?,
+        flow,
+        options: crate::settings::RunOptions::from_args(args),
+        mode,
+        parallel: args.parallel.unwrap_or(1).max(1),
+    };
+    let flow = &schedule.flow;
     printer.stage(
         "Pipeline",
         &format!(
-            "{}: {} step(s), {parallel} at a time",
+            "{}: {} step(s), {} at a time",
             flow.name,
-            flow.steps.len()
+            flow.steps.len(),
+            schedule.parallel
         ),
     );
     let reporter_for = |step: &str| MemberReporter {
@@ -130,70 +151,24 @@ fn run_flow(
         &format!("{}: steps ended", flow.name),
         Some(flow.steps.len() as u64),
     );
+    // Each step is a task of its own, with its own container and [remote] settings.
     let answer = match &command {
+        TrainCommand::Attached(_) => {
+            let attached = |_: &TrainSettings| std::future::ready(Ok(AttachedExecutor));
+            super::block_on(steps::run(&attached, &schedule, reporter_for, &done))?
+        }
         TrainCommand::Local(local) => {
-            let make = |settings: &TrainSettings| {
-                std::future::ready(
-                    ContainerSettings::resolve(
-                        &settings.task,
-                        &local.image,
-                        local.user,
-                        local.gpus,
-                        &local.engine,
-                    )
-                    .map(|container| LocalExecutor { container }),
-                )
+            let local = |settings: &TrainSettings| {
+                std::future::ready(local_executor(&settings.task, local))
             };
-            super::block_on(crate::run::pipeline::run::run(
-                &make,
-                &flow,
-                &options,
-                Mode::Local,
-                &force,
-                parallel,
-                reporter_for,
-                &done,
-            ))?
+            super::block_on(steps::run(&local, &schedule, reporter_for, &done))?
         }
         TrainCommand::Remote(remote) => {
-            // Each step is a task of its own, with its own [remote] settings and hosts.
-            let make = |settings: &TrainSettings| {
+            let remote = |settings: &TrainSettings| {
                 let task = settings.task.clone();
-                async move {
-                    let container = ContainerSettings::resolve(
-                        &task,
-                        &remote.image,
-                        None,
-                        None,
-                        &Default::default(),
-                    )?;
-                    let settings = RemoteSettings::resolve(&task, remote, dotenv);
-                    RemoteExecutor::connect(settings, container).await
-                }
+                async move { remote_executor(&task, remote, dotenv).await }
             };
-            super::block_on(crate::run::pipeline::run::run(
-                &make,
-                &flow,
-                &options,
-                Mode::Remote,
-                &force,
-                parallel,
-                reporter_for,
-                &done,
-            ))?
-        }
-        TrainCommand::Attached(_) => {
-            let make = |_: &TrainSettings| std::future::ready(Ok(AttachedExecutor));
-            super::block_on(crate::run::pipeline::run::run(
-                &make,
-                &flow,
-                &options,
-                Mode::Attached,
-                &force,
-                parallel,
-                reporter_for,
-                &done,
-            ))?
+            super::block_on(steps::run(&remote, &schedule, reporter_for, &done))?
         }
     };
     drop(done);
@@ -318,19 +293,12 @@ pub fn exit_for(status: Status) -> Exit {
 pub fn clean_leftovers(store: &crate::store::results::Store, reporter: &dyn Reporter) {
     let swept = grounds_job::owner::remove_leftovers(&store.results_dir(), &std::env::temp_dir());
     if !swept.removed.is_empty() {
-        reporter.stage(
-            "Cleaned",
-            &format!(
-                "{} leftover(s) of runs whose grounds process is gone: {}",
-                swept.removed.len(),
-                swept
-                    .removed
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
+        let removed: Vec<String> = swept
+            .removed
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        reporter.stage("Cleaned", &grounds_job::owner::removed_leftovers(&removed));
     }
     for (path, why) in swept.failed {
         reporter.warn(&format!(

@@ -135,14 +135,7 @@ impl Executor for LocalExecutor {
         let gpus = gpus_for(job.settings, &self.container, &docker, reporter).await?;
         let orphans = docker::remove_orphans(&docker).await;
         if !orphans.is_empty() {
-            reporter.stage(
-                "Removed",
-                &format!(
-                    "{} leftover(s) of runs whose grounds process is gone: {}",
-                    orphans.len(),
-                    orphans.join(", ")
-                ),
-            );
+            reporter.stage("Removed", &grounds_job::owner::removed_leftovers(&orphans));
         }
         crate::docker::image::ensure(&docker, &job.prepared.image, job.package, reporter).await?;
         Ok(LocalReady { docker, gpus })

@@ -53,22 +53,33 @@ fn record(ran: &Ran) -> Option<&JobRecord> {
     }
 }
 
+/// What a pipeline run is asked to do: its steps (fanned out by `--set`), the options every step
+/// shares, the mode, the steps `--force-step` forces to run, and how many steps run at once.
+pub struct Schedule {
+    pub flow: Flow,
+    pub options: RunOptions,
+    pub mode: Mode,
+    pub force: BTreeSet<String>,
+    pub parallel: usize,
+}
+
 /// The settings of one step: its task with the pipeline's overrides, its `step://` channels pointed at
 /// the results its upstream steps made.
 fn step_settings(
     step: &Step,
-    flow: &Flow,
-    options: &RunOptions,
-    mode: Mode,
-    force: bool,
+    schedule: &Schedule,
     made: &BTreeMap<String, String>,
 ) -> anyhow::Result<TrainSettings> {
     let options = RunOptions {
-        force,
-        ..options.clone()
+        force: schedule.options.force || schedule.force.contains(&step.name),
+        ..schedule.options.clone()
     };
-    let mut settings =
-        TrainSettings::resolve(&step.task_file, &step.hyperparameters, &options, mode)?;
+    let mut settings = TrainSettings::resolve(
+        &step.task_file,
+        &step.hyperparameters,
+        &options,
+        schedule.mode,
+    )?;
     for (channel, source) in &step.channels {
         let (source, shown) = match source {
             StepChannel::Step {
@@ -92,66 +103,67 @@ fn step_settings(
         settings.sources.insert(channel.clone(), shown);
     }
     settings.pipeline = Some(crate::job::PipelineStep {
-        name: flow.name.clone(),
+        name: schedule.flow.name.clone(),
         step: step.name.clone(),
     });
     Ok(settings)
 }
 
-/// Runs (or, with `--dry-run`, plans) every step. `force` names the steps that run even when a
-/// completed twin exists; `done` counts the steps that ended (ran, failed or were skipped).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the pipeline, its options and mode, what is forced and how many at once, and who reports: distinct inputs of one loop"
-)]
+/// Why a step whose upstream steps have all ended cannot run: one of them did not complete (or, in a
+/// dry run, would run first). `None` when it can run.
+fn blocked_by(step: &Step, ends: &BTreeMap<String, StepEnd>) -> Option<String> {
+    step.after.iter().find_map(|a| match &ends[a] {
+        StepEnd::Ran(ran) if record(ran).is_some_and(|r| r.status == Status::Completed) => None,
+        StepEnd::Planned(plan) if plan.reuses.is_some() => None,
+        StepEnd::Planned(_) | StepEnd::Blocked(_) => Some(format!("step `{a}` would run first")),
+        StepEnd::Ran(ran) => Some(match record(ran) {
+            Some(r) => format!(
+                "step `{a}` ended {}{}",
+                r.status,
+                r.failure_reason
+                    .as_deref()
+                    .map(|why| format!(": {}", why.lines().next().unwrap_or_default()))
+                    .unwrap_or_default()
+            ),
+            None => format!("step `{a}` did not end"),
+        }),
+        StepEnd::Error(e) => Some(format!("step `{a}` could not run: {e}")),
+        StepEnd::Skipped(_) => Some(format!("step `{a}` was skipped")),
+    })
+}
+
+/// The result a step made, reused or would reuse: what its downstream steps read.
+fn result_of(end: &StepEnd) -> Option<&str> {
+    match end {
+        StepEnd::Ran(ran) => record(ran).map(|r| r.id.as_str()),
+        StepEnd::Planned(plan) => plan.reuses.as_deref(),
+        _ => None,
+    }
+}
+
+/// Runs (or, with `--dry-run`, plans) every step; `done` counts the steps that ended (ran, failed or
+/// were skipped).
 pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>, R: Reporter>(
     executor_for: &(impl Fn(&TrainSettings) -> F + Sync),
-    flow: &Flow,
-    options: &RunOptions,
-    mode: Mode,
-    force: &BTreeSet<String>,
-    parallel: usize,
+    schedule: &Schedule,
     reporter_for: impl Fn(&str) -> R,
     done: &Progress<'_>,
 ) -> FlowAnswer {
     use futures_util::StreamExt;
+    let flow = &schedule.flow;
     let mut ends: BTreeMap<String, StepEnd> = BTreeMap::new();
     // The result each step made or reused, by step.
     let mut made: BTreeMap<String, String> = BTreeMap::new();
     while ends.len() < flow.steps.len() {
-        let mut ready = Vec::new();
-        for step in flow.steps.iter().filter(|s| !ends.contains_key(&s.name)) {
-            if !step.after.iter().all(|a| ends.contains_key(a)) {
-                continue;
-            }
-            let blocked = step.after.iter().find_map(|a| match &ends[a] {
-                StepEnd::Ran(ran) if record(ran).is_some_and(|r| r.status == Status::Completed) => {
-                    None
-                }
-                StepEnd::Planned(plan) if plan.reuses.is_some() => None,
-                StepEnd::Planned(_) | StepEnd::Blocked(_) => {
-                    Some(format!("step `{a}` would run first"))
-                }
-                StepEnd::Ran(ran) => Some(match record(ran) {
-                    Some(r) => format!(
-                        "step `{a}` ended {}{}",
-                        r.status,
-                        r.failure_reason
-                            .as_deref()
-                            .map(|why| format!(": {}", why.lines().next().unwrap_or_default()))
-                            .unwrap_or_default()
-                    ),
-                    None => format!("step `{a}` did not end"),
-                }),
-                StepEnd::Error(e) => Some(format!("step `{a}` could not run: {e}")),
-                StepEnd::Skipped(_) => Some(format!("step `{a}` was skipped")),
-            });
-            ready.push((step, blocked));
-        }
         let mut runnable = Vec::new();
+        let ready = flow.steps.iter().filter(|s| {
+            !ends.contains_key(&s.name) && s.after.iter().all(|a| ends.contains_key(a))
+        });
+        let ready: Vec<(&Step, Option<String>)> =
+            ready.map(|step| (step, blocked_by(step, &ends))).collect();
         for (step, blocked) in ready {
             match blocked {
-                Some(why) if options.dry_run => {
+                Some(why) if schedule.options.dry_run => {
                     ends.insert(step.name.clone(), StepEnd::Blocked(why));
                     done.add(1);
                 }
@@ -164,49 +176,28 @@ pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>
             }
         }
         let made_now = &made;
-        let done: Vec<(String, StepEnd)> =
+        let ended: Vec<(String, StepEnd)> =
             futures_util::stream::iter(runnable.into_iter().map(|step| {
                 let reporter = reporter_for(&step.name);
-                let forced = options.force || force.contains(&step.name);
                 async move {
-                    let end = match run_step(
-                        executor_for,
-                        flow,
-                        step,
-                        options,
-                        mode,
-                        forced,
-                        made_now,
-                        &reporter,
-                    )
-                    .await
-                    {
-                        Ok(end) => end,
-                        Err(e) => {
-                            reporter.warn(&format!("{e:#}"));
-                            StepEnd::Error(format!("{e:#}"))
-                        }
-                    };
+                    let end =
+                        match run_step(executor_for, schedule, step, made_now, &reporter).await {
+                            Ok(end) => end,
+                            Err(e) => {
+                                reporter.warn(&format!("{e:#}"));
+                                StepEnd::Error(format!("{e:#}"))
+                            }
+                        };
                     done.add(1);
                     (step.name.clone(), end)
                 }
             }))
-            .buffer_unordered(parallel.max(1))
+            .buffer_unordered(schedule.parallel.max(1))
             .collect()
             .await;
-        for (name, end) in done {
-            match &end {
-                StepEnd::Ran(ran) => {
-                    if let Some(r) = record(ran) {
-                        made.insert(name.clone(), r.id.clone());
-                    }
-                }
-                StepEnd::Planned(plan) => {
-                    if let Some(id) = &plan.reuses {
-                        made.insert(name.clone(), id.clone());
-                    }
-                }
-                _ => {}
+        for (name, end) in ended {
+            if let Some(id) = result_of(&end) {
+                made.insert(name.clone(), id.to_string());
             }
             ends.insert(name, end);
         }
@@ -220,21 +211,14 @@ pub async fn run<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>
     }
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the pipeline, its options and mode, what is forced and how many at once, and who reports: distinct inputs of one loop"
-)]
 async fn run_step<E: Executor, F: std::future::Future<Output = anyhow::Result<E>>>(
     executor_for: &(impl Fn(&TrainSettings) -> F + Sync),
-    flow: &Flow,
+    schedule: &Schedule,
     step: &Step,
-    options: &RunOptions,
-    mode: Mode,
-    force: bool,
     made: &BTreeMap<String, String>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<StepEnd> {
-    let settings = step_settings(step, flow, options, mode, force, made)?;
+    let settings = step_settings(step, schedule, made)?;
     let executor = executor_for(&settings).await?;
     let executor = &executor;
     let settings = lifecycle::with_result_channels(settings, reporter)?;
