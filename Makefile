@@ -37,8 +37,10 @@ base-image:
 lint:
 	$(CARGO) clippy --workspace --all-targets
 
-## test: lint, install and start what the tests need (moto, a registry: tests/services.sh), then run every test
-test: test-deps base-image lint
+## test: lint, build the workspace (the tests run grounds with its entries beside it, and `cargo test` alone does not
+## build the entries: they are other packages' binaries), install and start what the tests need (moto, a registry:
+## tests/services.sh), then run every test
+test: test-deps base-image lint build
 	tests/services.sh $(CARGO) test --workspace --no-fail-fast
 
 ## install: install the release build as $(PREFIX)/bin/grounds, its entries in $(PREFIX)/lib/grounds, its man page and

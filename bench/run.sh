@@ -4,7 +4,9 @@
 #      frame and a mixed frame (numbers of many scales, string categories, missing values), at
 #      100k, 300k, 1M and 3M rows: wall time, peak memory, ROC AUC; runs alternate grounds, scikit-learn.
 #   2. `grounds train local` against a bare `docker run` of the same image on the same /opt/ml tree.
-#   3. What a run costs on a 1 GiB channel the first time and when it is unchanged.
+#   3. The images of a builtin and a command task, this build's against the anchor's (grounds before the
+#      workspace, built by bench/anchor.sh): sizes, a first `train local`, a push (bench/images.sh).
+#   4. What a run costs on a 1 GiB channel the first time and when it is unchanged.
 #   Between 1 and 2: designs of thousands of one-hot columns (titanic with its names and tickets, a
 #   200k-row frame with a 3,000-level column).
 # BENCH_SIZES and BENCH_PAIRS (alternating pairs per size up to 1M rows; 3M rows get one) shorten it.
@@ -138,6 +140,14 @@ if docker info >/dev/null 2>&1; then
   overhead_md+=("| difference of the medians | $("$py" -c "print('%.3f' % ($g_med - $d_med))") | |")
 fi
 
+# Images: this build's against grounds before the workspace (bench/anchor.sh builds it once, in release).
+# BENCH_IMAGES=0 leaves the section out.
+images_md=""
+if [ "${BENCH_IMAGES:-1}" != 0 ] && docker info >/dev/null 2>&1; then
+  anchor="$(bench/anchor.sh)"
+  images_md="$(GROUNDS="$GROUNDS" ANCHOR="$anchor" bench/images.sh)"
+fi
+
 # A 1 GiB channel: the first run reads every byte for the fingerprint; an unchanged re-run stats each
 # file. Measured on --dry-run, which computes the fingerprint and stops before running anything.
 echo "bench: a 1 GiB channel, first run and unchanged re-run" >&2
@@ -196,6 +206,10 @@ load="$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "| run | median s | range s |"
     echo "|---|---:|---:|"
     printf '%s\n' "${overhead_md[@]}"
+  fi
+  if [ -n "$images_md" ]; then
+    echo
+    echo "$images_md"
   fi
   echo
   echo "## A large channel"

@@ -399,19 +399,37 @@ class Job:
             self.move("Stopped", "Training job stopped", status="Stopped")
 
     def follow(self, container, stream, logs):
+        # As SageMaker's log agent does: lines go to CloudWatch in batches, and a batch waits at most
+        # 0.3 s, also when the job prints nothing more (a job that prints a line and sleeps is seen).
         process = subprocess.Popen(["docker", "logs", "-f", container], stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT)
         batch = []
-        last = time.time()
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def flush():
+            with lock:
+                if batch:
+                    logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=list(batch))
+                    batch.clear()
+
+        def flush_every_while():
+            while not done.wait(0.3):
+                flush()
+
+        flusher = threading.Thread(target=flush_every_while, daemon=True)
+        flusher.start()
         for raw in process.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.log_lines.append(line)
-            batch.append({"timestamp": int(time.time() * 1000), "message": line})
-            if len(batch) >= 50 or time.time() - last > 0.3:
-                logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=batch)
-                batch, last = [], time.time()
-        if batch:
-            logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=batch)
+            with lock:
+                batch.append({"timestamp": int(time.time() * 1000), "message": line})
+                full = len(batch) >= 50
+            if full:
+                flush()
+        done.set()
+        flusher.join()
+        flush()
         process.wait()
 
     def metrics(self):

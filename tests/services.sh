@@ -28,26 +28,11 @@ if ! "$venv/bin/python" -c "import sagemaker_training" >/dev/null 2>&1; then
 fi
 if [ ! -x /usr/bin/docker-registry ]; then
   echo "services: installing docker-registry" >&2
-  # The package would start a system service; ours runs on its own port and config, so the package's is
-  # kept from starting (policy-rc.d), and nothing that runs on the machine is stopped.
-  policy=/usr/sbin/policy-rc.d
-  made_policy=""
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
-  fi
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
-  if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+  "$(dirname "$0")/apt-install.sh" docker-registry
 fi
-
 if [ ! -x /usr/sbin/sshd ]; then
   echo "services: installing openssh-server" >&2
-  policy=/usr/sbin/policy-rc.d
-  made_policy=""
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
-  fi
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null
-  if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+  "$(dirname "$0")/apt-install.sh" openssh-server openssh-client
 fi
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

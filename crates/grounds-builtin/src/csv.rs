@@ -76,23 +76,7 @@ pub fn read(path: &Path, columns: &[(String, Kind)]) -> Result<Vec<ColumnData>, 
     if header.starts_with(b"\xEF\xBB\xBF") || memchr::memchr(b'"', header).is_some() {
         return Err(Fallback("a byte-order mark or quotes in the header".into()));
     }
-    let names: Vec<&[u8]> = header.split(|b| *b == b',').collect();
-    let fields = names.len();
-    // For every field of a line, the wanted column it fills (if any), and that column's kind.
-    let mut slot_of_field: Vec<Option<(usize, Kind)>> = vec![None; fields];
-    for (slot, (name, kind)) in columns.iter().enumerate() {
-        let mut found = names
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n == name.as_bytes());
-        match (found.next(), found.next()) {
-            (Some((field, _)), None) if slot_of_field[field].is_none() => {
-                slot_of_field[field] = Some((slot, *kind))
-            }
-            (Some(_), None) => return Err(Fallback(format!("column `{name}` wanted twice"))),
-            _ => return Err(Fallback(format!("column `{name}` not once in the header"))),
-        }
-    }
+    let slot_of_field = slots_of_fields(header, columns)?;
     let mut gathered: Vec<Gathered> = columns
         .iter()
         .map(|(_, kind)| match kind {
@@ -131,38 +115,10 @@ pub fn read(path: &Path, columns: &[(String, Kind)]) -> Result<Vec<ColumnData>, 
             .map(|piece| parse_piece(piece, &slot_of_field, columns))
             .collect::<Result<_, _>>()?;
         if first_batch {
-            // The rows of the whole file, estimated from its first batch, reserved once: the columns
-            // then grow without being moved (unused capacity is never touched, so costs no memory).
             first_batch = false;
-            let rows: usize = parsed.iter().map(|piece| piece_rows(piece)).sum();
-            let expected =
-                (rows as f64 * file_size as f64 / complete.max(1) as f64 * 1.05) as usize;
-            for column in &mut gathered {
-                // A reservation the system refuses is only a missed shortcut.
-                let _ = match column {
-                    Gathered::Numbers(values) => values.try_reserve(expected),
-                    Gathered::Text { codes, .. } => codes.try_reserve(expected),
-                };
-            }
+            reserve_for_file(&mut gathered, &parsed, file_size, complete);
         }
-        // The pieces' columns appended column by column, the columns on every core.
-        let mut by_column: Vec<Vec<PieceColumn>> = (0..columns.len())
-            .map(|_| Vec::with_capacity(parsed.len()))
-            .collect();
-        for piece in parsed {
-            for (parts, part) in by_column.iter_mut().zip(piece) {
-                parts.push(part);
-            }
-        }
-        gathered
-            .par_iter_mut()
-            .zip(by_column)
-            .zip(columns)
-            .try_for_each(|((column, parts), (_, kind))| {
-                parts
-                    .into_iter()
-                    .try_for_each(|part| merge(column, part, *kind))
-            })?;
+        append_batch(&mut gathered, parsed, columns)?;
         if at_end {
             break;
         }
@@ -190,6 +146,77 @@ pub fn read(path: &Path, columns: &[(String, Kind)]) -> Result<Vec<ColumnData>, 
 }
 
 /// The rows a parsed piece holds.
+/// For every field of a line, the wanted column it fills (if any) and that column's kind, from the header
+/// line; a wanted column that is not in the header exactly once leaves the file to polars.
+fn slots_of_fields(
+    header: &[u8],
+    columns: &[(String, Kind)],
+) -> Result<Vec<Option<(usize, Kind)>>, Fallback> {
+    let names: Vec<&[u8]> = header.split(|b| *b == b',').collect();
+    let fields = names.len();
+    // For every field of a line, the wanted column it fills (if any), and that column's kind.
+    let mut slot_of_field: Vec<Option<(usize, Kind)>> = vec![None; fields];
+    for (slot, (name, kind)) in columns.iter().enumerate() {
+        let mut found = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n == name.as_bytes());
+        match (found.next(), found.next()) {
+            (Some((field, _)), None) if slot_of_field[field].is_none() => {
+                slot_of_field[field] = Some((slot, *kind))
+            }
+            (Some(_), None) => return Err(Fallback(format!("column `{name}` wanted twice"))),
+            _ => return Err(Fallback(format!("column `{name}` not once in the header"))),
+        }
+    }
+    Ok(slot_of_field)
+}
+
+/// The rows of the whole file, estimated from its first batch (`complete` bytes, parsed into `parsed`),
+/// reserved once: the columns then grow without being moved (unused capacity is never touched, so costs
+/// no memory).
+fn reserve_for_file(
+    gathered: &mut [Gathered],
+    parsed: &[Vec<PieceColumn<'_>>],
+    file_size: u64,
+    complete: usize,
+) {
+    let rows: usize = parsed.iter().map(|piece| piece_rows(piece)).sum();
+    let expected = (rows as f64 * file_size as f64 / complete.max(1) as f64 * 1.05) as usize;
+    for column in gathered {
+        // A reservation the system refuses is only a missed shortcut.
+        let _ = match column {
+            Gathered::Numbers(values) => values.try_reserve(expected),
+            Gathered::Text { codes, .. } => codes.try_reserve(expected),
+        };
+    }
+}
+
+/// A batch's pieces appended to the columns, column by column, the columns on every core.
+fn append_batch(
+    gathered: &mut [Gathered],
+    parsed: Vec<Vec<PieceColumn<'_>>>,
+    columns: &[(String, Kind)],
+) -> Result<(), Fallback> {
+    let mut by_column: Vec<Vec<PieceColumn>> = (0..columns.len())
+        .map(|_| Vec::with_capacity(parsed.len()))
+        .collect();
+    for piece in parsed {
+        for (parts, part) in by_column.iter_mut().zip(piece) {
+            parts.push(part);
+        }
+    }
+    gathered
+        .par_iter_mut()
+        .zip(by_column)
+        .zip(columns)
+        .try_for_each(|((column, parts), (_, kind))| {
+            parts
+                .into_iter()
+                .try_for_each(|part| merge(column, part, *kind))
+        })
+}
+
 fn piece_rows(piece: &[PieceColumn<'_>]) -> usize {
     match piece.first() {
         Some(PieceColumn::Numbers(values)) => values.len(),

@@ -62,8 +62,11 @@ fn concatenate(files: Vec<Vec<ColumnData>>) -> Option<Vec<ColumnData>> {
     Some(all)
 }
 
+/// The columns the plain reader reads of a file, each with its kind.
+type Wanted = Vec<(String, super::csv::Kind)>;
+
 /// The files the plain reader would read, each with its wanted columns and their kinds.
-type PlainFiles<'a> = Vec<(&'a Path, Vec<(String, super::csv::Kind)>)>;
+type PlainFiles<'a> = Vec<(&'a Path, Wanted)>;
 
 /// How the fast reader parses a column polars infers as `dtype`; `None` for a type it leaves to polars.
 fn csv_kind(dtype: &DataType) -> Option<super::csv::Kind> {
@@ -75,6 +78,55 @@ fn csv_kind(dtype: &DataType) -> Option<super::csv::Kind> {
         DataType::Boolean => Some(Kind::Boolean),
         _ => None,
     }
+}
+
+/// The feature columns of a file (those named, or all but the label), each checked to be in it with the
+/// label, and, when the plain reader takes all their types, the label's and the features' kinds.
+fn wanted_columns(
+    schema: &Schema,
+    file: &str,
+    label: &str,
+    features: Option<&[String]>,
+) -> Result<(Vec<String>, Option<Wanted>), DataError> {
+    let available: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+    let columns: Vec<String> = match features {
+        Some(list) => list.to_vec(),
+        None => available
+            .iter()
+            .filter(|c| c.as_str() != label)
+            .cloned()
+            .collect(),
+    };
+    for column in std::iter::once(&label.to_string()).chain(columns.iter()) {
+        if !available.contains(column) {
+            return Err(DataError::MissingColumn {
+                column: column.clone(),
+                file: file.to_string(),
+                available: available.join(", "),
+            });
+        }
+    }
+    let wanted: Option<Vec<(String, super::csv::Kind)>> = std::iter::once(label)
+        .chain(columns.iter().map(String::as_str))
+        .map(|name| Some((name.to_string(), csv_kind(schema.get(name)?)?)))
+        .collect();
+    Ok((columns, wanted))
+}
+
+/// Every file read by the plain reader and the columns joined; why not, when one gives up.
+fn read_plain(plain: &PlainFiles) -> Result<Vec<ColumnData>, String> {
+    plain
+        .iter()
+        .map(|(path, wanted)| {
+            super::csv::read(path, wanted).map_err(|why| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                format!("{name}: {}", why.0)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|files| {
+            concatenate(files).ok_or_else(|| "column types differ between files".into())
+        })
 }
 
 /// The frame a single-frame task trains on.
@@ -251,28 +303,7 @@ fn load_frame(
             },
             message: e.to_string(),
         })?;
-        let available: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
-        let columns: Vec<String> = match features {
-            Some(list) => list.to_vec(),
-            None => available
-                .iter()
-                .filter(|c| c.as_str() != label)
-                .cloned()
-                .collect(),
-        };
-        for column in std::iter::once(&label.to_string()).chain(columns.iter()) {
-            if !available.contains(column) {
-                return Err(DataError::MissingColumn {
-                    column: column.clone(),
-                    file: file.clone(),
-                    available: available.join(", "),
-                });
-            }
-        }
-        let wanted: Option<Vec<(String, super::csv::Kind)>> = std::iter::once(label)
-            .chain(columns.iter().map(String::as_str))
-            .map(|name| Some((name.to_string(), csv_kind(schema.get(name)?)?)))
-            .collect();
+        let (columns, wanted) = wanted_columns(&schema, &file, label, features)?;
         let is_csv = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
@@ -297,18 +328,7 @@ fn load_frame(
     // up) by polars.
     let fast = match plain {
         None => Err("parquet, or types the plain reader does not take".to_string()),
-        Some(plain) => plain
-            .iter()
-            .map(|(path, wanted)| {
-                super::csv::read(path, wanted).map_err(|why| {
-                    let name = path.file_name().unwrap_or_default().to_string_lossy();
-                    format!("{name}: {}", why.0)
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|files| {
-                concatenate(files).ok_or_else(|| "column types differ between files".into())
-            }),
+        Some(plain) => read_plain(&plain),
     };
     let (mut converted, read_by) = match fast {
         Ok(converted) => (converted, "read as plain CSV".to_string()),

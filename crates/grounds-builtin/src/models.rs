@@ -179,21 +179,8 @@ fn fit_logistic_solving(
     start: Start,
     by_products: bool,
 ) -> (Fitted, Vec<f64>) {
-    let d = x.width + 1;
     let n = x.fitted_rows().max(1) as f64;
-    let mut theta = start
-        .filter(|s| s.len() == d && s.iter().all(|v| v.is_finite()))
-        .unwrap_or_else(|| {
-            // From the best intercept alone (the log-odds of the classes), not from zero: it saves a
-            // Newton step or two.
-            let positives: f64 = (0..x.rows).filter(|&i| x.in_fit(i)).map(|i| y[i]).sum();
-            let mean = positives / n;
-            let mut zero = vec![0.0; d];
-            if mean > 0.0 && mean < 1.0 {
-                zero[0] = (mean / (1.0 - mean)).ln();
-            }
-            zero
-        });
+    let mut theta = starting_point(x, y, start);
     let mut z = x.linear(&theta);
     let zeros = vec![0.0; z.len()];
     let mut current = objective_along(x, &z, &zeros, y, 0.0, c, &theta, &theta);
@@ -209,67 +196,19 @@ fn fit_logistic_solving(
             // Asked to stop: the caller sees it and stops at its safe point.
             break;
         }
-        // Weights and residuals of the current point, made block by block as the pass reads the rows.
-        let weigh = |range: std::ops::Range<usize>, weights: &mut [f64], residuals: &mut [f64]| {
-            let rows = range.clone().zip(&z[range.clone()]).zip(&y[range]);
-            for (((i, z), y), (w, r)) in rows.zip(weights.iter_mut().zip(residuals.iter_mut())) {
-                (*w, *r) = if x.in_fit(i) {
-                    let p = sigmoid(*z);
-                    (c * p * (1.0 - p), c * (p - y))
-                } else {
-                    (0.0, 0.0)
-                };
-            }
-        };
-        // The gradient alone, with the penalty's part.
-        let penalised_gradient = || {
-            let mut gradient = x.gradient(weigh);
-            gradient[1..]
-                .iter_mut()
-                .zip(&theta[1..])
-                .for_each(|(g, t)| *g += t);
-            gradient
-        };
-        let (gradient, solved, hessian) = if by_products {
-            let gradient = penalised_gradient();
-            let step = newton_step_by_products(x, &weights_of(x, &weigh), &gradient, c, n);
-            (gradient, step, None)
-        } else {
-            // After a step, the gradient alone (a pass of a fraction of the Gram pass's work) may show
-            // this point within `tol` as the last point's Hessian measures it; then that Hessian serves
-            // the last step. Only when it still describes the objective: had the Hessian not changed
-            // along the last step, a Newton step would have left no gradient at all, so what is left
-            // (the decrement now against the last one, both in that Hessian's measure) tells how much it
-            // changed; the last step is trusted to it when that is a tenth or less (the squares a
-            // hundredth). Otherwise the full pass.
-            let near = last_hessian
-                .take()
-                .and_then(|(hessian, last_slope): (Vec<f64>, f64)| {
-                    let gradient = penalised_gradient();
-                    let largest = gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
-                    let step = damped_solve(&hessian, &gradient)?;
-                    let slope: f64 = step.iter().zip(&gradient).map(|(s, g)| s * g).sum();
-                    let within =
-                        largest <= threshold && slope > 0.0 && 0.5 * slope <= threshold * tol;
-                    (within && slope <= 1e-2 * last_slope).then_some((hessian, gradient))
-                });
-            let (hessian, gradient) = match near {
-                Some(point) => point,
-                None => {
-                    let (mut hessian, mut gradient) = x.gram(weigh);
-                    for k in 1..d {
-                        gradient[k] += theta[k];
-                        hessian[k * d + k] += 1.0;
-                    }
-                    // A tiny ridge on the intercept keeps the system solvable when the data separate
-                    // perfectly.
-                    hessian[0] += 1e-10 * n;
-                    (hessian, gradient)
-                }
-            };
-            let step = damped_solve(&hessian, &gradient);
-            (gradient, step, Some(hessian))
-        };
+        let (gradient, solved, hessian) = newton_direction(
+            NewtonPoint {
+                x,
+                y,
+                z: &z,
+                theta: &theta,
+                c,
+                threshold,
+                tol,
+            },
+            by_products,
+            &mut last_hessian,
+        );
         largest = gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
         let Some(step) = solved else {
             converged = largest <= threshold;
@@ -287,23 +226,8 @@ fn fit_logistic_solving(
             break;
         }
         let u = x.linear(&step);
-        // Differences of the objective below this are rounding in its sum, not progress.
-        let noise = 1e-14 * current.abs().max(1.0) * n.sqrt().max(1.0);
-        let mut t = 1.0;
-        let mut accepted = None;
-        for _ in 0..50 {
-            let value = objective_along(x, &z, &u, y, t, c, &theta, &step);
-            let sufficient = value <= current - 1e-4 * t * slope;
-            // A full Newton step that promises less than rounding can show: accept it if it does no
-            // harm; that is the optimum. (Only the full step: shorter ones promise less and less.)
-            let within_rounding = t == 1.0 && slope <= noise && value <= current + noise;
-            if value.is_finite() && (sufficient || within_rounding) {
-                accepted = Some((value, within_rounding && !sufficient));
-                break;
-            }
-            t *= 0.5;
-        }
-        let Some((value, only_rounding)) = accepted else {
+        let accepted = line_search(x, y, c, (&z, &u), (&theta, &step), current, slope);
+        let Some((t, value, only_rounding)) = accepted else {
             // Not even a tiny step lowers the objective: at machine precision this is the optimum.
             converged = small;
             break;
@@ -335,6 +259,148 @@ fn fit_logistic_solving(
         },
     };
     (fitted, z)
+}
+
+/// Where a fit starts: the given coefficients when they fit the design, else the best intercept alone
+/// (the log-odds of the classes) rather than zero, which saves a Newton step or two.
+fn starting_point(x: &Design, y: &[f64], start: Start) -> Vec<f64> {
+    let d = x.width + 1;
+    start
+        .filter(|s| s.len() == d && s.iter().all(|v| v.is_finite()))
+        .unwrap_or_else(|| {
+            let n = x.fitted_rows().max(1) as f64;
+            let positives: f64 = (0..x.rows).filter(|&i| x.in_fit(i)).map(|i| y[i]).sum();
+            let mean = positives / n;
+            let mut zero = vec![0.0; d];
+            if mean > 0.0 && mean < 1.0 {
+                zero[0] = (mean / (1.0 - mean)).ln();
+            }
+            zero
+        })
+}
+
+/// One point of a logistic fit, as the Newton direction reads it.
+struct NewtonPoint<'a, 'd> {
+    x: &'a Design<'d>,
+    y: &'a [f64],
+    /// The decision `b + x·w` of every row at `theta`.
+    z: &'a [f64],
+    theta: &'a [f64],
+    c: f64,
+    /// The convergence test's bound on the gradient, in the fit's units (`tol · C · n`).
+    threshold: f64,
+    tol: f64,
+}
+
+/// The penalised gradient at a point, the Newton step from it (none when the system cannot be solved)
+/// and, when the step was solved with it, the Hessian. `last_hessian` is the last point's Hessian and
+/// the Newton decrement it gave; taken here, and reused when it still describes the objective.
+fn newton_direction(
+    point: NewtonPoint,
+    by_products: bool,
+    last_hessian: &mut Option<(Vec<f64>, f64)>,
+) -> (Vec<f64>, Option<Vec<f64>>, Option<Vec<f64>>) {
+    let NewtonPoint {
+        x,
+        y,
+        z,
+        theta,
+        c,
+        threshold,
+        tol,
+    } = point;
+    let d = x.width + 1;
+    let n = x.fitted_rows().max(1) as f64;
+    // Weights and residuals of the current point, made block by block as the pass reads the rows.
+    let weigh = |range: std::ops::Range<usize>, weights: &mut [f64], residuals: &mut [f64]| {
+        let rows = range.clone().zip(&z[range.clone()]).zip(&y[range]);
+        for (((i, z), y), (w, r)) in rows.zip(weights.iter_mut().zip(residuals.iter_mut())) {
+            (*w, *r) = if x.in_fit(i) {
+                let p = sigmoid(*z);
+                (c * p * (1.0 - p), c * (p - y))
+            } else {
+                (0.0, 0.0)
+            };
+        }
+    };
+    // The gradient alone, with the penalty's part.
+    let penalised_gradient = || {
+        let mut gradient = x.gradient(weigh);
+        gradient[1..]
+            .iter_mut()
+            .zip(&theta[1..])
+            .for_each(|(g, t)| *g += t);
+        gradient
+    };
+    if by_products {
+        let gradient = penalised_gradient();
+        let step = newton_step_by_products(x, &weights_of(x, &weigh), &gradient, c, n);
+        (gradient, step, None)
+    } else {
+        // After a step, the gradient alone (a pass of a fraction of the Gram pass's work) may show
+        // this point within `tol` as the last point's Hessian measures it; then that Hessian serves
+        // the last step. Only when it still describes the objective: had the Hessian not changed
+        // along the last step, a Newton step would have left no gradient at all, so what is left
+        // (the decrement now against the last one, both in that Hessian's measure) tells how much it
+        // changed; the last step is trusted to it when that is a tenth or less (the squares a
+        // hundredth). Otherwise the full pass.
+        let near = last_hessian
+            .take()
+            .and_then(|(hessian, last_slope): (Vec<f64>, f64)| {
+                let gradient = penalised_gradient();
+                let largest = gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+                let step = damped_solve(&hessian, &gradient)?;
+                let slope: f64 = step.iter().zip(&gradient).map(|(s, g)| s * g).sum();
+                let within = largest <= threshold && slope > 0.0 && 0.5 * slope <= threshold * tol;
+                (within && slope <= 1e-2 * last_slope).then_some((hessian, gradient))
+            });
+        let (hessian, gradient) = match near {
+            Some(point) => point,
+            None => {
+                let (mut hessian, mut gradient) = x.gram(weigh);
+                for k in 1..d {
+                    gradient[k] += theta[k];
+                    hessian[k * d + k] += 1.0;
+                }
+                // A tiny ridge on the intercept keeps the system solvable when the data separate
+                // perfectly.
+                hessian[0] += 1e-10 * n;
+                (hessian, gradient)
+            }
+        };
+        let step = damped_solve(&hessian, &gradient);
+        (gradient, step, Some(hessian))
+    }
+}
+
+/// A backtracking search along `-step` from `theta` (decisions `z`, the step's `u`): the step length,
+/// the objective there, and whether it was taken only because it changes less than rounding shows.
+/// None when not even a tiny step lowers the objective.
+fn line_search(
+    x: &Design,
+    y: &[f64],
+    c: f64,
+    (z, u): (&[f64], &[f64]),
+    (theta, step): (&[f64], &[f64]),
+    current: f64,
+    slope: f64,
+) -> Option<(f64, f64, bool)> {
+    let n = x.fitted_rows().max(1) as f64;
+    // Differences of the objective below this are rounding in its sum, not progress.
+    let noise = 1e-14 * current.abs().max(1.0) * n.sqrt().max(1.0);
+    let mut t = 1.0;
+    for _ in 0..50 {
+        let value = objective_along(x, z, u, y, t, c, theta, step);
+        let sufficient = value <= current - 1e-4 * t * slope;
+        // A full Newton step that promises less than rounding can show: accept it if it does no
+        // harm; that is the optimum. (Only the full step: shorter ones promise less and less.)
+        let within_rounding = t == 1.0 && slope <= noise && value <= current + noise;
+        if value.is_finite() && (sufficient || within_rounding) {
+            return Some((t, value, within_rounding && !sufficient));
+        }
+        t *= 0.5;
+    }
+    None
 }
 
 /// Least squares with a ridge penalty `alpha · ‖w‖²` (0 for ordinary least squares) over the design's

@@ -184,50 +184,11 @@ async fn run_command(
     spec: &TaskSpec,
     command: &CommandSpec,
 ) -> anyhow::Result<i32> {
-    let code_dir = layout.code_dir();
-    let Some((first, rest)) = command.run.split_first() else {
-        anyhow::bail!("the package's task.json has an empty `run`: nothing to start");
-    };
-    let module = rest
-        .iter()
-        .find(|a| !a.starts_with('-'))
-        .cloned()
-        .unwrap_or_else(|| first.clone());
-    let raw = contract::RawConfig::read(layout, config);
-    let env = contract::environment(layout, config, &raw, host, &module, &|name| {
-        std::env::var(name).ok()
-    });
-    let mut program = PathBuf::from(first);
-    if program.is_relative() && program.components().count() > 1 {
-        program = code_dir.join(program);
-    }
-    let mut argv: Vec<String> = rest.to_vec();
-    argv.extend(contract::hyperparameter_args(&config.hyperparameters));
-    let shown = std::iter::once(first.clone())
-        .chain(argv.iter().cloned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    say(&format!("running `{shown}` in {}", code_dir.display()));
-
-    let mut child_command = tokio::process::Command::new(&program);
-    child_command
-        .args(&argv)
-        .current_dir(&code_dir)
-        .envs(&env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if std::env::var_os("PYTHONUNBUFFERED").is_none() {
-        // Output that arrives only at the end is the classic local-mode complaint.
-        child_command.env("PYTHONUNBUFFERED", "1");
-    }
-    if layout.root != Path::new(contract::DEFAULT_ROOT) {
-        // Anything in the job that reads the contract itself (the toolkit does) finds this root.
-        child_command.env(contract::ROOT_ENV, &layout.root);
-    }
-    for (key, value) in &spec.container.env {
-        child_command.env(key, value);
-    }
+    let Prepared {
+        command: mut child_command,
+        program: first,
+        shown,
+    } = prepare(layout, config, host, spec, command)?;
     // Orphans of the job (`cmd &`, `setsid`, daemons) stay below the entry, so they can be ended with it.
     if let Err(e) = crate::proctree::become_subreaper() {
         say(&format!(
@@ -280,6 +241,85 @@ async fn run_command(
         _ => Vec::new(),
     };
 
+    Ok(exit_code(layout, status, &shown, &tail))
+}
+
+/// The program of a command task, ready to spawn: its arguments (the task's, then the hyperparameters as
+/// the toolkit passes them), the toolkit's environment, the task's own, and the code folder to run in.
+struct Prepared {
+    command: tokio::process::Command,
+    /// The program as the task names it.
+    program: String,
+    /// The whole command line, as shown and as a failure names it.
+    shown: String,
+}
+
+fn prepare(
+    layout: &Layout,
+    config: &JobConfig,
+    host: &Host,
+    spec: &TaskSpec,
+    command: &CommandSpec,
+) -> anyhow::Result<Prepared> {
+    let code_dir = layout.code_dir();
+    let Some((first, rest)) = command.run.split_first() else {
+        anyhow::bail!("the package's task.json has an empty `run`: nothing to start");
+    };
+    let module = rest
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .cloned()
+        .unwrap_or_else(|| first.clone());
+    let raw = contract::RawConfig::read(layout, config);
+    let env = contract::environment(layout, config, &raw, host, &module, &|name| {
+        std::env::var(name).ok()
+    });
+    let mut program = PathBuf::from(first);
+    if program.is_relative() && program.components().count() > 1 {
+        program = code_dir.join(program);
+    }
+    let mut argv: Vec<String> = rest.to_vec();
+    argv.extend(contract::hyperparameter_args(&config.hyperparameters));
+    let shown = std::iter::once(first.clone())
+        .chain(argv.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    say(&format!("running `{shown}` in {}", code_dir.display()));
+
+    let mut child_command = tokio::process::Command::new(&program);
+    child_command
+        .args(&argv)
+        .current_dir(&code_dir)
+        .envs(&env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if std::env::var_os("PYTHONUNBUFFERED").is_none() {
+        // Output that arrives only at the end is the classic local-mode complaint.
+        child_command.env("PYTHONUNBUFFERED", "1");
+    }
+    if layout.root != Path::new(contract::DEFAULT_ROOT) {
+        // Anything in the job that reads the contract itself (the toolkit does) finds this root.
+        child_command.env(contract::ROOT_ENV, &layout.root);
+    }
+    for (key, value) in &spec.container.env {
+        child_command.env(key, value);
+    }
+    Ok(Prepared {
+        command: child_command,
+        program: first.clone(),
+        shown,
+    })
+}
+
+/// The job's exit code as a shell gives it (128 + the signal that killed it); a failure also writes
+/// the failure file, naming the command and keeping the last lines the job wrote on standard error.
+fn exit_code(
+    layout: &Layout,
+    status: std::process::ExitStatus,
+    shown: &str,
+    tail: &[String],
+) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     let code = match (status.code(), status.signal()) {
         (Some(code), _) => code,
@@ -292,10 +332,10 @@ async fn run_command(
             None => format!("exited with code {code}"),
         };
         let head = format!("Command `{shown}` {how}.");
-        write_failure(layout, &failure_text(&head, &tail));
+        write_failure(layout, &failure_text(&head, tail));
         say(&head);
     }
-    Ok(code)
+    code
 }
 
 fn forward(pid: Option<i32>, signal: i32) {

@@ -293,10 +293,8 @@ fn sample_start(
     Some(fitted.theta())
 }
 
-pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let params = Params::resolve(spec, &config.hyperparameters)?;
-    signals::check(|| "reading its settings".into())?;
+/// Reads the training channel, saying what it read and how.
+fn load(spec: &BuiltinSpec, layout: &Layout, started: Instant) -> anyhow::Result<data::Frame> {
     let channel = layout.channel_dir("training");
     say(&format!(
         "[single-frame] stage load: reading {}",
@@ -316,74 +314,94 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
     // stay counted in the job's memory through every split.
     // SAFETY: malloc_trim only returns free heap memory to the system.
     unsafe { libc::malloc_trim(0) };
-    let (y, classes) = encode_label(&frame.label.0, &frame.label.1, params.model)?;
-    let (group, groups, count) = assign(frame.rows, params.split, params.seed)?;
-    if params.model == ModelKind::LogisticRegression {
-        let mut rows = vec![0usize; groups];
-        let mut positives = vec![0usize; groups];
-        for (&g, &label) in group.iter().zip(&y) {
-            rows[g as usize] += 1;
-            positives[g as usize] += usize::from(label > 0.5);
-        }
-        let (all_rows, all_positives) = (frame.rows, positives.iter().sum::<usize>());
-        for k in 0..count {
-            let test = (rows[k], positives[k]);
-            let train = (all_rows - rows[k], all_positives - positives[k]);
-            for ((rows, positives), part) in [(train, "training"), (test, "test")] {
-                if positives == 0 || positives == rows {
-                    let absent = match (&classes, positives == 0) {
-                        (Some([_, positive]), true) => positive.as_str(),
-                        (Some([negative, _]), false) => negative.as_str(),
-                        (None, _) => "one class",
-                    };
-                    bail!(
-                        "split {} of {count}: its {part} part has no rows with {} = {absent}; use fewer folds, a larger test_size or more data",
-                        k + 1,
-                        frame.label.0
-                    );
-                }
+    Ok(frame)
+}
+
+/// A classification's splits each need both classes in their training and test parts: says which split
+/// lacks which class, and what to change.
+fn check_both_classes(
+    label: &str,
+    y: &[f64],
+    classes: &Option<[String; 2]>,
+    group: &[u32],
+    groups: usize,
+    count: usize,
+) -> anyhow::Result<()> {
+    let mut rows = vec![0usize; groups];
+    let mut positives = vec![0usize; groups];
+    for (&g, &value) in group.iter().zip(y) {
+        rows[g as usize] += 1;
+        positives[g as usize] += usize::from(value > 0.5);
+    }
+    let (all_rows, all_positives) = (y.len(), positives.iter().sum::<usize>());
+    for k in 0..count {
+        let test = (rows[k], positives[k]);
+        let train = (all_rows - rows[k], all_positives - positives[k]);
+        for ((rows, positives), part) in [(train, "training"), (test, "test")] {
+            if positives == 0 || positives == rows {
+                let absent = match (classes, positives == 0) {
+                    (Some([_, positive]), true) => positive.as_str(),
+                    (Some([negative, _]), false) => negative.as_str(),
+                    (None, _) => "one class",
+                };
+                bail!(
+                    "split {} of {count}: its {part} part has no rows with {label} = {absent}; use fewer folds, a larger test_size or more data",
+                    k + 1,
+                );
             }
         }
     }
-    // What preprocessing needs, gathered once for every group of rows.
-    let group_sums = Sums::by_group(&frame.features, &group, groups);
-    let group: std::sync::Arc<[u32]> = group.into();
-    let y: std::sync::Arc<[f64]> = y.into();
-    let model_dir = layout.model_dir();
-    std::fs::create_dir_all(&model_dir)?;
-    let mut result_df = ResultWriter::create(
-        &model_dir.join("result_df.parquet"),
-        group.clone(),
-        y.clone(),
-    )
-    .context("writing result_df.parquet")?;
+    Ok(())
+}
 
-    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
-    let mut fits = Vec::new();
-    let mut last: Option<(Vec<String>, Vec<f64>)> = None;
-    for k in 0..count {
-        let fold_started = Instant::now();
+/// The frame split into groups of rows, with what every split's fit needs.
+struct Splits<'a> {
+    params: &'a Params,
+    frame: &'a data::Frame,
+    group_sums: &'a [Sums],
+    group: std::sync::Arc<[u32]>,
+    y: std::sync::Arc<[f64]>,
+    count: usize,
+}
+
+/// What one split's fit came to.
+struct SplitFit {
+    scores: Scores,
+    on_train: Metrics,
+    on_test: Metrics,
+    model: Fitted,
+    columns: Vec<String>,
+}
+
+impl Splits<'_> {
+    /// Fits split `k` (its test rows held out), warm-started from the previous split's fit when there
+    /// is one, and scores every row.
+    fn fit(&self, k: usize, last: &Option<(Vec<String>, Vec<f64>)>) -> anyhow::Result<SplitFit> {
+        let (params, frame, count) = (self.params, self.frame, self.count);
         let part = format!("split {} of {count}", k + 1);
         signals::check(|| format!("{k} of {count} splits"))?;
-        let prep =
-            Preprocessor::from_sums(&frame.features, &Sums::total(&group_sums, Some(k)), &part)?;
+        let prep = Preprocessor::from_sums(
+            &frame.features,
+            &Sums::total(self.group_sums, Some(k)),
+            &part,
+        )?;
         // Every row of the frame, the split's test rows held out of the fit: nothing is copied.
         let held_out = HeldOut {
-            group: &group,
+            group: &self.group,
             test: k as u32,
         };
         let design = prep.design(&frame.features, Some(held_out));
-        let start = match warm_start(&last, &prep) {
+        let start = match warm_start(last, &prep) {
             Some(start) => Some(start),
-            None => sample_start(&params, &prep, &frame.features, held_out, &y),
+            None => sample_start(params, &prep, &frame.features, held_out, &self.y),
         };
-        let (model, decision) = fit(&params, &design, &y, start);
+        let (model, decision) = fit(params, &design, &self.y, start);
         drop(design);
         signals::check(|| format!("{k} of {count} splits, during {part}"))?;
         if !model.converged {
             say(&format!(
                 "[single-frame] warning: {part} did not converge: {}",
-                unconverged(&params, &model)
+                unconverged(params, &model)
             ));
         }
         // The fit's decisions are already the predictions of every row, test rows included.
@@ -394,42 +412,69 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         let values = match &scores {
             Scores::Probabilities(v) | Scores::Predictions(v) => v,
         };
-        let (on_train, on_test) = score_split(&params, values, &y, &group, k as u32, &part)?;
-        let test_rows = group.iter().filter(|g| **g == k as u32).count();
-        let mut shown = Vec::new();
-        for (suffix, metrics) in [("test", &on_test), ("train", &on_train)] {
-            for (name, value) in metrics {
-                let key = format!("{name}_{suffix}");
-                *sums.entry(key.clone()).or_default() += value;
-                shown.push(format!("{key}={value:.4}"));
-            }
-        }
-        say(&format!(
-            "[single-frame] stage fit: {part}: {} train / {} test rows, {} iterations, {:.2}s: {}",
-            frame.rows - test_rows,
-            test_rows,
-            model.iterations,
-            fold_started.elapsed().as_secs_f64(),
-            shown.join(" ")
-        ));
-        // The running mean over the splits so far; after the last split it is the reported figure.
-        for (name, total) in &sums {
-            say(&metrics::format_line(name, total / (k + 1) as f64));
-        }
+        let (on_train, on_test) =
+            score_split(params, values, &self.y, &self.group, k as u32, &part)?;
+        Ok(SplitFit {
+            scores,
+            on_train,
+            on_test,
+            model,
+            columns: prep.column_names(),
+        })
+    }
+}
+
+pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let params = Params::resolve(spec, &config.hyperparameters)?;
+    signals::check(|| "reading its settings".into())?;
+    let frame = load(spec, layout, started)?;
+    let (y, classes) = encode_label(&frame.label.0, &frame.label.1, params.model)?;
+    let (group, groups, count) = assign(frame.rows, params.split, params.seed)?;
+    if params.model == ModelKind::LogisticRegression {
+        check_both_classes(&frame.label.0, &y, &classes, &group, groups, count)?;
+    }
+    // What preprocessing needs, gathered once for every group of rows.
+    let group_sums = Sums::by_group(&frame.features, &group, groups);
+    let splits = Splits {
+        params: &params,
+        frame: &frame,
+        group_sums: &group_sums,
+        group: group.into(),
+        y: y.into(),
+        count,
+    };
+    let model_dir = layout.model_dir();
+    std::fs::create_dir_all(&model_dir)?;
+    let mut result_df = ResultWriter::create(
+        &model_dir.join("result_df.parquet"),
+        splits.group.clone(),
+        splits.y.clone(),
+    )
+    .context("writing result_df.parquet")?;
+
+    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+    let mut fits = Vec::new();
+    let mut last: Option<(Vec<String>, Vec<f64>)> = None;
+    for k in 0..count {
+        let fold_started = Instant::now();
+        let split = splits.fit(k, &last)?;
+        let test_rows = splits.group.iter().filter(|g| **g == k as u32).count();
+        say_split(k, &splits, test_rows, &split, fold_started, &mut sums);
         result_df
             .write(SplitScores {
                 fold: k as u32 + 1,
                 test: k as u32,
-                scores,
+                scores: split.scores,
             })
             .context("writing result_df.parquet")?;
         fits.push(json!({
             "split": k + 1,
-            "iterations": model.iterations,
-            "converged": model.converged,
-            "gradient": model.gradient,
+            "iterations": split.model.iterations,
+            "converged": split.model.converged,
+            "gradient": split.model.gradient,
         }));
-        last = Some((prep.column_names(), model.theta()));
+        last = Some((split.columns, split.model.theta()));
         // No malloc_trim here: the next split needs as much again, and pages handed back would only
         // be faulted in anew.
     }
@@ -443,7 +488,7 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
         Preprocessor::from_sums(&frame.features, &Sums::total(&group_sums, None), "all rows")?;
     signals::check(|| format!("all {count} splits, before the refit on all rows"))?;
     let design = prep.design(&frame.features, None);
-    let (final_model, _) = fit(&params, &design, &y, warm_start(&last, &prep));
+    let (final_model, _) = fit(&params, &design, &splits.y, warm_start(&last, &prep));
     drop(design);
     // The last split's rows were written on the writer's thread while the refit ran.
     let result_rows = result_df.finish().context("writing result_df.parquet")?;
@@ -454,7 +499,67 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
             unconverged(&params, &final_model)
         ));
     }
-    let model_json = json!({
+    let model_json = model_description(&params, &frame, &classes, &prep, &final_model, fits);
+    std::fs::write(
+        model_dir.join("model.json"),
+        serde_json::to_vec_pretty(&model_json)?,
+    )?;
+    std::fs::write(
+        model_dir.join("metrics.json"),
+        serde_json::to_vec_pretty(&json!({"metrics": averaged, "splits": count}))?,
+    )?;
+    say(&format!(
+        "[single-frame] stage save: model.json, result_df.parquet ({result_rows} rows), metrics.json; done in {:.2}s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Says how split `k` went (rows, iterations, time, each metric on test and train rows) and the running
+/// mean of every metric over the splits so far, adding this split's metrics to `sums`; after the last
+/// split the mean is the reported figure.
+fn say_split(
+    k: usize,
+    splits: &Splits,
+    test_rows: usize,
+    split: &SplitFit,
+    fold_started: Instant,
+    sums: &mut BTreeMap<String, f64>,
+) {
+    let mut shown = Vec::new();
+    for (suffix, metrics) in [("test", &split.on_test), ("train", &split.on_train)] {
+        for (name, value) in metrics {
+            let key = format!("{name}_{suffix}");
+            *sums.entry(key.clone()).or_default() += value;
+            shown.push(format!("{key}={value:.4}"));
+        }
+    }
+    say(&format!(
+        "[single-frame] stage fit: split {} of {}: {} train / {} test rows, {} iterations, {:.2}s: {}",
+        k + 1,
+        splits.count,
+        splits.frame.rows - test_rows,
+        test_rows,
+        split.model.iterations,
+        fold_started.elapsed().as_secs_f64(),
+        shown.join(" ")
+    ));
+    for (name, total) in sums.iter() {
+        say(&metrics::format_line(name, total / (k + 1) as f64));
+    }
+}
+
+/// What `model.json` holds: the model fitted on all rows, how it was preprocessed, the splits' fits and
+/// the parameters it was fitted with.
+fn model_description(
+    params: &Params,
+    frame: &crate::data::Frame,
+    classes: &Option<[String; 2]>,
+    prep: &Preprocessor,
+    final_model: &Fitted,
+    fits: Vec<serde_json::Value>,
+) -> serde_json::Value {
+    json!({
         "kind": "single-frame",
         "model": params.model,
         "label": frame.label.0,
@@ -473,21 +578,7 @@ pub fn run(spec: &BuiltinSpec, layout: &Layout, config: &JobConfig) -> anyhow::R
             "folds": match params.split { Split::Folds(k) => Some(k), Split::Holdout(_) => None },
             "test_size": match params.split { Split::Holdout(t) => Some(t), Split::Folds(_) => None },
         },
-    });
-    std::fs::write(
-        model_dir.join("model.json"),
-        serde_json::to_vec_pretty(&model_json)?,
-    )?;
-    let folds: Vec<usize> = (1..=count).collect();
-    std::fs::write(
-        model_dir.join("metrics.json"),
-        serde_json::to_vec_pretty(&json!({"metrics": averaged, "splits": folds.len()}))?,
-    )?;
-    say(&format!(
-        "[single-frame] stage save: model.json, result_df.parquet ({result_rows} rows), metrics.json; done in {:.2}s",
-        started.elapsed().as_secs_f64()
-    ));
-    Ok(())
+    })
 }
 
 #[cfg(test)]

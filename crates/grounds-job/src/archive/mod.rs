@@ -256,28 +256,49 @@ pub struct Staged {
     pub written: u64,
 }
 
-/// Unpacks entries under `only` (a prefix like `code/`, stripped; or everything with `""`) into a new
-/// hidden folder in `parent`, after checking every entry: names that would land outside (absolute, `..`),
-/// links that would lead outside or that other entries lie below, duplicates, and the bounds. The folder
-/// is removed again when the result is dropped, so a failure leaves nothing behind.
-pub fn unpack_staged<R: Read + Seek>(
-    reader: R,
-    archive_name: &str,
-    only: &str,
-    parent: &Path,
-    limits: Limits,
-) -> Result<Staged, UnpackError> {
-    let archive = archive_name.to_string();
-    let zip_err = |error| UnpackError::Zip {
-        archive: archive.clone(),
+/// The error of a zip that cannot be read, naming the archive.
+fn zip_error(archive: &str) -> impl Fn(::zip::result::ZipError) -> UnpackError + '_ {
+    move |error| UnpackError::Zip {
+        archive: archive.to_string(),
         error,
-    };
-    let unsafe_entry = |entry: &str, reason: &'static str| UnpackError::UnsafeEntry {
-        archive: archive.clone(),
+    }
+}
+
+/// The error of an entry that is refused, naming the archive, the entry and why.
+fn unsafe_entry_in(archive: &str) -> impl Fn(&str, &'static str) -> UnpackError + '_ {
+    move |entry, reason| UnpackError::UnsafeEntry {
+        archive: archive.to_string(),
         entry: entry.to_string(),
         reason,
-    };
-    let mut zip = ZipArchive::new(reader).map_err(zip_err)?;
+    }
+}
+
+/// An entry of a zip chosen for unpacking, by its index, its name as written and its canonical path
+/// below the prefix.
+struct SelectedEntry {
+    index: usize,
+    name: String,
+    relative: String,
+    is_dir: bool,
+    is_link: bool,
+}
+
+/// The entries under a prefix, checked, and which of them are links.
+struct Selection {
+    entries: Vec<SelectedEntry>,
+    links: std::collections::BTreeSet<String>,
+}
+
+/// Chooses the entries under `only` and checks them before anything is written: the count, names that
+/// would land outside, duplicates, overlong link targets, the declared size, and nothing below a link.
+fn select_entries<R: Read + Seek>(
+    zip: &mut ZipArchive<R>,
+    archive_name: &str,
+    only: &str,
+    limits: Limits,
+) -> Result<Selection, UnpackError> {
+    let archive = archive_name.to_string();
+    let (zip_err, unsafe_entry) = (zip_error(archive_name), unsafe_entry_in(archive_name));
     if zip.len() > limits.max_entries {
         return Err(UnpackError::TooManyEntries {
             archive,
@@ -286,14 +307,14 @@ pub fn unpack_staged<R: Read + Seek>(
         });
     }
     let mut declared: u64 = 0;
-    let mut selected = Vec::new();
+    let mut entries = Vec::new();
     let mut names = std::collections::BTreeSet::new();
     let mut links = std::collections::BTreeSet::new();
     // Every check below and every path written uses the canonical name, so a name spelled another way
     // (`model/./x`, `model//x`) cannot be judged as one path and written as another.
     let only = canonical_name(only).map_err(|reason| unsafe_entry(only, reason))?;
     for index in 0..zip.len() {
-        let file = zip.by_index_raw(index).map_err(zip_err)?;
+        let file = zip.by_index_raw(index).map_err(&zip_err)?;
         let name = file.name().to_string();
         let canonical = canonical_name(&name).map_err(|reason| unsafe_entry(&name, reason))?;
         if canonical.is_empty() {
@@ -329,14 +350,20 @@ pub fn unpack_staged<R: Read + Seek>(
                 limit: limits.max_bytes,
             });
         }
-        selected.push((index, name, relative, file.is_dir(), is_link));
+        entries.push(SelectedEntry {
+            index,
+            name,
+            relative,
+            is_dir: file.is_dir(),
+            is_link,
+        });
     }
     // Nothing may be written through a link: no entry lies below one.
-    for (_, name, relative, _, _) in &selected {
+    for entry in &entries {
         let mut prefix = String::new();
-        for part in relative.split('/') {
+        for part in entry.relative.split('/') {
             if !prefix.is_empty() && links.contains(&prefix) {
-                return Err(unsafe_entry(name, "lies below a symbolic link"));
+                return Err(unsafe_entry(&entry.name, "lies below a symbolic link"));
             }
             if !prefix.is_empty() {
                 prefix.push('/');
@@ -344,6 +371,24 @@ pub fn unpack_staged<R: Read + Seek>(
             prefix.push_str(part);
         }
     }
+    Ok(Selection { entries, links })
+}
+
+/// Unpacks entries under `only` (a prefix like `code/`, stripped; or everything with `""`) into a new
+/// hidden folder in `parent`, after checking every entry: names that would land outside (absolute, `..`),
+/// links that would lead outside or that other entries lie below, duplicates, and the bounds. The folder
+/// is removed again when the result is dropped, so a failure leaves nothing behind.
+pub fn unpack_staged<R: Read + Seek>(
+    reader: R,
+    archive_name: &str,
+    only: &str,
+    parent: &Path,
+    limits: Limits,
+) -> Result<Staged, UnpackError> {
+    let archive = archive_name.to_string();
+    let (zip_err, unsafe_entry) = (zip_error(archive_name), unsafe_entry_in(archive_name));
+    let mut zip = ZipArchive::new(reader).map_err(&zip_err)?;
+    let Selection { entries, links } = select_entries(&mut zip, archive_name, only, limits)?;
 
     let io_err = |dest: &Path, error| UnpackError::Io {
         archive: archive_name.to_string(),
@@ -357,13 +402,20 @@ pub fn unpack_staged<R: Read + Seek>(
         .map_err(|e| io_err(parent, e))?;
     let mut written: u64 = 0;
     let mut link_targets = Vec::new();
-    for (index, name, relative, is_dir, is_link) in selected {
+    for SelectedEntry {
+        index,
+        name,
+        relative,
+        is_dir,
+        is_link,
+    } in entries
+    {
         let target = staging.path().join(&relative);
         if is_dir {
             std::fs::create_dir_all(&target).map_err(|e| io_err(&target, e))?;
             continue;
         }
-        let mut file = zip.by_index(index).map_err(zip_err)?;
+        let mut file = zip.by_index(index).map_err(&zip_err)?;
         if is_link {
             let mut text = String::new();
             (&mut file)

@@ -170,6 +170,76 @@ enum Tripped {
     Headers,
 }
 
+impl Tripped {
+    /// Why the rest of an archive was not unpacked, `max_bytes` being the bound on its content.
+    fn reason(self, max_bytes: u64) -> String {
+        match self {
+            Tripped::Total => format!(
+                "the archive holds more than the bound of {max_bytes} bytes: the rest of it was not \
+                 unpacked"
+            ),
+            Tripped::Headers => format!(
+                "an entry's headers (its name or extended attributes) are larger than {HEADERS_MAX} \
+                 bytes: the rest of the archive was not unpacked"
+            ),
+        }
+    }
+}
+
+/// Unpacks an entry (`name`, canonical) into `into`; false when it would land outside (`unpack_in`
+/// refuses that, links on the way included). Never half a file: on an error, what was written of this
+/// one goes, whatever stopped it.
+fn unpack_whole<R: Read>(
+    entry: &mut ::tar::Entry<'_, R>,
+    into: &Path,
+    name: &str,
+) -> std::io::Result<bool> {
+    let is_file = entry.header().entry_type().is_file();
+    entry.unpack_in(into).inspect_err(|_| {
+        let written = into.join(name);
+        if is_file && std::fs::symlink_metadata(&written).is_ok_and(|m| m.is_file()) {
+            let _ = std::fs::remove_file(&written);
+        }
+    })
+}
+
+/// Why an entry of a downloaded tar is left out, or none when it is unpacked (an empty name, the root,
+/// is neither). `canonical` is its name made canonical, or why that failed.
+fn left_out_reason<R: Read>(
+    entry: &::tar::Entry<'_, R>,
+    canonical: &Result<String, &'static str>,
+    keep_links: bool,
+) -> Option<String> {
+    let kind = entry.header().entry_type();
+    match canonical {
+        Err(reason) => Some(format!("an entry of the archive that {reason}: left out")),
+        Ok(name) if name.is_empty() => None,
+        Ok(_) if (kind.is_symlink() || kind.is_hard_link()) && !keep_links => Some(
+            "a link in the archive: links in downloaded archives are not followed".to_string(),
+        ),
+        // A hard link names a file of the archive as the archive names it: one in the same top
+        // folder as itself (`model/a` to `model/b`), never one of the job's other folders.
+        Ok(name) if kind.is_hard_link() => match entry
+            .link_name_bytes()
+            .map(|target| super::canonical_name(&String::from_utf8_lossy(&target)))
+        {
+            Some(Ok(target))
+                if !target.is_empty() && target.split('/').next() == name.split('/').next() =>
+            {
+                None
+            }
+            _ => Some(
+                "a hard link to something that is not a file of its folder in the archive: left out"
+                    .to_string(),
+            ),
+        },
+        Ok(_) if !(kind.is_file() || kind.is_dir() || kind.is_symlink() || kind.is_hard_link()) => {
+            Some("not a regular file or folder in the archive".to_string())
+        }
+        Ok(_) => None,
+    }
+}
+
 impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
@@ -223,18 +293,7 @@ pub fn unpack<R: Read>(
             format!("{prefix}/{name}")
         }
     };
-    let beyond = |tripped: Tripped| {
-        match tripped {
-        Tripped::Total => format!(
-            "the archive holds more than the bound of {} bytes: the rest of it was not unpacked",
-            limits.max_bytes
-        ),
-        Tripped::Headers => format!(
-            "an entry's headers (its name or extended attributes) are larger than {HEADERS_MAX} bytes: \
-             the rest of the archive was not unpacked"
-        ),
-    }
-    };
+    let beyond = |tripped: Tripped| tripped.reason(limits.max_bytes);
     // The bound is on the content; every entry may add its header, long names and padding.
     let overhead = (limits.max_entries as u64).saturating_mul(3 * 512);
     let meter = std::rc::Rc::new(Meter {
@@ -280,61 +339,23 @@ pub fn unpack<R: Read>(
             break;
         }
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let kind = entry.header().entry_type();
         let canonical = if std::str::from_utf8(&entry.path_bytes()).is_err() {
             Err("has a name that is not valid UTF-8")
         } else {
             super::canonical_name(&raw)
         };
-        let why: Option<String> = match &canonical {
-            Err(reason) => Some(format!("an entry of the archive that {reason}: left out")),
-            Ok(name) if name.is_empty() => None,
-            Ok(_) if (kind.is_symlink() || kind.is_hard_link()) && !keep_links => Some(
-                "a link in the archive: links in downloaded archives are not followed".to_string(),
-            ),
-            // A hard link names a file of the archive as the archive names it: one in the same top
-            // folder as itself (`model/a` to `model/b`), never one of the job's other folders.
-            Ok(name) if kind.is_hard_link() => match entry
-                .link_name_bytes()
-                .map(|target| super::canonical_name(&String::from_utf8_lossy(&target)))
-            {
-                Some(Ok(target))
-                    if !target.is_empty() && target.split('/').next() == name.split('/').next() =>
-                {
-                    None
-                }
-                _ => Some(
-                    "a hard link to something that is not a file of its folder in the archive: left \
-                     out"
-                    .to_string(),
-                ),
-            },
-            Ok(_) if !(kind.is_file() || kind.is_dir() || kind.is_symlink() || kind.is_hard_link()) => {
-                Some("not a regular file or folder in the archive".to_string())
-            }
-            Ok(_) => None,
-        };
+        let why = left_out_reason(&entry, &canonical, keep_links);
         let shown = named(canonical.as_deref().unwrap_or(&raw));
         if let Some(why) = why {
             left_out.push((shown, why));
         } else if canonical.as_deref().is_ok_and(|name| !name.is_empty()) {
-            // `unpack_in` refuses what would land outside `into`, links on the way included.
-            match entry.unpack_in(into) {
+            match unpack_whole(&mut entry, into, canonical.as_deref().unwrap_or_default()) {
                 Ok(true) => {}
                 Ok(false) => left_out.push((
                     shown,
                     "an entry of the archive that would land outside the result".to_string(),
                 )),
                 Err(e) => {
-                    // Never half a file: what was written of this one goes, whatever stopped it.
-                    if let Ok(name) = &canonical {
-                        let written = into.join(name);
-                        if kind.is_file()
-                            && std::fs::symlink_metadata(&written).is_ok_and(|m| m.is_file())
-                        {
-                            let _ = std::fs::remove_file(&written);
-                        }
-                    }
                     if let Some(tripped) = meter.tripped.get() {
                         left_out.push((shown, beyond(tripped)));
                         break;

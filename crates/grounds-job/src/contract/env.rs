@@ -110,6 +110,202 @@ impl RawConfig {
     }
 }
 
+/// The hyperparameters as the toolkit sorts them: the user's, SageMaker's own (`sagemaker_*`), and of
+/// those the framework's (`additional_framework_parameters`), each decoded as Python decodes JSON.
+struct Hyperparameters {
+    user: Vec<(String, PyValue)>,
+    sagemaker: Vec<(String, PyValue)>,
+    framework: Vec<(String, PyValue)>,
+}
+
+impl Hyperparameters {
+    fn of(config: &JobConfig) -> Hyperparameters {
+        let mut sagemaker = Vec::new();
+        let mut user = Vec::new();
+        for (key, text) in &config.hyperparameters {
+            let value = pyjson::decode(text);
+            if is_sagemaker_hyperparameter(key) {
+                sagemaker.push((key.clone(), value));
+            } else {
+                user.push((key.clone(), value));
+            }
+        }
+        let framework = sagemaker
+            .iter()
+            .filter(|(k, _)| !SAGEMAKER_HYPERPARAMETERS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        Hyperparameters {
+            user,
+            sagemaker,
+            framework,
+        }
+    }
+
+    fn sagemaker(&self, name: &str) -> Option<&PyValue> {
+        find(&self.sagemaker, name)
+    }
+
+    fn framework(&self, name: &str) -> Option<&PyValue> {
+        find(&self.framework, name)
+    }
+}
+
+fn find<'a>(pairs: &'a [(String, PyValue)], name: &str) -> Option<&'a PyValue> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// The cluster as the toolkit reads it from `resourceconfig.json`: hosts, instance groups, the hosts of
+/// a distributed run and its master.
+struct Cluster {
+    hosts: PyValue,
+    current_host: String,
+    current_instance_type: PyValue,
+    current_group: PyValue,
+    current_group_hosts: Vec<PyValue>,
+    instance_groups: Vec<PyValue>,
+    instance_groups_dict: PyValue,
+    distribution_groups: PyValue,
+    distribution_hosts: Vec<PyValue>,
+    master: String,
+    network_interface: PyValue,
+    topology: PyValue,
+}
+
+/// The framework parameters that make a run distributed, as the toolkit lists them.
+const DISTRIBUTED: [&str; 7] = [
+    "sagemaker_mpi_enabled",
+    "sagemaker_parameter_server_enabled",
+    "sagemaker_distributed_dataparallel_enabled",
+    "sagemaker_pytorch_ddp_enabled",
+    "sagemaker_pytorch_xla_multi_worker_enabled",
+    "sagemaker_multi_worker_mirrored_strategy_enabled",
+    "sagemaker_torch_distributed_enabled",
+];
+
+fn list_of(value: Option<&PyValue>) -> Vec<PyValue> {
+    match value {
+        Some(PyValue::List(items)) => items.clone(),
+        _ => Vec::new(),
+    }
+}
+
+impl Cluster {
+    fn of(resource: &PyValue, hyperparameters: &Hyperparameters) -> Cluster {
+        let text_of = |value: Option<&PyValue>| match value {
+            Some(PyValue::Str(s)) => s.clone(),
+            Some(other) => pyjson::str(other),
+            None => String::new(),
+        };
+        let or = |name: &str, default: PyValue| resource.get(name).cloned().unwrap_or(default);
+        let hosts = or("hosts", PyValue::List(Vec::new()));
+        let current_group = or("current_group_name", PyValue::str("homogeneousCluster"));
+        let groups = list_of(resource.get("instance_groups"));
+        let group_name = |g: &PyValue| {
+            g.get("instance_group_name")
+                .cloned()
+                .unwrap_or(PyValue::None)
+        };
+        let group_hosts = |g: &PyValue| list_of(g.get("hosts"));
+        let distributed = DISTRIBUTED
+            .iter()
+            .any(|name| hyperparameters.framework(name).is_some_and(PyValue::truthy));
+        let distribution_groups =
+            match hyperparameters.framework("sagemaker_distribution_instance_groups") {
+                Some(value) => value.clone(),
+                None if distributed => PyValue::List(vec![current_group.clone()]),
+                None => PyValue::List(Vec::new()),
+            };
+        let distribution_group_names = list_of(Some(&distribution_groups));
+        let all_hosts = list_of(Some(&hosts));
+        let distribution_hosts: Vec<PyValue> = if groups.is_empty() {
+            all_hosts.clone()
+        } else {
+            groups
+                .iter()
+                .filter(|g| distribution_group_names.contains(&group_name(g)))
+                .flat_map(group_hosts)
+                .collect()
+        };
+        // The first host of the distribution, else of the cluster.
+        let master = distribution_hosts
+            .first()
+            .or(all_hosts.first())
+            .map(pyjson::str)
+            .unwrap_or_default();
+        Cluster {
+            current_host: text_of(resource.get("current_host")),
+            current_instance_type: or("current_instance_type", PyValue::str("local")),
+            current_group_hosts: groups
+                .iter()
+                .find(|g| group_name(g) == current_group)
+                .map(group_hosts)
+                .unwrap_or_default(),
+            instance_groups: groups.iter().map(group_name).collect(),
+            instance_groups_dict: PyValue::Dict(
+                groups
+                    .iter()
+                    .map(|g| (pyjson::str(&group_name(g)), g.clone()))
+                    .collect(),
+            ),
+            current_group,
+            distribution_groups,
+            distribution_hosts,
+            master,
+            network_interface: or("network_interface_name", PyValue::str("eth0")),
+            topology: or("topology", PyValue::List(Vec::new())),
+            hosts,
+        }
+    }
+
+    fn is_hetero(&self) -> bool {
+        self.instance_groups.len() > 1
+    }
+}
+
+/// The program as the toolkit names it: its entry point, module, folder, log level and framework module.
+struct Program {
+    user_entry_point: PyValue,
+    module_name: PyValue,
+    module_dir: PyValue,
+    log_level: PyValue,
+    framework_module: PyValue,
+}
+
+impl Program {
+    fn of(
+        layout: &Layout,
+        hyperparameters: &Hyperparameters,
+        program: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Program {
+        let user_entry_point = lookup("SAGEMAKER_PROGRAM")
+            .map(PyValue::Str)
+            .or_else(|| hyperparameters.sagemaker("sagemaker_program").cloned())
+            .unwrap_or_else(|| PyValue::str(program));
+        let name = pyjson::str(&user_entry_point);
+        Program {
+            module_name: PyValue::Str(name.strip_suffix(".py").unwrap_or(&name).to_string()),
+            user_entry_point,
+            module_dir: hyperparameters
+                .sagemaker("sagemaker_submit_directory")
+                .map(|v| PyValue::Str(pyjson::str(v)))
+                .unwrap_or_else(|| path_value(layout.code_dir())),
+            log_level: hyperparameters
+                .sagemaker("sagemaker_container_log_level")
+                .cloned()
+                .unwrap_or_else(|| PyValue::int(20)),
+            framework_module: lookup("SAGEMAKER_TRAINING_MODULE")
+                .map(PyValue::Str)
+                .unwrap_or(PyValue::None),
+        }
+    }
+}
+
+fn path_value(p: PathBuf) -> PyValue {
+    PyValue::Str(p.to_string_lossy().into_owned())
+}
+
 /// The environment the sagemaker-training toolkit gives a program (`Environment().to_env_vars()`, the
 /// variables it sets while building it, and `PYTHONPATH` with the code folder first), for a job under
 /// `layout`. `program` is the entry point (`train.py`); `lookup` reads this process's environment.
@@ -121,296 +317,43 @@ pub fn environment(
     program: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> BTreeMap<String, String> {
-    let path = |p: PathBuf| PyValue::Str(p.to_string_lossy().into_owned());
-    let mut sagemaker: Vec<(String, PyValue)> = Vec::new();
-    let mut hyperparameters: Vec<(String, PyValue)> = Vec::new();
-    for (key, text) in &config.hyperparameters {
-        let value = pyjson::decode(text);
-        if is_sagemaker_hyperparameter(key) {
-            sagemaker.push((key.clone(), value));
-        } else {
-            hyperparameters.push((key.clone(), value));
-        }
-    }
-    let sm = |name: &str| sagemaker.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-    let framework_params: Vec<(String, PyValue)> = sagemaker
-        .iter()
-        .filter(|(k, _)| !SAGEMAKER_HYPERPARAMETERS.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    let framework = |name: &str| {
-        framework_params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-    };
-
-    let resource = &raw.resource;
-    let text_of = |value: Option<&PyValue>, default: &str| match value {
-        Some(PyValue::Str(s)) => s.clone(),
-        Some(other) => pyjson::str(other),
-        None => default.to_string(),
-    };
-    let hosts = resource
-        .get("hosts")
-        .cloned()
-        .unwrap_or(PyValue::List(Vec::new()));
-    let host_names: Vec<String> = match &hosts {
-        PyValue::List(items) => items.iter().map(pyjson::str).collect(),
-        _ => Vec::new(),
-    };
-    let current_host = text_of(resource.get("current_host"), "");
-    let current_instance_type = resource
-        .get("current_instance_type")
-        .cloned()
-        .unwrap_or_else(|| PyValue::str("local"));
-    let current_group = resource
-        .get("current_group_name")
-        .cloned()
-        .unwrap_or_else(|| PyValue::str("homogeneousCluster"));
-    let groups: Vec<&PyValue> = match resource.get("instance_groups") {
-        Some(PyValue::List(items)) => items.iter().collect(),
-        _ => Vec::new(),
-    };
-    let group_name = |g: &PyValue| {
-        g.get("instance_group_name")
-            .cloned()
-            .unwrap_or(PyValue::None)
-    };
-    let group_hosts = |g: &PyValue| match g.get("hosts") {
-        Some(PyValue::List(items)) => items.clone(),
-        _ => Vec::new(),
-    };
-    let current_group_hosts: Vec<PyValue> = groups
-        .iter()
-        .find(|g| group_name(g) == current_group)
-        .map(|g| group_hosts(g))
-        .unwrap_or_default();
-    let instance_groups: Vec<PyValue> = groups.iter().map(|g| group_name(g)).collect();
-    let is_hetero = instance_groups.len() > 1;
-    let instance_groups_dict = PyValue::Dict(
-        groups
-            .iter()
-            .map(|g| (pyjson::str(&group_name(g)), (*g).clone()))
-            .collect(),
-    );
-    let distributed = [
-        "sagemaker_mpi_enabled",
-        "sagemaker_parameter_server_enabled",
-        "sagemaker_distributed_dataparallel_enabled",
-        "sagemaker_pytorch_ddp_enabled",
-        "sagemaker_pytorch_xla_multi_worker_enabled",
-        "sagemaker_multi_worker_mirrored_strategy_enabled",
-        "sagemaker_torch_distributed_enabled",
-    ]
-    .iter()
-    .any(|name| framework(name).is_some_and(PyValue::truthy));
-    let distribution_groups = match framework("sagemaker_distribution_instance_groups") {
-        Some(value) => value.clone(),
-        None if distributed => PyValue::List(vec![current_group.clone()]),
-        None => PyValue::List(Vec::new()),
-    };
-    let distribution_group_names: Vec<PyValue> = match &distribution_groups {
-        PyValue::List(items) => items.clone(),
-        _ => Vec::new(),
-    };
-    let distribution_hosts: Vec<PyValue> = if groups.is_empty() {
-        match &hosts {
-            PyValue::List(items) => items.clone(),
-            _ => Vec::new(),
-        }
-    } else {
-        groups
-            .iter()
-            .filter(|g| distribution_group_names.contains(&group_name(g)))
-            .flat_map(|g| group_hosts(g))
-            .collect()
-    };
-    let master = distribution_hosts
-        .first()
-        .map(pyjson::str)
-        .or_else(|| host_names.first().cloned())
-        .unwrap_or_default();
-    let network_interface = resource
-        .get("network_interface_name")
-        .cloned()
-        .unwrap_or_else(|| PyValue::str("eth0"));
-    let topology = resource
-        .get("topology")
-        .cloned()
-        .unwrap_or(PyValue::List(Vec::new()));
+    let hyperparameters = Hyperparameters::of(config);
+    let cluster = Cluster::of(&raw.resource, &hyperparameters);
+    let program = Program::of(layout, &hyperparameters, program, lookup);
     let channels: Vec<String> = match &raw.input_data {
         PyValue::Dict(entries) => entries.iter().map(|(k, _)| k.clone()).collect(),
         _ => Vec::new(),
     };
-    let channel_dirs = PyValue::Dict(
-        channels
-            .iter()
-            .map(|name| (name.clone(), path(layout.channel_dir(name))))
-            .collect(),
-    );
-    let mut sorted_channels = channels.clone();
-    sorted_channels.sort();
-
-    let user_entry_point = lookup("SAGEMAKER_PROGRAM")
-        .map(PyValue::Str)
-        .or_else(|| sm("sagemaker_program").cloned())
-        .unwrap_or_else(|| PyValue::str(program));
-    let module_name = {
-        let name = pyjson::str(&user_entry_point);
-        PyValue::Str(name.strip_suffix(".py").unwrap_or(&name).to_string())
+    let facts = Facts {
+        layout,
+        config,
+        raw,
+        host,
+        hyperparameters: &hyperparameters,
+        cluster: &cluster,
+        program: &program,
+        channels: &channels,
+        lookup,
     };
-    let module_dir = sm("sagemaker_submit_directory")
-        .map(|v| PyValue::Str(pyjson::str(v)))
-        .unwrap_or_else(|| path(layout.code_dir()));
-    let log_level = sm("sagemaker_container_log_level")
-        .cloned()
-        .unwrap_or_else(|| PyValue::int(20));
-    let framework_module = lookup("SAGEMAKER_TRAINING_MODULE")
-        .map(PyValue::Str)
-        .unwrap_or(PyValue::None);
-    let job_name = lookup("TRAINING_JOB_NAME")
-        .map(PyValue::Str)
-        .unwrap_or_else(|| PyValue::str(&host.job_name));
-    let model_parallel = match lookup("SM_HP_MP_PARAMETERS") {
-        None => PyValue::None,
-        Some(p) if p.is_empty() => PyValue::str(""),
-        Some(p) => PyValue::Bool(p != "{}"),
-    };
-    let user_args = PyValue::strs(hyperparameter_args(&config.hyperparameters));
-    let hps = PyValue::Dict(hyperparameters.clone());
-
-    let training_env = PyValue::Dict(vec![
-        (
-            "additional_framework_parameters".into(),
-            PyValue::Dict(framework_params.clone()),
-        ),
-        ("channel_input_dirs".into(), channel_dirs.clone()),
-        ("current_host".into(), PyValue::str(&current_host)),
-        ("current_instance_group".into(), current_group.clone()),
-        (
-            "current_instance_group_hosts".into(),
-            PyValue::List(current_group_hosts.clone()),
-        ),
-        (
-            "current_instance_type".into(),
-            current_instance_type.clone(),
-        ),
-        (
-            "distribution_hosts".into(),
-            PyValue::List(distribution_hosts),
-        ),
-        (
-            "distribution_instance_groups".into(),
-            distribution_groups.clone(),
-        ),
-        ("framework_module".into(), framework_module.clone()),
-        ("hosts".into(), hosts.clone()),
-        ("hyperparameters".into(), hps.clone()),
-        ("input_config_dir".into(), path(layout.config_dir())),
-        ("input_data_config".into(), raw.input_data.clone()),
-        ("input_dir".into(), path(layout.input())),
-        (
-            "instance_groups".into(),
-            PyValue::List(instance_groups.clone()),
-        ),
-        ("instance_groups_dict".into(), instance_groups_dict.clone()),
-        ("is_hetero".into(), PyValue::Bool(is_hetero)),
-        ("is_master".into(), PyValue::Bool(current_host == master)),
-        ("is_modelparallel_enabled".into(), model_parallel),
-        (
-            "is_smddpmprun_installed".into(),
-            PyValue::Bool(on_path("smddpmprun")),
-        ),
-        (
-            "is_smddprun_installed".into(),
-            PyValue::Bool(on_path("smddprun")),
-        ),
-        ("job_name".into(), job_name),
-        ("log_level".into(), log_level.clone()),
-        ("master_hostname".into(), PyValue::str(master)),
-        ("model_dir".into(), path(layout.model_dir())),
-        ("module_dir".into(), module_dir.clone()),
-        ("module_name".into(), module_name.clone()),
-        ("network_interface_name".into(), network_interface.clone()),
-        ("num_cpus".into(), PyValue::int(host.num_cpus)),
-        ("num_gpus".into(), PyValue::int(host.num_gpus)),
-        ("num_neurons".into(), PyValue::int(host.num_neurons)),
-        ("output_data_dir".into(), path(layout.output_data_dir())),
-        ("output_dir".into(), path(layout.output_dir())),
-        (
-            "output_intermediate_dir".into(),
-            path(layout.output_intermediate_dir()),
-        ),
-        ("resource_config".into(), resource.clone()),
-        ("topology".into(), topology.clone()),
-        ("user_entry_point".into(), user_entry_point.clone()),
-    ]);
-
-    let mut source: Vec<(String, PyValue)> = vec![
-        ("hosts".into(), hosts),
-        ("network_interface_name".into(), network_interface),
-        ("hps".into(), hps),
-        ("user_entry_point".into(), user_entry_point),
-        ("framework_params".into(), PyValue::Dict(framework_params)),
-        ("resource_config".into(), resource.clone()),
-        ("input_data_config".into(), raw.input_data.clone()),
-        ("output_data_dir".into(), path(layout.output_data_dir())),
-        ("channels".into(), PyValue::strs(sorted_channels)),
-        ("current_host".into(), PyValue::str(&current_host)),
-        ("current_instance_type".into(), current_instance_type),
-        ("current_instance_group".into(), current_group),
-        (
-            "current_instance_group_hosts".into(),
-            PyValue::List(current_group_hosts),
-        ),
-        ("instance_groups".into(), PyValue::List(instance_groups)),
-        ("instance_groups_dict".into(), instance_groups_dict),
-        ("distribution_instance_groups".into(), distribution_groups),
-        ("is_hetero".into(), PyValue::Bool(is_hetero)),
-        ("module_name".into(), module_name),
-        ("log_level".into(), log_level),
-        ("framework_module".into(), framework_module),
-        ("input_dir".into(), path(layout.input())),
-        ("input_config_dir".into(), path(layout.config_dir())),
-        ("output_dir".into(), path(layout.output_dir())),
-        ("num_cpus".into(), PyValue::int(host.num_cpus)),
-        ("num_gpus".into(), PyValue::int(host.num_gpus)),
-        ("num_neurons".into(), PyValue::int(host.num_neurons)),
-        ("model_dir".into(), path(layout.model_dir())),
-        ("module_dir".into(), module_dir),
-        ("training_env".into(), training_env.clone()),
-        ("user_args".into(), user_args),
-        (
-            "output_intermediate_dir".into(),
-            path(layout.output_intermediate_dir()),
-        ),
-    ];
-    if topology.truthy() {
-        source.push(("topology".into(), topology));
-    }
-    for name in &channels {
-        source.push((format!("channel_{name}"), path(layout.channel_dir(name))));
-    }
-    for (key, value) in &hyperparameters {
-        source.push((format!("hp_{key}"), value.clone()));
-    }
-    let mut env: BTreeMap<String, String> = source
+    let mut env: BTreeMap<String, String> = facts
+        .sm_variables()
         .into_iter()
         .map(|(k, v)| (format!("SM_{}", k.to_uppercase()), env_value(&v)))
         .collect();
 
     // What building the toolkit's Environment sets in its own environment, which the program inherits.
-    env.insert("CURRENT_HOST".into(), current_host);
+    env.insert("CURRENT_HOST".into(), cluster.current_host.clone());
     env.insert(
         "SAGEMAKER_JOB_NAME".into(),
-        sm("sagemaker_job_name")
+        hyperparameters
+            .sagemaker("sagemaker_job_name")
             .map(pyjson::str)
             .unwrap_or_default(),
     );
     env.insert(
         "SAGEMAKER_REGION".into(),
-        sm("sagemaker_region")
+        hyperparameters
+            .sagemaker("sagemaker_region")
             .map(pyjson::str)
             .or_else(|| boto3_region(lookup))
             .unwrap_or_default(),
@@ -426,6 +369,217 @@ pub fn environment(
         },
     );
     env
+}
+
+/// Everything the toolkit's `Environment` is made of, for the job under `layout`.
+struct Facts<'a> {
+    layout: &'a Layout,
+    config: &'a JobConfig,
+    raw: &'a RawConfig,
+    host: &'a Host,
+    hyperparameters: &'a Hyperparameters,
+    cluster: &'a Cluster,
+    program: &'a Program,
+    channels: &'a [String],
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Facts<'_> {
+    fn channel_dirs(&self) -> PyValue {
+        PyValue::Dict(
+            self.channels
+                .iter()
+                .map(|name| (name.clone(), path_value(self.layout.channel_dir(name))))
+                .collect(),
+        )
+    }
+
+    /// `Environment().to_env_vars()` before the `SM_` prefix: its properties in the toolkit's order,
+    /// then `topology` when there is one, the channels and the user's hyperparameters.
+    fn sm_variables(&self) -> Vec<(String, PyValue)> {
+        let (layout, host, cluster, program) = (self.layout, self.host, self.cluster, self.program);
+        let mut sorted_channels = self.channels.to_vec();
+        sorted_channels.sort();
+        let mut variables: Vec<(String, PyValue)> = vec![
+            ("hosts".into(), cluster.hosts.clone()),
+            (
+                "network_interface_name".into(),
+                cluster.network_interface.clone(),
+            ),
+            (
+                "hps".into(),
+                PyValue::Dict(self.hyperparameters.user.clone()),
+            ),
+            ("user_entry_point".into(), program.user_entry_point.clone()),
+            (
+                "framework_params".into(),
+                PyValue::Dict(self.hyperparameters.framework.clone()),
+            ),
+            ("resource_config".into(), self.raw.resource.clone()),
+            ("input_data_config".into(), self.raw.input_data.clone()),
+            (
+                "output_data_dir".into(),
+                path_value(layout.output_data_dir()),
+            ),
+            ("channels".into(), PyValue::strs(sorted_channels)),
+            ("current_host".into(), PyValue::str(&cluster.current_host)),
+            (
+                "current_instance_type".into(),
+                cluster.current_instance_type.clone(),
+            ),
+            (
+                "current_instance_group".into(),
+                cluster.current_group.clone(),
+            ),
+            (
+                "current_instance_group_hosts".into(),
+                PyValue::List(cluster.current_group_hosts.clone()),
+            ),
+            (
+                "instance_groups".into(),
+                PyValue::List(cluster.instance_groups.clone()),
+            ),
+            (
+                "instance_groups_dict".into(),
+                cluster.instance_groups_dict.clone(),
+            ),
+            (
+                "distribution_instance_groups".into(),
+                cluster.distribution_groups.clone(),
+            ),
+            ("is_hetero".into(), PyValue::Bool(cluster.is_hetero())),
+            ("module_name".into(), program.module_name.clone()),
+            ("log_level".into(), program.log_level.clone()),
+            ("framework_module".into(), program.framework_module.clone()),
+            ("input_dir".into(), path_value(layout.input())),
+            ("input_config_dir".into(), path_value(layout.config_dir())),
+            ("output_dir".into(), path_value(layout.output_dir())),
+            ("num_cpus".into(), PyValue::int(host.num_cpus)),
+            ("num_gpus".into(), PyValue::int(host.num_gpus)),
+            ("num_neurons".into(), PyValue::int(host.num_neurons)),
+            ("model_dir".into(), path_value(layout.model_dir())),
+            ("module_dir".into(), program.module_dir.clone()),
+            ("training_env".into(), self.training_env()),
+            (
+                "user_args".into(),
+                PyValue::strs(hyperparameter_args(&self.config.hyperparameters)),
+            ),
+            (
+                "output_intermediate_dir".into(),
+                path_value(layout.output_intermediate_dir()),
+            ),
+        ];
+        if cluster.topology.truthy() {
+            variables.push(("topology".into(), cluster.topology.clone()));
+        }
+        for name in self.channels {
+            variables.push((
+                format!("channel_{name}"),
+                path_value(layout.channel_dir(name)),
+            ));
+        }
+        for (key, value) in &self.hyperparameters.user {
+            variables.push((format!("hp_{key}"), value.clone()));
+        }
+        variables
+    }
+
+    /// `SM_TRAINING_ENV`: the toolkit's `Environment` as a dict, keys sorted.
+    fn training_env(&self) -> PyValue {
+        let (layout, host, cluster, program) = (self.layout, self.host, self.cluster, self.program);
+        let model_parallel = match (self.lookup)("SM_HP_MP_PARAMETERS") {
+            None => PyValue::None,
+            Some(p) if p.is_empty() => PyValue::str(""),
+            Some(p) => PyValue::Bool(p != "{}"),
+        };
+        let job_name = (self.lookup)("TRAINING_JOB_NAME")
+            .map(PyValue::Str)
+            .unwrap_or_else(|| PyValue::str(&host.job_name));
+        PyValue::Dict(vec![
+            (
+                "additional_framework_parameters".into(),
+                PyValue::Dict(self.hyperparameters.framework.clone()),
+            ),
+            ("channel_input_dirs".into(), self.channel_dirs()),
+            ("current_host".into(), PyValue::str(&cluster.current_host)),
+            (
+                "current_instance_group".into(),
+                cluster.current_group.clone(),
+            ),
+            (
+                "current_instance_group_hosts".into(),
+                PyValue::List(cluster.current_group_hosts.clone()),
+            ),
+            (
+                "current_instance_type".into(),
+                cluster.current_instance_type.clone(),
+            ),
+            (
+                "distribution_hosts".into(),
+                PyValue::List(cluster.distribution_hosts.clone()),
+            ),
+            (
+                "distribution_instance_groups".into(),
+                cluster.distribution_groups.clone(),
+            ),
+            ("framework_module".into(), program.framework_module.clone()),
+            ("hosts".into(), cluster.hosts.clone()),
+            (
+                "hyperparameters".into(),
+                PyValue::Dict(self.hyperparameters.user.clone()),
+            ),
+            ("input_config_dir".into(), path_value(layout.config_dir())),
+            ("input_data_config".into(), self.raw.input_data.clone()),
+            ("input_dir".into(), path_value(layout.input())),
+            (
+                "instance_groups".into(),
+                PyValue::List(cluster.instance_groups.clone()),
+            ),
+            (
+                "instance_groups_dict".into(),
+                cluster.instance_groups_dict.clone(),
+            ),
+            ("is_hetero".into(), PyValue::Bool(cluster.is_hetero())),
+            (
+                "is_master".into(),
+                PyValue::Bool(cluster.current_host == cluster.master),
+            ),
+            ("is_modelparallel_enabled".into(), model_parallel),
+            (
+                "is_smddpmprun_installed".into(),
+                PyValue::Bool(on_path("smddpmprun")),
+            ),
+            (
+                "is_smddprun_installed".into(),
+                PyValue::Bool(on_path("smddprun")),
+            ),
+            ("job_name".into(), job_name),
+            ("log_level".into(), program.log_level.clone()),
+            ("master_hostname".into(), PyValue::str(&cluster.master)),
+            ("model_dir".into(), path_value(layout.model_dir())),
+            ("module_dir".into(), program.module_dir.clone()),
+            ("module_name".into(), program.module_name.clone()),
+            (
+                "network_interface_name".into(),
+                cluster.network_interface.clone(),
+            ),
+            ("num_cpus".into(), PyValue::int(host.num_cpus)),
+            ("num_gpus".into(), PyValue::int(host.num_gpus)),
+            ("num_neurons".into(), PyValue::int(host.num_neurons)),
+            (
+                "output_data_dir".into(),
+                path_value(layout.output_data_dir()),
+            ),
+            ("output_dir".into(), path_value(layout.output_dir())),
+            (
+                "output_intermediate_dir".into(),
+                path_value(layout.output_intermediate_dir()),
+            ),
+            ("resource_config".into(), self.raw.resource.clone()),
+            ("topology".into(), cluster.topology.clone()),
+            ("user_entry_point".into(), program.user_entry_point.clone()),
+        ])
+    }
 }
 
 /// The region `boto3.session.Session().region_name` finds: `AWS_DEFAULT_REGION`, else `region` of the

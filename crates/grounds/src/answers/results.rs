@@ -8,6 +8,7 @@ use std::path::Path;
 use chrono::Local;
 
 use super::schema::{CompareAnswer, FileRow, MetricValue, OpenAnswer, ShowAnswer};
+use crate::job::JobRecord;
 use crate::printer;
 use crate::store::results::{Opened, Stored, Summary};
 
@@ -180,6 +181,23 @@ pub fn show(stored: &Stored) -> (ShowAnswer, String) {
             })
             .collect(),
     };
+    let mut text = head_text(stored);
+    text.push_str(&provenance_text(job));
+    text.push_str(&hyperparameters_and_metrics_text(stored));
+    text.push_str("\nfiles:\n");
+    let rows: Vec<Vec<String>> = stored
+        .files
+        .iter()
+        .map(|(name, size)| vec![format!("  {size}"), name.clone()])
+        .collect();
+    text.push_str(&printer::table(&["  BYTES", "NAME"], &rows));
+    (answer, text)
+}
+
+/// The lines of `results show` about the run itself: id, task, mode, status, times, package, result and
+/// the failure reason.
+fn head_text(stored: &Stored) -> String {
+    let job = &stored.job;
     let mut text = String::new();
     text.push_str(&format!("id:           {}\n", job.id));
     text.push_str(&format!(
@@ -221,6 +239,12 @@ pub fn show(stored: &Stored) -> (ShowAnswer, String) {
             text.push_str(&format!("  {line}\n"));
         }
     }
+    text
+}
+
+/// What the job left out and where its data came from: channels and results it read.
+fn provenance_text(job: &JobRecord) -> String {
+    let mut text = String::new();
     if !job.left_out.is_empty() {
         text.push_str(&format!(
             "\nleft out ({} file(s) the job left that are not in the result):\n",
@@ -247,6 +271,13 @@ pub fn show(stored: &Stored) -> (ShowAnswer, String) {
             ));
         }
     }
+    text
+}
+
+/// The hyperparameters and the metrics (final value, samples, a sparkline) as tables.
+fn hyperparameters_and_metrics_text(stored: &Stored) -> String {
+    let job = &stored.job;
+    let mut text = String::new();
     if !job.hyperparameters.is_empty() {
         text.push_str("\nhyperparameters:\n");
         let rows: Vec<Vec<String>> = job
@@ -286,14 +317,7 @@ pub fn show(stored: &Stored) -> (ShowAnswer, String) {
             &rows,
         ));
     }
-    text.push_str("\nfiles:\n");
-    let rows: Vec<Vec<String>> = stored
-        .files
-        .iter()
-        .map(|(name, size)| vec![format!("  {size}"), name.clone()])
-        .collect();
-    text.push_str(&printer::table(&["  BYTES", "NAME"], &rows));
-    (answer, text)
+    text
 }
 
 /// `results open`: what was done (for the stage line), and where the result is, with its final metrics.

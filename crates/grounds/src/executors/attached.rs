@@ -163,12 +163,12 @@ impl<'a> AttachedJob<'a> {
         Ok(())
     }
 
-    /// Runs the entry on the prepared root until the job ends.
-    pub async fn run(&self, reporter: &dyn Reporter) -> anyhow::Result<Outcome> {
+    /// The entry started on the job's root and package, in its own process group (Ctrl-C reaches grounds
+    /// only, which stops the job the way SageMaker does, and everything the job started can be killed as
+    /// one group), told to stop its job if grounds dies.
+    fn entry_command(&self, layout: &Layout) -> tokio::process::Command {
         let package_path = self.package.path().to_path_buf();
-        let layout = self.layout();
-        let exe = self.entry;
-        let mut command = tokio::process::Command::new(exe);
+        let mut command = tokio::process::Command::new(self.entry);
         let parent = std::process::id() as i32;
         command
             .env(contract::ROOT_ENV, &layout.root)
@@ -192,6 +192,14 @@ impl<'a> AttachedJob<'a> {
                 Ok(())
             });
         }
+        command
+    }
+
+    /// Runs the entry on the prepared root until the job ends.
+    pub async fn run(&self, reporter: &dyn Reporter) -> anyhow::Result<Outcome> {
+        let layout = self.layout();
+        let exe = self.entry;
+        let mut command = self.entry_command(&layout);
         // Listening before the job starts, and for the whole run: a signal that arrives between two turns
         // of the loop below is kept, not lost.
         let mut stops = StopSignals::listen()?;
@@ -216,17 +224,7 @@ impl<'a> AttachedJob<'a> {
         )?;
         // The entry's end is awaited without reaping it: while it is a zombie its pid, and so its process
         // group's id, cannot be taken by another process, so the group can be killed safely below.
-        let (exited_tx, exited) = tokio::sync::oneshot::channel();
-        match pid {
-            Some(pid) => {
-                tokio::task::spawn_blocking(move || {
-                    let _ = exited_tx.send(wait_unreaped(pid));
-                });
-            }
-            None => {
-                let _ = exited_tx.send(Ok(()));
-            }
-        }
+        let exited = exit_of(pid);
         let show = |log: &mut JobLog<'_>, (stream, piece): (String, grounds_job::lines::Piece)| {
             log.piece(&stream, None, &piece)
         };
@@ -339,4 +337,21 @@ fn kill_group(pid: Option<i32>, signal: i32) {
             libc::killpg(pid, signal);
         }
     }
+}
+
+/// Told when the entry `pid` has exited, without reaping it (see [`wait_unreaped`]); at once when there is
+/// no pid.
+fn exit_of(pid: Option<i32>) -> tokio::sync::oneshot::Receiver<std::io::Result<()>> {
+    let (exited_tx, exited) = tokio::sync::oneshot::channel();
+    match pid {
+        Some(pid) => {
+            tokio::task::spawn_blocking(move || {
+                let _ = exited_tx.send(wait_unreaped(pid));
+            });
+        }
+        None => {
+            let _ = exited_tx.send(Ok(()));
+        }
+    }
+    exited
 }

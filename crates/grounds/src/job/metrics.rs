@@ -11,7 +11,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 /// The longest metric name kept (SageMaker's); the rules of `[metrics]` definitions are the task's
-/// (`crate::config::task::check_metric_definition`).
+/// (`crate::config::task::checks::check_metric_definition`).
 pub use crate::config::task::MAX_METRIC_NAME as MAX_NAME;
 pub use grounds_job::metric_line::MARKER;
 
@@ -414,25 +414,29 @@ mod tests {
 
     #[test]
     fn regex_definitions_are_checked_and_parsed_as_sagemaker_does() {
-        assert!(crate::config::task::check_metric_definition(
+        assert!(crate::config::task::checks::check_metric_definition(
             "ae50",
             "AE-at-50th-percentile: ([0-9.]+)"
         )
         .is_ok());
         assert!(
-            crate::config::task::check_metric_definition("x", "no group")
+            crate::config::task::checks::check_metric_definition("x", "no group")
                 .unwrap_err()
                 .contains("0 capturing groups")
         );
-        assert!(crate::config::task::check_metric_definition("x", "(a)(b)")
-            .unwrap_err()
-            .contains("2 capturing groups"));
-        assert!(crate::config::task::check_metric_definition("x", "(?:a)(b)").is_ok());
-        assert!(crate::config::task::check_metric_definition("x", "([0-9")
-            .unwrap_err()
-            .contains("does not compile"));
         assert!(
-            crate::config::task::check_metric_definition("x", &"a".repeat(501))
+            crate::config::task::checks::check_metric_definition("x", "(a)(b)")
+                .unwrap_err()
+                .contains("2 capturing groups")
+        );
+        assert!(crate::config::task::checks::check_metric_definition("x", "(?:a)(b)").is_ok());
+        assert!(
+            crate::config::task::checks::check_metric_definition("x", "([0-9")
+                .unwrap_err()
+                .contains("does not compile")
+        );
+        assert!(
+            crate::config::task::checks::check_metric_definition("x", &"a".repeat(501))
                 .unwrap_err()
                 .contains("1 to 500")
         );

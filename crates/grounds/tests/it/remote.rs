@@ -312,7 +312,7 @@ fn a_detached_job_is_looked_at_left_again_and_stopped() {
     let task = remote_command_task(
         &sandbox,
         "remote-left",
-        "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: (print('got SIGTERM', flush=True), sys.exit(0)))\nprint('training', flush=True)\ntime.sleep(300)\n",
+        "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: (print('got SIGTERM', flush=True), sys.exit(0)))\nprint('handler in place', flush=True)\ntime.sleep(300)\n",
         "",
     );
     let (output, submitted) = grounds(
@@ -343,6 +343,8 @@ fn a_detached_job_is_looked_at_left_again_and_stopped() {
     aws_env(&mut command, &sandbox);
     let running = crate::common::Running::start(command);
     running.wait_for("/ Training", 180);
+    // The job's own line: its SIGTERM handler is in place, so the stop below is seen by the program.
+    running.wait_for("handler in place", 60);
     running.signal(libc::SIGINT);
     let output = running.finish(60);
     assert_eq!(output.status.code(), Some(0), "{}", both(&output));

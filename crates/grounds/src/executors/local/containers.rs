@@ -77,6 +77,14 @@ pub struct LocalPlan {
     pub masked_env: BTreeMap<String, String>,
 }
 
+/// What the containers of a job came to (see `LocalJob::ends`).
+struct ContainersEnded {
+    files: Collected,
+    status: crate::job::Status,
+    exit_code: Option<i32>,
+    failure_reason: Option<String>,
+}
+
 pub struct LocalJob<'a> {
     pub id: &'a str,
     pub task: &'a Task,
@@ -284,103 +292,13 @@ impl<'a> LocalJob<'a> {
         // Listening before anything is created, and for the whole run: Ctrl-C then always ends in the
         // cleanup below, and a signal that arrives between two turns of the loop is kept, not lost.
         let mut stops = StopSignals::listen()?;
-        // The owner's identity lets a later run remove these if this process dies without cleaning up.
-        let labels = HashMap::from([
-            (LABEL.to_string(), "1".to_string()),
-            (JOB_LABEL.to_string(), self.id.to_string()),
-            (
-                OWNER_LABEL.to_string(),
-                grounds_job::owner::Owner::current().label(),
-            ),
-        ]);
-        if let Some(network) = &plan.network {
-            let request = NetworkCreateRequest {
-                name: network.clone(),
-                driver: Some("bridge".into()),
-                labels: Some(labels.clone()),
-                ..Default::default()
-            };
-            docker
-                .create_network(request)
-                .await
-                .map_err(|e| call_error(&format!("create network {network}"), e))?;
-        }
-        let env: Vec<String> = plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        // Copied runs mount the channels' data volumes. Once the containers exist, no volume they mount
-        // can be removed: each is then checked to be grounds' whole copy, not an empty one the engine
-        // made because the one named was removed meanwhile (by hand, or by `grounds cache clear`); such
-        // data is sent again, once.
-        let mut sent_again = false;
-        loop {
-            let volumes = match plan.files {
-                Files::Mount => None,
-                Files::Copy => Some(
-                    super::copy::channel_volumes(
-                        docker,
-                        self.task,
-                        &self.hashes,
-                        self.channel_hashes,
-                        &plan.image,
-                        self.user,
-                        reporter,
-                    )
-                    .await?,
-                ),
-            };
-            let channel_mounts = volumes.as_ref().map(super::copy::channel_mounts);
-            self.create_containers(docker, plan, &env, &labels, channel_mounts, created)
-                .await?;
-            let Some(volumes) = &volumes else { break };
-            let missing = crate::docker::volumes::missing_after_mount(docker, volumes).await?;
-            if missing.is_empty() {
-                break;
-            }
-            let names = missing.join("`, `");
-            if sent_again {
-                anyhow::bail!(
-                    "the data volume of channel `{names}` was removed again before the job started: is \
-                     `grounds cache clear` running against this engine in a loop?"
-                );
-            }
-            reporter.warn(&format!(
-                "the data volume of channel `{names}` was removed before the job started; sending it \
-                 again"
-            ));
-            super::watch::remove(docker, created, None, reporter).await;
-            created.clear();
-            crate::docker::volumes::remove_stand_ins(docker, volumes, &missing).await;
-            sent_again = true;
-        }
-        if plan.files == Files::Copy {
-            for host in &plan.hosts {
-                super::copy::copy_in(docker, &host.container, &host.root, self.user, reporter)
-                    .await?;
-            }
-        }
+        let labels = self.labels();
+        self.set_up(docker, plan, &labels, created, reporter)
+            .await?;
 
         let started_at = Utc::now();
         let (lines_tx, mut lines_rx) = mpsc::channel::<(String, String, Piece)>(256);
-        let mut streams = Vec::new();
-        let mut waits = Vec::new();
-        for host in &plan.hosts {
-            docker
-                .start_container(
-                    &host.container,
-                    None::<bollard::query_parameters::StartContainerOptions>,
-                )
-                .await
-                .map_err(|e| call_error(&format!("start container {}", host.container), e))?;
-            streams.push(tokio::spawn(super::watch::stream_logs(
-                docker.clone(),
-                host.container.clone(),
-                host.host.clone(),
-                lines_tx.clone(),
-            )));
-            waits.push(tokio::spawn(super::watch::wait_exit(
-                docker.clone(),
-                host.container.clone(),
-            )));
-        }
+        let (streams, waits) = start_containers(docker, plan, &lines_tx).await?;
         drop(lines_tx);
         reporter.stage(
             "Running",
@@ -422,12 +340,140 @@ impl<'a> LocalJob<'a> {
         }
         let metrics = log.finish()?;
         let ended_at = Utc::now();
-
         let mut codes = Vec::new();
         for (host, exit) in plan.hosts.iter().zip(exits) {
-            let code = exit.context("waiting for a container")??;
-            codes.push((host, code));
+            codes.push((host, exit.context("waiting for a container")??));
         }
+        let ends = self.ends(docker, plan, &codes, stopped, reporter).await;
+        Ok(Outcome {
+            status: ends.status,
+            exit_code: ends.exit_code,
+            failure_reason: ends.failure_reason,
+            started_at,
+            ended_at,
+            metrics,
+            hosts: plan.hosts.iter().map(|h| h.host.clone()).collect(),
+            files: ends.files,
+            logs: self.logs_path(),
+        })
+    }
+
+    /// Everything the containers need before they start: the network of a run of several hosts, the
+    /// containers with their data, and the job's files copied in when the engine cannot mount them.
+    async fn set_up(
+        &self,
+        docker: &Docker,
+        plan: &LocalPlan,
+        labels: &HashMap<String, String>,
+        created: &mut Vec<String>,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<()> {
+        if let Some(network) = &plan.network {
+            let request = NetworkCreateRequest {
+                name: network.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            };
+            docker
+                .create_network(request)
+                .await
+                .map_err(|e| call_error(&format!("create network {network}"), e))?;
+        }
+        self.create_with_data(docker, plan, labels, created, reporter)
+            .await?;
+        if plan.files == Files::Copy {
+            for host in &plan.hosts {
+                super::copy::copy_in(docker, &host.container, &host.root, self.user, reporter)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The labels of everything the run creates: the owner's identity lets a later run remove them if
+    /// this process dies without cleaning up.
+    fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL.to_string(), "1".to_string()),
+            (JOB_LABEL.to_string(), self.id.to_string()),
+            (
+                OWNER_LABEL.to_string(),
+                grounds_job::owner::Owner::current().label(),
+            ),
+        ])
+    }
+
+    /// Creates the containers, with the channels' data volumes when the files are copied. Once the
+    /// containers exist, no volume they mount can be removed: each is then checked to be grounds' whole
+    /// copy, not an empty one the engine made because the one named was removed meanwhile (by hand, or
+    /// by `grounds cache clear`); such data is sent again, once.
+    async fn create_with_data(
+        &self,
+        docker: &Docker,
+        plan: &LocalPlan,
+        labels: &HashMap<String, String>,
+        created: &mut Vec<String>,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<()> {
+        let env: Vec<String> = plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut sent_again = false;
+        loop {
+            let volumes = match plan.files {
+                Files::Mount => None,
+                Files::Copy => Some(
+                    super::copy::channel_volumes(
+                        docker,
+                        self.task,
+                        &self.hashes,
+                        self.channel_hashes,
+                        &plan.image,
+                        self.user,
+                        reporter,
+                    )
+                    .await?,
+                ),
+            };
+            let channel_mounts = volumes.as_ref().map(super::copy::channel_mounts);
+            self.create_containers(docker, plan, &env, labels, channel_mounts, created)
+                .await?;
+            let Some(volumes) = &volumes else {
+                return Ok(());
+            };
+            let missing = crate::docker::volumes::missing_after_mount(docker, volumes).await?;
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let names = missing.join("`, `");
+            if sent_again {
+                anyhow::bail!(
+                    "the data volume of channel `{names}` was removed again before the job started: is \
+                     `grounds cache clear` running against this engine in a loop?"
+                );
+            }
+            reporter.warn(&format!(
+                "the data volume of channel `{names}` was removed before the job started; sending it \
+                 again"
+            ));
+            super::watch::remove(docker, created, None, reporter).await;
+            created.clear();
+            crate::docker::volumes::remove_stand_ins(docker, volumes, &missing).await;
+            sent_again = true;
+        }
+    }
+
+    /// How the containers ended: their files home (copied out when they were copied in), the job's
+    /// status, exit code (the first failed host's) and failure reason (each failed host's own, named
+    /// when there are several; also written as `output/failure`).
+    async fn ends(
+        &self,
+        docker: &Docker,
+        plan: &LocalPlan,
+        codes: &[(&HostPlan, i64)],
+        stopped: bool,
+        reporter: &dyn Reporter,
+    ) -> ContainersEnded {
+        let multi_host = plan.hosts.len() > 1;
         let mut copied_left_out = Vec::new();
         if plan.files == Files::Copy {
             for host in &plan.hosts {
@@ -480,17 +526,12 @@ impl<'a> LocalJob<'a> {
                 files.put("output/failure", Source::Bytes(reason.as_bytes().to_vec()));
             }
         }
-        Ok(Outcome {
+        ContainersEnded {
+            files,
             status,
             exit_code,
             failure_reason,
-            started_at,
-            ended_at,
-            metrics,
-            hosts: plan.hosts.iter().map(|h| h.host.clone()).collect(),
-            files,
-            logs: self.logs_path(),
-        })
+        }
     }
 
     /// Creates (does not start) every host's container.
@@ -593,4 +634,40 @@ fn give_to(root: &Path, (uid, gid): (u32, u32)) -> anyhow::Result<()> {
             root.display()
         )
     })
+}
+
+/// A stream of a running container's output lines (host, stream, piece) and the wait for its exit code.
+type Started = (
+    Vec<tokio::task::JoinHandle<()>>,
+    Vec<tokio::task::JoinHandle<anyhow::Result<i64>>>,
+);
+
+/// Starts every host's container, streaming its output into `lines` and waiting for its end.
+async fn start_containers(
+    docker: &Docker,
+    plan: &LocalPlan,
+    lines: &mpsc::Sender<(String, String, Piece)>,
+) -> anyhow::Result<Started> {
+    let mut streams = Vec::new();
+    let mut waits = Vec::new();
+    for host in &plan.hosts {
+        docker
+            .start_container(
+                &host.container,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .map_err(|e| call_error(&format!("start container {}", host.container), e))?;
+        streams.push(tokio::spawn(super::watch::stream_logs(
+            docker.clone(),
+            host.container.clone(),
+            host.host.clone(),
+            lines.clone(),
+        )));
+        waits.push(tokio::spawn(super::watch::wait_exit(
+            docker.clone(),
+            host.container.clone(),
+        )));
+    }
+    Ok((streams, waits))
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::cloud::aws::Aws;
 use crate::cloud::sagemaker::{self, CreateTrainingJob, JobInputs, LimitError};
-use crate::config::task::{ChannelSource, Runner, Task};
+use crate::config::task::{ChannelSource, RemoteSpec, Runner, Task};
 use crate::settings::RemoteSettings;
 
 /// Everything `train remote` will do, resolved before any call that changes anything.
@@ -72,62 +72,14 @@ impl RemotePlan {
             .clone()
             .unwrap_or_else(|| format!("sagemaker-{}-{}", aws.region, aws.account));
         let name = task.spec.name.as_str();
-        let repository = format!("grounds/{}", name.to_lowercase());
-        let (registry, image_uri) = match (&remote.registry, options.image_uri) {
-            (_, Some(named)) => ("as named".to_string(), named.to_string()),
-            (Some(host), None) => (
-                host.clone(),
-                format!("{host}/{repository}:{}", options.image_tag),
-            ),
-            (None, None) => (
-                "ecr".to_string(),
-                format!(
-                    "{}.dkr.ecr.{}.amazonaws.com/{repository}:{}",
-                    aws.account, aws.region, options.image_tag
-                ),
-            ),
-        };
-        let mut uploads = BTreeMap::new();
-        let mut channels = BTreeMap::new();
-        for (channel, source) in &task.channels {
-            match source {
-                ChannelSource::Local(path) => {
-                    // One prefix per content: what a job reads there never changes after it is
-                    // submitted, and every job with the same data shares one upload.
-                    let hash = options.channel_hashes.get(channel).ok_or_else(|| {
-                        anyhow::anyhow!("channel `{channel}` was not fingerprinted")
-                    })?;
-                    let prefix = crate::cloud::sagemaker::datasets::prefix_of(hash);
-                    channels.insert(channel.clone(), format!("s3://{bucket}/{prefix}"));
-                    uploads.insert(channel.clone(), (path.clone(), prefix));
-                }
-                ChannelSource::S3(uri) => {
-                    channels.insert(channel.clone(), uri.clone());
-                }
-                ChannelSource::Result { .. } => anyhow::bail!(
-                    "channel `{channel}`: {} was not resolved to a stored result's files",
-                    source.describe()
-                ),
-            }
-        }
+        let (registry, image_uri) = image_destination(aws, options);
+        let (channels, uploads) = channel_places(options, &bucket)?;
         let output_path = format!("s3://{bucket}/sagemaker/{name}/output/");
         let metric_names = match &task.spec.runner {
             Runner::Builtin(builtin) => grounds_builtin::metric_names(builtin),
             Runner::Command(_) | Runner::Image(_) => remote.metrics.clone(),
         };
-        let max_runtime = match &remote.max_runtime {
-            Some(text) => {
-                sagemaker::parse_duration("max_runtime", text).map_err(RemoteSettingsError::from)?
-            }
-            None => sagemaker::DEFAULT_MAX_RUNTIME,
-        };
-        let spot_max_wait = match (remote.spot.unwrap_or(false), &remote.max_wait) {
-            (false, _) => None,
-            (true, Some(text)) => Some(
-                sagemaker::parse_duration("max_wait", text).map_err(RemoteSettingsError::from)?,
-            ),
-            (true, None) => Some(max_runtime),
-        };
+        let (max_runtime, spot_max_wait) = runtimes(remote)?;
         let inputs = JobInputs {
             job_name: options.id.to_string(),
             image_uri: image_uri.clone(),
@@ -150,19 +102,7 @@ impl RemotePlan {
             checkpoint_uri: remote
                 .checkpoints
                 .unwrap_or(false)
-                // By fingerprint: a run of the same job after one that was stopped (spot capacity lost,
-                // max_runtime reached) starts from its checkpoints; other jobs never share them.
-                .then(|| {
-                    format!(
-                        "s3://{bucket}/sagemaker/{name}/checkpoints/{}/",
-                        options
-                            .fingerprint
-                            .trim_start_matches("sha256:")
-                            .chars()
-                            .take(16)
-                            .collect::<String>()
-                    )
-                }),
+                .then(|| checkpoint_uri(&bucket, name, options.fingerprint)),
             tags: BTreeMap::from([
                 ("grounds:task".to_string(), name.to_string()),
                 (
@@ -188,4 +128,84 @@ impl RemotePlan {
             create_training_job: request,
         })
     }
+}
+
+/// Where the image goes: the registry as shown in the plan, and the image's URI (as named, in the task's
+/// registry, or in the account's ECR).
+fn image_destination(aws: &Aws, options: &RemoteOptions) -> (String, String) {
+    let task = options.task;
+    let repository = format!("grounds/{}", task.spec.name.to_lowercase());
+    match (&task.spec.remote.registry, options.image_uri) {
+        (_, Some(named)) => ("as named".to_string(), named.to_string()),
+        (Some(host), None) => (
+            host.clone(),
+            format!("{host}/{repository}:{}", options.image_tag),
+        ),
+        (None, None) => (
+            "ecr".to_string(),
+            format!(
+                "{}.dkr.ecr.{}.amazonaws.com/{repository}:{}",
+                aws.account, aws.region, options.image_tag
+            ),
+        ),
+    }
+}
+
+/// Where each channel is read from on SageMaker, and which local folders are uploaded where first.
+type ChannelPlaces = (
+    BTreeMap<String, String>,
+    BTreeMap<String, (PathBuf, String)>,
+);
+
+/// The S3 URI of every channel, and the uploads of local ones: one prefix per content, so what a job
+/// reads there never changes after it is submitted, and every job with the same data shares one upload.
+fn channel_places(options: &RemoteOptions, bucket: &str) -> anyhow::Result<ChannelPlaces> {
+    let mut uploads = BTreeMap::new();
+    let mut channels = BTreeMap::new();
+    for (channel, source) in &options.task.channels {
+        match source {
+            ChannelSource::Local(path) => {
+                let hash = options
+                    .channel_hashes
+                    .get(channel)
+                    .ok_or_else(|| anyhow::anyhow!("channel `{channel}` was not fingerprinted"))?;
+                let prefix = crate::cloud::sagemaker::datasets::prefix_of(hash);
+                channels.insert(channel.clone(), format!("s3://{bucket}/{prefix}"));
+                uploads.insert(channel.clone(), (path.clone(), prefix));
+            }
+            ChannelSource::S3(uri) => {
+                channels.insert(channel.clone(), uri.clone());
+            }
+            ChannelSource::Result { .. } => anyhow::bail!(
+                "channel `{channel}`: {} was not resolved to a stored result's files",
+                source.describe()
+            ),
+        }
+    }
+    Ok((channels, uploads))
+}
+
+/// The job's maximum runtime and, for a spot job, how long it may wait in all (its runtime unless said).
+fn runtimes(remote: &RemoteSpec) -> Result<(u64, Option<u64>), RemoteSettingsError> {
+    let max_runtime = match &remote.max_runtime {
+        Some(text) => sagemaker::parse_duration("max_runtime", text)?,
+        None => sagemaker::DEFAULT_MAX_RUNTIME,
+    };
+    let spot_max_wait = match (remote.spot.unwrap_or(false), &remote.max_wait) {
+        (false, _) => None,
+        (true, Some(text)) => Some(sagemaker::parse_duration("max_wait", text)?),
+        (true, None) => Some(max_runtime),
+    };
+    Ok((max_runtime, spot_max_wait))
+}
+
+/// Checkpoints by fingerprint: a run of the same job after one that was stopped (spot capacity lost,
+/// max_runtime reached) starts from its checkpoints; other jobs never share them.
+fn checkpoint_uri(bucket: &str, task_name: &str, fingerprint: &str) -> String {
+    let short: String = fingerprint
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(16)
+        .collect();
+    format!("s3://{bucket}/sagemaker/{task_name}/checkpoints/{short}/")
 }

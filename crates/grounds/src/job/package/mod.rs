@@ -294,6 +294,19 @@ fn relative_name(path: &Path, source: &Path) -> String {
         .into_owned()
 }
 
+/// What one item of the source folder becomes: an entry of the package, or a secret it refuses.
+enum Sourced {
+    Entry(Entry),
+    Secret(String),
+}
+
+/// The source folder being packaged, and what may be delivered although it looks secret.
+struct SourceFolder<'a> {
+    source: &'a Path,
+    include_secrets: &'a [String],
+    reporter: &'a dyn Reporter,
+}
+
 fn source_entries(
     source: &Path,
     include_secrets: &[String],
@@ -314,147 +327,26 @@ fn source_entries(
             name != ".git" && name != "__pycache__"
         })
         .build();
+    let folder = SourceFolder {
+        source,
+        include_secrets,
+        reporter,
+    };
     let mut entries = Vec::new();
     let mut secrets = Vec::new();
-    let included = |relative: &str| include_secrets.iter().any(|s| s == relative);
     for item in walker {
         let item = item.map_err(|e| PackageError::Walk {
             path: source.to_path_buf(),
             message: e.to_string(),
         })?;
-        let path = item.path();
         let Some(kind) = item.file_type() else {
             continue;
         };
-        if kind.is_dir() {
-            continue;
+        match folder.item(item.path(), kind)? {
+            Some(Sourced::Entry(entry)) => entries.push(entry),
+            Some(Sourced::Secret(secret)) => secrets.push(secret),
+            None => {}
         }
-        let relative = relative_name(path, source);
-        if relative.is_empty() {
-            continue;
-        }
-        // Every name in a package has one spelling, the same wherever it is unpacked.
-        if relative.contains('\\')
-            || path
-                .strip_prefix(source)
-                .is_ok_and(|r| r.to_str().is_none())
-        {
-            return Err(PackageError::Name {
-                path: path.to_path_buf(),
-                why: if relative.contains('\\') {
-                    "holds a backslash, which archives read as a folder separator"
-                } else {
-                    "is not valid UTF-8, which a zip entry's name must be"
-                },
-            });
-        }
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if kind.is_symlink() {
-            let link = Path::new(&relative);
-            let written = std::fs::read_link(path)
-                .map(|t| t.display().to_string())
-                .unwrap_or_default();
-            let refuse = |why| PackageError::Link {
-                link: path.to_path_buf(),
-                target: written.clone(),
-                why,
-            };
-            // Absolute links are read with the source folder's path, as given or with its links resolved.
-            let real = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
-            let target = match confined::resolve(source, &real, link) {
-                Resolution::Inside(target) => target,
-                Resolution::Outside(_) => return Err(refuse("which leaves the source folder")),
-                Resolution::Dangling(_) => return Err(refuse("which does not exist")),
-                Resolution::Loop => return Err(refuse("which is part of a loop of links")),
-                Resolution::Unreadable(_) => return Err(refuse("which cannot be read")),
-            };
-            let target_name = target
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let target_relative = target.to_string_lossy().into_owned();
-            let _ = &target_name;
-            if (is_secret_path(&relative) || is_secret_path(&target_relative))
-                && !included(&relative)
-                && !included(&target_relative)
-            {
-                secrets.push(format!("{relative} (a link to {target_relative})"));
-                continue;
-            }
-            entries.push(Entry::Link {
-                name: format!("{CODE_PREFIX}{relative}"),
-                target: confined::relative_target(link, &target)
-                    .to_string_lossy()
-                    .into_owned(),
-            });
-            continue;
-        }
-        if !kind.is_file() {
-            use std::os::unix::fs::FileTypeExt;
-            let what = if kind.is_fifo() {
-                "a named pipe (FIFO)"
-            } else if kind.is_socket() {
-                "a socket"
-            } else {
-                "a device"
-            };
-            return Err(PackageError::NotAFile {
-                path: path.to_path_buf(),
-                what,
-            });
-        }
-        if is_secret_path(&relative) && !included(&relative) {
-            secrets.push(relative);
-            continue;
-        }
-        let meta = std::fs::symlink_metadata(path).map_err(|error| PackageError::Read {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        // A service-account key is a secret whatever it is called: small JSON files are looked into.
-        if file_name.to_ascii_lowercase().ends_with(".json")
-            && meta.len() <= crate::config::secrets::SNIFFED_MAX
-            && !included(&relative)
-        {
-            let content = confined::open_file(source, Path::new(&relative))
-                .and_then(|opened| {
-                    confined::read_at_most(opened.file, crate::config::secrets::SNIFFED_MAX)
-                })
-                .map_err(|error| PackageError::Read {
-                    path: path.to_path_buf(),
-                    error,
-                })?;
-            if crate::config::secrets::is_service_account_key(&content.0) {
-                secrets.push(format!("{relative} (a service-account key)"));
-                continue;
-            }
-        }
-        let extension = Path::new(&file_name)
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
-        if meta.len() >= LARGE_FILE
-            || (meta.len() >= DATA_FILE && DATA_EXTENSIONS.contains(&extension.as_str()))
-        {
-            reporter.warn(&format!(
-                "{} ({}) is packaged with the code, so it goes into every image and result: data \
-                 belongs in a channel ([channels] in the task file); list it in .groundsignore",
-                path.display(),
-                crate::printer::human_size(meta.len())
-            ));
-        }
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        entries.push(Entry::File {
-            name: format!("{CODE_PREFIX}{relative}"),
-            source: source.to_path_buf(),
-            relative: PathBuf::from(&relative),
-            identity: (meta.dev(), meta.ino()),
-            size: meta.len(),
-            executable: meta.permissions().mode() & 0o111 != 0,
-        });
     }
     if !secrets.is_empty() {
         secrets.sort();
@@ -470,6 +362,150 @@ fn source_entries(
         });
     }
     Ok(entries)
+}
+
+impl SourceFolder<'_> {
+    fn included(&self, relative: &str) -> bool {
+        self.include_secrets.iter().any(|s| s == relative)
+    }
+
+    /// What the item at `path` becomes; `None` for a folder. A name with two spellings, a link that
+    /// leaves or a pipe, socket or device is an error.
+    fn item(&self, path: &Path, kind: std::fs::FileType) -> Result<Option<Sourced>, PackageError> {
+        if kind.is_dir() {
+            return Ok(None);
+        }
+        let relative = relative_name(path, self.source);
+        if relative.is_empty() {
+            return Ok(None);
+        }
+        // Every name in a package has one spelling, the same wherever it is unpacked.
+        if relative.contains('\\')
+            || path
+                .strip_prefix(self.source)
+                .is_ok_and(|r| r.to_str().is_none())
+        {
+            return Err(PackageError::Name {
+                path: path.to_path_buf(),
+                why: if relative.contains('\\') {
+                    "holds a backslash, which archives read as a folder separator"
+                } else {
+                    "is not valid UTF-8, which a zip entry's name must be"
+                },
+            });
+        }
+        if kind.is_symlink() {
+            return self.link(path, relative).map(Some);
+        }
+        if !kind.is_file() {
+            use std::os::unix::fs::FileTypeExt;
+            let what = if kind.is_fifo() {
+                "a named pipe (FIFO)"
+            } else if kind.is_socket() {
+                "a socket"
+            } else {
+                "a device"
+            };
+            return Err(PackageError::NotAFile {
+                path: path.to_path_buf(),
+                what,
+            });
+        }
+        self.file(path, relative).map(Some)
+    }
+
+    /// A link stays a link when it leads to something inside the source folder that is no secret.
+    fn link(&self, path: &Path, relative: String) -> Result<Sourced, PackageError> {
+        let link = Path::new(&relative);
+        let written = std::fs::read_link(path)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        let refuse = |why| PackageError::Link {
+            link: path.to_path_buf(),
+            target: written.clone(),
+            why,
+        };
+        // Absolute links are read with the source folder's path, as given or with its links resolved.
+        let real = std::fs::canonicalize(self.source).unwrap_or_else(|_| self.source.to_path_buf());
+        let target = match confined::resolve(self.source, &real, link) {
+            Resolution::Inside(target) => target,
+            Resolution::Outside(_) => return Err(refuse("which leaves the source folder")),
+            Resolution::Dangling(_) => return Err(refuse("which does not exist")),
+            Resolution::Loop => return Err(refuse("which is part of a loop of links")),
+            Resolution::Unreadable(_) => return Err(refuse("which cannot be read")),
+        };
+        let target_relative = target.to_string_lossy().into_owned();
+        if (is_secret_path(&relative) || is_secret_path(&target_relative))
+            && !self.included(&relative)
+            && !self.included(&target_relative)
+        {
+            return Ok(Sourced::Secret(format!(
+                "{relative} (a link to {target_relative})"
+            )));
+        }
+        Ok(Sourced::Entry(Entry::Link {
+            name: format!("{CODE_PREFIX}{relative}"),
+            target: confined::relative_target(link, &target)
+                .to_string_lossy()
+                .into_owned(),
+        }))
+    }
+
+    /// A regular file, unless its name or (a small JSON file) its content says it is a secret; one that
+    /// looks like data is packaged with a warning.
+    fn file(&self, path: &Path, relative: String) -> Result<Sourced, PackageError> {
+        if is_secret_path(&relative) && !self.included(&relative) {
+            return Ok(Sourced::Secret(relative));
+        }
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let read_error = |error| PackageError::Read {
+            path: path.to_path_buf(),
+            error,
+        };
+        let meta = std::fs::symlink_metadata(path).map_err(read_error)?;
+        // A service-account key is a secret whatever it is called: small JSON files are looked into.
+        if file_name.to_ascii_lowercase().ends_with(".json")
+            && meta.len() <= crate::config::secrets::SNIFFED_MAX
+            && !self.included(&relative)
+        {
+            let content = confined::open_file(self.source, Path::new(&relative))
+                .and_then(|opened| {
+                    confined::read_at_most(opened.file, crate::config::secrets::SNIFFED_MAX)
+                })
+                .map_err(read_error)?;
+            if crate::config::secrets::is_service_account_key(&content.0) {
+                return Ok(Sourced::Secret(format!(
+                    "{relative} (a service-account key)"
+                )));
+            }
+        }
+        let extension = Path::new(&file_name)
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if meta.len() >= LARGE_FILE
+            || (meta.len() >= DATA_FILE && DATA_EXTENSIONS.contains(&extension.as_str()))
+        {
+            self.reporter.warn(&format!(
+                "{} ({}) is packaged with the code, so it goes into every image and result: data \
+                 belongs in a channel ([channels] in the task file); list it in .groundsignore",
+                path.display(),
+                crate::printer::human_size(meta.len())
+            ));
+        }
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        Ok(Sourced::Entry(Entry::File {
+            name: format!("{CODE_PREFIX}{relative}"),
+            source: self.source.to_path_buf(),
+            relative: PathBuf::from(&relative),
+            identity: (meta.dev(), meta.ino()),
+            size: meta.len(),
+            executable: meta.permissions().mode() & 0o111 != 0,
+        }))
+    }
 }
 
 #[cfg(test)]

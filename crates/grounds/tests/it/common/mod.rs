@@ -12,7 +12,32 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_grounds");
 /// The grounds binary the tests run: this build, or the one `GROUNDS_TEST_BIN` names (to see a test fail
 /// on an older build of grounds).
 pub fn bin() -> String {
-    std::env::var("GROUNDS_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+    match std::env::var("GROUNDS_TEST_BIN") {
+        Ok(other) => other,
+        Err(_) => {
+            entries_are_built();
+            BIN.to_string()
+        }
+    }
+}
+
+/// `cargo test` builds this package's binary but not the entries, which are other packages' binaries:
+/// say so once, plainly, instead of letting every test fail on grounds' own "entry binary missing".
+fn entries_are_built() {
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let missing: Vec<String> = ["grounds-entry", "grounds-builtin"]
+            .into_iter()
+            .filter(|name| !entry_bin(name).is_file())
+            .map(|name| entry_bin(name).display().to_string())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the entry binaries are not built ({}): run `make test`, or `cargo build --workspace` before \
+             `cargo test`",
+            missing.join(", ")
+        );
+    });
 }
 
 pub fn fixture(name: &str) -> PathBuf {
