@@ -272,9 +272,8 @@ mod tests {
         let labels: std::sync::Arc<[f64]> = (0..rows).map(|i| f64::from(i % 2)).collect();
         let scores: Vec<f64> = (0..rows).map(|i| f64::from(i) / f64::from(rows)).collect();
         let read = |path: &Path| {
-            LazyFrame::scan_parquet(PlRefPath::try_from_path(path).unwrap(), Default::default())
-                .unwrap()
-                .collect()
+            ParquetReader::new(std::fs::File::open(path).unwrap())
+                .finish()
                 .unwrap()
         };
         let dir = tempfile::tempdir().unwrap();
