@@ -37,10 +37,11 @@ base-image:
 lint:
 	$(CARGO) clippy --workspace --all-targets
 
-## test: lint, build the workspace (the tests run grounds with its entries beside it, and `cargo test` alone does not
-## build the entries: they are other packages' binaries), install and start what the tests need (moto, a registry:
-## tests/services.sh), then run every test
-test: test-deps base-image lint build
+## test: lint, install and start what the tests need (moto, a registry: tests/services.sh), then build and run every
+## test of the workspace. The entries grounds' tests run jobs with are built by the same `cargo test`: each entry
+## crate has a test that runs its binary, so cargo builds them once, with the tests' features (a separate
+## `cargo build --workspace` would build many crates a second time, with other features)
+test: test-deps base-image lint
 	tests/services.sh $(CARGO) test --workspace --no-fail-fast
 
 ## install: install the release build as $(PREFIX)/bin/grounds, its entries in $(PREFIX)/lib/grounds, its man page and

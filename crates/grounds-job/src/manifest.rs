@@ -40,3 +40,32 @@ pub fn read_manifest<R: Read + Seek>(reader: R) -> anyhow::Result<(TaskSpec, Pac
         serde_json::from_slice(&info)?,
     ))
 }
+
+/// Writes a package of `task` with `files` under `code/` to `path`, as the entry reads it: what the
+/// entries' own tests run (packages of real tasks are made by `grounds`, with their true content hash;
+/// this one's is a placeholder).
+pub fn write_package(
+    path: &std::path::Path,
+    task: &TaskSpec,
+    files: &[(&str, &[u8])],
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let options = ::zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+    let mut zip = ::zip::ZipWriter::new(std::fs::File::create(path)?);
+    let info = PackageInfo {
+        name: task.name.clone(),
+        version: task.version.clone(),
+        content_hash: format!("sha256:{}", "0".repeat(64)),
+        files: files.len(),
+    };
+    zip.start_file(TASK_JSON, options)?;
+    zip.write_all(&serde_json::to_vec(task)?)?;
+    zip.start_file(PACKAGE_JSON, options)?;
+    zip.write_all(&serde_json::to_vec(&info)?)?;
+    for (name, content) in files {
+        zip.start_file(format!("{CODE_PREFIX}{name}"), options)?;
+        zip.write_all(content)?;
+    }
+    zip.finish()?;
+    Ok(())
+}

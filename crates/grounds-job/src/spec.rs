@@ -190,3 +190,20 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, String>,
 }
+
+impl TaskSpec {
+    /// A task of `runner`, version 1, with no hyperparameters, channels, container, remote or metric
+    /// settings: what the entries' own tests run.
+    pub fn new(name: &str, runner: Runner) -> Self {
+        TaskSpec {
+            name: name.to_string(),
+            version: "1".to_string(),
+            runner,
+            hyperparameters: BTreeMap::new(),
+            channels: Vec::new(),
+            container: ContainerSpec::default(),
+            remote: RemoteSpec::default(),
+            metrics: BTreeMap::new(),
+        }
+    }
+}

@@ -21,8 +21,9 @@ pub fn bin() -> String {
     }
 }
 
-/// `cargo test` builds this package's binary but not the entries, which are other packages' binaries:
-/// say so once, plainly, instead of letting every test fail on grounds' own "entry binary missing".
+/// `cargo test -p grounds` builds this package's binary but not the entries, which are other packages'
+/// binaries (`cargo test --workspace` builds them, for their own tests): say so once, plainly, instead of
+/// letting every test fail on grounds' own "entry binary missing".
 fn entries_are_built() {
     static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     CHECKED.get_or_init(|| {
@@ -33,8 +34,8 @@ fn entries_are_built() {
             .collect();
         assert!(
             missing.is_empty(),
-            "the entry binaries are not built ({}): run `make test`, or `cargo build --workspace` before \
-             `cargo test`",
+            "the entry binaries are not built ({}): run `make test` or `cargo test --workspace`, or \
+             `cargo build -p grounds-entry -p grounds-builtin` before `cargo test -p grounds`",
             missing.join(", ")
         );
     });
