@@ -57,9 +57,10 @@ install: release
 	$(RELEASE_BIN) completions zsh > $(SHARE)/zsh/site-functions/_grounds
 	$(RELEASE_BIN) completions fish > $(SHARE)/fish/vendor_completions.d/grounds.fish
 
-## bench: builtin single-frame task against scikit-learn (installs it into bench/.venv); writes bench/RESULTS.md
-bench: release
-	GROUNDS=$(RELEASE_BIN) bench/run.sh
+## bench: builtin single-frame task against scikit-learn (installs it into bench/.venv), train local against docker
+## run, the edit-run loop (on the SageMaker stand-in too: tests/services.sh starts it), images; writes bench/RESULTS.md
+bench: release base-image
+	GROUNDS=$(RELEASE_BIN) tests/services.sh bench/run.sh
 
 clean:
 	$(CARGO) clean

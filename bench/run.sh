@@ -6,7 +6,9 @@
 #   2. `grounds train local` against a bare `docker run` of the same image on the same /opt/ml tree.
 #   3. The images of a builtin and a command task, this build's against the anchor's (grounds before the
 #      workspace, built by bench/anchor.sh): sizes, a first `train local`, a push (bench/images.sh).
-#   4. What a run costs on a 1 GiB channel the first time and when it is unchanged.
+#   4. The edit-run loop: a run after a one-line code change, against a bare `docker run` with the code
+#      mounted (bench/editloop.sh; its remote half when run under tests/services.sh).
+#   5. What a run costs on a 1 GiB channel the first time and when it is unchanged.
 #   Between 1 and 2: designs of thousands of one-hot columns (titanic with its names and tickets, a
 #   200k-row frame with a 3,000-level column).
 # BENCH_SIZES and BENCH_PAIRS (alternating pairs per size up to 1M rows; 3M rows get one) shorten it.
@@ -120,10 +122,13 @@ if docker info >/dev/null 2>&1; then
   echo "bench: train local against a bare docker run" >&2
   titanic=fixtures/titanic/task.toml
   image="$("$GROUNDS" train local "$titanic" --dry-run | "$py" -c 'import json,sys; print(json.load(sys.stdin)["image"]["tag"])')"
-  "$GROUNDS" train local "$titanic" --quiet --force > /dev/null 2>&1 # builds the image once
+  "$GROUNDS" train local "$titanic" --quiet --force --json > "$work/built.json" 2>/dev/null # builds the image once
   tree="$work/bare/ml"
-  mkdir -p "$tree/input/config" "$tree/input/data/training" "$tree/model" "$tree/output"
+  mkdir -p "$tree/input/config" "$tree/input/data/training" "$tree/input/data/grounds_package" "$tree/model" "$tree/output"
   cp fixtures/titanic/titanic.csv "$tree/input/data/training/"
+  # The image holds no code: the package goes in as its channel, as grounds lays it out.
+  "$py" -c 'import json, sys, zipfile; r = json.load(open(sys.argv[1]))["result"]; open(sys.argv[2], "wb").write(zipfile.ZipFile(r).read("package.zip"))' \
+    "$work/built.json" "$tree/input/data/grounds_package/package.zip"
   echo '{"max_iter":"1000"}' > "$tree/input/config/hyperparameters.json"
   echo '{"current_host":"algo-1","hosts":["algo-1"],"network_interface_name":"eth0"}' > "$tree/input/config/resourceconfig.json"
   echo '{"training":{"TrainingInputMode":"File","S3DistributionType":"FullyReplicated","RecordWrapperType":"None"}}' > "$tree/input/config/inputdataconfig.json"
@@ -138,6 +143,18 @@ if docker info >/dev/null 2>&1; then
   overhead_md+=("| grounds train local (titanic, image reused) | $g_med | $g_min–$g_max |")
   overhead_md+=("| docker run --rm -v TREE:/opt/ml IMAGE train | $d_med | $d_min–$d_max |")
   overhead_md+=("| difference of the medians | $("$py" -c "print('%.3f' % ($g_med - $d_med))") | |")
+fi
+
+# The edit-run loop (bench/editloop.sh): local always; remote on the stand-in when tests/services.sh runs
+# this script (make bench does: `tests/services.sh bench/run.sh`), against the build before the package
+# left the image (BENCH_EDIT_ANCHOR_REV). BENCH_EDIT=0 leaves the section out.
+editloop_md=""
+if [ "${BENCH_EDIT:-1}" != 0 ] && docker info >/dev/null 2>&1; then
+  edit_anchor=""
+  if [ -n "${GROUNDS_TEST_SAGEMAKER:-}" ]; then
+    edit_anchor="$(BENCH_ANCHOR_REV="${BENCH_EDIT_ANCHOR_REV:-03092e0}" bench/anchor.sh)"
+  fi
+  editloop_md="$(GROUNDS="$GROUNDS" ANCHOR="$edit_anchor" bench/editloop.sh)"
 fi
 
 # Images: this build's against grounds before the workspace (bench/anchor.sh builds it once, in release).
@@ -206,6 +223,10 @@ load="$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "| run | median s | range s |"
     echo "|---|---:|---:|"
     printf '%s\n' "${overhead_md[@]}"
+  fi
+  if [ -n "$editloop_md" ]; then
+    echo
+    echo "$editloop_md"
   fi
   if [ -n "$images_md" ]; then
     echo

@@ -79,3 +79,51 @@ fn a_missing_package_fails_naming_it() {
     let reason = std::fs::read_to_string(root.join("output/failure")).unwrap();
     assert!(reason.contains("nowhere.zip"), "{reason}");
 }
+
+/// As a container starts it (`train`, no flags, no GROUNDS_PACKAGE): the package comes from its channel,
+/// a regular file; a link planted there is never followed.
+#[test]
+fn the_package_comes_from_its_channel_and_never_through_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ml");
+    let channel = root.join("input/data/grounds_package");
+    std::fs::create_dir_all(&channel).unwrap();
+    let task = command_task(&["sh", "-c", "echo \"channels=$SM_CHANNELS\""]);
+    let elsewhere = dir.path().join("elsewhere.zip");
+    write_package(&elsewhere, &task, &[]).unwrap();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_grounds-entry"))
+            .arg("train")
+            .env("SAGEMAKER_BASE_DIR", &root)
+            .env_remove("GROUNDS_PACKAGE")
+            .output()
+            .unwrap()
+    };
+    std::os::unix::fs::symlink(&elsewhere, channel.join("package.zip")).unwrap();
+    let out = start();
+    assert_eq!(out.status.code(), Some(1));
+    let reason = std::fs::read_to_string(root.join("output/failure")).unwrap();
+    assert!(
+        reason.contains("input/data/grounds_package/package.zip")
+            && reason.contains("grounds_package"),
+        "{reason}"
+    );
+    std::fs::remove_file(root.join("output/failure")).unwrap();
+    std::fs::remove_file(channel.join("package.zip")).unwrap();
+    std::fs::copy(&elsewhere, channel.join("package.zip")).unwrap();
+    // Listed in inputdataconfig.json as SageMaker lists it, but not one of the program's channels.
+    std::fs::create_dir_all(root.join("input/config")).unwrap();
+    std::fs::write(
+        root.join("input/config/inputdataconfig.json"),
+        r#"{"grounds_package": {"TrainingInputMode": "File"}}"#,
+    )
+    .unwrap();
+    let out = start();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("channels=[]"), "{stdout}");
+}

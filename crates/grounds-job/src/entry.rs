@@ -21,8 +21,6 @@ use crate::manifest::{self as package, CODE_PREFIX};
 use crate::signals::{self, StopSignals};
 use crate::spec::{BuiltinSpec, CommandSpec, Runner, TaskSpec};
 
-/// Where the package lies in an image.
-pub const DEFAULT_PACKAGE: &str = "/opt/grounds/package.zip";
 pub const PACKAGE_ENV: &str = "GROUNDS_PACKAGE";
 /// SageMaker shows this many bytes of the failure file as FailureReason.
 pub const FAILURE_REASON_MAX: usize = 1024;
@@ -34,19 +32,50 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 pub struct Paths {
     pub root: PathBuf,
-    pub package: PathBuf,
+    /// The package named by a flag or `GROUNDS_PACKAGE` (attached runs); `None`: the one in its channel
+    /// under the root ([`contract::PACKAGE_CHANNEL`]), as containers get it.
+    pub package: Option<PathBuf>,
 }
 
 impl Paths {
-    /// The root and package from flags, else `SAGEMAKER_BASE_DIR` / `GROUNDS_PACKAGE`, else the defaults.
+    /// The root and package from flags, else `SAGEMAKER_BASE_DIR` / `GROUNDS_PACKAGE`, else `/opt/ml`
+    /// and the package's channel.
     pub fn resolve(root: Option<PathBuf>, package: Option<PathBuf>) -> Self {
         let root = root
             .or_else(|| std::env::var_os(contract::ROOT_ENV).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(contract::DEFAULT_ROOT));
-        let package = package
-            .or_else(|| std::env::var_os(PACKAGE_ENV).map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_PACKAGE));
+        let package = package.or_else(|| std::env::var_os(PACKAGE_ENV).map(PathBuf::from));
         Paths { root, package }
+    }
+
+    /// Opens the package: a named one as it is (grounds made it), the channel's without following a link
+    /// and only if it is a regular file (it came with the job's data).
+    fn open_package(&self) -> anyhow::Result<(std::fs::File, String)> {
+        match &self.package {
+            Some(path) => {
+                let file = std::fs::File::open(path).with_context(|| {
+                    format!(
+                        "reading the package {} (set {PACKAGE_ENV} to where it is)",
+                        path.display()
+                    )
+                })?;
+                Ok((file, path.display().to_string()))
+            }
+            None => {
+                let relative = Layout::package_in_channel();
+                let shown = self.root.join(&relative).display().to_string();
+                let file = crate::confined::open_file(&self.root, &relative)
+                    .map(|opened| opened.file)
+                    .with_context(|| {
+                        format!(
+                            "reading the job's package {shown}: grounds delivers it as the channel `{}` \
+                             (or name one with --package PATH or {PACKAGE_ENV})",
+                            contract::PACKAGE_CHANNEL
+                        )
+                    })?;
+                Ok((file, shown))
+            }
+        }
     }
 }
 
@@ -61,7 +90,7 @@ fn say(message: &str) {
 pub type BuiltinRunner = fn(&BuiltinSpec, &Layout, &JobConfig) -> anyhow::Result<()>;
 
 /// The `main` of an entry binary: `--root PATH` and `--package PATH` (else `SAGEMAKER_BASE_DIR` and
-/// `GROUNDS_PACKAGE`, else `/opt/ml` and the package in the image); any other argument (SageMaker
+/// `GROUNDS_PACKAGE`, else `/opt/ml` and the package's channel under it); any other argument (SageMaker
 /// starts the image as `train`) is ignored. The exit code is the job's.
 pub fn main(builtin: Option<BuiltinRunner>) -> std::process::ExitCode {
     let mut root = None;
@@ -110,19 +139,14 @@ async fn run_job(
 ) -> anyhow::Result<i32> {
     let config =
         JobConfig::read(layout).context("reading the job's configuration under input/config")?;
-    let open = || {
-        std::fs::File::open(&args.package).with_context(|| {
-            format!(
-                "reading the package {} (set {PACKAGE_ENV} to where it is)",
-                args.package.display()
-            )
-        })
-    };
-    let (spec, info) = package::read_manifest(std::io::BufReader::new(open()?))?;
+    // Opened once: the manifest and the code come from the same file.
+    let (mut file, shown) = args.open_package()?;
+    let (spec, info) = package::read_manifest(std::io::BufReader::new(&mut file))?;
+    std::io::Seek::rewind(&mut file).with_context(|| format!("reading the package {shown}"))?;
     let code_dir = layout.code_dir();
     archive::unpack(
-        std::io::BufReader::new(open()?),
-        &args.package.display().to_string(),
+        std::io::BufReader::new(file),
+        &shown,
         CODE_PREFIX,
         &code_dir,
         Limits::default(),

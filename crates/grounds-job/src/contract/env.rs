@@ -99,13 +99,18 @@ impl RawConfig {
                 .or_else(|| fallback().and_then(|text| pyjson::loads(&text)))
                 .unwrap_or(PyValue::Dict(Vec::new()))
         };
+        let mut input_data = read(layout.input_data_config_file(), &|| {
+            serde_json::to_string(&config.input_data_config).ok()
+        });
+        // The package's channel is grounds' own: the program's channels are the task's.
+        if let PyValue::Dict(channels) = &mut input_data {
+            channels.retain(|(name, _)| name != super::PACKAGE_CHANNEL);
+        }
         RawConfig {
             resource: read(layout.resource_config_file(), &|| {
                 serde_json::to_string(&config.resource_config).ok()
             }),
-            input_data: read(layout.input_data_config_file(), &|| {
-                serde_json::to_string(&config.input_data_config).ok()
-            }),
+            input_data,
         }
     }
 }

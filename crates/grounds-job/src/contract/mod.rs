@@ -24,6 +24,13 @@ pub const ROOT_ENV: &str = "SAGEMAKER_BASE_DIR";
 /// Where a job leaves the reason it failed, below its root.
 pub const FAILURE_FILE: &str = "output/failure";
 
+/// The channel that delivers a job's package (its code and task) at run time, as the SDK's `code` channel
+/// delivers the source of network-isolated jobs: images hold no code, so a code change never builds or
+/// pushes one. The entry unpacks it into `code/`; the program does not see it among its channels.
+pub const PACKAGE_CHANNEL: &str = "grounds_package";
+/// The package's file name in [`PACKAGE_CHANNEL`].
+pub const PACKAGE_FILE: &str = "package.zip";
+
 /// Paths under one root.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -45,6 +52,12 @@ impl Layout {
     }
     pub fn channel_dir(&self, channel: &str) -> PathBuf {
         self.data_dir().join(channel)
+    }
+    /// The package in its channel, relative to the root.
+    pub fn package_in_channel() -> PathBuf {
+        Path::new("input/data")
+            .join(PACKAGE_CHANNEL)
+            .join(PACKAGE_FILE)
     }
     pub fn model_dir(&self) -> PathBuf {
         self.root.join("model")
@@ -218,9 +231,13 @@ impl JobConfig {
                 )
             })
             .collect();
+        let mut input_data_config: BTreeMap<String, ChannelConfig> =
+            read_json_or_default(&layout.input_data_config_file())?;
+        // The package's channel is grounds' own, not one of the task's.
+        input_data_config.remove(PACKAGE_CHANNEL);
         Ok(JobConfig {
             hyperparameters,
-            input_data_config: read_json_or_default(&layout.input_data_config_file())?,
+            input_data_config,
             resource_config: match read_json_or_default::<Option<ResourceConfig>>(
                 &layout.resource_config_file(),
             )? {

@@ -231,6 +231,12 @@ fn head_text(stored: &Stored) -> String {
         "package:      {} {} {}\n",
         job.package.name, job.package.version, job.package.content_hash
     ));
+    // The image that ran the package (it holds no code): grounds' tag, and on SageMaker its URI there.
+    match (&job.image, job.sagemaker()) {
+        (_, Some(remote)) => text.push_str(&format!("image:        {}\n", remote.image_uri)),
+        (Some(image), None) => text.push_str(&format!("image:        {image}\n")),
+        (None, None) => {}
+    }
     text.push_str(&format!("fingerprint:  {}\n", job.fingerprint));
     text.push_str(&format!("result:       {}\n", stored.path.display()));
     if let Some(reason) = &job.failure_reason {

@@ -337,7 +337,18 @@ pub async fn sync(
     hashes: &BTreeMap<String, String>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<SyncReport> {
-    let files = local_files(source)?;
+    sync_files(s3, local_files(source)?, bucket, prefix, hashes, reporter).await
+}
+
+/// As [`sync`], for files named by their key below `prefix` (relative name, path).
+pub async fn sync_files(
+    s3: &Client,
+    files: Vec<(String, PathBuf)>,
+    bucket: &str,
+    prefix: &str,
+    hashes: &BTreeMap<String, String>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<SyncReport> {
     let remote = remote_objects(s3, bucket, prefix).await?;
     let mut report = SyncReport::default();
     let mut uploads = Vec::new();

@@ -1,8 +1,10 @@
 //! Images: the Dockerfile rendered from `container/Dockerfile.template`, a tag derived from everything that
 //! goes into the image, and the build through the Docker Engine API with its steps shown as they run.
 //!
-//! The entry in the image is grounds itself, which must be a static Linux x86-64 executable so that it
-//! runs in any base image, `scratch` included.
+//! An image holds what changes rarely: the base image, system packages, requirements and the entry of
+//! the task's kind (a static Linux x86-64 executable, so that it runs in any base image, `scratch`
+//! included). The code is not in it: the package is delivered when the job runs, so a code change
+//! reuses the image.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek};
@@ -17,7 +19,6 @@ use sha2::{Digest, Sha256};
 use crate::config::task::{Runner, Task};
 use crate::docker::DockerError;
 use crate::job::datahash::HashCache;
-use crate::job::package::Package;
 use crate::printer::{Measure, Reporter};
 
 pub const TEMPLATE: &str = include_str!("../../../../container/Dockerfile.template");
@@ -45,6 +46,16 @@ pub enum ImageError {
          `docker pull {image}` (or `docker load`, or build it) first"
     )]
     GivenImageMissing { image: String },
+    #[error(
+        "{dockerfile} line {line} puts the package into the image (`{text}`): the code is no longer in \
+         images, grounds delivers the package when the job runs (the entry unpacks it into /opt/ml/code); \
+         delete that line"
+    )]
+    PackageInImage {
+        dockerfile: PathBuf,
+        line: usize,
+        text: String,
+    },
     #[error("building image {tag} failed at {step}: {message}\n{output}")]
     BuildFailed {
         tag: String,
@@ -160,13 +171,9 @@ pub fn base_image(task: &Task) -> String {
 }
 
 impl ImagePlan {
-    /// Renders the Dockerfile and derives the tag from it, the entry binary, the package and the requirements.
-    pub fn new(
-        task: &Task,
-        package: &Package,
-        entry_binary: &Path,
-        hashes: &HashCache,
-    ) -> anyhow::Result<ImagePlan> {
+    /// Renders the Dockerfile and derives the tag from it (base image, system packages), the entry binary
+    /// and the requirements: never from the code, which the image does not hold.
+    pub fn new(task: &Task, entry_binary: &Path, hashes: &HashCache) -> anyhow::Result<ImagePlan> {
         if let Runner::Image(image) = &task.spec.runner {
             return Ok(ImagePlan {
                 tag: image.uri.clone(),
@@ -182,8 +189,12 @@ impl ImagePlan {
         let template = match &task.spec.container.dockerfile {
             Some(path) => {
                 let full = task.file.parent().unwrap_or(Path::new(".")).join(path);
-                std::fs::read_to_string(&full)
-                    .map_err(|error| ImageError::Read { path: full, error })?
+                let text = std::fs::read_to_string(&full).map_err(|error| ImageError::Read {
+                    path: full.clone(),
+                    error,
+                })?;
+                refuse_package_lines(&full, &text)?;
+                text
             }
             None => TEMPLATE.to_string(),
         };
@@ -230,7 +241,6 @@ impl ImagePlan {
         hasher.update(dockerfile.as_bytes());
         let entry_hash = entry_binary_hash(entry_binary, hashes)?;
         hasher.update(entry_hash.as_bytes());
-        hasher.update(package.info.content_hash.as_bytes());
         if let Some((_, bytes)) = &requirements {
             hasher.update(bytes);
         }
@@ -248,6 +258,24 @@ impl ImagePlan {
             requirements,
             given: false,
         })
+    }
+}
+
+/// A Dockerfile of the user's that still puts the package into the image (as the template once did):
+/// the image would hold a package its tag does not know of, and the entry would run it instead of the
+/// delivered one.
+fn refuse_package_lines(dockerfile: &Path, text: &str) -> Result<(), ImageError> {
+    let instruction = |line: &str| !line.trim_start().starts_with('#');
+    match text.lines().enumerate().find(|(_, line)| {
+        instruction(line)
+            && (line.contains("package.zip") || line.contains(grounds_job::entry::PACKAGE_ENV))
+    }) {
+        Some((index, line)) => Err(ImageError::PackageInImage {
+            dockerfile: dockerfile.to_path_buf(),
+            line: index + 1,
+            text: line.trim().to_string(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -283,9 +311,9 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// The build context as a tar in a temporary file: the entry binary and the package are streamed into it,
-/// and from it to the engine, so neither is held in memory whole.
-fn context(plan: &ImagePlan, package: &Package) -> Result<std::fs::File, ImageError> {
+/// The build context as a tar in a temporary file: the entry binary is streamed into it, and from it to
+/// the engine, so it is never held in memory whole.
+fn context(plan: &ImagePlan) -> Result<std::fs::File, ImageError> {
     let io = |error| ImageError::Read {
         path: PathBuf::from("<build context>"),
         error,
@@ -337,7 +365,6 @@ fn context(plan: &ImagePlan, package: &Package) -> Result<std::fs::File, ImageEr
             });
         }
     }
-    add_file("package.zip", package.path(), 0o644)?;
     let mut add = |name: &str, bytes: &[u8]| {
         builder.append_data(&mut header(bytes.len() as u64, 0o644), name, bytes)
     };
@@ -375,7 +402,6 @@ pub async fn identity(
 pub async fn ensure(
     docker: &Docker,
     plan: &ImagePlan,
-    package: &Package,
     reporter: &dyn Reporter,
 ) -> Result<bool, ImageError> {
     if plan.given {
@@ -387,7 +413,10 @@ pub async fn ensure(
         };
     }
     if crate::docker::image_exists(docker, &plan.tag).await? {
-        reporter.stage("Reusing", &format!("image {} (nothing changed)", plan.tag));
+        reporter.stage(
+            "Reusing",
+            &format!("image {} (the code comes with the job)", plan.tag),
+        );
         return Ok(false);
     }
     if plan.base_image != "scratch"
@@ -397,7 +426,7 @@ pub async fn ensure(
             image: plan.base_image.clone(),
         });
     }
-    let body = context(plan, package)?;
+    let body = context(plan)?;
     let size = body.metadata().map(|m| m.len()).unwrap_or(0);
     reporter.stage(
         "Building",

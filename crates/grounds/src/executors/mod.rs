@@ -32,7 +32,16 @@ pub struct Job<'a, P> {
     pub prepared: &'a P,
 }
 
-impl<P> Job<'_, P> {
+impl<'a, P> Job<'a, P> {
+    /// The package a container of this job is delivered (as the channel its entry unpacks): every task's
+    /// but an image task's, whose own image runs without grounds' entry.
+    pub fn delivered_package(&self) -> Option<&'a Package> {
+        match self.settings.task.spec.runner {
+            crate::config::task::Runner::Image(_) => None,
+            _ => Some(self.package),
+        }
+    }
+
     /// The content hash (hex) the fingerprint read of local channel `name`.
     pub fn channel_hash(&self, name: &str) -> anyhow::Result<&str> {
         self.channel_hashes
@@ -73,12 +82,25 @@ pub struct ModeFacts {
     pub submitted: Option<Option<Submitted>>,
 }
 
-/// What submitting a SageMaker job did: the image it runs, whether it was pushed, what was uploaded.
+/// What submitting a SageMaker job did: the image it runs, whether it was pushed, its package, what of
+/// its data was uploaded.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Submitted {
     pub image: String,
     pub pushed: bool,
+    /// The package, given to the job as the channel `grounds_package` (none for an image task).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<PackageUpload>,
     pub uploads: crate::cloud::s3sync::SyncReport,
+}
+
+/// Where a SageMaker job's package lies in S3, and whether this submission uploaded it (a package that
+/// ran before is there already).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PackageUpload {
+    pub uri: String,
+    pub uploaded: bool,
+    pub bytes: u64,
 }
 
 /// A mode's part of a `--dry-run` plan (see `crate::answers::schema::PlanAnswer`).

@@ -19,8 +19,9 @@ use crate::job::Mode;
 pub struct RunShape {
     /// How many hosts.
     pub instance_count: usize,
-    /// The image's tag (it covers the Dockerfile, the entry binary, the package and the requirements),
-    /// or the image's id for an image task; none for attached runs.
+    /// The image's tag (it covers the Dockerfile, the entry binary and the requirements; the package,
+    /// which images do not hold, is fingerprinted itself), or the image's id for an image task; none for
+    /// attached runs.
     pub image: Option<String>,
     /// The GPUs asked for (`--gpus`), if any.
     pub gpus: Option<String>,

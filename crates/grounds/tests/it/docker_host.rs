@@ -251,18 +251,15 @@ fn command_task_over_ssh_mounts_nothing_and_brings_every_file_back() {
     );
     assert_nothing_left(answer["id"].as_str().unwrap());
 
-    // The same data again: not sent, the volume on the engine is used.
+    // A line of code changes, the data does not: the data is not sent (the volume on the engine is used)
+    // and the image is not built again (the package comes with the job's root).
+    sandbox.write(
+        "ssh-writer/src/train.py",
+        &format!("{WRITER}print('edited', flush=True)\n"),
+    );
     let again = over_ssh(
         &sandbox,
-        &[
-            "train",
-            "local",
-            task,
-            "--force",
-            "--docker-host",
-            &ssh,
-            "--json",
-        ],
+        &["train", "local", task, "--docker-host", &ssh, "--json"],
         "",
     )
     .env("SLEEP", "0")
@@ -275,6 +272,13 @@ fn command_task_over_ssh_mounts_nothing_and_brings_every_file_back() {
         "{stderr}"
     );
     assert!(!stderr.contains("Sending channel"), "{stderr}");
+    assert!(stderr.contains("Reusing image"), "{stderr}");
+    assert!(!stderr.contains("Building image"), "{stderr}");
+    assert!(
+        stderr.contains("| edited") || stderr.contains("\nedited"),
+        "{stderr}"
+    );
+    assert_eq!(json_of(&again)["image"], answer["image"]);
 
     // The same task mounted (train local on this machine's socket) gives the same files.
     let local = sandbox.run(&["train", "local", task, "--force", "--json"]);

@@ -376,7 +376,32 @@ fn the_image_follows_the_sagemaker_contract_when_run_by_hand() {
     .unwrap();
     std::fs::write(
         root.join("input/config/inputdataconfig.json"),
-        r#"{"training": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}}"#,
+        r#"{"training": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"},
+            "grounds_package": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}}"#,
+    )
+    .unwrap();
+    let mount = format!("{}:/opt/ml", root.display());
+    let run_by_hand = || {
+        Command::new("docker")
+            .args(["run", "--rm", "-v", &mount, &image, "train"])
+            .output()
+            .unwrap()
+    };
+    // The image holds no code: without its package channel the job fails, saying where it looked.
+    let output = run_by_hand();
+    assert!(!output.status.success(), "{}", both(&output));
+    let failure = std::fs::read_to_string(root.join("output/failure")).unwrap();
+    assert!(
+        failure.contains("input/data/grounds_package/package.zip"),
+        "{failure}"
+    );
+    std::fs::remove_file(root.join("output/failure")).unwrap();
+    // The package as SageMaker downloads the channel grounds gives it.
+    let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
+    std::fs::create_dir_all(root.join("input/data/grounds_package")).unwrap();
+    std::fs::write(
+        root.join("input/data/grounds_package/package.zip"),
+        zip.bytes("package.zip"),
     )
     .unwrap();
     std::fs::write(
@@ -384,11 +409,7 @@ fn the_image_follows_the_sagemaker_contract_when_run_by_hand() {
         r#"{"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0", "current_instance_type": "ml.m5.large", "current_group_name": "homogeneousCluster", "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": "ml.m5.large", "hosts": ["algo-1"]}]}"#,
     )
     .unwrap();
-    let mount = format!("{}:/opt/ml", root.display());
-    let output = Command::new("docker")
-        .args(["run", "--rm", "-v", &mount, &image, "train"])
-        .output()
-        .unwrap();
+    let output = run_by_hand();
     assert!(output.status.success(), "{}", both(&output));
     assert!(
         text(&output.stdout).contains("###METRIC###roc_auc_score_test:"),
@@ -408,44 +429,37 @@ fn the_image_follows_the_sagemaker_contract_when_run_by_hand() {
         r#"{"folds": "1"}"#,
     )
     .unwrap();
-    let output = Command::new("docker")
-        .args(["run", "--rm", "-v", &mount, &image, "train"])
-        .output()
-        .unwrap();
+    let output = run_by_hand();
     assert!(!output.status.success(), "{}", both(&output));
     let failure = std::fs::read_to_string(root.join("output/failure")).unwrap();
     assert!(failure.contains("`folds` must be at least 2"), "{failure}");
 }
 
+/// The edit-run loop: a code change runs the new code in every local way of running, in the image it
+/// ran in before (no build, no new image); a requirements change builds the dependency layer again.
 #[test]
-fn requirements_get_their_own_layer_that_a_code_change_reuses() {
+fn a_code_change_reuses_the_image_and_a_requirements_change_rebuilds_its_layer() {
     let sandbox = Sandbox::new();
-    // `pip` is already in the base image, so installing it needs no index.
-    sandbox.write("req/src/requirements.txt", "pip\n");
-    // A fresh package each time the test runs, so the image cannot come from an earlier run.
+    // `pip` is already in the base image, so installing it needs no index. A fresh requirements file
+    // each time the test runs, so the first image cannot come from an earlier run.
     let unique = format!("# {:?}\n", std::time::SystemTime::now());
-    sandbox.write(
-        "req/src/train.py",
-        &format!("{unique}print('###METRIC###version:1###')\n"),
-    );
-    let task = command_task(&sandbox, "req", &sandbox.path().join("req/src"), "");
-    std::fs::write(
-        &task,
-        std::fs::read_to_string(&task).unwrap().replace(
-            "run = [",
-            "requirements = \"src/requirements.txt\"\nrun = [",
+    sandbox.write("req/src/requirements.txt", &format!("pip\n{unique}"));
+    let script = |version: u32| {
+        format!(
+            "import os\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'channels.txt'), 'w').write(os.environ['SM_CHANNELS'])\n\
+             print('###METRIC###version:{version}###')\n"
+        )
+    };
+    sandbox.write("req/src/train.py", &script(1));
+    let task = sandbox.write(
+        "req/task.toml",
+        &format!(
+            "[task]\nname = \"req\"\n[task.command]\nsource = \"src\"\nrequirements = \"src/requirements.txt\"\n\
+             run = [\"python3\", \"train.py\"]\n[container]\nbase_image = \"{PYTHON_BASE}\"\n"
         ),
-    )
-    .unwrap();
-    let source_line = format!("source = \"{}\"", sandbox.path().join("req/src").display());
-    std::fs::write(
-        &task,
-        std::fs::read_to_string(&task)
-            .unwrap()
-            .replace(&source_line, "source = \"src\""),
-    )
-    .unwrap();
-    let (first_out, first) = sandbox.json(&["train", "local", task.to_str().unwrap()]);
+    );
+    let task = task.to_str().unwrap();
+    let (first_out, first) = sandbox.json(&["train", "local", task]);
     assert!(first_out.status.success(), "{}", both(&first_out));
     assert!(
         text(&first_out.stderr)
@@ -453,27 +467,72 @@ fn requirements_get_their_own_layer_that_a_code_change_reuses() {
         "{}",
         both(&first_out)
     );
-    sandbox.write(
-        "req/src/train.py",
-        &format!("{unique}print('###METRIC###version:2###')\n"),
+    let images = || docker(&["images", "-q", "grounds/req"]).lines().count();
+    assert_eq!(images(), 1);
+    // One line of code changes before each run: mounted, copied, on two hosts, attached.
+    for (version, how) in [
+        (2, &[][..]),
+        (3, &["--copy"][..]),
+        (4, &["--instance-count", "2"][..]),
+    ] {
+        sandbox.write("req/src/train.py", &script(version));
+        let mut args = vec!["train", "local", task];
+        args.extend_from_slice(how);
+        let (output, answer) = sandbox.json(&args);
+        assert!(output.status.success(), "{how:?}: {}", both(&output));
+        assert_eq!(answer["metrics"]["version"], f64::from(version), "{how:?}");
+        assert_eq!(answer["image"], first["image"], "{how:?}: the same image");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("Reusing image"), "{how:?}: {stderr}");
+        assert!(!stderr.contains("Building image"), "{how:?}: {stderr}");
+        // The program's channels are the task's: the package's channel is grounds' own.
+        let mut zip = ZipFile::open(Path::new(answer["result"].as_str().unwrap()));
+        assert_eq!(zip.read("model/channels.txt"), "[]", "{how:?}");
+        assert_ne!(
+            zip.json("job.json")["package"]["content_hash"],
+            ZipFile::open(Path::new(first["result"].as_str().unwrap())).json("job.json")["package"]
+                ["content_hash"]
+        );
+    }
+    // `results show` names the package and the image that ran it.
+    let shown = sandbox.run(&["results", "show", first["id"].as_str().unwrap()]);
+    let shown = text(&shown.stdout);
+    let image_line = format!("image:        {}", first["image"].as_str().unwrap());
+    assert!(
+        shown.contains(&image_line) && shown.contains("package:"),
+        "{shown}"
     );
-    let (second_out, second) = sandbox.json(&["train", "local", task.to_str().unwrap()]);
-    assert!(second_out.status.success(), "{}", both(&second_out));
-    assert_ne!(
-        first["image"], second["image"],
-        "a code change makes a new image"
-    );
-    assert_eq!(second["metrics"]["version"], 2.0);
-    // The pip step came from the cache: only the code layer was built again.
-    let stderr = text(&second_out.stderr);
+    sandbox.write("req/src/train.py", &script(5));
+    let (output, answer) = sandbox.json(&["train", "attached", task]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(answer["metrics"]["version"], 5.0);
+    assert_eq!(images(), 1, "a code change made no image");
+
+    // A requirements change builds the dependency layer again, in a new image.
+    sandbox.write("req/src/requirements.txt", &format!("pip\n{unique}# v2\n"));
+    let (output, third) = sandbox.json(&["train", "local", task]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_ne!(third["image"], first["image"]);
+    let stderr = text(&output.stderr);
     let pip_step = stderr.find("pip install").expect("the pip step is shown");
-    assert!(stderr[pip_step..].contains("Using cache"), "{stderr}");
+    let next_step = stderr[pip_step..]
+        .find("Step ")
+        .map_or(stderr.len(), |at| pip_step + at);
+    assert!(
+        !stderr[pip_step..next_step].contains("Using cache"),
+        "the pip step ran again: {stderr}"
+    );
+    assert_eq!(third["metrics"]["version"], 5.0);
+    for image in [&first["image"], &third["image"]] {
+        docker(&["rmi", image.as_str().unwrap()]);
+    }
 }
 
 #[test]
 fn a_failed_build_step_is_shown_with_its_output() {
     let sandbox = Sandbox::new();
     sandbox.write("broken/src/train.py", "print('never')\n");
+    // A Dockerfile written for images that held the code is refused, naming its line.
     sandbox.write("broken/Dockerfile", "FROM {{BASE_IMAGE}}\nRUN echo about to fail && exit 3\nCOPY train /usr/local/bin/train\nCOPY package.zip /opt/grounds/package.zip\n");
     let task = command_task(
         &sandbox,
@@ -485,7 +544,20 @@ fn a_failed_build_step_is_shown_with_its_output() {
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("failed at Step 2/5 : RUN echo about to fail && exit 3"),
+        stderr.contains("Dockerfile line 4 puts the package into the image")
+            && stderr.contains("delete that line"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Step "), "nothing was built: {stderr}");
+    sandbox.write(
+        "broken/Dockerfile",
+        "FROM {{BASE_IMAGE}}\nRUN echo about to fail && exit 3\nCOPY train /usr/local/bin/train\n",
+    );
+    let output = sandbox.run(&["train", "local", task.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("failed at Step 2/4 : RUN echo about to fail && exit 3"),
         "{stderr}"
     );
     assert!(stderr.contains("returned a non-zero code: 3"), "{stderr}");
@@ -521,9 +593,14 @@ fn gc_images_removes_the_images_no_kept_result_ran_in() {
             &format!(
                 "[task]\nname = \"gc-images\"\nversion = \"{version}\"\n[task.builtin]\nkind = \"single-frame\"\n\
                  label = \"Survived\"\nfeatures = [\"Pclass\", \"Sex\"]\nmodel = \"logistic-regression\"\nfolds = 2\n\
-                 [channels]\ntraining = \"{}\"\n",
+                 [channels]\ntraining = \"{}\"\n[container]\ndockerfile = \"Dockerfile\"\n",
                 data.display()
             ),
+        );
+        // The versions differ in their image (a code change alone would reuse it).
+        sandbox.write(
+            "gc-images/Dockerfile",
+            &format!("FROM {{{{BASE_IMAGE}}}}\nCOPY train /usr/local/bin/train\nENV GC_VERSION={version}\n"),
         );
         let (output, answer) = sandbox.json(&["train", "local", task.to_str().unwrap(), "--quiet"]);
         assert!(output.status.success(), "{}", both(&output));

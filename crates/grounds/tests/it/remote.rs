@@ -109,6 +109,7 @@ fn a_remote_job_runs_and_comes_home_as_an_attached_one_does() {
     assert_eq!(remote["metrics"], attached["metrics"], "the same metrics");
     assert_eq!(remote["submitted"]["pushed"], true);
     assert_eq!(remote["submitted"]["uploads"]["uploaded"], 1);
+    assert_eq!(remote["submitted"]["package"]["uploaded"], true);
     let mut attached_zip = ZipFile::open(Path::new(attached["result"].as_str().unwrap()));
     let mut remote_zip = ZipFile::open(Path::new(remote["result"].as_str().unwrap()));
     assert_eq!(
@@ -190,6 +191,73 @@ fn a_remote_job_runs_and_comes_home_as_an_attached_one_does() {
     assert_eq!(again["submitted"]["pushed"], false);
     assert_eq!(again["submitted"]["uploads"]["uploaded"], 0);
     assert_eq!(again["submitted"]["uploads"]["unchanged"], 1);
+    assert_eq!(again["submitted"]["package"]["uploaded"], false);
+    assert_eq!(
+        again["submitted"]["package"]["uri"],
+        remote["submitted"]["package"]["uri"]
+    );
+}
+
+/// The tags the test registry holds for a repository (its HTTP API, read from outside grounds).
+fn registry_tags(repository: &str) -> Vec<String> {
+    let url = format!("http://{}/v2/{repository}/tags/list", registry());
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, urllib.request\n\
+             print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1])).get('tags') or []))",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{url}: {}", both(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The edit-run loop on SageMaker: a code change uploads the package (one small object under its
+/// hash) and creates the job; the image is neither built nor pushed, and the registry gets no new tag.
+#[test]
+fn a_code_change_on_sagemaker_uploads_its_package_and_pushes_nothing() {
+    let sandbox = Sandbox::new();
+    let script = |version: u32| {
+        format!(
+            "import os\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'channels.txt'), 'w').write(os.environ['SM_CHANNELS'])\n\
+             print('###METRIC###version:{version}###', flush=True)\n"
+        )
+    };
+    let task = remote_command_task(&sandbox, "remote-edit", &script(1), "");
+    let task = task.to_str().unwrap();
+    let (output, first) = grounds(&sandbox, &["train", "remote", task, "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(first["metrics"]["version"], 1.0);
+    let package = &first["submitted"]["package"];
+    assert_eq!(package["uploaded"], true, "{first}");
+    let uri = package["uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("s3://grounds-standin/sagemaker/packages/") && uri.ends_with('/'),
+        "{uri}"
+    );
+    let tags = registry_tags("grounds/remote-edit");
+    assert_eq!(tags.len(), 1, "{tags:?}");
+
+    sandbox.write("remote-edit/src/train.py", &script(2));
+    let (output, second) = grounds(&sandbox, &["train", "remote", task, "--json"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(second["metrics"]["version"], 2.0, "the new code ran");
+    assert_eq!(second["submitted"]["pushed"], false);
+    assert_eq!(second["submitted"]["image"], first["submitted"]["image"]);
+    assert_eq!(second["submitted"]["package"]["uploaded"], true);
+    assert_ne!(
+        second["submitted"]["package"]["uri"],
+        first["submitted"]["package"]["uri"]
+    );
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("Building image"), "{stderr}");
+    assert!(!stderr.contains("Pushing"), "{stderr}");
+    assert_eq!(registry_tags("grounds/remote-edit"), tags, "no new tag");
+    // The program's channels are the task's (none here), not the package's.
+    let mut zip = ZipFile::open(Path::new(second["result"].as_str().unwrap()));
+    assert_eq!(zip.read("model/channels.txt"), "[]");
 }
 
 /// A command task on the debootstrapped Python image, for the stand-in to run.
@@ -661,6 +729,15 @@ fn image_tasks_train_their_own_image() {
         request["AlgorithmSpecification"]["MetricDefinitions"][0],
         serde_json::json!({"Name": "loss", "Regex": "loss: ([0-9.]+)"})
     );
+    // Its own image runs without grounds' entry: no package is delivered.
+    let channels: Vec<&str> = request["InputDataConfig"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ChannelName"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["training"]);
+    assert!(remote_plan["remote"].get("package").is_none());
 
     let local = format!("grounds-test/byo-remote:{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();

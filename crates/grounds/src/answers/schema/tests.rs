@@ -142,6 +142,11 @@ fn remote_facts() -> ModeFacts {
         submitted: Some(Some(Submitted {
             image: sagemaker_job().image_uri,
             pushed: true,
+            package: Some(crate::executors::PackageUpload {
+                uri: "s3://sagemaker-eu-west-1-123456789012/sagemaker/packages/9f2c/".into(),
+                uploaded: true,
+                bytes: 2210,
+            }),
             uploads: crate::cloud::s3sync::SyncReport {
                 uploaded: 1,
                 unchanged: 2,

@@ -13,6 +13,7 @@ use crate::job::metrics;
 pub mod api;
 pub mod artifacts;
 pub mod datasets;
+pub mod packages;
 
 pub use crate::config::task::{MAX_METRIC_DEFINITIONS, MAX_METRIC_REGEX};
 pub const DEFAULT_INSTANCE_TYPE: &str = "ml.m5.large";
@@ -162,6 +163,9 @@ pub struct JobInputs {
     pub role_arn: String,
     /// Channel name to `s3://` prefix.
     pub channels: BTreeMap<String, String>,
+    /// The `s3://` prefix of the job's package, given as the channel `grounds_package` after the task's
+    /// (none for an image task, whose own entry needs no package).
+    pub package: Option<String>,
     pub output_path: String,
     pub hyperparameters: BTreeMap<String, String>,
     pub metric_names: Vec<String>,
@@ -282,6 +286,7 @@ pub fn create_training_job(inputs: &JobInputs) -> Result<CreateTrainingJob, Limi
             });
         }
     }
+    let package_channel = grounds_job::contract::PACKAGE_CHANNEL.to_string();
     Ok(CreateTrainingJob {
         training_job_name: inputs.job_name.clone(),
         algorithm_specification: AlgorithmSpecification {
@@ -293,6 +298,7 @@ pub fn create_training_job(inputs: &JobInputs) -> Result<CreateTrainingJob, Limi
         input_data_config: inputs
             .channels
             .iter()
+            .chain(inputs.package.iter().map(|uri| (&package_channel, uri)))
             .map(|(name, uri)| Channel {
                 channel_name: name.clone(),
                 data_source: DataSource {
@@ -347,6 +353,7 @@ mod tests {
                 "training".into(),
                 "s3://b/sagemaker/titanic/datasets/training/".into(),
             )]),
+            package: Some("s3://b/sagemaker/packages/0123/".into()),
             output_path: "s3://b/sagemaker/titanic/output/".into(),
             hyperparameters: BTreeMap::from([("max_iter".into(), "1000".into())]),
             metric_names: vec!["roc_auc_score_test".into()],
@@ -382,6 +389,16 @@ mod tests {
         assert_eq!(
             request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"],
             "S3Prefix"
+        );
+        // The package comes after the task's channels, as a channel of its own.
+        assert_eq!(request["InputDataConfig"][0]["ChannelName"], "training");
+        assert_eq!(
+            request["InputDataConfig"][1]["ChannelName"],
+            "grounds_package"
+        );
+        assert_eq!(
+            request["InputDataConfig"][1]["DataSource"]["S3DataSource"]["S3Uri"],
+            "s3://b/sagemaker/packages/0123/"
         );
         assert_eq!(request["ResourceConfig"]["VolumeSizeInGB"], 30);
         assert_eq!(request["StoppingCondition"]["MaxRuntimeInSeconds"], 3600);

@@ -216,6 +216,12 @@ pub fn check_task_name(name: &str) -> Result<(), String> {
 }
 
 pub fn check_channel_name(name: &str) -> Result<(), String> {
+    if name == grounds_job::contract::PACKAGE_CHANNEL {
+        return Err(format!(
+            "channel name `{name}` is grounds' own: the job's package (its code) is delivered as that \
+             channel; give yours another name"
+        ));
+    }
     if name == "." || name == ".." {
         return Err(format!(
             "channel name `{name}` would be the data folder itself or its parent, not a channel in it: \

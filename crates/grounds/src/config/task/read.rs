@@ -306,12 +306,16 @@ impl Reader<'_> {
         &self,
         written: &BTreeMap<Spanned<String>, Spanned<String>>,
     ) -> Result<BTreeMap<String, ChannelSource>, TaskError> {
-        if written.len() > MAX_CHANNELS {
+        // One of SageMaker's channels is the package's (`grounds_package`).
+        if written.len() >= MAX_CHANNELS {
             return Err(self.invalid(
                 None,
                 format!(
-                    "{} channels given; SageMaker allows at most {MAX_CHANNELS}",
-                    written.len()
+                    "{} channels given; SageMaker allows at most {MAX_CHANNELS} and one of them is \
+                     grounds' own (`{}`, the job's package): give at most {}",
+                    written.len(),
+                    grounds_job::contract::PACKAGE_CHANNEL,
+                    MAX_CHANNELS - 1
                 ),
             ));
         }

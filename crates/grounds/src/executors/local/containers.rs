@@ -26,9 +26,10 @@ use crate::executors::{local_channel, stop_notice, Outcome};
 use crate::job::collect::{Collected, Source};
 use crate::job::log::JobLog;
 use crate::job::metrics::Definitions;
+use crate::job::package::Package;
 use crate::printer::Reporter;
 use crate::settings::{ContainerSettings, TrainSettings};
-use grounds_job::contract::{ChannelConfig, JobConfig, Layout, ResourceConfig};
+use grounds_job::contract::{ChannelConfig, JobConfig, Layout, ResourceConfig, PACKAGE_CHANNEL};
 use grounds_job::entry;
 use grounds_job::lines::Piece;
 use grounds_job::signals::StopSignals;
@@ -204,14 +205,24 @@ impl<'a> LocalJob<'a> {
         })
     }
 
-    /// Lays out each host's root: config files, mount points for the channels, and the output folders.
-    pub fn prepare(&self, plan: &LocalPlan, reporter: &dyn Reporter) -> anyhow::Result<()> {
-        let channels: BTreeMap<String, ChannelConfig> = self
+    /// Lays out each host's root: config files, mount points for the channels, the package in its channel
+    /// (`None` for an image task, whose own entry needs none), and the output folders.
+    pub fn prepare(
+        &self,
+        plan: &LocalPlan,
+        package: Option<&Package>,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<()> {
+        let mut channels: BTreeMap<String, ChannelConfig> = self
             .task
             .channels
             .keys()
             .map(|name| (name.clone(), ChannelConfig::default()))
             .collect();
+        // Listed as SageMaker lists it; the entry keeps it from the program's channels.
+        if package.is_some() {
+            channels.insert(PACKAGE_CHANNEL.to_string(), ChannelConfig::default());
+        }
         for (index, host) in plan.hosts.iter().enumerate() {
             let layout = Layout::new(&host.root);
             layout
@@ -241,6 +252,9 @@ impl<'a> LocalJob<'a> {
                     )
                     .with_context(|| what.clone())?;
                 }
+            }
+            if let Some(package) = package {
+                package.deliver_into(&layout)?;
             }
             std::fs::create_dir_all(layout.code_dir())?;
             give_to(&host.root, self.user)?;

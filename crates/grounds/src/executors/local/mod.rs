@@ -54,14 +54,14 @@ impl Executor for LocalExecutor {
         Mode::Local
     }
 
+    /// The image (it holds no code: the package is laid into each host's root at launch).
     async fn prepare(
         &self,
         settings: &TrainSettings,
-        package: &Package,
+        _: &Package,
     ) -> anyhow::Result<LocalPrepared> {
         let image = crate::docker::image::ImagePlan::new(
             &settings.task,
-            package,
             &self.container.entry_binary,
             &settings.store.hash_cache(),
         )?;
@@ -137,7 +137,7 @@ impl Executor for LocalExecutor {
         if !orphans.is_empty() {
             reporter.stage("Removed", &grounds_job::owner::removed_leftovers(&orphans));
         }
-        crate::docker::image::ensure(&docker, &job.prepared.image, job.package, reporter).await?;
+        crate::docker::image::ensure(&docker, &job.prepared.image, reporter).await?;
         Ok(LocalReady { docker, gpus })
     }
 
@@ -158,7 +158,7 @@ impl Executor for LocalExecutor {
             ready.gpus,
         );
         let plan = local.containers(&job.prepared.image.tag, reporter)?;
-        local.prepare(&plan, reporter)?;
+        local.prepare(&plan, job.delivered_package(), reporter)?;
         Ok(Launched {
             handle: (ready, plan),
             placement: Placement::Local,

@@ -12,7 +12,12 @@ use std::path::Path;
 
 use chrono::Utc;
 
-use super::{Ended, Executor, Job, Launched, ModeFacts, ModePlan, Outcome, Reattach, Submitted};
+use anyhow::Context;
+
+use super::{
+    Ended, Executor, Job, Launched, ModeFacts, ModePlan, Outcome, PackageUpload, Reattach,
+    Submitted,
+};
 use crate::cloud::aws::Aws;
 use crate::cloud::sagemaker::api;
 use crate::cloud::sagemaker::{self};
@@ -62,6 +67,8 @@ pub struct RemotePrepared {
     local_id: Option<String>,
     /// The tag it gets in grounds' repository.
     tag: String,
+    /// The sha256 of the package's zip (where it is kept in S3); `None` for an image task.
+    package_sha256: Option<String>,
 }
 
 impl RemotePrepared {
@@ -89,6 +96,7 @@ impl RemoteExecutor {
             fingerprint: job.fingerprint,
             channel_hashes: job.channel_hashes,
             package_hash: &job.package.info.content_hash,
+            package_sha256: job.prepared.package_sha256.as_deref(),
             settings: &self.settings,
         }
     }
@@ -97,6 +105,7 @@ impl RemoteExecutor {
 /// What `ready` put in place for a job: whether the image was pushed, and what the data's upload did.
 pub struct RemoteReady {
     pushed: bool,
+    package: Option<PackageUpload>,
     uploads: crate::cloud::s3sync::SyncReport,
 }
 
@@ -129,7 +138,7 @@ impl RemoteExecutor {
             return Ok(false);
         }
         let docker = self.container.engine.connect().await?;
-        crate::docker::image::ensure(&docker, &job.prepared.image, job.package, reporter).await?;
+        crate::docker::image::ensure(&docker, &job.prepared.image, reporter).await?;
         let credentials = match &job.settings.task.spec.remote.registry {
             Some(_) => None,
             None => Some(
@@ -235,7 +244,6 @@ impl Executor for RemoteExecutor {
     ) -> anyhow::Result<RemotePrepared> {
         let image = crate::docker::image::ImagePlan::new(
             &settings.task,
-            package,
             &self.container.entry_binary,
             &settings.store.hash_cache(),
         )?;
@@ -255,10 +263,15 @@ impl Executor for RemoteExecutor {
                 .map(|(_, t)| t.to_string())
                 .unwrap_or_default(),
         };
+        let package_sha256 = match image.given {
+            true => None,
+            false => Some(package.sha256().context("reading the package")?),
+        };
         Ok(RemotePrepared {
             image,
             local_id,
             tag,
+            package_sha256,
         })
     }
 
@@ -316,8 +329,41 @@ impl Executor for RemoteExecutor {
         let s3 = aws.s3();
         crate::cloud::s3sync::ensure_bucket(&s3, &plan.bucket, &aws.region, reporter).await?;
         let pushed = self.push(job, &plan, reporter).await?;
+        let package = match (&plan.package, &job.prepared.package_sha256) {
+            (Some(uri), Some(sha)) => {
+                let report = sagemaker::packages::upload(
+                    &s3,
+                    &plan.bucket,
+                    job.package.path(),
+                    sha,
+                    reporter,
+                )
+                .await?;
+                reporter.stage(
+                    "Package",
+                    &format!(
+                        "{uri} ({})",
+                        if report.uploaded > 0 {
+                            "uploaded"
+                        } else {
+                            "there already"
+                        }
+                    ),
+                );
+                Some(PackageUpload {
+                    uri: uri.clone(),
+                    uploaded: report.uploaded > 0,
+                    bytes: report.bytes_uploaded,
+                })
+            }
+            _ => None,
+        };
         let uploads = upload(job, &s3, &plan, reporter).await?;
-        Ok(RemoteReady { pushed, uploads })
+        Ok(RemoteReady {
+            pushed,
+            package,
+            uploads,
+        })
     }
 
     /// Creates the training job, named by its id, on what `ready` put in place.
@@ -337,6 +383,7 @@ impl Executor for RemoteExecutor {
             handle: SubmittedJob(Submitted {
                 image: plan.image_uri.clone(),
                 pushed: ready.pushed,
+                package: ready.package,
                 uploads: ready.uploads,
             }),
             placement: Placement::SageMaker(SageMakerJob {

@@ -24,6 +24,10 @@ pub struct RemotePlan {
     pub registry: String,
     /// Local channel name to (local path, S3 prefix); `s3://` channels are used as they are.
     pub uploads: BTreeMap<String, (PathBuf, String)>,
+    /// Where the package goes (`s3://<bucket>/sagemaker/packages/<sha256>/`), given to the job as the
+    /// channel `grounds_package`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
     pub output_path: String,
     pub create_training_job: CreateTrainingJob,
 }
@@ -51,6 +55,9 @@ pub struct RemoteOptions<'a> {
     /// The content hash of each local channel, as the fingerprint read it: the S3 prefix it goes to.
     pub channel_hashes: &'a crate::job::fingerprint::ChannelHashes,
     pub package_hash: &'a str,
+    /// The sha256 of the package's zip, the S3 prefix it goes to; `None` for an image task (its own
+    /// entry needs no package).
+    pub package_sha256: Option<&'a str>,
     /// Role, bucket, profile and region, resolved once for the command.
     pub settings: &'a RemoteSettings,
 }
@@ -74,6 +81,9 @@ impl RemotePlan {
         let name = task.spec.name.as_str();
         let (registry, image_uri) = image_destination(aws, options);
         let (channels, uploads) = channel_places(options, &bucket)?;
+        let package = options
+            .package_sha256
+            .map(|sha| format!("s3://{bucket}/{}", sagemaker::packages::prefix_of(sha)));
         let output_path = format!("s3://{bucket}/sagemaker/{name}/output/");
         let metric_names = match &task.spec.runner {
             Runner::Builtin(builtin) => grounds_builtin::metric_names(builtin),
@@ -85,6 +95,7 @@ impl RemotePlan {
             image_uri: image_uri.clone(),
             role_arn: role.clone(),
             channels,
+            package: package.clone(),
             output_path: output_path.clone(),
             hyperparameters: task.spec.hyperparameters.clone(),
             metric_names,
@@ -124,6 +135,7 @@ impl RemotePlan {
             image_uri,
             registry,
             uploads,
+            package,
             output_path,
             create_training_job: request,
         })

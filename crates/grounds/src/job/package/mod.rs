@@ -127,6 +127,33 @@ impl Package {
         grounds_job::confined::open_own_file(self.path()).map(|opened| opened.file)
     }
 
+    /// Lays the package into a job root as the channel the entry unpacks it from
+    /// (`input/data/grounds_package/package.zip`): a copy of its own, never a link, for the root is the
+    /// job's to write and the zip is the one the result keeps.
+    pub fn deliver_into(&self, layout: &grounds_job::contract::Layout) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let dir = layout.channel_dir(grounds_job::contract::PACKAGE_CHANNEL);
+        let target = dir.join(grounds_job::contract::PACKAGE_FILE);
+        let copy = || -> std::io::Result<u64> {
+            std::fs::create_dir_all(&dir)?;
+            let mut to = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&target)?;
+            std::io::copy(&mut self.open()?, &mut to)
+        };
+        copy().with_context(|| format!("delivering the package into {}", target.display()))?;
+        Ok(())
+    }
+
+    /// The sha256 (hex) of the zip's bytes: where it is kept in S3 (`sagemaker/packages/<sha256>/`).
+    pub fn sha256(&self) -> std::io::Result<String> {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut self.open()?, &mut hasher)?;
+        Ok(hex::encode(hasher.finalize()))
+    }
+
     pub fn size(&self) -> u64 {
         std::fs::symlink_metadata(self.path())
             .map(|m| m.len())

@@ -173,13 +173,17 @@ impl ZipFile {
     }
 
     pub fn read(&mut self, name: &str) -> String {
+        String::from_utf8(self.bytes(name)).unwrap_or_else(|_| panic!("{name} is text"))
+    }
+
+    pub fn bytes(&mut self, name: &str) -> Vec<u8> {
         let mut file = self
             .0
             .by_name(name)
             .unwrap_or_else(|_| panic!("{name} is in the zip"));
-        let mut text = String::new();
-        file.read_to_string(&mut text).unwrap();
-        text
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).unwrap();
+        bytes
     }
 
     pub fn json(&mut self, name: &str) -> Value {
