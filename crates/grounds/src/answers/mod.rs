@@ -84,6 +84,21 @@ pub fn summary(record: &JobRecord, metrics: &BTreeMap<String, f64>, path: &Path)
     text
 }
 
+/// Where a reused twin ran, from its record: its image (a tag, or null for an attached run), or its
+/// SageMaker job; what submitting it did is not the reuse's to say.
+fn twin_facts(record: &JobRecord) -> ModeFacts {
+    match record.sagemaker() {
+        Some(remote) => ModeFacts {
+            remote: Some(remote.clone()),
+            ..ModeFacts::default()
+        },
+        None => ModeFacts {
+            image: Some(record.image.clone()),
+            ..ModeFacts::default()
+        },
+    }
+}
+
 /// The `--json` answer, the text for people, and the status of what a run came to.
 pub fn ran(ran: &Ran) -> (JobAnswer, String, Status) {
     match ran {
@@ -98,7 +113,7 @@ pub fn ran(ran: &Ran) -> (JobAnswer, String, Status) {
                 "reused:  yes (nothing changed since this result)\n{}",
                 summary(&twin.job, &finals, &twin.path)
             );
-            let answer = answer(&twin.job, &finals, &twin.path, true, ModeFacts::default());
+            let answer = answer(&twin.job, &finals, &twin.path, true, twin_facts(&twin.job));
             (JobAnswer::Run(Box::new(answer)), text, twin.job.status)
         }
         Ran::Done {

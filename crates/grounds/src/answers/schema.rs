@@ -77,7 +77,8 @@ pub struct RunAnswer {
     pub duration_seconds: Option<f64>,
     pub fingerprint: String,
     pub left_out: Vec<LeftOut>,
-    /// Where it ran (`image`, `remote`, `submitted`); none for a reused twin.
+    /// Where it ran (`image`, `remote`, `submitted`); a reused twin says where it ran (`image` or
+    /// `remote`).
     #[serde(flatten)]
     pub facts: ModeFacts,
 }

@@ -95,10 +95,15 @@ pub fn endpoint_overridden() -> bool {
 pub fn apply_dotenv(
     task_file: &std::path::Path,
 ) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
-    let task_dir = task_file
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
+    // A folder given as the task stands for the task.toml in it.
+    let task_dir = if task_file.is_dir() {
+        task_file.to_path_buf()
+    } else {
+        task_file
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    };
     let (values, warnings) = crate::config::dotenv::load(&task_dir);
     for (key, value) in &values {
         if key.starts_with("AWS_") && std::env::var_os(key).is_none() {

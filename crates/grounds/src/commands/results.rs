@@ -1,6 +1,7 @@
 //! `grounds results list | compare | show | fetch | open | export | plot`: finding, reading, unpacking,
 //! exporting and drawing what jobs produced (`rm` and `gc` are in [`super::upkeep`]).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::answers::schema::{ExportAnswer, FetchedAnswer, PlotAnswer, StillRunningAnswer};
@@ -155,6 +156,21 @@ pub fn listed(
         })
         .collect();
     if let Some(metric) = &filter.sort {
+        // A metric no listed result has would sort nothing: a typo, said as such.
+        if !rows.is_empty() && !rows.iter().any(|r| r.metrics.contains_key(metric)) {
+            let known: BTreeSet<&str> = rows
+                .iter()
+                .flat_map(|r| r.metrics.keys().map(String::as_str))
+                .collect();
+            bail!(
+                "--sort {metric}: no result listed has a metric `{metric}`; theirs are: {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.into_iter().collect::<Vec<_>>().join(", ")
+                }
+            );
+        }
         // Stable: equal values keep their order (oldest first); NaN and infinities after the rest.
         rows.sort_by(|a, b| {
             crate::job::metrics::rank(
@@ -169,10 +185,43 @@ pub fn listed(
 
 fn list(store: &Store, filter: &ListArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let rows: Vec<answers::schema::ListRow> = listed(store, filter, printer)?;
-    let text = answers::results::list(&rows, &store.results_dir(), store.size());
+    let mut text = answers::results::list(&rows, &store.results_dir(), store.size());
+    // Nothing matched the filter, but the store is not empty: say what it holds.
+    if rows.is_empty() {
+        let (all, _) = store.list()?;
+        if !all.is_empty() {
+            let tasks: BTreeSet<&str> = all.iter().map(|r| r.task.as_str()).collect();
+            text = format!(
+                "No results match {} in {}; it holds {} result(s), of the tasks: {}.",
+                filter_words(filter),
+                store.results_dir().display(),
+                all.len(),
+                tasks.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
     printer.json(&rows);
     printer.out(&text);
     Ok(Exit::Success)
+}
+
+/// What a list's filter asks for, as words: `task nosuch, status Failed`.
+fn filter_words(filter: &ListArgs) -> String {
+    let mut words = Vec::new();
+    if let Some(task) = &filter.task {
+        words.push(format!("task `{task}`"));
+    }
+    if let Some(pipeline) = &filter.pipeline {
+        words.push(format!("pipeline `{pipeline}`"));
+    }
+    if let Some(status) = &filter.status {
+        words.push(format!("status {status}"));
+    }
+    if words.is_empty() {
+        "the filter".to_string()
+    } else {
+        words.join(", ")
+    }
 }
 
 /// `results export`: the listed results as one table, to a file or standard output.
@@ -185,7 +234,17 @@ fn export(
 ) -> anyhow::Result<Exit> {
     let format = match (format, output) {
         (Some(format), _) => format,
-        (None, Some(path)) => ExportFormat::of_path(path).unwrap_or(ExportFormat::Csv),
+        (None, Some(path)) => match path.extension() {
+            None => ExportFormat::Csv,
+            Some(extension) => ExportFormat::of_path(path).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: grounds exports CSV (.csv), parquet (.parquet or .pq) and JSON (.json), not \
+                     .{}; name the file with one of those, or give --format csv|parquet|json",
+                    path.display(),
+                    extension.to_string_lossy()
+                )
+            })?,
+        },
         (None, None) => ExportFormat::Csv,
     };
     let rows = listed(store, filter, printer)?;

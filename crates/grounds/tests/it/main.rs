@@ -11,6 +11,7 @@ mod builtin;
 mod docker_host;
 mod everyday;
 mod fidelity;
+mod first_hour;
 mod flow;
 mod hardening;
 mod local;

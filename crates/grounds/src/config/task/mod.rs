@@ -23,6 +23,11 @@ pub use grounds_job::spec::*;
 /// A problem with a task file that the user can fix; it always names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
+    #[error(
+        "{folder} is a folder with no task.toml in it: give a task file (`grounds init` writes one), or \
+         the folder that holds it"
+    )]
+    FolderWithoutTask { folder: PathBuf },
     #[error("cannot read task file {path}: {error}")]
     Read {
         path: PathBuf,
@@ -76,7 +81,20 @@ pub struct Task {
 }
 
 impl Task {
+    /// Reads the task file at `path`; a folder stands for the `task.toml` in it.
     pub fn load(path: &Path) -> Result<Task, TaskError> {
+        let in_folder;
+        let path = if path.is_dir() {
+            in_folder = path.join("task.toml");
+            if !in_folder.is_file() {
+                return Err(TaskError::FolderWithoutTask {
+                    folder: path.to_path_buf(),
+                });
+            }
+            in_folder.as_path()
+        } else {
+            path
+        };
         let text = std::fs::read_to_string(path).map_err(|error| TaskError::Read {
             path: path.to_path_buf(),
             error,

@@ -1,0 +1,128 @@
+//! What a newcomer meets in the first hour (issue 30): the README's promises kept, mistakes refused with
+//! what to do instead, never passed over in silence.
+
+use std::path::Path;
+
+use crate::common::{both, docker, text, Sandbox};
+
+/// A quick command task that reports a metric.
+fn quick(sandbox: &Sandbox, name: &str) -> std::path::PathBuf {
+    sandbox.command_task(
+        name,
+        "print('###METRIC###loss:0.5###')\n",
+        "[hyperparameters]\nepochs = 3\n",
+    )
+}
+
+#[test]
+fn an_export_to_a_file_of_another_kind_is_refused_naming_the_formats() {
+    let sandbox = Sandbox::new();
+    let task = quick(&sandbox, "exported");
+    let (output, _) = sandbox.json(&["train", "attached", task.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", both(&output));
+    let target = sandbox.path().join("hist.xlsx");
+    let output = sandbox.run(&["results", "export", "-o", target.to_str().unwrap()]);
+    assert!(!output.status.success(), "{}", both(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("hist.xlsx")
+            && stderr.contains(".csv")
+            && stderr.contains(".parquet")
+            && stderr.contains(".json")
+            && stderr.contains("not .xlsx"),
+        "{stderr}"
+    );
+    assert!(!target.exists(), "nothing is written");
+    // The kinds it names work; a name without an extension is CSV.
+    for name in ["hist.csv", "hist.JSON", "hist"] {
+        let target = sandbox.path().join(name);
+        let output = sandbox.run(&["results", "export", "-o", target.to_str().unwrap()]);
+        assert!(output.status.success(), "{name}: {}", both(&output));
+    }
+}
+
+#[test]
+fn a_list_that_matches_nothing_says_what_the_store_holds_and_a_sort_by_no_metric_is_refused() {
+    let sandbox = Sandbox::new();
+    let task = quick(&sandbox, "listed");
+    let (output, _) = sandbox.json(&["train", "attached", task.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", both(&output));
+    let output = sandbox.run(&["results", "list", "--task", "nosuch"]);
+    assert!(output.status.success(), "{}", both(&output));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("No results match task `nosuch`")
+            && stdout.contains("1 result(s), of the tasks: listed"),
+        "{stdout}"
+    );
+    // An empty store still says so plainly.
+    let empty = Sandbox::new();
+    let output = empty.run(&["results", "list"]);
+    assert!(
+        text(&output.stdout).contains("No results yet"),
+        "{}",
+        both(&output)
+    );
+
+    let output = sandbox.run(&["results", "list", "--sort", "accuracy"]);
+    assert!(!output.status.success(), "{}", both(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("no result listed has a metric `accuracy`") && stderr.contains("loss"),
+        "{stderr}"
+    );
+    let output = sandbox.run(&["results", "list", "--sort", "loss"]);
+    assert!(output.status.success(), "{}", both(&output));
+}
+
+#[test]
+fn a_reused_run_answers_with_where_it_ran() {
+    let sandbox = Sandbox::new();
+    let task = quick(&sandbox, "reused");
+    let task = task.to_str().unwrap();
+    let (output, first) = sandbox.json(&["train", "attached", task]);
+    assert!(output.status.success(), "{}", both(&output));
+    let (output, again) = sandbox.json(&["train", "attached", task]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(again["reused"], true, "{again}");
+    // An attached run has no image: the key is there, null, as for the run itself.
+    assert!(again.get("image").is_some_and(|i| i.is_null()), "{again}");
+    assert_eq!(first.get("image"), again.get("image"));
+}
+
+#[test]
+fn a_reused_local_run_names_its_image() {
+    let sandbox = Sandbox::new();
+    let task = crate::common::fixture("titanic/task.toml");
+    let task = task.to_str().unwrap();
+    let (output, first) = sandbox.json(&["train", "local", task, "--quiet"]);
+    assert!(output.status.success(), "{}", both(&output));
+    let (output, again) = sandbox.json(&["train", "local", task, "--quiet"]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(again["reused"], true, "{again}");
+    let image = again["image"].as_str().unwrap_or_default();
+    assert!(image.starts_with("grounds/titanic:"), "{again}");
+    assert_eq!(first["image"], again["image"]);
+    docker(&["image", "inspect", image]);
+}
+
+#[test]
+fn a_folder_given_as_the_task_stands_for_its_task_toml() {
+    let sandbox = Sandbox::new();
+    let task = quick(&sandbox, "foldered");
+    let folder = task.parent().unwrap();
+    let (output, answer) = sandbox.json(&["train", "attached", folder.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert_eq!(answer["metrics"]["loss"], 0.5);
+    let empty = sandbox.path().join("no-task-here");
+    std::fs::create_dir_all(&empty).unwrap();
+    let output = sandbox.run(&["train", "attached", empty.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("no-task-here is a folder with no task.toml in it")
+            && stderr.contains("grounds init"),
+        "{stderr}"
+    );
+    assert!(!Path::new(&sandbox.path().join("no-task-here/task.toml")).exists());
+}
