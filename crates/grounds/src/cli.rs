@@ -1,5 +1,6 @@
 //! The command line as clap sees it: raw flags only. `settings` turns them into what the work needs.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 pub use crate::docker::Gpus;
@@ -32,6 +33,43 @@ pub struct Cli {
     pub color: crate::printer::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The command line, parsed; a mistake clap cannot explain well enough is said with what to write
+    /// instead (`grounds train TASK` without a mode), and the process exits as clap does (code 2).
+    pub fn parse_or_explain() -> Cli {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        match <Cli as clap::Parser>::try_parse_from(&args) {
+            Ok(cli) => cli,
+            Err(error) => {
+                if let Some(hint) = missing_mode(&error, &args) {
+                    let _ = writeln!(std::io::stderr(), "{hint}");
+                    std::process::exit(2);
+                }
+                error.exit()
+            }
+        }
+    }
+}
+
+/// `grounds train fixtures/titanic/task.toml`: a task given where the mode belongs.
+fn missing_mode(error: &clap::Error, args: &[std::ffi::OsString]) -> Option<String> {
+    if error.kind() != clap::error::ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    // `train` as the subcommand: only flags before it.
+    let train = args
+        .iter()
+        .skip(1)
+        .position(|a| !a.to_string_lossy().starts_with('-'))
+        .map(|at| at + 1)
+        .filter(|&at| args[at] == "train")?;
+    let given = args.get(train + 1)?.to_string_lossy().into_owned();
+    Some(format!(
+        "error: `grounds train` takes where to run first: attached (here), local (in Docker) or remote \
+         (on SageMaker), e.g. `grounds train attached {given}`"
+    ))
 }
 
 #[derive(Debug, Subcommand)]

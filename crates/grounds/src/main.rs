@@ -23,14 +23,12 @@ mod store;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use cli::{Cli, Command};
 use commands::Exit;
 use printer::{Format, Printer};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_or_explain();
     let format = if cli.json {
         Format::Json
     } else {

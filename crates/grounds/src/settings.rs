@@ -236,8 +236,14 @@ impl TrainSettings {
         options: &RunOptions,
         mode: Mode,
     ) -> anyhow::Result<Self> {
-        let task = Task::load(task_file)?.with_overrides(overrides)?;
-        check_task(&task, mode)?;
+        // The file's own values are blamed on the file, those of --hp on the flag.
+        let task = Task::load(task_file)?;
+        check_task(&task, mode, &task.file.display().to_string())?;
+        let task = task.with_overrides(overrides)?;
+        if !overrides.is_empty() {
+            let given: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            check_task(&task, mode, &format!("--hp {}", given.join(" --hp ")))?;
+        }
         let sources = task
             .channels
             .iter()
@@ -290,7 +296,14 @@ impl TrainSettings {
 
     /// Settings for a task derived from this one (a sweep member), checked as the task was.
     pub fn with_task(&self, task: Task) -> anyhow::Result<TrainSettings> {
-        check_task(&task, self.mode)?;
+        check_task(
+            &task,
+            self.mode,
+            &format!(
+                "a sweep member of {} (its values from --set or [sweep])",
+                task.file.display()
+            ),
+        )?;
         Ok(TrainSettings {
             task,
             ..self.clone()
@@ -333,8 +346,9 @@ pub struct CommonPlan {
 }
 
 /// What can only be checked with the mode and the final hyperparameters known, before anything runs: a
-/// builtin's hyperparameters, and channels the mode cannot read.
-pub fn check_task(task: &Task, mode: Mode) -> anyhow::Result<()> {
+/// builtin's hyperparameters, and channels the mode cannot read. `source` is where the hyperparameters
+/// came from (the task file, `--hp`, a sweep), which a bad value is blamed on.
+pub fn check_task(task: &Task, mode: Mode, source: &str) -> anyhow::Result<()> {
     if let (crate::config::task::Runner::Image(image), Mode::Attached) = (&task.spec.runner, mode) {
         anyhow::bail!(
             "{}: [task.image] {} runs its own entry in a container, so it cannot run attached: use \
@@ -345,7 +359,7 @@ pub fn check_task(task: &Task, mode: Mode) -> anyhow::Result<()> {
     }
     if let crate::config::task::Runner::Builtin(builtin) = &task.spec.runner {
         grounds_builtin::check(builtin, &task.spec.hyperparameters)
-            .map_err(|e| anyhow::anyhow!("{}: {e:#}", task.file.display()))?;
+            .map_err(|e| anyhow::anyhow!("{source}: {e:#}"))?;
     }
     Ok(())
 }

@@ -30,18 +30,31 @@ pub struct Params {
     pub seed: u64,
 }
 
-fn parse<T: std::str::FromStr>(
+/// What a hyperparameter's value must be, in words a person reads (never a Rust type).
+trait Expected {
+    const WORDS: &'static str;
+}
+impl Expected for f64 {
+    const WORDS: &'static str = "a number (such as 0.5 or 1e-4)";
+}
+impl Expected for usize {
+    const WORDS: &'static str = "a whole number, 0 or more";
+}
+impl Expected for u64 {
+    const WORDS: &'static str = "a whole number, 0 or more";
+}
+
+fn parse<T: std::str::FromStr + Expected>(
     hyperparameters: &BTreeMap<String, String>,
     key: &str,
 ) -> anyhow::Result<Option<T>> {
     match hyperparameters.get(key) {
         None => Ok(None),
-        Some(text) => text.trim().parse::<T>().map(Some).map_err(|_| {
-            anyhow::anyhow!(
-                "hyperparameter `{key}` = `{text}` is not a valid {}",
-                std::any::type_name::<T>()
-            )
-        }),
+        Some(text) => {
+            text.trim().parse::<T>().map(Some).map_err(|_| {
+                anyhow::anyhow!("hyperparameter `{key}` = `{text}` is not {}", T::WORDS)
+            })
+        }
     }
 }
 

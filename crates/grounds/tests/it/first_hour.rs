@@ -126,3 +126,85 @@ fn a_folder_given_as_the_task_stands_for_its_task_toml() {
     );
     assert!(!Path::new(&sandbox.path().join("no-task-here/task.toml")).exists());
 }
+
+#[test]
+fn train_without_a_mode_says_which_modes_there_are() {
+    let sandbox = Sandbox::new();
+    let task = quick(&sandbox, "modeless");
+    for args in [
+        vec!["train", task.to_str().unwrap()],
+        vec!["--json", "train", task.to_str().unwrap()],
+    ] {
+        let output = sandbox.run(&args);
+        assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("attached (here), local (in Docker) or remote (on SageMaker)")
+                && stderr.contains(&format!("grounds train attached {}", task.display())),
+            "{stderr}"
+        );
+    }
+    // Other mistakes keep clap's own words.
+    let output = sandbox.run(&["results", "frob"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("unrecognized subcommand 'frob'"));
+}
+
+#[test]
+fn a_bad_hyperparameter_is_blamed_on_where_it_came_from_in_words() {
+    let sandbox = Sandbox::new();
+    let titanic = crate::common::fixture("titanic/task.toml");
+    let file = std::fs::read_to_string(&titanic).unwrap().replace(
+        "training = \"titanic.csv\"",
+        &format!(
+            "training = \"{}\"",
+            crate::common::fixture("titanic/titanic.csv").display()
+        ),
+    );
+    let task = sandbox.write("blamed/task.toml", &file);
+    let task = task.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--hp", "C=abc"],
+            "--hp C=abc: hyperparameter `C` = `abc` is not a number",
+        ),
+        (&["--set", "C=1,abc"], "a sweep member of"),
+        (
+            &["--hp", "folds=2.5"],
+            "`folds` = `2.5` is not a whole number",
+        ),
+    ];
+    for (extra, says) in cases {
+        let mut args = vec!["train", "attached", task, "--dry-run"];
+        args.extend_from_slice(extra);
+        let output = sandbox.run(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            both(&output)
+        );
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+        assert!(
+            !stderr.contains("f64") && !stderr.contains("usize"),
+            "{stderr}"
+        );
+    }
+    // A bad value in the file is the file's.
+    std::fs::write(
+        task,
+        format!(
+            "{}\n",
+            file.replace("[hyperparameters]", "[hyperparameters]\nC = \"abc\"")
+        ),
+    )
+    .unwrap();
+    let output = sandbox.run(&["train", "attached", task, "--dry-run"]);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{task}: hyperparameter `C`")),
+        "{stderr}"
+    );
+}
