@@ -117,12 +117,26 @@ fn script_task(dir: &Path, script: &Path) -> anyhow::Result<String> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let name = match std::path::absolute(folder)
-        .ok()
-        .and_then(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
-    {
-        Some(folder) if stem == "train" || stem == "main" => task_name(&folder),
+    // A script of a generic name (train.py) is named by its project: the folder it is in, or, for a
+    // folder of a generic name too (src/train.py), the one that holds it.
+    const GENERIC_FOLDERS: &[&str] = &[
+        "src", "source", "code", "scripts", "script", "training", "app",
+    ];
+    let project = std::path::absolute(folder).ok().and_then(|folder| {
+        folder
+            .ancestors()
+            .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .find(|name| !GENERIC_FOLDERS.contains(&name.to_ascii_lowercase().as_str()))
+    });
+    let name = match project {
+        Some(project) if stem == "train" || stem == "main" => task_name(&project),
         _ => task_name(&stem),
+    };
+    // Relative to the task file, as every path in it is: inside the source folder.
+    let requirements = if source == "." {
+        "requirements.txt".to_string()
+    } else {
+        format!("{}/requirements.txt", source.trim_end_matches('/'))
     };
     let options = argparse_options(&code);
     let channel = channel_name(&code);
@@ -137,7 +151,7 @@ fn script_task(dir: &Path, script: &Path) -> anyhow::Result<String> {
          # The folder packaged with the job (relative to this file); `run` starts in it.\n\
          source = {source}\n\
          run = {run}\n\
-         # requirements = \"requirements.txt\"   # pip installs these into the image (train local / remote)\n\
+         # requirements = {requirements}   # relative to this file; pip installs them into the image\n\
          \n\
          [channels]\n\
          # Each channel is a folder the job reads as /opt/ml/input/data/<name> (SM_CHANNEL_<NAME>): a local\n\
@@ -146,6 +160,7 @@ fn script_task(dir: &Path, script: &Path) -> anyhow::Result<String> {
         task = dir.join("task.toml").display(),
         name = toml_string(&name),
         source = toml_string(&source),
+        requirements = toml_string(&requirements),
     );
     text.push_str(
         "\n[hyperparameters]\n# Passed to the script as --name value (SM_HP_NAME); --hp name=value overrides one for a run.\n",

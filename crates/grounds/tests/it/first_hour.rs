@@ -208,3 +208,32 @@ fn a_bad_hyperparameter_is_blamed_on_where_it_came_from_in_words() {
         "{stderr}"
     );
 }
+
+/// What `init` writes works when its comments are taken at their word: the requirements line is
+/// relative to the task file, and a script of a generic name in a folder of a generic name is named by
+/// its project.
+#[test]
+fn init_names_the_project_and_writes_a_requirements_line_that_works_uncommented() {
+    let sandbox = Sandbox::new();
+    sandbox.write("myproj/src/train.py", "print('###METRIC###loss:0.5###')\n");
+    sandbox.write("myproj/src/requirements.txt", "pip\n");
+    let made = sandbox.run(&["init", "myproj", "--from", "myproj/src/train.py"]);
+    assert!(made.status.success(), "{}", both(&made));
+    let task_file = sandbox.path().join("myproj/task.toml");
+    let written = std::fs::read_to_string(&task_file).unwrap();
+    assert!(written.contains("name = \"myproj\""), "{written}");
+    let commented = "# requirements = \"src/requirements.txt\"";
+    assert!(written.contains(commented), "{written}");
+    std::fs::write(
+        &task_file,
+        written.replace(commented, "requirements = \"src/requirements.txt\""),
+    )
+    .unwrap();
+    let plan = sandbox.run(&["train", "local", task_file.to_str().unwrap(), "--dry-run"]);
+    assert!(plan.status.success(), "{}", both(&plan));
+    assert!(
+        text(&plan.stdout).contains("pip install"),
+        "{}",
+        both(&plan)
+    );
+}
