@@ -237,3 +237,27 @@ fn init_names_the_project_and_writes_a_requirements_line_that_works_uncommented(
         both(&plan)
     );
 }
+
+/// An id that names nothing lists the newest results first, whatever their tasks' names.
+#[test]
+fn an_unknown_id_lists_the_newest_results_first() {
+    let sandbox = Sandbox::new();
+    let mut ids = Vec::new();
+    for name in ["zzz-older", "aaa-newer"] {
+        let task = quick(&sandbox, name);
+        let (output, answer) = sandbox.json(&["train", "attached", task.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", both(&output));
+        ids.push(answer["id"].as_str().unwrap().to_string());
+        // Ids carry the second they were made in.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let output = sandbox.run(&["results", "show", "nosuch"]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    let listed = stderr
+        .split("the most recent are: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(listed.starts_with(&ids[1]), "{stderr}");
+    assert!(listed.find(&ids[1]) < listed.find(&ids[0]), "{stderr}");
+}

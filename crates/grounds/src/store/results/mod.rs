@@ -418,7 +418,8 @@ impl Store {
         Ok((ids, strays))
     }
 
-    /// The one id that `prefix` names: an exact id, or the only id that starts with it.
+    /// The one id that `prefix` names: an exact id, or the only id that starts with it; naming none, the
+    /// error lists the newest results (by the time in their ids), naming several, those it matches.
     pub fn resolve(&self, prefix: &str) -> anyhow::Result<String> {
         let ids = self.ids()?;
         if ids.iter().any(|id| id == prefix) {
@@ -432,7 +433,9 @@ impl Store {
                 self.results_dir().display()
             ),
             [] => {
-                let recent: Vec<&str> = ids.iter().rev().take(5).map(String::as_str).collect();
+                let mut by_time: Vec<&String> = ids.iter().collect();
+                by_time.sort_by(|a, b| created_part(b).cmp(created_part(a)).then(b.cmp(a)));
+                let recent: Vec<&str> = by_time.into_iter().take(5).map(String::as_str).collect();
                 bail!(
                     "no result matches `{prefix}`; the most recent are: {}",
                     recent.join(", ")
@@ -582,6 +585,24 @@ impl Store {
         }
         rows.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
         Ok((rows, problems))
+    }
+}
+
+/// The `YYYYMMDD-HHMMSS` of a result id (`<task>-<date>-<time>-<suffix>`), which orders ids by when
+/// they were made whatever their task; an id of another shape gives "" (oldest).
+fn created_part(id: &str) -> &str {
+    let part = id
+        .rfind('-')
+        .and_then(|end| id.get(end.checked_sub(15)?..end))
+        .unwrap_or("");
+    let digits = |bytes: &[u8]| bytes.iter().all(u8::is_ascii_digit);
+    match part.as_bytes() {
+        [date @ .., b'-', h, m, s, h2, m2, s2]
+            if date.len() == 8 && digits(date) && digits(&[*h, *m, *s, *h2, *m2, *s2]) =>
+        {
+            part
+        }
+        _ => "",
     }
 }
 
