@@ -52,12 +52,12 @@ fn export_gives_one_row_per_result_that_polars_and_csv_readers_read_back() {
     for id in ids.iter().chain([&failed]) {
         assert!(got.contains(&id.as_str()), "{id} in {got:?}");
     }
-    // Hyperparameters that are numbers are numbers; metrics are columns of their own.
+    // Hyperparameters that are whole numbers stay whole; metrics are columns of their own.
     let epochs = df.column("hp.epochs").unwrap();
-    assert_eq!(epochs.dtype(), &polars::prelude::DataType::Float64);
-    let mut epochs: Vec<f64> = epochs.f64().unwrap().iter().flatten().collect();
-    epochs.sort_by(f64::total_cmp);
-    assert_eq!(epochs, [2.0, 4.0]);
+    assert_eq!(epochs.dtype(), &polars::prelude::DataType::Int64);
+    let mut epochs: Vec<i64> = epochs.i64().unwrap().iter().flatten().collect();
+    epochs.sort();
+    assert_eq!(epochs, [2, 4]);
     let accuracy = df.column("metric.accuracy").unwrap();
     assert_eq!(accuracy.f64().unwrap().iter().flatten().count(), 2);
     let status: Vec<&str> = df
@@ -90,12 +90,18 @@ fn export_gives_one_row_per_result_that_polars_and_csv_readers_read_back() {
         assert!(header.contains(&column), "{column} in {header:?}");
     }
     assert_eq!(lines.count(), 2, "{csv}");
+    let epochs_at = header.iter().position(|c| *c == "hp.epochs").unwrap();
+    for line in csv.lines().skip(1) {
+        let epochs = line.split(',').nth(epochs_at).unwrap_or_default();
+        assert!(["2", "4"].contains(&epochs), "whole, not {epochs}: {csv}");
+    }
 
     // JSON, as records.
     let json = sandbox.run(&["results", "export", "--format", "json", "--task", "failing"]);
     let records: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(records.as_array().unwrap().len(), 1);
     assert_eq!(records[0]["id"], failed.as_str());
+    assert!(records[0]["hp.epochs"].is_i64() || records[0]["hp.epochs"].is_null(), "{records}");
 
     // Parquet needs a file; nothing is half-written.
     let refused = sandbox.run(&["results", "export", "--format", "parquet"]);

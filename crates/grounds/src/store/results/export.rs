@@ -38,8 +38,9 @@ pub const HP_PREFIX: &str = "hp.";
 /// Prefix of a final metric's column.
 pub const METRIC_PREFIX: &str = "metric.";
 
-/// One column of the export: numbers, or text (both may be missing).
+/// One column of the export: whole numbers, numbers, or text (any may be missing).
 enum Values {
+    Integers(Vec<Option<i64>>),
     Numbers(Vec<Option<f64>>),
     Text(Vec<Option<String>>),
 }
@@ -80,16 +81,25 @@ fn table(rows: &[Summary]) -> Table {
     for name in hyperparameters {
         let values: Vec<Option<&String>> =
             rows.iter().map(|r| r.hyperparameters.get(name)).collect();
-        let numbers: Option<Vec<Option<f64>>> = values
-            .iter()
-            .map(|v| match v {
-                None => Some(None),
-                Some(text) => text.trim().parse::<f64>().ok().map(Some),
-            })
-            .collect();
-        let column = match numbers {
-            Some(numbers) => Values::Numbers(numbers),
-            None => Values::Text(values.into_iter().map(|v| v.cloned()).collect()),
+        // Whole numbers stay whole (`max_iter` 1000, not 1000.0), other numbers are numbers, the rest text.
+        let parsed =
+            |parse: &dyn Fn(&str) -> bool| values.iter().all(|v| v.is_none_or(|t| parse(t.trim())));
+        let column = if parsed(&|t| t.parse::<i64>().is_ok()) {
+            Values::Integers(
+                values
+                    .iter()
+                    .map(|v| v.and_then(|t| t.trim().parse().ok()))
+                    .collect(),
+            )
+        } else if parsed(&|t| t.parse::<f64>().is_ok()) {
+            Values::Numbers(
+                values
+                    .iter()
+                    .map(|v| v.and_then(|t| t.trim().parse().ok()))
+                    .collect(),
+            )
+        } else {
+            Values::Text(values.into_iter().map(|v| v.cloned()).collect())
         };
         columns.push((format!("{HP_PREFIX}{name}"), column));
     }
@@ -118,6 +128,9 @@ pub fn to_json(rows: &[Summary]) -> serde_json::Value {
             let mut record = serde_json::Map::new();
             for (name, values) in &table.columns {
                 let value = match values {
+                    Values::Integers(v) => v[i]
+                        .map(serde_json::Value::from)
+                        .unwrap_or(serde_json::Value::Null),
                     Values::Numbers(v) => v[i]
                         .map(crate::job::metrics::value::to_json)
                         .unwrap_or(serde_json::Value::Null),
@@ -140,6 +153,7 @@ fn frame(rows: &[Summary]) -> anyhow::Result<DataFrame> {
         .columns
         .into_iter()
         .map(|(name, values)| match values {
+            Values::Integers(v) => Column::new(name.into(), v),
             Values::Numbers(v) => Column::new(name.into(), v),
             Values::Text(v) => Column::new(name.into(), v),
         })
