@@ -153,7 +153,30 @@ pub struct SweepTable {
     pub rows: Vec<SweepRow>,
     pub text: String,
     pub errors: Vec<String>,
+    /// What a person should know of the table: a `--sort` metric no member reported.
+    pub warnings: Vec<String>,
     pub all_completed: bool,
+}
+
+/// `--sort NAME` when members ran and none reported `NAME`: the table could not be sorted by it.
+fn unsorted_warning(
+    sort: Option<&str>,
+    ran: bool,
+    metric_names: &BTreeSet<String>,
+) -> Option<String> {
+    let name = sort?;
+    if !ran || metric_names.contains(name) {
+        return None;
+    }
+    Some(format!(
+        "--sort {name}: no member reported a metric `{name}` (theirs: {}), so the table is in the \
+         members' order",
+        if metric_names.is_empty() {
+            "none".to_string()
+        } else {
+            metric_names.iter().cloned().collect::<Vec<_>>().join(", ")
+        }
+    ))
 }
 
 /// `members` are (name, hyperparameters the member sets) in order, `answers` theirs in the same order.
@@ -259,8 +282,14 @@ pub fn sweep_table(
             MemberOutcome::Answer(_) => None,
         })
         .collect();
+    let ran = rows.iter().any(
+        |row| matches!(&row.outcome, MemberOutcome::Answer(answer) if answer.metrics().is_some()),
+    );
     SweepTable {
         text: printer::table(&header, &table_rows),
+        warnings: unsorted_warning(sort, ran, &metric_names)
+            .into_iter()
+            .collect(),
         rows,
         errors,
         all_completed,

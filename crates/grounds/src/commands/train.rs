@@ -267,6 +267,9 @@ async fn train<E: Executor>(
     }
     printer.json(&table.rows);
     printer.out(&table.text);
+    for warning in &table.warnings {
+        printer.warn(warning);
+    }
     for error in &table.errors {
         printer.error(error);
     }

@@ -101,7 +101,10 @@ fn export_gives_one_row_per_result_that_polars_and_csv_readers_read_back() {
     let records: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(records.as_array().unwrap().len(), 1);
     assert_eq!(records[0]["id"], failed.as_str());
-    assert!(records[0]["hp.epochs"].is_i64() || records[0]["hp.epochs"].is_null(), "{records}");
+    assert!(
+        records[0]["hp.epochs"].is_i64() || records[0]["hp.epochs"].is_null(),
+        "{records}"
+    );
 
     // Parquet needs a file; nothing is half-written.
     let refused = sandbox.run(&["results", "export", "--format", "parquet"]);

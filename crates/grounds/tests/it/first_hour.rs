@@ -261,3 +261,42 @@ fn an_unknown_id_lists_the_newest_results_first() {
     assert!(listed.starts_with(&ids[1]), "{stderr}");
     assert!(listed.find(&ids[1]) < listed.find(&ids[0]), "{stderr}");
 }
+
+/// A sweep sorted by a metric no member reported says so (the jobs ran: their results stay).
+#[test]
+fn a_sweep_sorted_by_no_metric_says_so() {
+    let sandbox = Sandbox::new();
+    let task = quick(&sandbox, "sorted");
+    let task = task.to_str().unwrap();
+    let args = [
+        "train",
+        "attached",
+        task,
+        "--set",
+        "epochs=1,2",
+        "--sort",
+        "accuracy",
+    ];
+    let output = sandbox.run(&args);
+    assert!(output.status.success(), "{}", both(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("--sort accuracy: no member reported a metric `accuracy` (theirs: loss)"),
+        "{stderr}"
+    );
+    let output = sandbox.run(&[
+        "train",
+        "attached",
+        task,
+        "--set",
+        "epochs=1,2",
+        "--sort",
+        "loss",
+    ]);
+    assert!(output.status.success(), "{}", both(&output));
+    assert!(
+        !text(&output.stderr).contains("--sort"),
+        "{}",
+        both(&output)
+    );
+}
