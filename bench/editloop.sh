@@ -107,7 +107,7 @@ registry = \"$GROUNDS_TEST_REGISTRY\""
   echo
   echo "Remote, on the SageMaker stand-in with moto's S3 and a local registry: \`train remote --detach\`, which"
   echo "returns once CreateTrainingJob is made, ${BENCH_EDIT_REMOTE_PAIRS:-5} alternating pairs, this build against the one before the"
-  echo "package left the image ($("$ANCHOR" --version))."
+  echo "package left the image (${ANCHOR_NAME:-$("$ANCHOR" --version)})."
   echo
   echo "| run, after a one-line change | median s | range s | runs that pushed an image |"
   echo "|---|---:|---:|---:|"

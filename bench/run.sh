@@ -154,7 +154,7 @@ if [ "${BENCH_EDIT:-1}" != 0 ] && docker info >/dev/null 2>&1; then
   if [ -n "${GROUNDS_TEST_SAGEMAKER:-}" ]; then
     edit_anchor="$(BENCH_ANCHOR_REV="${BENCH_EDIT_ANCHOR_REV:-03092e0}" bench/anchor.sh)"
   fi
-  editloop_md="$(GROUNDS="$GROUNDS" ANCHOR="$edit_anchor" bench/editloop.sh)"
+  editloop_md="$(GROUNDS="$GROUNDS" ANCHOR="$edit_anchor" ANCHOR_NAME="commit ${BENCH_EDIT_ANCHOR_REV:-03092e0}" bench/editloop.sh)"
 fi
 
 # Images: this build's against grounds before the workspace (bench/anchor.sh builds it once, in release).
