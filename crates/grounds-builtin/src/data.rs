@@ -280,6 +280,32 @@ fn read_file(
     }
 }
 
+/// Checks that every data file at `path` (a CSV or parquet file, or a folder of them, as a channel is
+/// given) has the label and the features: what the job would refuse after its data was copied, said
+/// before anything runs, naming the user's file and its columns. Only the files' columns are read.
+pub fn check_columns(
+    path: &Path,
+    label: &str,
+    features: Option<&[String]>,
+) -> Result<(), DataError> {
+    let files = if path.is_dir() {
+        // Named below the user's folder, not the channel's.
+        tabular_files(path).map_err(|e| match e {
+            DataError::NotTabular { file } => DataError::NotTabular {
+                file: path.join(file).display().to_string(),
+            },
+            other => other,
+        })?
+    } else {
+        vec![path.to_path_buf()]
+    };
+    for file in &files {
+        let schema = file_schema(file)?;
+        wanted_columns(&schema, &file.display().to_string(), label, features)?;
+    }
+    Ok(())
+}
+
 /// What `grounds init --builtin` needs to know of a data file: its columns, and of the label's first
 /// 10,000 values how many distinct ones there are and whether they are numbers.
 pub struct Peek {

@@ -2,8 +2,8 @@
 //!
 //! A builtin is the job: it runs in the entry (the `grounds-builtin` binary, `train` in a builtin task's
 //! image) like any program would, reads the same `/opt/ml` contract and reports on standard output,
-//! metrics included, exactly as a script would. The orchestrator uses [`check`], [`metric_names`] and
-//! [`peek`] before anything runs.
+//! metrics included, exactly as a script would. The orchestrator uses [`check`], [`check_columns`],
+//! [`metric_names`] and [`peek`] before anything runs.
 
 // Nothing a user or a job controls may panic: outside tests, no unwrap, expect or panic.
 #![cfg_attr(
@@ -21,7 +21,7 @@ mod result_file;
 mod scores;
 mod single_frame;
 
-pub use data::peek;
+pub use data::{check_columns, peek};
 use grounds_job::contract::{JobConfig, Layout};
 use grounds_job::spec::{BuiltinKind, BuiltinSpec};
 

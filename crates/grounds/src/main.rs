@@ -52,12 +52,15 @@ fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(error) => {
             printer.error(&format!("{error:#}"));
+            let stopped = error
+                .downcast_ref::<run::lifecycle::StoppedBeforeRunning>()
+                .is_some();
             if printer.is_json() {
                 printer.json(&answers::schema::ErrorAnswer {
                     error: format!("{error:#}"),
                 });
             }
-            ExitCode::from(Exit::Error.code())
+            ExitCode::from(if stopped { Exit::Stopped } else { Exit::Error }.code())
         }
     }
 }

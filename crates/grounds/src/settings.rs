@@ -360,6 +360,12 @@ pub fn check_task(task: &Task, mode: Mode, source: &str) -> anyhow::Result<()> {
     if let crate::config::task::Runner::Builtin(builtin) = &task.spec.runner {
         grounds_builtin::check(builtin, &task.spec.hyperparameters)
             .map_err(|e| anyhow::anyhow!("{source}: {e:#}"))?;
+        // The label and features against the data's columns, before the data is copied anywhere.
+        if let Some(crate::config::task::ChannelSource::Local(data)) = task.channels.get("training")
+        {
+            grounds_builtin::check_columns(data, &builtin.label, builtin.features.as_deref())
+                .map_err(|e| anyhow::anyhow!("{}: [task.builtin]: {e}", task.file.display()))?;
+        }
     }
     Ok(())
 }

@@ -311,16 +311,48 @@ fn expect_failure(files: &[(&str, &[u8])], builtin: &str, expected: &str) {
     assert_eq!(zip.json("job.json")["status"], "Failed");
 }
 
+/// What can be told from the data's columns and files (a label or feature that is not a column, a file
+/// that is not a table) is refused before anything runs, naming the user's data, not the job's copy.
+fn expect_refusal(files: &[(&str, &[u8])], builtin: &str, expected: &str) {
+    let sandbox = Sandbox::new();
+    let data = sandbox.path().join("bad/data");
+    std::fs::create_dir_all(&data).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(data.join(name), bytes).unwrap();
+    }
+    let task = sandbox.write(
+        "bad/task.toml",
+        &format!("[task]\nname = \"bad\"\n[task.builtin]\nkind = \"single-frame\"\n{builtin}\n[channels]\ntraining = \"data\"\n"),
+    );
+    let output = sandbox.run(&["train", "attached", task.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{expected}: {}",
+        both(&output)
+    );
+    let stderr = crate::common::text(&output.stderr);
+    assert!(
+        stderr.contains(expected),
+        "expected `{expected}` in: {stderr}"
+    );
+    assert!(
+        stderr.contains(&data.display().to_string()),
+        "the user's data is named: {stderr}"
+    );
+    assert!(sandbox.result_zips().is_empty(), "nothing ran: {stderr}");
+}
+
 const GOOD: &[u8] = b"y,a,s\n0,1,p\n1,2,q\n0,3,p\n1,4,q\n0,5,p\n1,6,q\n";
 
 #[test]
 fn missing_columns_name_the_column_and_list_the_others() {
-    expect_failure(
+    expect_refusal(
         &[("d.csv", GOOD)],
         "label = \"Survived\"",
         "column `Survived` is not in",
     );
-    expect_failure(
+    expect_refusal(
         &[("d.csv", GOOD)],
         "label = \"y\"\nfeatures = [\"a\", \"age\"]",
         "its columns are: y, a, s",
@@ -367,23 +399,23 @@ fn all_null_columns_are_refused() {
 
 #[test]
 fn unreadable_and_non_tabular_files_are_refused() {
-    expect_failure(
+    expect_refusal(
         &[("d.csv", GOOD), ("notes.txt", b"hello")],
         "label = \"y\"",
         "notes.txt is not a CSV or parquet file",
     );
     // The advice is one that works: channels do not read ignore files.
-    expect_failure(
+    expect_refusal(
         &[("d.csv", GOOD), ("notes.txt", b"hello")],
         "label = \"y\"",
         "move it out of the channel's folder, or point the channel at the data file itself",
     );
-    expect_failure(
+    expect_refusal(
         &[("d.parquet", b"this is not parquet at all")],
         "label = \"y\"",
         "cannot read",
     );
-    expect_failure(&[], "label = \"y\"", "has no CSV or parquet file");
+    expect_refusal(&[], "label = \"y\"", "has no CSV or parquet file");
 }
 
 #[test]

@@ -300,3 +300,110 @@ fn a_sweep_sorted_by_no_metric_says_so() {
         both(&output)
     );
 }
+
+/// A builtin's label or feature that is not a column of the data is refused before anything runs,
+/// naming the user's file (not the job's copy of it) and its columns.
+#[test]
+fn a_builtin_label_that_is_not_a_column_is_refused_before_anything_runs() {
+    let sandbox = Sandbox::new();
+    let data = crate::common::fixture("titanic/titanic.csv");
+    for (label, features, missing) in [
+        ("Survivd", "[\"Pclass\"]", "Survivd"),
+        ("Survived", "[\"Pclass\", \"Agee\"]", "Agee"),
+    ] {
+        let task = sandbox.write(
+            "typo/task.toml",
+            &format!(
+                "[task]\nname = \"typo\"\n[task.builtin]\nkind = \"single-frame\"\nlabel = \"{label}\"\n\
+                 features = {features}\n[channels]\ntraining = \"{}\"\n",
+                data.display()
+            ),
+        );
+        for mode in ["attached", "local"] {
+            let output = sandbox.run(&["train", mode, task.to_str().unwrap()]);
+            assert_eq!(output.status.code(), Some(2), "{mode}: {}", both(&output));
+            let stderr = text(&output.stderr);
+            assert!(
+                stderr.contains(&format!("column `{missing}` is not in {}", data.display()))
+                    && stderr.contains("its columns are: PassengerId, Survived"),
+                "{mode}: {stderr}"
+            );
+            assert!(!stderr.contains("Running"), "{mode}: nothing ran: {stderr}");
+        }
+    }
+    assert!(sandbox.result_zips().is_empty());
+}
+
+/// Task-file slips said with what to write: a requirements file named as if paths were relative to the
+/// source folder, and a regex with `\d` in a basic TOML string.
+#[test]
+fn task_file_slips_say_what_to_write_instead() {
+    let sandbox = Sandbox::new();
+    sandbox.write("slips/src/train.py", "print('hi')\n");
+    sandbox.write("slips/src/requirements.txt", "pip\n");
+    let task = sandbox.write(
+        "slips/task.toml",
+        "[task]\nname = \"slips\"\n[task.command]\nsource = \"src\"\nrequirements = \"requirements.txt\"\nrun = [\"python3\", \"train.py\"]\n",
+    );
+    let output = sandbox.run(&["train", "attached", task.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("relative to the task file's folder")
+            && stderr.contains("write requirements = \"src/requirements.txt\""),
+        "{stderr}"
+    );
+    let task = sandbox.write(
+        "slips/task.toml",
+        "[task]\nname = \"slips\"\n[task.command]\nsource = \"src\"\nrun = [\"python3\", \"train.py\"]\n[metrics]\nloss = \"loss: (\\d+)\"\n",
+    );
+    let output = sandbox.run(&["train", "attached", task.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("literal string in single quotes") && stderr.contains("task.toml"),
+        "{stderr}"
+    );
+}
+
+/// Ctrl-C while the image builds: said, exit 130, and nothing left behind (no package file, no result).
+#[test]
+fn ctrl_c_while_an_image_builds_says_so_and_leaves_nothing() {
+    let sandbox = Sandbox::new();
+    sandbox.write("slowbuild/src/train.py", "print('never')\n");
+    // A step that takes long, new each time the test runs, so that it is built and not cached.
+    let unique = format!("{:?}", std::time::SystemTime::now());
+    sandbox.write(
+        "slowbuild/Dockerfile",
+        &format!("FROM {{{{BASE_IMAGE}}}}\nRUN echo '{unique}' && sleep 20\nCOPY train /usr/local/bin/train\n"),
+    );
+    let task = sandbox.write(
+        "slowbuild/task.toml",
+        &format!(
+            "[task]\nname = \"slowbuild\"\n[task.command]\nsource = \"src\"\nrun = [\"python3\", \"train.py\"]\n\
+             [container]\nbase_image = \"{}\"\ndockerfile = \"Dockerfile\"\n",
+            crate::common::PYTHON_BASE
+        ),
+    );
+    let temp = sandbox.path().join("tmp");
+    std::fs::create_dir_all(&temp).unwrap();
+    let mut command = sandbox.command(&["train", "local", task.to_str().unwrap()]);
+    command.env("TMPDIR", &temp);
+    let running = crate::common::Running::start(command);
+    running.wait_for("Step 2/", 120);
+    running.signal(libc::SIGINT);
+    let output = running.finish(60);
+    assert_eq!(output.status.code(), Some(130), "{}", both(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("stopped (SIGINT) while getting the job ready")
+            && stderr.contains("nothing ran"),
+        "{stderr}"
+    );
+    let left: Vec<String> = std::fs::read_dir(&temp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(sandbox.result_zips().is_empty());
+}

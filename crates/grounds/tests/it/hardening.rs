@@ -750,7 +750,7 @@ fn bad_input_is_refused_before_anything_runs() {
         (
             builtin("", fine_channel),
             vec!["--hp", "folds=1"],
-            vec!["task.toml", "`folds` must be at least 2"],
+            vec!["--hp folds=1", "`folds` must be at least 2"],
         ),
         (
             builtin("", fine_channel),

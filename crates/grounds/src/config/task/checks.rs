@@ -250,6 +250,12 @@ pub(super) fn explain_toml_error(message: &str) -> String {
         format!("{message}; check the spelling, or see the task file reference in README.md")
     } else if message.starts_with("missing field") {
         format!("{message}: add it")
+    } else if message.contains("invalid escape sequence") || message.contains("invalid unicode") {
+        // A regex (`\d`, `\s`) in a basic string, where a backslash starts an escape.
+        format!(
+            "{message}; in a \"…\" string a backslash starts an escape: write a regex or a Windows path as \
+             a literal string in single quotes ('loss: (\\d+)') or double each backslash (\"\\\\d\")"
+        )
     } else {
         message.to_string()
     }

@@ -291,14 +291,29 @@ impl Reader<'_> {
                 Some(requirements.span()),
                 format!("requirements file {} does not exist", full.display()),
             )),
-            None => Err(self.invalid(
-                Some(requirements.span()),
-                format!(
-                    "requirements file `{}` is outside the source folder `{source_as_written}`: only \
-                     the source folder is delivered, so move it there",
-                    requirements.get_ref(),
-                ),
-            )),
+            None => {
+                // Paths in a task file are relative to the task file's folder, not the source folder:
+                // the commonest slip is the file's name alone when it lies in the source folder.
+                let in_source = source.join(requirements.get_ref());
+                let hint = match in_source.is_file() {
+                    true => format!(
+                        "; there is one in the source folder: write requirements = \"{}/{}\"",
+                        source_as_written.trim_end_matches('/'),
+                        requirements.get_ref()
+                    ),
+                    false => ", so move it there".to_string(),
+                };
+                Err(self.invalid(
+                    Some(requirements.span()),
+                    format!(
+                        "requirements file `{}` is {}, outside the source folder `{source_as_written}`: \
+                         paths in a task file are relative to the task file's folder, and only the \
+                         source folder is delivered{hint}",
+                        requirements.get_ref(),
+                        full.display(),
+                    ),
+                ))
+            }
         }
     }
 

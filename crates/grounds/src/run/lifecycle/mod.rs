@@ -65,6 +65,28 @@ pub struct Running<E: Executor> {
 }
 
 /// How far `start` took a job: to an answer already (a plan, a reuse), or to a launch.
+/// Ctrl-C (or SIGTERM, SIGHUP) while a mode got ready (an image build, a push, an upload): nothing ran,
+/// nothing is kept; the command exits as a stopped run does.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped ({}) while getting the job ready (building, pushing or uploading): nothing ran, and nothing of it is kept", grounds_job::signals::name(*.signal))]
+pub struct StoppedBeforeRunning {
+    pub signal: i32,
+}
+
+/// A mode's `ready` until it ends or a stop signal comes: then its work is dropped (a build's context,
+/// the package: temporary files, removed as they are dropped) and the answer is [`StoppedBeforeRunning`].
+async fn ready_or_stopped<T>(
+    ready: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let Ok(mut stops) = grounds_job::signals::StopSignals::listen() else {
+        return ready.await;
+    };
+    tokio::select! {
+        result = ready => result,
+        signal = stops.recv() => Err(StoppedBeforeRunning { signal }.into()),
+    }
+}
+
 pub enum Begun<E: Executor> {
     Answered(Box<Ran>),
     Launched(Box<Running<E>>),
@@ -148,7 +170,7 @@ pub async fn start<E: Executor>(
                 .collect::<String>()
         ),
     );
-    let ready = executor.ready(&job, reporter).await?;
+    let ready = ready_or_stopped(executor.ready(&job, reporter)).await?;
     let reservation = settings.store.reserve(base)?;
     let id = reservation.id.clone();
     let work = WorkDir::new(&id).context("creating a temporary folder for the job")?;
