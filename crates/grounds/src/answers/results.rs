@@ -256,28 +256,50 @@ fn provenance_text(job: &JobRecord) -> String {
             "\nleft out ({} file(s) the job left that are not in the result):\n",
             job.left_out.len()
         ));
-        for left in &job.left_out {
-            text.push_str(&format!("  {}  {}\n", left.path, left.reason));
-        }
+        let rows: Vec<(String, String)> = job
+            .left_out
+            .iter()
+            .map(|left| (left.path.clone(), left.reason.clone()))
+            .collect();
+        text.push_str(&two_columns(&rows));
     }
     if !job.channels.is_empty() {
         text.push_str("\nchannels:\n");
-        for (name, source) in &job.channels {
-            text.push_str(&format!("  {name}  {source}\n"));
-        }
+        let rows: Vec<(String, String)> = job
+            .channels
+            .iter()
+            .map(|(name, source)| (name.clone(), source.clone()))
+            .collect();
+        text.push_str(&two_columns(&rows));
     }
     if !job.inputs.is_empty() {
         text.push_str("\nread from results:\n");
-        for input in &job.inputs {
-            text.push_str(&format!(
-                "  {}  {} ({}/)\n",
-                input.channel,
-                input.result,
-                input.folder.path_in_result()
-            ));
-        }
+        let rows: Vec<(String, String)> = job
+            .inputs
+            .iter()
+            .map(|input| {
+                let from = format!("{} ({}/)", input.result, input.folder.path_in_result());
+                (input.channel.clone(), from)
+            })
+            .collect();
+        text.push_str(&two_columns(&rows));
     }
     text
+}
+
+/// Rows of a name and a value, indented, the values in one column whatever the names' lengths.
+fn two_columns(rows: &[(String, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(name, _)| name.chars().count())
+        .max()
+        .unwrap_or(0);
+    rows.iter()
+        .map(|(name, value)| {
+            let pad = " ".repeat(width - name.chars().count());
+            format!("  {name}{pad}  {value}\n")
+        })
+        .collect()
 }
 
 /// The hyperparameters and the metrics (final value, samples, a sparkline) as tables.

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 
 use super::Exit;
 use crate::cli::InitArgs;
-use crate::printer::{Printer, Reporter};
+use crate::printer::Printer;
 
 pub fn run(args: InitArgs, printer: &Printer) -> anyhow::Result<Exit> {
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
@@ -40,7 +40,6 @@ pub fn run(args: InitArgs, printer: &Printer) -> anyhow::Result<Exit> {
         let _ = std::fs::remove_file(&target);
         bail!("the task file init wrote does not parse ({e}); please report this");
     }
-    printer.stage("Created", &target.display().to_string());
     printer.json(&crate::answers::schema::InitAnswer {
         task_file: target.clone(),
     });

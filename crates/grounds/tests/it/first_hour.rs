@@ -219,6 +219,13 @@ fn init_names_the_project_and_writes_a_requirements_line_that_works_uncommented(
     sandbox.write("myproj/src/requirements.txt", "pip\n");
     let made = sandbox.run(&["init", "myproj", "--from", "myproj/src/train.py"]);
     assert!(made.status.success(), "{}", both(&made));
+    // Said once.
+    let said = format!("{}{}", text(&made.stdout), text(&made.stderr));
+    assert_eq!(
+        said.matches("Wrote").count() + said.matches("Created").count(),
+        1,
+        "{said}"
+    );
     let task_file = sandbox.path().join("myproj/task.toml");
     let written = std::fs::read_to_string(&task_file).unwrap();
     assert!(written.contains("name = \"myproj\""), "{written}");
@@ -406,4 +413,34 @@ fn ctrl_c_while_an_image_builds_says_so_and_leaves_nothing() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(sandbox.result_zips().is_empty());
+}
+
+/// `results show` lines its channel rows up, whatever the channels' names.
+#[test]
+fn results_show_aligns_its_rows() {
+    let sandbox = Sandbox::new();
+    sandbox.write("aligned/a/x.txt", "x\n");
+    sandbox.write("aligned/training-data/y.txt", "y\n");
+    let task = sandbox.command_task(
+        "aligned",
+        "print('###METRIC###loss:0.5###')\n",
+        "[channels]\na = \"a\"\ntraining = \"training-data\"\n",
+    );
+    let (output, answer) = sandbox.json(&["train", "attached", task.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", both(&output));
+    let shown = sandbox.run(&["results", "show", answer["id"].as_str().unwrap()]);
+    let shown = text(&shown.stdout);
+    let column_of = |name: &str, value: &str| {
+        let line = shown
+            .lines()
+            .find(|l| l.starts_with(&format!("  {name} ")))
+            .unwrap_or_else(|| panic!("no row {name}: {shown}"));
+        line.find(value)
+            .unwrap_or_else(|| panic!("{value} in {line}"))
+    };
+    assert_eq!(
+        column_of("a", "/aligned/a"),
+        column_of("training", "/aligned/training-data"),
+        "{shown}"
+    );
 }
