@@ -119,7 +119,9 @@ pub fn abbreviations(names: &[String]) -> BTreeMap<String, String> {
     }
 }
 
-/// A value written short: lists joined with `x`, no dots in numbers, large integers as K or M.
+/// A value written short: lists joined with `x`, large integers as K or M, a number's decimal point as
+/// `p` and its minus as `m` (`0.5` → `0p5`, `1e-05` → `1em05`), so that values that differ get names that
+/// differ (`1.0` → `1p0`, `10` → `10`).
 pub fn short_value(value: &str) -> String {
     let trimmed = value.trim();
     if let Ok(list) = serde_json::from_str::<Vec<serde_json::Value>>(trimmed) {
@@ -135,6 +137,17 @@ pub fn short_value(value: &str) -> String {
             n if n != 0 && n % 1000 == 0 => format!("{}K", n / 1000),
             n => n.to_string().replace('-', "m"),
         };
+    }
+    if trimmed.parse::<f64>().is_ok_and(f64::is_finite) {
+        return trimmed
+            .chars()
+            .filter_map(|c| match c {
+                '.' => Some('p'),
+                '-' => Some('m'),
+                '+' => None,
+                c => Some(c),
+            })
+            .collect();
     }
     trimmed
         .trim_matches('"')
@@ -296,7 +309,10 @@ mod tests {
             .map(|m| m.auto_name.clone().unwrap())
             .collect();
         assert_eq!(names, ["LR1-NS10", "LR1-NS10x5", "LR2-NS10", "LR2-NS10x5"]);
-        assert_eq!(short_value("0.001"), "0001");
+        assert_eq!(short_value("0.001"), "0p001");
+        // Values that differ have names that differ, without a counter.
+        assert_ne!(short_value("1.0"), short_value("10"));
+        assert_eq!(short_value("1.5e-3"), "1p5em3");
         assert_eq!(short_value("1000"), "1K");
         assert_eq!(short_value("2000000"), "2M");
         assert_eq!(short_value("1e-05"), "1em05");
@@ -321,11 +337,16 @@ mod tests {
         assert_eq!(notes.len(), 1);
         let (parameters, _) = without_repeats(vec![p("max_iter", &["100", "100"])]);
         assert_eq!(members(&parameters).len(), 1);
-        let names: Vec<String> = members(&[p("lr", &["1.0", "10"])])
-            .into_iter()
-            .map(|m| m.auto_name.unwrap())
-            .collect();
-        assert_eq!(names, ["L10", "L10-2"]);
+        let names = |values: &[&str]| -> Vec<String> {
+            members(&[p("lr", values)])
+                .into_iter()
+                .map(|m| m.auto_name.unwrap())
+                .collect()
+        };
+        // Numbers that differ are told apart by their names.
+        assert_eq!(names(&["1.0", "10"]), ["L1p0", "L10"]);
+        // Texts written alike once short are numbered.
+        assert_eq!(names(&["a.b", "ab"]), ["Lab", "Lab-2"]);
     }
 
     #[test]

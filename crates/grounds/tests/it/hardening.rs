@@ -907,6 +907,11 @@ fn a_sweep_with_a_repeated_value_runs_it_once() {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names.len(), 4, "{rows}");
+    // Told apart by their values, not by a counter.
+    assert!(
+        names.contains("E1p0-S1") && names.contains("E10-S1"),
+        "{rows}"
+    );
 }
 
 // ---- results open ---------------------------------------------------------------------------------------

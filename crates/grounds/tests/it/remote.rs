@@ -666,7 +666,7 @@ async fn a_remote_sweep_submits_every_member() {
     let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let rows = rows.as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["C05", "C1"]);
+    assert_eq!(names, ["C0p5", "C1"]);
     let sagemaker = aws_sdk_sagemaker::Client::from_conf(
         aws_sdk_sagemaker::config::Builder::from(&sdk().await)
             .endpoint_url(sagemaker())

@@ -39,7 +39,7 @@ fn a_two_by_two_sweep_runs_reuses_and_runs_only_what_changed() {
     let rows = by_name(&rows);
     assert_eq!(
         rows.keys().cloned().collect::<Vec<_>>(),
-        ["LR01-NS10", "LR01-NS20", "LR1-NS10", "LR1-NS20"]
+        ["LR0p1-NS10", "LR0p1-NS20", "LR1-NS10", "LR1-NS20"]
     );
     for (name, row) in &rows {
         assert_eq!(row["status"], "Completed", "{name}");
@@ -58,7 +58,7 @@ fn a_two_by_two_sweep_runs_reuses_and_runs_only_what_changed() {
         );
     }
     assert_eq!(rows["LR1-NS20"]["metrics"]["score"], 20.0);
-    assert_eq!(rows["LR01-NS10"]["metrics"]["score"], 1.0);
+    assert_eq!(rows["LR0p1-NS10"]["metrics"]["score"], 1.0);
     let table = text(
         &sandbox
             .run(
@@ -160,8 +160,8 @@ fn a_sweep_table_in_the_task_file_and_set_together() {
     ]);
     assert!(output.status.success(), "{}", both(&output));
     let rows = by_name(&rows);
-    assert_eq!(rows.keys().cloned().collect::<Vec<_>>(), ["LR05", "LR20"]);
-    assert_eq!(rows["LR20"]["metrics"]["score"], 8.0);
+    assert_eq!(rows.keys().cloned().collect::<Vec<_>>(), ["LR0p5", "LR2p0"]);
+    assert_eq!(rows["LR2p0"]["metrics"]["score"], 8.0);
     // A [sweep] value that is not a list is a task-file error.
     std::fs::write(
         &task,
@@ -193,12 +193,12 @@ fn the_same_sweep_runs_in_local_docker() {
     ]);
     assert!(output.status.success(), "{}", both(&output));
     let rows = by_name(&rows);
-    assert_eq!(rows.keys().cloned().collect::<Vec<_>>(), ["C001", "C1"]);
+    assert_eq!(rows.keys().cloned().collect::<Vec<_>>(), ["C0p01", "C1"]);
     for row in rows.values() {
         assert_eq!(row["status"], "Completed");
         assert_eq!(row["mode"], "local");
     }
-    let strong = rows["C001"]["metrics"]["roc_auc_score_test"]
+    let strong = rows["C0p01"]["metrics"]["roc_auc_score_test"]
         .as_f64()
         .unwrap();
     let weak = rows["C1"]["metrics"]["roc_auc_score_test"]
