@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
     name = "grounds",
     version,
     about = "Deliver machine-learning training jobs: attached, in local Docker or on Amazon SageMaker",
-    after_help = "Results are kept in $GROUNDS_HOME/results (default ./.grounds). See README.md."
+    after_help = "Results are kept in $GROUNDS_HOME/results (default: the nearest .grounds folder here or above, else ./.grounds)."
 )]
 pub struct Cli {
     /// Print the answer as JSON on standard output (progress and job output stay on standard error).

@@ -444,3 +444,36 @@ fn results_show_aligns_its_rows() {
         "{shown}"
     );
 }
+
+/// Without GROUNDS_HOME the store is found as git finds its repository: the nearest `.grounds` here or
+/// above, so a project's history and reuse stay in reach from its subfolders.
+#[test]
+fn the_store_is_found_from_a_subfolder() {
+    let sandbox = Sandbox::new();
+    let task = quick(&sandbox, "upward");
+    let project = task.parent().unwrap().to_path_buf();
+    let deeper = project.join("src/deeper");
+    std::fs::create_dir_all(&deeper).unwrap();
+    let in_folder = |folder: &Path, args: &[&str]| {
+        let mut command = sandbox.command(args);
+        command.env_remove("GROUNDS_HOME").current_dir(folder);
+        command.output().unwrap()
+    };
+    // The project's store (made here so that no `.grounds` above the test's folder is found first).
+    std::fs::create_dir_all(project.join(".grounds")).unwrap();
+    let task = task.to_str().unwrap();
+    let first = in_folder(&project, &["train", "attached", task, "--json"]);
+    assert!(first.status.success(), "{}", both(&first));
+    assert!(project.join(".grounds/results").is_dir());
+    let again = in_folder(&deeper, &["train", "attached", task, "--json"]);
+    assert!(again.status.success(), "{}", both(&again));
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["reused"], true, "{again}");
+    let listed = in_folder(&deeper, &["results", "list"]);
+    let listed = text(&listed.stdout);
+    assert!(
+        listed.contains(&project.join(".grounds/results").display().to_string()),
+        "{listed}"
+    );
+    assert!(!deeper.join(".grounds").exists());
+}

@@ -945,6 +945,12 @@ fn a_remote_job_at_a_terminal_shows_build_upload_and_wait_as_they_go() {
     let sandbox = Sandbox::new();
     sandbox.write(".env", &format!("AWS_ROLE={ROLE}\n"));
     let task = titanic_task(&sandbox, "remote-progress", "grounds-progress-bucket");
+    // The image holds no code, so an engine that ran this test before still has it: remove it so that
+    // this run builds and the build's bar can be seen.
+    let listed = docker(&["images", "--quiet", "grounds/remote-progress"]);
+    for image in text(&listed.stdout).split_whitespace() {
+        docker(&["rmi", "--force", image]);
+    }
     let mut command = sandbox.command(&["train", "remote", task.to_str().unwrap()]);
     aws_env(&mut command, &sandbox);
     command.env("TERM", "xterm");

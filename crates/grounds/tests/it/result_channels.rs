@@ -94,7 +94,8 @@ fn a_result_feeds_another_job_attached_with_provenance_and_reuse() {
     assert!(shown.contains("read from results"), "{shown}");
     assert!(shown.contains(&format!("model  {id} (model/)")), "{shown}");
     assert!(
-        shown.contains(&format!("rows  {id} (output/data/)")),
+        // Aligned under the longer channel name.
+        shown.contains(&format!("rows   {id} (output/data/)")),
         "{shown}"
     );
 

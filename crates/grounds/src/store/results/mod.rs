@@ -261,11 +261,21 @@ pub struct Stored {
 }
 
 impl Store {
-    /// `$GROUNDS_HOME`, or `./.grounds`.
+    /// `$GROUNDS_HOME`; else the nearest `.grounds` folder in the working directory or above it, as git
+    /// finds its repository (a project's history stays in reach from its subfolders); else
+    /// `./.grounds`, made by the first run.
     pub fn from_env() -> Store {
         let home = std::env::var_os(HOME_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
+            .or_else(|| {
+                let here = std::env::current_dir().ok()?;
+                here.ancestors()
+                    .map(|folder| folder.join(".grounds"))
+                    .find(|candidate| {
+                        std::fs::symlink_metadata(candidate).is_ok_and(|m| m.is_dir())
+                    })
+            })
             .unwrap_or_else(|| PathBuf::from(".grounds"));
         Store {
             home: std::path::absolute(&home).unwrap_or(home),
