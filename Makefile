@@ -52,7 +52,7 @@ install: release
 		$(SHARE)/bash-completion/completions $(SHARE)/zsh/site-functions $(SHARE)/fish/vendor_completions.d
 	install -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/grounds
 	install -m 0755 $(RELEASE_BIN)-entry $(RELEASE_BIN)-builtin $(DESTDIR)$(PREFIX)/lib/grounds/
-	$(RELEASE_BIN) man > $(SHARE)/man/man1/grounds.1
+	$(RELEASE_BIN) man --dir $(SHARE)/man/man1
 	$(RELEASE_BIN) completions bash > $(SHARE)/bash-completion/completions/grounds
 	$(RELEASE_BIN) completions zsh > $(SHARE)/zsh/site-functions/_grounds
 	$(RELEASE_BIN) completions fish > $(SHARE)/fish/vendor_completions.d/grounds.fish

@@ -24,7 +24,7 @@ use crate::spec::{BuiltinSpec, CommandSpec, Runner, TaskSpec};
 pub const PACKAGE_ENV: &str = "GROUNDS_PACKAGE";
 /// SageMaker shows this many bytes of the failure file as FailureReason.
 pub const FAILURE_REASON_MAX: usize = 1024;
-const STDERR_TAIL_LINES: usize = 20;
+const OUTPUT_TAIL_LINES: usize = 20;
 /// What the job's background processes get between SIGTERM and SIGKILL once its main process has exited.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 /// How long the job's output pipes are read after every process of the job has ended.
@@ -210,6 +210,7 @@ async fn run_command(
 ) -> anyhow::Result<i32> {
     let Prepared {
         command: mut child_command,
+        output,
         program: first,
         shown,
     } = prepare(layout, config, host, spec, command)?;
@@ -221,7 +222,11 @@ async fn run_command(
     }
     // Listening before the job starts: a stop that comes at once is forwarded, not lost.
     let mut stops = StopSignals::listen()?;
-    let mut child = match child_command.spawn() {
+    let spawned = child_command.spawn();
+    // The command holds the pipe's write ends: once the child has its own, ours go, so the pipe ends
+    // when the job's last writer does.
+    drop(child_command);
+    let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
             let (code, why) = match e.kind() {
@@ -238,11 +243,9 @@ async fn run_command(
         }
     };
     let pid = child.id().map(|p| p as i32);
-    let (Some(child_out), Some(child_err)) = (child.stdout.take(), child.stderr.take()) else {
-        anyhow::bail!("the job's output could not be captured");
-    };
-    let stdout = pass_through(child_out, false);
-    let stderr = pass_through(child_err, true);
+    let output = tokio::net::unix::pipe::Receiver::from_owned_fd(output)
+        .context("reading the job's output")?;
+    let output = pass_through(output);
 
     let status = loop {
         tokio::select! {
@@ -258,9 +261,8 @@ async fn run_command(
             "the job's main process has exited; {left} process(es) it left running were stopped"
         ));
     }
-    // Every writer of the pipes is gone now; a pipe held open elsewhere is not waited on forever.
-    let _ = tokio::time::timeout(DRAIN, stdout).await;
-    let tail = match tokio::time::timeout(DRAIN, stderr).await {
+    // Every writer of the pipe is gone now; a pipe held open elsewhere is not waited on forever.
+    let tail = match tokio::time::timeout(DRAIN, output).await {
         Ok(Ok(tail)) => tail,
         _ => Vec::new(),
     };
@@ -272,6 +274,8 @@ async fn run_command(
 /// the toolkit passes them), the toolkit's environment, the task's own, and the code folder to run in.
 struct Prepared {
     command: tokio::process::Command,
+    /// The read end of the pipe the program writes both its stdout and its stderr to.
+    output: std::os::fd::OwnedFd,
     /// The program as the task names it.
     program: String,
     /// The whole command line, as shown and as a failure names it.
@@ -310,14 +314,17 @@ fn prepare(
         .join(" ");
     say(&format!("running `{shown}` in {}", code_dir.display()));
 
+    // One pipe behind both stdout and stderr, as a terminal is one device behind both: the lines come
+    // out in the order the program wrote them (two pipes read side by side come out in any order).
+    let (output, writer) = output_pipe()?;
     let mut child_command = tokio::process::Command::new(&program);
     child_command
         .args(&argv)
         .current_dir(&code_dir)
         .envs(&env)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(Stdio::from(writer.try_clone()?))
+        .stderr(Stdio::from(writer));
     if std::env::var_os("PYTHONUNBUFFERED").is_none() {
         // Output that arrives only at the end is the classic local-mode complaint.
         child_command.env("PYTHONUNBUFFERED", "1");
@@ -331,13 +338,14 @@ fn prepare(
     }
     Ok(Prepared {
         command: child_command,
+        output,
         program: first.clone(),
         shown,
     })
 }
 
 /// The job's exit code as a shell gives it (128 + the signal that killed it); a failure also writes
-/// the failure file, naming the command and keeping the last lines the job wrote on standard error.
+/// the failure file, naming the command and keeping the last lines the job wrote.
 fn exit_code(
     layout: &Layout,
     status: std::process::ExitStatus,
@@ -372,11 +380,28 @@ fn forward(pid: Option<i32>, signal: i32) {
     }
 }
 
-/// Copies a child's stream to ours as it comes, whatever its lines' lengths; keeps the last lines of
-/// stderr (each at most a piece long) for the failure reason.
+/// The pipe a program writes both its stdout and its stderr to: (read end, write end), neither
+/// inherited by anything but the program, which is given the write end as its fds 1 and 2.
+fn output_pipe() -> anyhow::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills both slots with new descriptors on success, which are owned from here on.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("making a pipe for the job's output");
+    }
+    // SAFETY: fresh descriptors from pipe2, each owned once.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// Copies the program's output (stdout and stderr, in the order written) to our stdout as it comes,
+/// whatever its lines' lengths; keeps the last lines (each at most a piece long) for the failure reason.
 fn pass_through<R: AsyncRead + Unpin + Send + 'static>(
     mut stream: R,
-    is_stderr: bool,
 ) -> tokio::task::JoinHandle<Vec<String>> {
     tokio::spawn(async move {
         let mut buffer = vec![0u8; 1 << 16];
@@ -385,7 +410,7 @@ fn pass_through<R: AsyncRead + Unpin + Send + 'static>(
         let keep = |piece: crate::lines::Piece, tail: &mut VecDeque<String>| {
             if piece.starts_line {
                 tail.push_back(piece.text().trim_end().to_string());
-                if tail.len() > STDERR_TAIL_LINES {
+                if tail.len() > OUTPUT_TAIL_LINES {
                     tail.pop_front();
                 }
             }
@@ -398,17 +423,11 @@ fn pass_through<R: AsyncRead + Unpin + Send + 'static>(
             };
             let chunk = &buffer[..n];
             at_line_start = chunk.ends_with(b"\n");
-            if is_stderr {
-                let mut err = std::io::stderr().lock();
-                let _ = err.write_all(chunk);
-                let _ = err.flush();
-                for piece in splitter.push(chunk) {
-                    keep(piece, &mut tail);
-                }
-            } else {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(chunk);
-                let _ = out.flush();
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(chunk);
+            let _ = out.flush();
+            for piece in splitter.push(chunk) {
+                keep(piece, &mut tail);
             }
         }
         if let Some(piece) = splitter.finish() {
@@ -416,21 +435,18 @@ fn pass_through<R: AsyncRead + Unpin + Send + 'static>(
         }
         if !at_line_start {
             // The stream ended without a newline: end the line so what follows starts on its own.
-            if is_stderr {
-                let _ = std::io::stderr().lock().write_all(b"\n");
-            } else {
-                let _ = std::io::stdout().lock().write_all(b"\n");
-            }
+            let _ = std::io::stdout().lock().write_all(b"\n");
         }
         tail.into_iter().collect()
     })
 }
 
-/// The failure reason: the head, then as many of the last stderr lines as fit in what SageMaker shows.
-pub fn failure_text(head: &str, stderr_tail: &[String]) -> String {
+/// The failure reason: the head, then as many of the last lines of the job's output (stdout and stderr
+/// as written) as fit in what SageMaker shows.
+pub fn failure_text(head: &str, output_tail: &[String]) -> String {
     let mut lines: Vec<&str> = Vec::new();
-    let mut size = head.len() + "\nLast lines of stderr:\n".len();
-    for line in stderr_tail.iter().rev() {
+    let mut size = head.len() + "\nLast lines of its output:\n".len();
+    for line in output_tail.iter().rev() {
         let line = line.as_str();
         if size + line.len() + 1 > FAILURE_REASON_MAX {
             break;
@@ -442,7 +458,7 @@ pub fn failure_text(head: &str, stderr_tail: &[String]) -> String {
         return head.to_string();
     }
     lines.reverse();
-    format!("{head}\nLast lines of stderr:\n{}", lines.join("\n"))
+    format!("{head}\nLast lines of its output:\n{}", lines.join("\n"))
 }
 
 /// Writes `output/failure` unless the job already left something there (a file with a reason, or

@@ -18,8 +18,9 @@ pub struct Cli {
     /// Print the answer as JSON on standard output (progress and job output stay on standard error).
     #[arg(long, global = true)]
     pub json: bool,
-    /// Do not show the job's own output while it runs (it is still stored in the result).
-    #[arg(long, short, global = true)]
+    /// `grounds -q train …` as well as `grounds train … -q`: the flag belongs to the commands that show
+    /// a job's output (`train`, `results fetch`), where their help shows it.
+    #[arg(long, short, hide = true)]
     pub quiet: bool,
     /// Colour and progress bars on standard error: auto (on a terminal, unless NO_COLOR is set), always
     /// or never.
@@ -36,6 +37,18 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Whether the job's own output is kept off the screen: `-q` before the command or after it.
+    pub fn quiet(&self) -> bool {
+        self.quiet
+            || match &self.command {
+                Command::Train(TrainCommand::Attached(args)) => args.quiet,
+                Command::Train(TrainCommand::Local(args)) => args.train.quiet,
+                Command::Train(TrainCommand::Remote(args)) => args.train.quiet,
+                Command::Results(ResultsCommand::Fetch { quiet, .. }) => *quiet,
+                _ => false,
+            }
+    }
+
     /// The command line, parsed; a mistake clap cannot explain well enough is said with what to write
     /// instead (`grounds train TASK` without a mode), and the process exits as clap does (code 2).
     pub fn parse_or_explain() -> Cli {
@@ -95,8 +108,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), as `make install` installs it.
-    Man,
+    /// Print the man page grounds(1) (roff), or with --dir write it and a page for every subcommand
+    /// (grounds-train(1), grounds-results-rm(1), …) into a folder, as `make install` does.
+    Man {
+        /// Write grounds.1 and every subcommand's page into this folder instead of printing grounds.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// The ids of stored results, one per line (what shell completion calls).
     #[command(hide = true)]
     CompleteIds {
@@ -257,6 +275,9 @@ pub const MAX_GRACE: u64 = 3600;
 pub struct TrainArgs {
     /// The task file (TOML).
     pub task: PathBuf,
+    /// Do not show the job's own output while it runs (it is still stored in the result).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Override a hyperparameter: --hp key=value (repeatable).
     #[arg(long = "hp", value_name = "KEY=VALUE", value_parser = crate::config::task::parse_override)]
     pub hyperparameters: Vec<(String, String)>,
@@ -311,6 +332,9 @@ pub enum ResultsCommand {
         /// Take the job as it is now instead of waiting for it to end.
         #[arg(long)]
         no_wait: bool,
+        /// Do not show the job's own output while it is waited for (it is still stored in the result).
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Unpack a result into a folder and print the folder and the metrics.
     Open {
@@ -353,9 +377,14 @@ pub enum ResultsCommand {
     },
     /// Remove results (the zip and its unpacked copy). A job that may still run (InProgress) needs --force.
     Rm {
-        /// Result ids or unique prefixes.
+        /// Result ids or unique prefixes; a task's name (or a prefix several ids share) names all its
+        /// results, removed with --all or when you say yes at the prompt.
         #[arg(required = true)]
         ids: Vec<String>,
+        /// Remove every result a task name or shared prefix names (without it, grounds asks at a
+        /// terminal and refuses elsewhere).
+        #[arg(long)]
+        all: bool,
         /// Remove InProgress records too (the SageMaker job itself is not stopped: `grounds stop` does that).
         #[arg(long)]
         force: bool,

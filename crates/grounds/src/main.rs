@@ -34,10 +34,8 @@ fn main() -> ExitCode {
     } else {
         Format::Human
     };
-    let (command, printer) = (
-        cli.command,
-        Printer::new(format, cli.quiet).with_color(cli.color),
-    );
+    let printer = Printer::new(format, cli.quiet()).with_color(cli.color);
+    let command = cli.command;
     let result = match command {
         Command::Train(command) => commands::train::run(command, &printer),
         Command::Stop { id } => commands::stop::run(id, &printer),
@@ -45,7 +43,7 @@ fn main() -> ExitCode {
         Command::Cache(command) => commands::cache::run(command, &printer),
         Command::Init(args) => commands::init::run(args, &printer),
         Command::Completions { shell } => commands::shell::completions(shell, &printer),
-        Command::Man => commands::shell::man(&printer),
+        Command::Man { dir } => commands::shell::man(dir.as_deref(), &printer),
         Command::CompleteIds { prefix } => commands::shell::complete_ids(&prefix, &printer),
     };
     match result {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{AwsArgs, EngineArgs, ImageArgs, RemoteArgs, TrainArgs};
+use crate::config::dotenv::{DotEnv, Sourced};
 use crate::config::task::Task;
 use crate::docker::EngineAddress;
 use crate::docker::Gpus;
@@ -176,11 +177,12 @@ pub struct RemoteSettings {
     pub profile: Option<String>,
     /// `--region`, else the SDK's (`AWS_REGION`, the profile's).
     pub region: Option<String>,
-    /// `[remote] role`, else `GROUNDS_ROLE`, else `AWS_ROLE` (environment, then `.env`); checked when the
-    /// job is planned, after AWS is reached.
-    pub role: Option<String>,
-    /// `[remote] bucket`, else `GROUNDS_BUCKET`; without either, `sagemaker-<region>-<account>`.
-    pub bucket: Option<String>,
+    /// `[remote] role`, else `GROUNDS_ROLE`, else `AWS_ROLE` (environment, then `.env`), with where it
+    /// came from; checked when the job is planned, after AWS is reached.
+    pub role: Option<Sourced>,
+    /// `[remote] bucket`, else `GROUNDS_BUCKET`, with where it came from; without either,
+    /// `sagemaker-<region>-<account>`.
+    pub bucket: Option<Sourced>,
     /// `--detach`: submit, store the job `InProgress`, and return.
     pub detach: bool,
     /// `--stop-on-interrupt`: Ctrl-C stops the job instead of detaching from it.
@@ -189,12 +191,14 @@ pub struct RemoteSettings {
 
 impl RemoteSettings {
     /// `dotenv` holds the `.env` values, consulted after the environment.
-    pub fn resolve(
-        task: &Task,
-        args: &RemoteArgs,
-        dotenv: &BTreeMap<String, String>,
-    ) -> RemoteSettings {
+    pub fn resolve(task: &Task, args: &RemoteArgs, dotenv: &DotEnv) -> RemoteSettings {
         let remote = &task.spec.remote;
+        let in_task = |field: &str, value: &Option<String>| {
+            value.clone().map(|value| Sourced {
+                value,
+                from: format!("[remote] {field} in {}", task.file.display()),
+            })
+        };
         RemoteSettings {
             profile: args
                 .train
@@ -203,15 +207,10 @@ impl RemoteSettings {
                 .clone()
                 .or_else(|| std::env::var("AWS_PROFILE").ok()),
             region: args.train.aws.region.clone(),
-            role: remote
-                .role
-                .clone()
-                .or_else(|| crate::config::dotenv::lookup(dotenv, "GROUNDS_ROLE"))
-                .or_else(|| crate::config::dotenv::lookup(dotenv, "AWS_ROLE")),
-            bucket: remote
-                .bucket
-                .clone()
-                .or_else(|| crate::config::dotenv::lookup(dotenv, "GROUNDS_BUCKET")),
+            role: in_task("role", &remote.role)
+                .or_else(|| dotenv.lookup("GROUNDS_ROLE"))
+                .or_else(|| dotenv.lookup("AWS_ROLE")),
+            bucket: in_task("bucket", &remote.bucket).or_else(|| dotenv.lookup("GROUNDS_BUCKET")),
             detach: args.detach,
             stop_on_interrupt: args.stop_on_interrupt,
         }
@@ -252,7 +251,7 @@ impl TrainSettings {
         Ok(TrainSettings {
             task,
             mode,
-            store: Store::from_env(),
+            store: Store::for_task(task_file),
             dry_run: options.dry_run,
             force: options.force,
             grace: options.grace,

@@ -31,6 +31,7 @@ pub fn answer(
         duration_seconds: record.duration_seconds,
         fingerprint: record.fingerprint.clone(),
         left_out: record.left_out.clone(),
+        malformed_metric_lines: record.malformed_metric_lines.clone(),
         facts,
     }
 }
@@ -70,6 +71,13 @@ pub fn summary(record: &JobRecord, metrics: &BTreeMap<String, f64>, path: &Path)
         text.push_str(&format!(
             "left out: {} file(s) the job left (see `grounds results show {}`)\n",
             record.left_out.len(),
+            record.id
+        ));
+    }
+    if !record.malformed_metric_lines.is_empty() {
+        let lines: u64 = record.malformed_metric_lines.iter().map(|m| m.lines).sum();
+        text.push_str(&format!(
+            "not recorded: {lines} line(s) that look like metric lines but are not (see `grounds results show {}`)\n",
             record.id
         ));
     }

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -253,19 +255,41 @@ fn panels<DB: DrawingBackend>(
             .collect();
         let xs = range(curves.iter().flat_map(|(_, p)| p.iter().map(|(x, _)| *x)));
         let ys = range(curves.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)));
-        let mut chart = ChartBuilder::on(area)
+        // Steps are whole numbers: ticks only there (never 1.5); seconds get plotters' own.
+        let ticks = match axis {
+            Axis::Step => whole_ticks(&xs, 10),
+            Axis::Time => RangedCoordf64::from(xs.clone()).key_points(10),
+        };
+        let decimals = decimals_for(&ticks);
+        let xs = Ticked {
+            inner: RangedCoordf64::from(xs),
+            ticks,
+        };
+        // The legend has a strip of its own below the chart, so it never covers a curve.
+        let named: Vec<(usize, String)> = curves
+            .iter()
+            .map(|(k, _)| (*k, labels.get(*k).cloned().unwrap_or_default()))
+            .collect();
+        let (width, height) = area.dim_in_pixel();
+        let per_row = (width as usize / LEGEND_ENTRY_WIDTH).max(1);
+        let legend_rows = named.len().div_ceil(per_row) as u32;
+        let legend_height = (legend_rows * LEGEND_ROW_HEIGHT + 6).min(height / 2);
+        let (chart_area, legend_area) = area.split_vertically(height - legend_height);
+        let mut chart = ChartBuilder::on(&chart_area)
             .caption(metric, (FAMILY, 18))
             .margin(12)
             .x_label_area_size(32)
             .y_label_area_size(56)
             .build_cartesian_2d(xs, ys)
             .map_err(|e| failed(&e))?;
+        let tick_label = |x: &f64| format!("{:.*}", decimals, x + 0.0);
         chart
             .configure_mesh()
             .x_desc(match axis {
                 Axis::Step => "step",
                 Axis::Time => "seconds",
             })
+            .x_label_formatter(&tick_label)
             .label_style((FAMILY, 12))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
@@ -273,13 +297,10 @@ fn panels<DB: DrawingBackend>(
         for (k, points) in curves {
             let color = PALETTE[k % PALETTE.len()];
             let style = ShapeStyle::from(&color).stroke_width(2);
-            let label = labels.get(k).cloned().unwrap_or_default();
             let single = points.len() == 1;
             chart
                 .draw_series(LineSeries::new(points.clone(), style))
-                .map_err(|e| failed(&e))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+                .map_err(|e| failed(&e))?;
             if single {
                 chart
                     .draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))
@@ -287,16 +308,101 @@ fn panels<DB: DrawingBackend>(
             }
             lines += 1;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FAMILY, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| failed(&e))?;
+        for (place, (k, label)) in named.iter().enumerate() {
+            let color = PALETTE[k % PALETTE.len()];
+            let x = 60 + (place % per_row * LEGEND_ENTRY_WIDTH) as i32;
+            let y = 4 + (place / per_row) as i32 * LEGEND_ROW_HEIGHT as i32 + 8;
+            legend_area
+                .draw(&PathElement::new(
+                    vec![(x, y), (x + 16, y)],
+                    ShapeStyle::from(&color).stroke_width(2),
+                ))
+                .map_err(|e| failed(&e))?;
+            legend_area
+                .draw(&Text::new(
+                    label.clone(),
+                    (x + 22, y - 7),
+                    (FAMILY, 12).into_font().color(&BLACK),
+                ))
+                .map_err(|e| failed(&e))?;
+        }
     }
     Ok(lines)
+}
+
+/// A linear axis with the ticks given: whole steps only, or plotters' own for seconds.
+struct Ticked {
+    inner: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _: Hint) -> Vec<f64> {
+        self.ticks.clone()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// How many decimals tell ticks apart: none for whole numbers, else as many as their spacing needs
+/// (0.25 apart: two), so that 0.30000000000000004 shows as 0.3.
+fn decimals_for(ticks: &[f64]) -> usize {
+    let spacing = ticks
+        .windows(2)
+        .map(|pair| (pair[1] - pair[0]).abs())
+        .fold(f64::INFINITY, f64::min);
+    if !spacing.is_finite() || spacing <= 0.0 {
+        return if ticks.iter().all(|x| x.fract() == 0.0) {
+            0
+        } else {
+            2
+        };
+    }
+    (0..=9)
+        .find(|&places| {
+            let scale = 10f64.powi(places as i32);
+            (spacing * scale - (spacing * scale).round()).abs() < 1e-6
+                && ticks
+                    .iter()
+                    .all(|x| (x * scale - (x * scale).round()).abs() < 1e-6)
+        })
+        .unwrap_or(9)
+}
+
+/// The width of one legend entry (its line and name), and the height of a row of them, in pixels.
+const LEGEND_ENTRY_WIDTH: usize = 200;
+const LEGEND_ROW_HEIGHT: u32 = 18;
+
+/// Ticks for whole steps in `range`: every whole number, or every 2nd, 5th, 10th, 20th, … so that
+/// there are at most `most`.
+fn whole_ticks(range: &std::ops::Range<f64>, most: usize) -> Vec<f64> {
+    let (low, high) = (range.start.ceil(), range.end.floor());
+    if !(low.is_finite() && high.is_finite()) || high < low {
+        return Vec::new();
+    }
+    let span = high - low;
+    let mut stride = 1.0_f64;
+    for factor in [2.0, 2.5, 2.0].iter().cycle() {
+        if span / stride < most as f64 {
+            break;
+        }
+        stride *= factor;
+    }
+    let first = (low / stride).ceil() * stride;
+    (0..)
+        // `+ 0.0` makes a -0 (the first tick of a range that starts below zero) a 0.
+        .map(|i| first + i as f64 * stride + 0.0)
+        .take_while(|x| *x <= high)
+        .collect()
 }
 
 /// A series as one line of block characters, at most `width` long (longer series are averaged into
@@ -359,6 +465,25 @@ mod tests {
         let line = sparkline(&rising, 10);
         assert_eq!(line.chars().count(), 10);
         assert!(line.starts_with('▁') && line.ends_with('█'), "{line}");
+    }
+
+    #[test]
+    fn whole_steps_get_whole_ticks_at_most_as_many_as_asked() {
+        assert_eq!(whole_ticks(&(0.9..3.1), 10), vec![1.0, 2.0, 3.0]);
+        assert_eq!(whole_ticks(&(0.95..1.05), 10), vec![1.0]);
+        assert_eq!(whole_ticks(&(1.2..1.8), 10), Vec::<f64>::new());
+        let many = whole_ticks(&(-4.5..104.5), 10);
+        assert!(many.len() <= 10 && many.len() >= 5, "{many:?}");
+        assert!(many.iter().all(|x| x.fract() == 0.0), "{many:?}");
+        assert_eq!(many, vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
+    }
+
+    #[test]
+    fn tick_labels_have_the_decimals_their_spacing_needs() {
+        assert_eq!(decimals_for(&[1.0, 2.0, 3.0]), 0);
+        assert_eq!(decimals_for(&[0.0, 0.25, 0.5]), 2);
+        assert_eq!(decimals_for(&[0.1, 0.2, 0.30000000000000004]), 1);
+        assert_eq!(decimals_for(&[5.0]), 0);
     }
 
     #[test]

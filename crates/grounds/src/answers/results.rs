@@ -7,7 +7,7 @@ use std::path::Path;
 
 use chrono::Local;
 
-use super::schema::{CompareAnswer, FileRow, MetricValue, OpenAnswer, ShowAnswer};
+use super::schema::{CompareAnswer, CompareColumn, FileRow, MetricValue, OpenAnswer, ShowAnswer};
 use crate::job::JobRecord;
 use crate::printer;
 use crate::store::results::{Opened, Stored, Summary};
@@ -123,8 +123,10 @@ pub fn compare(stored: &[Stored]) -> (CompareAnswer, String) {
                 .map(|(k, _)| k.clone()),
         )
         .collect();
+    let columns = compare_columns(stored);
     let answer = CompareAnswer {
         results: ids.clone(),
+        columns: columns.clone(),
         hyperparameters: hyperparameters.clone(),
         metrics: metrics
             .iter()
@@ -140,8 +142,12 @@ pub fn compare(stored: &[Stored]) -> (CompareAnswer, String) {
     };
     let mark = |differs: bool| if differs { "*" } else { " " }.to_string();
     let mut header: Vec<String> = vec!["".into(), "NAME".into()];
-    header.extend(ids.iter().cloned());
+    header.extend(columns.iter().map(|c| c.label.clone()));
     let mut rows = Vec::new();
+    let modes: BTreeSet<String> = columns.iter().map(|c| c.mode.to_string()).collect();
+    let mut mode_row = vec![mark(modes.len() > 1), "mode".to_string()];
+    mode_row.extend(columns.iter().map(|c| c.mode.to_string()));
+    rows.push(mode_row);
     for (name, values) in &hyperparameters {
         let mut row = vec![mark(differs_text(values)), format!("hp {name}")];
         row.extend(
@@ -161,8 +167,56 @@ pub fn compare(stored: &[Stored]) -> (CompareAnswer, String) {
         rows.push(row);
     }
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    let text = format!("{}(* differs)\n", printer::table(&header, &rows));
+    let mut text = format!("{}(* differs)\n\n", printer::table(&header, &rows));
+    let legend: Vec<(String, String)> = columns
+        .iter()
+        .map(|c| (c.label.clone(), c.id.clone()))
+        .collect();
+    text.push_str(&two_columns(&legend));
     (answer, text)
+}
+
+/// Short labels for compared results: a sweep member's name without its task's (`LR0p05`), else the
+/// task's name; results that would share a label are told apart by their ids' random parts, then by
+/// their whole ids.
+fn compare_columns(stored: &[Stored]) -> Vec<CompareColumn> {
+    let short = |result: &Stored| {
+        let id = &result.job.id;
+        let name = crate::store::results::name_of(id).unwrap_or(id);
+        let task = &result.job.task.name;
+        match name
+            .strip_prefix(task.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+        {
+            Some(member) if !member.is_empty() => member.to_string(),
+            _ => name.to_string(),
+        }
+    };
+    let mut labels: Vec<String> = stored.iter().map(short).collect();
+    let repeated =
+        |labels: &[String], label: &String| labels.iter().filter(|l| *l == label).count() > 1;
+    let snapshot = labels.clone();
+    for (label, result) in labels.iter_mut().zip(stored) {
+        if repeated(&snapshot, label) {
+            let random = result.job.id.rsplit('-').next().unwrap_or_default();
+            *label = format!("{label}-{random}");
+        }
+    }
+    let snapshot = labels.clone();
+    for (label, result) in labels.iter_mut().zip(stored) {
+        if repeated(&snapshot, label) {
+            *label = result.job.id.clone();
+        }
+    }
+    stored
+        .iter()
+        .zip(labels)
+        .map(|(result, label)| CompareColumn {
+            id: result.job.id.clone(),
+            label,
+            mode: result.job.mode(),
+        })
+        .collect()
 }
 
 /// `results show`: everything about one result.
@@ -260,6 +314,24 @@ fn provenance_text(job: &JobRecord) -> String {
             .left_out
             .iter()
             .map(|left| (left.path.clone(), left.reason.clone()))
+            .collect();
+        text.push_str(&two_columns(&rows));
+    }
+    if !job.malformed_metric_lines.is_empty() {
+        let lines: u64 = job.malformed_metric_lines.iter().map(|m| m.lines).sum();
+        text.push_str(&format!(
+            "\nnot recorded as metrics ({lines} line(s) that look like metric lines; one is \
+             `###METRIC###name:value###`):\n"
+        ));
+        let rows: Vec<(String, String)> = job
+            .malformed_metric_lines
+            .iter()
+            .map(|m| {
+                (
+                    format!("{} line(s)", m.lines),
+                    format!("{}, first: {}", m.problem, m.first),
+                )
+            })
             .collect();
         text.push_str(&two_columns(&rows));
     }

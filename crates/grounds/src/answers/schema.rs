@@ -77,6 +77,9 @@ pub struct RunAnswer {
     pub duration_seconds: Option<f64>,
     pub fingerprint: String,
     pub left_out: Vec<LeftOut>,
+    /// Lines that looked like metric lines but were not recorded, a tally per kind.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub malformed_metric_lines: Vec<crate::job::metrics::MalformedLines>,
     /// Where it ran (`image`, `remote`, `submitted`); a reused twin says where it ran (`image` or
     /// `remote`).
     #[serde(flatten)]
@@ -218,9 +221,20 @@ pub struct OpenAnswer {
 #[derive(Debug, Clone, Serialize)]
 pub struct CompareAnswer {
     pub results: Vec<String>,
+    /// Each result's column: its short label (a sweep member's name, else its task's, told apart by the
+    /// id's random part when two share one) and where it ran.
+    pub columns: Vec<CompareColumn>,
     pub hyperparameters: BTreeMap<String, BTreeMap<String, String>>,
     pub metrics: BTreeMap<String, BTreeMap<String, MetricValue>>,
     pub differing: Vec<String>,
+}
+
+/// One result's column in `results compare`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareColumn {
+    pub id: String,
+    pub label: String,
+    pub mode: Mode,
 }
 
 /// `results export -o FILE`: what was written.

@@ -92,9 +92,7 @@ pub fn endpoint_overridden() -> bool {
 /// `.env` values for AWS (beside the task file, then in the working directory) that the environment
 /// lacks are put into it before the SDK reads it; returns every value found, for other settings, and
 /// what could not be read.
-pub fn apply_dotenv(
-    task_file: &std::path::Path,
-) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
+pub fn apply_dotenv(task_file: &std::path::Path) -> (crate::config::dotenv::DotEnv, Vec<String>) {
     // A folder given as the task stands for the task.toml in it.
     let task_dir = if task_file.is_dir() {
         task_file.to_path_buf()
@@ -104,12 +102,16 @@ pub fn apply_dotenv(
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default()
     };
-    let (values, warnings) = crate::config::dotenv::load(&task_dir);
-    for (key, value) in &values {
-        if key.starts_with("AWS_") && std::env::var_os(key).is_none() {
-            // Before any AWS client exists; nothing else reads these concurrently.
-            std::env::set_var(key, value);
-        }
+    let (mut values, warnings) = crate::config::dotenv::load(&task_dir);
+    let exported: Vec<(String, String)> = values
+        .values()
+        .filter(|(key, _)| key.starts_with("AWS_") && std::env::var_os(key).is_none())
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    for (key, value) in exported {
+        // Before any AWS client exists; nothing else reads these concurrently.
+        std::env::set_var(&key, value);
+        values.exported(&key);
     }
     (values, warnings)
 }

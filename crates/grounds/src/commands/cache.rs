@@ -299,7 +299,7 @@ async fn s3_datasets(
     let bucket = args
         .bucket
         .clone()
-        .or_else(|| crate::config::dotenv::lookup(&dotenv, "GROUNDS_BUCKET"))
+        .or_else(|| dotenv.lookup("GROUNDS_BUCKET").map(|found| found.value))
         .unwrap_or_else(|| format!("sagemaker-{}-{}", aws.region, aws.account));
     let s3 = aws.s3();
     if !clear {

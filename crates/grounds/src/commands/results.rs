@@ -22,7 +22,7 @@ pub fn run(command: ResultsCommand, printer: &Printer) -> anyhow::Result<Exit> {
         ResultsCommand::Compare { ids, task } => compare(&store, &ids, task.as_deref(), printer),
         ResultsCommand::Show { id } => show(&store, &id, printer),
         ResultsCommand::Open { id, to, max_bytes } => open(&store, &id, to, max_bytes, printer),
-        ResultsCommand::Fetch { id, no_wait } => {
+        ResultsCommand::Fetch { id, no_wait, .. } => {
             super::block_on(fetch(&store, &id, no_wait, printer))?
         }
         ResultsCommand::Export {
@@ -48,9 +48,10 @@ pub fn run(command: ResultsCommand, printer: &Printer) -> anyhow::Result<Exit> {
         ),
         ResultsCommand::Rm {
             ids,
+            all,
             force,
             dry_run,
-        } => super::upkeep::rm(&store, &ids, force, dry_run, printer),
+        } => super::upkeep::rm(&store, &ids, all, force, dry_run, printer),
         ResultsCommand::Gc {
             older_than,
             status,

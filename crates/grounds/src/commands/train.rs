@@ -1,7 +1,7 @@
 //! `grounds train attached|local|remote TASK`: settings resolved, the mode's executor chosen, the job (or
 //! every member of a sweep) sent through the pipeline, and what it came to printed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::Exit;
 use crate::answers;
@@ -65,11 +65,32 @@ fn local_executor(task: &Task, args: &LocalArgs) -> anyhow::Result<LocalExecutor
 async fn remote_executor(
     task: &Task,
     args: &RemoteArgs,
-    dotenv: &BTreeMap<String, String>,
+    dotenv: &crate::config::dotenv::DotEnv,
 ) -> anyhow::Result<RemoteExecutor> {
     let container = ContainerSettings::resolve(task, &args.image, None, None, &Default::default())?;
     let remote = RemoteSettings::resolve(task, args, dotenv);
-    RemoteExecutor::connect(remote, container).await
+    let given_region = remote.region.is_some();
+    RemoteExecutor::connect(remote, container)
+        .await
+        .map_err(|error| blame_region(error, given_region, dotenv))
+}
+
+/// An unknown region that the user did not pass as `--region` is blamed on where it was set: a `.env`
+/// file (its path) or the environment.
+fn blame_region(
+    error: anyhow::Error,
+    given: bool,
+    dotenv: &crate::config::dotenv::DotEnv,
+) -> anyhow::Error {
+    use crate::cloud::aws::AwsError;
+    let from = dotenv.origin(&["AWS_REGION", "AWS_DEFAULT_REGION"]);
+    match (error.downcast_ref::<AwsError>(), given, from) {
+        (Some(AwsError::UnknownRegion(region)), false, Some(from)) => anyhow::anyhow!(
+            "unknown AWS region `{region}` ({from}): check the spelling there (e.g. us-east-1, \
+             eu-west-1), or pass --region"
+        ),
+        _ => error,
+    }
 }
 
 /// The steps `--force-step` names, with every step that reads them; an unknown step is an error.
@@ -102,7 +123,7 @@ fn forced_steps(flow: &Flow, args: &TrainArgs) -> anyhow::Result<BTreeSet<String
 /// A pipeline file: checked whole, then every step run (or planned) in order.
 fn run_flow(
     command: TrainCommand,
-    dotenv: &BTreeMap<String, String>,
+    dotenv: &crate::config::dotenv::DotEnv,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
     let (args, mode) = match &command {

@@ -14,11 +14,37 @@ use crate::store::results::{Store, Summary};
 pub fn rm(
     store: &Store,
     prefixes: &[String],
+    all: bool,
     force: bool,
     dry_run: bool,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let ids = store.resolve_all(prefixes)?;
+    let mut ids: Vec<String> = Vec::new();
+    for prefix in prefixes {
+        let removal = store.removal(prefix)?;
+        if let Some(what) = &removal.many {
+            let count = removal.ids.len();
+            let shown: Vec<&str> = removal.ids.iter().take(5).map(String::as_str).collect();
+            let listed = format!("{}{}", shown.join(", "), if count > 5 { ", …" } else { "" });
+            let said_all = all
+                || dry_run
+                || printer.confirm(&format!(
+                    "`{prefix}` names {count} result(s), {what} (newest first: {listed}). Remove them all?"
+                ));
+            if !said_all {
+                bail!(
+                    "`{prefix}` names {count} result(s), {what} (newest first: {listed}): `grounds results rm \
+                     {prefix} --all` removes them all (add --dry-run to see them first); give a whole id to \
+                     remove one"
+                );
+            }
+        }
+        for id in removal.ids {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
     let mut chosen: Vec<Summary> = Vec::new();
     for id in &ids {
         // Only the named results are read, not the whole store.

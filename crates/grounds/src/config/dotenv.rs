@@ -2,8 +2,10 @@
 //! `AWS_ROLE` there. Variables already in the environment win; a value from the task's folder wins over
 //! one from the working directory.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 /// Parses `.env` text as dotenvy reads it: `export ` prefixes, comments, single and double quotes,
 /// escapes and multi-line double-quoted values, `${VAR}` substitution. A line it cannot read is skipped
@@ -62,10 +64,62 @@ fn describe(text: &str, line: &str, after: &mut usize) -> String {
     }
 }
 
+/// The `.env` values a command read, each with the file it came from, so that a bad value is blamed on
+/// its line's file, not on the environment or the task file.
+#[derive(Debug, Clone, Default)]
+pub struct DotEnv {
+    values: BTreeMap<String, (String, PathBuf)>,
+    /// Keys copied into the process environment from a file: their values are still the file's.
+    exported: BTreeSet<String>,
+}
+
+/// A setting's value and where it came from, in words (`GROUNDS_BUCKET in ./.env`, `AWS_ROLE in the
+/// environment`, `[remote] role in task.toml`), for the message that blames it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sourced {
+    pub value: String,
+    pub from: String,
+}
+
+impl DotEnv {
+    /// A variable from the environment, else from the `.env` values, with where it came from.
+    pub fn lookup(&self, key: &str) -> Option<Sourced> {
+        if !self.exported.contains(key) {
+            if let Some(value) = std::env::var(key).ok().filter(|v| !v.is_empty()) {
+                return Some(Sourced {
+                    value,
+                    from: format!("{key} in the environment"),
+                });
+            }
+        }
+        let (value, file) = self.values.get(key)?;
+        (!value.is_empty()).then(|| Sourced {
+            value: value.clone(),
+            from: format!("{key} in {}", file.display()),
+        })
+    }
+
+    /// Where the first of `keys` that is set came from (a `.env` file or the environment), if any is.
+    pub fn origin(&self, keys: &[&str]) -> Option<String> {
+        keys.iter()
+            .find_map(|key| self.lookup(key).map(|found| found.from))
+    }
+
+    /// The values read, by name.
+    pub fn values(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.values.iter().map(|(key, (value, _))| (key, value))
+    }
+
+    /// Notes that `key` was copied from its file into the process environment.
+    pub fn exported(&mut self, key: &str) {
+        self.exported.insert(key.to_string());
+    }
+}
+
 /// The variables of `.env` in `task_dir` and in the working directory (task folder first), and a
 /// warning for every line of them that cannot be read (they are skipped).
-pub fn load(task_dir: &Path) -> (BTreeMap<String, String>, Vec<String>) {
-    let mut values = BTreeMap::new();
+pub fn load(task_dir: &Path) -> (DotEnv, Vec<String>) {
+    let mut values = DotEnv::default();
     let mut warnings = Vec::new();
     let mut read = Vec::new();
     for dir in [Path::new("."), task_dir] {
@@ -78,7 +132,11 @@ pub fn load(task_dir: &Path) -> (BTreeMap<String, String>, Vec<String>) {
         read.push(same);
         if let Ok(text) = std::fs::read_to_string(&path) {
             let (found, skipped) = parse(&text);
-            values.extend(found);
+            values.values.extend(
+                found
+                    .into_iter()
+                    .map(|(key, value)| (key, (value, path.clone()))),
+            );
             warnings.extend(skipped.into_iter().map(|what| {
                 format!(
                     "{}: {what} is not a KEY=VALUE line dotenvy can read (an unclosed quote, a space in the name?); it is skipped",
@@ -88,14 +146,6 @@ pub fn load(task_dir: &Path) -> (BTreeMap<String, String>, Vec<String>) {
         }
     }
     (values, warnings)
-}
-
-/// A variable from the environment, else from the `.env` values.
-pub fn lookup(values: &BTreeMap<String, String>, key: &str) -> Option<String> {
-    std::env::var(key)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .or_else(|| values.get(key).cloned().filter(|v| !v.is_empty()))
 }
 
 #[cfg(test)]

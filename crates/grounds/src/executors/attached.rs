@@ -250,7 +250,7 @@ impl<'a> AttachedJob<'a> {
         for reader in readers {
             reader.abort();
         }
-        let metrics = log.finish()?;
+        let logged = log.finish()?;
         let ended_at = Utc::now();
 
         use std::os::unix::process::ExitStatusExt;
@@ -269,7 +269,8 @@ impl<'a> AttachedJob<'a> {
             failure_reason,
             started_at,
             ended_at,
-            metrics,
+            metrics: logged.metrics,
+            malformed_metric_lines: logged.malformed,
             hosts: vec!["algo-1".into()],
             files: Collected::from_root(&layout.root, &layout.root),
             logs: self.logs_path(),

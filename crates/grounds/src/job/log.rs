@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::Utc;
 
-use crate::job::metrics::{Definitions, Metrics};
+use crate::job::metrics::{Definitions, MalformedKind, MalformedLines, Metrics};
 use crate::printer::Reporter;
 use grounds_job::lines::Piece;
 
@@ -31,6 +31,15 @@ pub struct JobLog<'a> {
     unshown: u64,
     /// Metric values found but not recorded (a name too long, or beyond the number of metrics kept).
     dropped: u64,
+    /// Lines that carry the metric marker but are not metric lines, by what is wrong with them.
+    malformed: std::collections::BTreeMap<MalformedKind, MalformedLines>,
+}
+
+/// What a job's log found, once it has ended.
+pub struct Logged {
+    pub metrics: Metrics,
+    /// Lines that looked like metric lines but were not, a tally per kind.
+    pub malformed: Vec<MalformedLines>,
 }
 
 impl<'a> JobLog<'a> {
@@ -51,6 +60,7 @@ impl<'a> JobLog<'a> {
             open: None,
             unshown: 0,
             dropped: 0,
+            malformed: Default::default(),
         })
     }
 
@@ -90,6 +100,9 @@ impl<'a> JobLog<'a> {
             ));
         }
         self.dropped += dropped as u64;
+        if piece.starts_line {
+            self.check_malformed(&text);
+        }
         if piece.ends_line {
             let _ = self.writer.write_all(b"\n");
             self.open = None;
@@ -120,7 +133,33 @@ impl<'a> JobLog<'a> {
         }
     }
 
-    pub fn finish(mut self) -> anyhow::Result<Metrics> {
+    /// Counts a line that carries the metric marker without being a metric line; the first of each kind
+    /// is warned about, saying what is wrong and what to write.
+    fn check_malformed(&mut self, text: &str) {
+        for kind in crate::job::metrics::malformed(text) {
+            let tally = self.malformed.entry(kind).or_insert_with(|| {
+                let first: String = text
+                    .trim_end()
+                    .chars()
+                    .take(crate::job::metrics::EXAMPLE_MAX)
+                    .collect();
+                self.reporter.warn(&format!(
+                    "this line looks like a metric but is not recorded: {}: `{first}` (a metric line is \
+                     `###METRIC###name:value###`; further lines like it are counted in `results show`)",
+                    kind.explain()
+                ));
+                MalformedLines {
+                    kind,
+                    problem: kind.explain().to_string(),
+                    lines: 0,
+                    first,
+                }
+            });
+            tally.lines += 1;
+        }
+    }
+
+    pub fn finish(mut self) -> anyhow::Result<Logged> {
         if self.open.is_some() {
             let _ = self.writer.write_all(b"\n");
         }
@@ -149,7 +188,21 @@ impl<'a> JobLog<'a> {
                 crate::job::metrics::NAMES_MAX
             ));
         }
-        Ok(self.metrics)
+        if !self.malformed.is_empty() {
+            let lines: u64 = self.malformed.values().map(|m| m.lines).sum();
+            self.reporter.warn(&format!(
+                "{lines} line(s) looked like metric lines but were not recorded ({})",
+                self.malformed
+                    .values()
+                    .map(|m| format!("{}: {}", m.lines, m.problem))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+        Ok(Logged {
+            metrics: self.metrics,
+            malformed: self.malformed.into_values().collect(),
+        })
     }
 }
 

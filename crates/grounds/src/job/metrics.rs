@@ -67,6 +67,83 @@ pub fn parse_line(line: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// What is wrong with a line that carries the metric marker but is not a metric line: one kind each, so
+/// that a job printing thousands of them is warned about once per kind, and the result keeps a tally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MalformedKind {
+    /// No `###` closes the value.
+    NoClosing,
+    /// Whitespace between the marker and the name.
+    SpaceBeforeName,
+    /// `name=value`.
+    EqualsForColon,
+    /// No `:` between name and value.
+    NoColon,
+    /// `:value` with no name.
+    NoName,
+    /// A value that does not read as a number.
+    NotANumber,
+}
+
+impl MalformedKind {
+    /// What is wrong, in words, and what to write instead.
+    pub fn explain(self) -> &'static str {
+        match self {
+            MalformedKind::NoClosing => "no closing `###` after the value",
+            MalformedKind::SpaceBeforeName => "a space between `###METRIC###` and the name",
+            MalformedKind::EqualsForColon => "`=` between name and value, where `:` goes",
+            MalformedKind::NoColon => "no `:` between name and value",
+            MalformedKind::NoName => "no name before the `:`",
+            MalformedKind::NotANumber => "a value that is not a number",
+        }
+    }
+}
+
+/// Every marker on a line that does not start a metric, with what is wrong with it; empty for a line
+/// without the marker or whose markers all start metrics.
+pub fn malformed(line: &str) -> Vec<MalformedKind> {
+    if !line.contains(MARKER) {
+        return Vec::new();
+    }
+    let starts: Vec<usize> = METRIC_LINE
+        .as_ref()
+        .map(|pattern| pattern.find_iter(line).map(|m| m.start()).collect())
+        .unwrap_or_default();
+    line.match_indices(MARKER)
+        .filter(|(at, _)| !starts.contains(at))
+        .map(|(at, _)| {
+            let after = &line[at + MARKER.len()..];
+            let Some(end) = after.find("###") else {
+                return MalformedKind::NoClosing;
+            };
+            let body = &after[..end];
+            if body.starts_with(char::is_whitespace) {
+                return MalformedKind::SpaceBeforeName;
+            }
+            match body.split_once(':') {
+                None if body.contains('=') => MalformedKind::EqualsForColon,
+                None => MalformedKind::NoColon,
+                Some((name, _)) if name.trim().is_empty() => MalformedKind::NoName,
+                Some(_) => MalformedKind::NotANumber,
+            }
+        })
+        .collect()
+}
+
+/// Lines that looked like metric lines but were not, of one kind: how many, and the first as it was
+/// printed (cut to [`EXAMPLE_MAX`] characters). Kept in `job.json` and shown by `results show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MalformedLines {
+    pub kind: MalformedKind,
+    pub problem: String,
+    pub lines: u64,
+    pub first: String,
+}
+
+/// The most characters of a malformed metric line kept as its example.
+pub const EXAMPLE_MAX: usize = 200;
+
 /// The SageMaker `MetricDefinitions` regex for one metric name: its one group is the value.
 pub fn sagemaker_regex(name: &str) -> String {
     format!(
@@ -334,6 +411,36 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_that_look_like_metrics_but_are_not_say_what_is_wrong() {
+        use MalformedKind::*;
+        let cases = [
+            ("###METRIC###acc=0.9###", vec![EqualsForColon]),
+            ("###METRIC### acc:0.9###", vec![SpaceBeforeName]),
+            ("###METRIC###acc:0.9", vec![NoClosing]),
+            ("###METRIC###acc 0.9###", vec![NoColon]),
+            ("###METRIC###:0.9###", vec![NoName]),
+            ("###METRIC###acc:high###", vec![NotANumber]),
+            (
+                "###METRIC###acc:0.9######METRIC###loss=1###",
+                vec![EqualsForColon],
+            ),
+            ("###METRIC###acc:0.9###", vec![]),
+            ("epoch 1 ###METRIC###acc: 0.9 ### done", vec![]),
+            ("###METRIC###loss:NaN###", vec![]),
+            ("no marker here: acc=0.9", vec![]),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(malformed(line), expected, "{line}");
+            // A line is either a metric line or a malformed one, never both for one marker.
+            assert_eq!(
+                parse_line(line).len() + malformed(line).len(),
+                line.matches(MARKER).count(),
+                "{line}"
+            );
+        }
+    }
 
     #[test]
     fn long_series_are_thinned_and_metrics_json_stays_readable() {

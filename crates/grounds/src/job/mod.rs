@@ -159,6 +159,9 @@ pub struct JobRecord {
     /// What the job left in `model/` and `output/` that is not in the result, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<LeftOut>,
+    /// Lines the job printed that looked like metric lines but were not, a tally per kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub malformed_metric_lines: Vec<crate::job::metrics::MalformedLines>,
 }
 
 /// Where a SageMaker job lives; kept in job.json so that `results fetch` and `stop` can find it again.
@@ -190,6 +193,8 @@ pub struct Outcome {
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
     pub metrics: Metrics,
+    /// Lines that looked like metric lines but were not, a tally per kind.
+    pub malformed_metric_lines: Vec<crate::job::metrics::MalformedLines>,
     pub hosts: Vec<String>,
     /// What the job left in `model/` and `output/`, to be stored.
     pub files: Collected,
@@ -254,6 +259,7 @@ impl JobRecord {
             package: job.package.clone(),
             grounds_version: env!("CARGO_PKG_VERSION").to_string(),
             left_out: Vec::new(),
+            malformed_metric_lines: Vec::new(),
         }
     }
 
@@ -270,6 +276,7 @@ impl JobRecord {
             Some((outcome.ended_at - self.started_at).num_milliseconds() as f64 / 1000.0);
         self.exit_code = outcome.exit_code;
         self.failure_reason = outcome.failure_reason.clone();
+        self.malformed_metric_lines = outcome.malformed_metric_lines.clone();
     }
 
     pub fn mode(&self) -> Mode {

@@ -173,6 +173,25 @@ impl Printer {
         }
     }
 
+    /// Asks a yes/no question at a terminal and says whether the answer was yes; without a person to ask
+    /// (standard input or error not a terminal, or `--json`) the answer is no.
+    pub fn confirm(&self, question: &str) -> bool {
+        if self.format != Format::Human || !self.stderr_terminal || !std::io::stdin().is_terminal()
+        {
+            return false;
+        }
+        self.around_bars(|| {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "{question} [y/N] ");
+            let _ = err.flush();
+        });
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_err() {
+            return false;
+        }
+        matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+    }
+
     /// Writes to the terminal after every line that waits, with the bars out of the way (they are
     /// drawn again after).
     fn around_bars<T>(&self, write: impl FnOnce() -> T) -> T {

@@ -147,6 +147,24 @@ fn plots_draw_every_series_and_show_has_sparklines() {
         .filter(|l| l.starts_with("<polyline") && l.contains("stroke-width=\"2\""))
         .count();
     assert_eq!(lines, 4, "{picture}");
+    // Steps are whole: the horizontal axis is labelled at whole numbers only. The legend lies below the
+    // chart (below the axis's name), never on the curves.
+    let texts: Vec<(String, f64, String)> = svg_texts(&picture);
+    let steps: Vec<&str> = texts
+        .iter()
+        .filter(|(anchor, _, body)| anchor == "middle" && body.parse::<f64>().is_ok())
+        .map(|(_, _, body)| body.as_str())
+        .collect();
+    assert!(steps.len() >= 2, "{texts:?}");
+    assert!(steps.iter().all(|s| s.parse::<i64>().is_ok()), "{steps:?}");
+    let axis_name = texts.iter().find(|(_, _, body)| body == "step").unwrap().1;
+    for label in ["E2", "E4"] {
+        let at = texts.iter().find(|(_, _, body)| body == label).unwrap().1;
+        assert!(
+            at > axis_name,
+            "{label} at y={at}, the axis name at y={axis_name}"
+        );
+    }
 
     // Without -o: a PNG under $GROUNDS_HOME/plots, every metric with a series, the path printed.
     let png = sandbox.run(&["results", "plot", &ids[1]]);
@@ -577,4 +595,23 @@ fn unreadable_dotenv_lines_are_named_without_their_values() {
     );
     assert!(!stderr.contains("never-shown"), "{stderr}");
     assert!(output.status.success(), "{}", both(&output));
+}
+
+/// The `<text>` elements of an SVG: (text-anchor, y, text).
+fn svg_texts(svg: &str) -> Vec<(String, f64, String)> {
+    let attribute = |tag: &str, name: &str| {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let end = tag[start..].find('"')? + start;
+        Some(tag[start..end].to_string())
+    };
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|rest| {
+            let (tag, after) = rest.split_once('>')?;
+            let body = after.split("</text>").next()?.trim().to_string();
+            let y = attribute(tag, "y")?.parse().ok()?;
+            let anchor = attribute(tag, "text-anchor").unwrap_or_default();
+            Some((anchor, y, body))
+        })
+        .collect()
 }

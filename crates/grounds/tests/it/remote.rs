@@ -636,7 +636,51 @@ fn bad_inputs_are_refused_before_any_call_that_changes_anything() {
     let output = run(&[("GROUNDS_ROLE", ROLE)], &[], &bad_bucket);
     assert_eq!(output.status.code(), Some(2), "{}", both(&output));
     assert!(
-        text(&output.stderr).contains("cannot be created"),
+        text(&output.stderr).contains(&format!(
+            "bucket `Not_A_Valid_Bucket` ([remote] bucket in {}) is not an S3 bucket name",
+            bad_bucket.display()
+        )),
+        "{}",
+        both(&output)
+    );
+    // A value from a `.env` file or the environment is blamed on where it was set, not on the task.
+    let from_dotenv = titanic_task(&sandbox, "remote-dotenv", "grounds-dotenv-bucket");
+    let dotenv_file = sandbox.write("remote-dotenv/.env", "AWS_ROLE=MySageMakerRole\n");
+    let output = run(&[], &[], &from_dotenv);
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains(&format!(
+            "role `MySageMakerRole` (AWS_ROLE in {}) is not an IAM role ARN",
+            dotenv_file.display()
+        )),
+        "{}",
+        both(&output)
+    );
+    let output = run(&[("GROUNDS_ROLE", "not-a-role")], &[], &from_dotenv);
+    assert!(
+        text(&output.stderr).contains("role `not-a-role` (GROUNDS_ROLE in the environment)"),
+        "{}",
+        both(&output)
+    );
+    sandbox.write(
+        "remote-dotenv/.env",
+        &format!("AWS_ROLE={ROLE}\nAWS_REGION=eu-wst-1\n"),
+    );
+    let output = run(
+        &[],
+        &[
+            "AWS_REGION",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_SAGEMAKER",
+        ],
+        &from_dotenv,
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", both(&output));
+    assert!(
+        text(&output.stderr).contains(&format!(
+            "unknown AWS region `eu-wst-1` (AWS_REGION in {})",
+            dotenv_file.display()
+        )),
         "{}",
         both(&output)
     );

@@ -117,7 +117,27 @@ fn unknown_and_ambiguous_prefixes_list_candidates() {
     let sandbox = Sandbox::new();
     let first = run_fixture(&sandbox, "failing");
     let second = run_fixture(&sandbox, "failing");
-    let output = sandbox.run(&["results", "show", "failing"]);
+    // A task's name stands for its newest result.
+    let (output, shown) = sandbox.json(&["results", "show", "failing"]);
+    assert!(output.status.success(), "{}", both(&output));
+    let newest = [&first, &second]
+        .into_iter()
+        .max_by_key(|id| {
+            (
+                id.rsplit_once('-').map_or("", |(head, _)| head).to_string(),
+                (*id).clone(),
+            )
+        })
+        .unwrap();
+    assert_eq!(shown["job"]["id"], newest.as_str());
+    // A prefix both ids share is ambiguous.
+    let shared: String = first
+        .chars()
+        .zip(second.chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    let output = sandbox.run(&["results", "show", &shared]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
     assert!(

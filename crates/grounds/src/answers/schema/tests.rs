@@ -99,6 +99,7 @@ fn record() -> JobRecord {
             path: "model/latest".into(),
             reason: "a link that leaves the job's folder".into(),
         }],
+        malformed_metric_lines: Vec::new(),
     }
 }
 
@@ -125,6 +126,7 @@ fn run_answer(facts: ModeFacts) -> RunAnswer {
         duration_seconds: Some(9.0),
         fingerprint: "sha256:feed".into(),
         left_out: Vec::new(),
+        malformed_metric_lines: Vec::new(),
         facts,
     }
 }
@@ -340,6 +342,18 @@ fn the_results_commands_answer_with_their_own_shapes() {
         "compare",
         &CompareAnswer {
             results: vec!["a".into(), "b".into()],
+            columns: vec![
+                CompareColumn {
+                    id: "a".into(),
+                    label: "LR0p1".into(),
+                    mode: Mode::Attached,
+                },
+                CompareColumn {
+                    id: "b".into(),
+                    label: "LR0p2".into(),
+                    mode: Mode::Local,
+                },
+            ],
             hyperparameters: BTreeMap::from([(
                 "lr".into(),
                 BTreeMap::from([("a".into(), "0.1".into()), ("b".into(), "0.2".into())]),

@@ -138,7 +138,8 @@ pub fn outcome(
     files: Collected,
 ) -> anyhow::Result<Outcome> {
     let logs = log.path.clone();
-    let mut metrics = log.finish()?;
+    let logged = log.finish()?;
+    let mut metrics = logged.metrics;
     for (name, value, time) in &state.final_metrics {
         if !metrics.0.contains_key(name) {
             metrics.record(name, *value, time.unwrap_or_else(Utc::now));
@@ -161,6 +162,7 @@ pub fn outcome(
         started_at,
         ended_at: Utc::now(),
         metrics,
+        malformed_metric_lines: logged.malformed,
         hosts: grounds_job::contract::host_names(hosts),
         files,
         logs,

@@ -352,7 +352,7 @@ impl<'a> LocalJob<'a> {
         for stream in streams {
             stream.abort();
         }
-        let metrics = log.finish()?;
+        let logged = log.finish()?;
         let ended_at = Utc::now();
         let mut codes = Vec::new();
         for (host, exit) in plan.hosts.iter().zip(exits) {
@@ -365,7 +365,8 @@ impl<'a> LocalJob<'a> {
             failure_reason: ends.failure_reason,
             started_at,
             ended_at,
-            metrics,
+            metrics: logged.metrics,
+            malformed_metric_lines: logged.malformed,
             hosts: plan.hosts.iter().map(|h| h.host.clone()).collect(),
             files: ends.files,
             logs: self.logs_path(),

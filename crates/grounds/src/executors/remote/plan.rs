@@ -39,6 +39,16 @@ pub enum RemoteSettingsError {
          environment or a .env beside the task) to arn:aws:iam::<account>:role/<name>"
     )]
     NoRole,
+    #[error(
+        "role `{role}` ({from}) is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>): \
+         correct it there, or set [remote] role in the task file, which comes first"
+    )]
+    RoleArn { role: String, from: String },
+    #[error(
+        "bucket `{bucket}` ({from}) is not an S3 bucket name: 3 to 63 lowercase letters, digits, dots and \
+         hyphens, starting and ending with a letter or digit; correct it there"
+    )]
+    BucketName { bucket: String, from: String },
     #[error(transparent)]
     Limit(#[from] LimitError),
 }
@@ -72,12 +82,22 @@ impl RemotePlan {
             .role
             .clone()
             .ok_or(RemoteSettingsError::NoRole)?;
-        sagemaker::check_role_arn(&role).map_err(RemoteSettingsError::from)?;
-        let bucket = options
-            .settings
-            .bucket
-            .clone()
-            .unwrap_or_else(|| format!("sagemaker-{}-{}", aws.region, aws.account));
+        sagemaker::check_role_arn(&role.value).map_err(|_| RemoteSettingsError::RoleArn {
+            role: role.value.clone(),
+            from: role.from.clone(),
+        })?;
+        let role = role.value;
+        let bucket = match &options.settings.bucket {
+            Some(bucket) if !crate::cloud::s3sync::valid_bucket_name(&bucket.value) => {
+                return Err(RemoteSettingsError::BucketName {
+                    bucket: bucket.value.clone(),
+                    from: bucket.from.clone(),
+                }
+                .into())
+            }
+            Some(bucket) => bucket.value.clone(),
+            None => format!("sagemaker-{}-{}", aws.region, aws.account),
+        };
         let name = task.spec.name.as_str();
         let (registry, image_uri) = image_destination(aws, options);
         let (channels, uploads) = channel_places(options, &bucket)?;

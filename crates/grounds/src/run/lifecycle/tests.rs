@@ -181,7 +181,7 @@ impl Executor for FakeExecutor {
                 )
             }
         };
-        let metrics = log.finish()?;
+        let logged = log.finish()?;
         let files = Collected::from_root(&handle.root, Path::new("/opt/ml"));
         Ok(Ended::finished(
             Outcome {
@@ -190,7 +190,8 @@ impl Executor for FakeExecutor {
                 failure_reason,
                 started_at,
                 ended_at: chrono::Utc::now(),
-                metrics,
+                metrics: logged.metrics,
+                malformed_metric_lines: logged.malformed,
                 hosts: vec!["algo-1".into()],
                 files,
                 logs: work.join("logs.txt"),

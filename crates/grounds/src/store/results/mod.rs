@@ -260,22 +260,43 @@ pub struct Stored {
     pub files: Vec<(String, u64)>,
 }
 
+/// What a prefix given to `results rm` names.
+#[derive(Debug)]
+pub struct Removal {
+    /// The ids, newest first.
+    pub ids: Vec<String>,
+    /// When it names a task's results or several by a prefix: what they are, in words (they go only when
+    /// the user says all of them).
+    pub many: Option<String>,
+}
+
 impl Store {
     /// `$GROUNDS_HOME`; else the nearest `.grounds` folder in the working directory or above it, as git
     /// finds its repository (a project's history stays in reach from its subfolders); else
     /// `./.grounds`, made by the first run.
     pub fn from_env() -> Store {
+        Store::found(None)
+    }
+
+    /// As [`Store::from_env`] for a run of the task in `task_file`: with no `.grounds` here or above,
+    /// the nearest one above the task file (its project's) before a new `./.grounds`.
+    pub fn for_task(task_file: &Path) -> Store {
+        Store::found(Some(task_file))
+    }
+
+    fn found(task_file: Option<&Path>) -> Store {
+        let nearest = |start: &Path| {
+            let start = std::path::absolute(start).ok()?;
+            start
+                .ancestors()
+                .map(|folder| folder.join(".grounds"))
+                .find(|candidate| std::fs::symlink_metadata(candidate).is_ok_and(|m| m.is_dir()))
+        };
         let home = std::env::var_os(HOME_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
-            .or_else(|| {
-                let here = std::env::current_dir().ok()?;
-                here.ancestors()
-                    .map(|folder| folder.join(".grounds"))
-                    .find(|candidate| {
-                        std::fs::symlink_metadata(candidate).is_ok_and(|m| m.is_dir())
-                    })
-            })
+            .or_else(|| nearest(&std::env::current_dir().ok()?))
+            .or_else(|| nearest(task_file?.parent()?))
             .unwrap_or_else(|| PathBuf::from(".grounds"));
         Store {
             home: std::path::absolute(&home).unwrap_or(home),
@@ -435,6 +456,11 @@ impl Store {
         if ids.iter().any(|id| id == prefix) {
             return Ok(prefix.to_string());
         }
+        // A task's name (or a sweep member's `task-name`) stands for its newest result, as a branch
+        // stands for its newest commit.
+        if let Some(newest) = named(&ids, prefix).first() {
+            return Ok((*newest).clone());
+        }
         let matches: Vec<&String> = ids.iter().filter(|id| id.starts_with(prefix)).collect();
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
@@ -460,6 +486,46 @@ impl Store {
                     if many.len() > 10 { ", …" } else { "" }
                 )
             }
+        }
+    }
+
+    /// The ids `prefix` names for removal: the id itself or the one it is a unique prefix of; or, for a
+    /// task's name or an ambiguous prefix, every result it names (newest first) with what they are, to be
+    /// removed only when the user says all of them (`--all`, or yes when asked).
+    pub fn removal(&self, prefix: &str) -> anyhow::Result<Removal> {
+        let ids = self.ids()?;
+        if ids.iter().any(|id| id == prefix) {
+            return Ok(Removal {
+                ids: vec![prefix.to_string()],
+                many: None,
+            });
+        }
+        let of_task: Vec<String> = named(&ids, prefix).into_iter().cloned().collect();
+        if !of_task.is_empty() {
+            // A task's name: its results, not those of a task whose name merely starts the same; one
+            // result is simply that one.
+            let many = (of_task.len() > 1).then(|| format!("the results of task `{prefix}`"));
+            return Ok(Removal { ids: of_task, many });
+        }
+        let mut matches: Vec<String> = ids
+            .iter()
+            .filter(|id| id.starts_with(prefix))
+            .cloned()
+            .collect();
+        matches.sort_by(|a, b| created_part(b).cmp(created_part(a)).then(b.cmp(a)));
+        match matches.len() {
+            0 => self.resolve(prefix).map(|id| Removal {
+                ids: vec![id],
+                many: None,
+            }),
+            1 => Ok(Removal {
+                ids: matches,
+                many: None,
+            }),
+            _ => Ok(Removal {
+                ids: matches,
+                many: Some(format!("the results whose ids start with `{prefix}`")),
+            }),
         }
     }
 
@@ -600,6 +666,24 @@ impl Store {
 
 /// The `YYYYMMDD-HHMMSS` of a result id (`<task>-<date>-<time>-<suffix>`), which orders ids by when
 /// they were made whatever their task; an id of another shape gives "" (oldest).
+/// The ids whose name (what comes before the time they were made: a task's name, or a sweep member's
+/// `task-name`) is `name`, newest first.
+fn named<'a>(ids: &'a [String], name: &str) -> Vec<&'a String> {
+    let mut found: Vec<&String> = ids.iter().filter(|id| name_of(id) == Some(name)).collect();
+    found.sort_by(|a, b| created_part(b).cmp(created_part(a)).then(b.cmp(a)));
+    found
+}
+
+/// `titanic` of `titanic-20261122-143012-a1b2`: an id without its time and random part (a sweep
+/// member's `task-name`); none for a name grounds did not make.
+pub fn name_of(id: &str) -> Option<&str> {
+    if created_part(id).is_empty() {
+        return None;
+    }
+    let end = id.rfind('-')?;
+    id.get(..end.checked_sub(16)?)
+}
+
 fn created_part(id: &str) -> &str {
     let part = id
         .rfind('-')

@@ -410,7 +410,17 @@ pub struct OnTerminal {
 
 /// Runs `command` with standard error on a new pseudo-terminal and standard output piped, as a person
 /// running `grounds ... > out` at a terminal would.
-pub fn on_terminal(mut command: Command) -> OnTerminal {
+pub fn on_terminal(command: Command) -> OnTerminal {
+    at_terminal(command, None)
+}
+
+/// As [`on_terminal`], with standard input on the terminal too and `typed` typed at it, as a person
+/// answering a question would.
+pub fn on_terminal_typing(command: Command, typed: &str) -> OnTerminal {
+    at_terminal(command, Some(typed))
+}
+
+fn at_terminal(mut command: Command, typed: Option<&str>) -> OnTerminal {
     use std::os::fd::{FromRawFd, OwnedFd};
     let (mut master, mut slave) = (0, 0);
     let size = libc::winsize {
@@ -431,13 +441,22 @@ pub fn on_terminal(mut command: Command) -> OnTerminal {
     };
     assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
     let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let stdin = match typed {
+        Some(_) => std::process::Stdio::from(slave.try_clone().expect("a second terminal fd")),
+        None => std::process::Stdio::null(),
+    };
     command
-        .stdin(std::process::Stdio::null())
+        .stdin(stdin)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::from(slave));
     let child = command.spawn().expect("grounds runs");
     // The command holds the terminal's other end until dropped; the reader sees its end only after.
     drop(command);
+    if let Some(typed) = typed {
+        // Typed ahead: the terminal holds the line until the program reads it.
+        let mut keyboard = std::fs::File::from(master.try_clone().expect("a second master fd"));
+        std::io::Write::write_all(&mut keyboard, typed.as_bytes()).expect("typing");
+    }
     let reader = std::thread::spawn(move || {
         let mut file = std::fs::File::from(master);
         let mut all = Vec::new();
