@@ -33,9 +33,16 @@ pub struct Params {
 /// What a hyperparameter's value must be, in words a person reads (never a Rust type).
 trait Expected {
     const WORDS: &'static str;
+    /// Whether a value that parsed is one the task can use (a float must be finite).
+    fn usable(&self) -> bool {
+        true
+    }
 }
 impl Expected for f64 {
-    const WORDS: &'static str = "a number (such as 0.5 or 1e-4)";
+    const WORDS: &'static str = "a finite number (such as 0.5 or 1e-4)";
+    fn usable(&self) -> bool {
+        self.is_finite()
+    }
 }
 impl Expected for usize {
     const WORDS: &'static str = "a whole number, 0 or more";
@@ -50,11 +57,13 @@ fn parse<T: std::str::FromStr + Expected>(
 ) -> anyhow::Result<Option<T>> {
     match hyperparameters.get(key) {
         None => Ok(None),
-        Some(text) => {
-            text.trim().parse::<T>().map(Some).map_err(|_| {
-                anyhow::anyhow!("hyperparameter `{key}` = `{text}` is not {}", T::WORDS)
-            })
-        }
+        Some(text) => match text.trim().parse::<T>() {
+            Ok(value) if value.usable() => Ok(Some(value)),
+            _ => Err(anyhow::anyhow!(
+                "hyperparameter `{key}` = `{text}` is not {}",
+                T::WORDS
+            )),
+        },
     }
 }
 

@@ -48,8 +48,8 @@ print("###METRIC###differences:%d###" % len(differences))
 sys.exit(1 if differences else 0)
 "####;
 
-/// Hyperparameters chosen to break every shortcut: Python's float repr, exact big integers, nested
-/// tables, quotes, Unicode, JSON inside strings, one-letter and dashed names, names the toolkit keeps
+/// Hyperparameters chosen to break every shortcut: Python's float repr, exact big integers, NaN and
+/// infinities (SageMaker passes them, the toolkit decodes them to floats), nested tables, quotes, Unicode, JSON inside strings, one-letter and dashed names, names the toolkit keeps
 /// for itself, and a `file` that once clashed with a variable of grounds'.
 const TRICKY: &str = r####"
 [hyperparameters]
@@ -85,6 +85,12 @@ sagemaker_job_name = "the-job"
 sagemaker_custom_flag = "yes"
 sagemaker_mpi_enabled = false
 _tuning_objective_metric = "loss"
+not_a_number = nan
+plus_inf = inf
+minus_inf = -inf
+inf_text = "Infinity"
+overflow_text = "1e400"
+list_nan = [0.1, nan, -inf]
 
 [channels]
 training = "data/train"

@@ -758,39 +758,14 @@ fn bad_input_is_refused_before_anything_runs() {
             vec!["`test_size` must be between 0 and 1"],
         ),
         (
-            command("[hyperparameters]\nlr = nan"),
-            vec![],
-            vec!["task.toml:7:", "lr", "not a finite number"],
+            builtin("", fine_channel),
+            vec!["--hp", "C=NaN"],
+            vec!["`C` = `NaN` is not a finite number"],
         ),
         (
-            command("[hyperparameters]\nlr = [0.1, inf]"),
-            vec![],
-            vec!["lr", "not a finite number"],
-        ),
-        (
-            command(""),
-            vec!["--hp", "lr=nan"],
-            vec!["--hp", "lr", "not a finite number"],
-        ),
-        (
-            command(""),
-            vec!["--hp", "lr=-Infinity"],
-            vec!["lr", "not a finite number"],
-        ),
-        (
-            command(""),
-            vec!["--hp", "lr=1e400"],
-            vec!["lr", "not a finite number"],
-        ),
-        (
-            command(""),
-            vec!["--set", "lr=0.1,NaN"],
-            vec!["lr", "not a finite number"],
-        ),
-        (
-            command("[sweep]\nlr = [0.1, nan]"),
-            vec![],
-            vec!["lr", "not a finite number"],
+            builtin("", fine_channel),
+            vec!["--hp", "tol=1e400"],
+            vec!["`tol` = `1e400` is not a finite number"],
         ),
         (
             command("[channels]\ntraining = \"s3://bucket/data\""),

@@ -18,32 +18,38 @@ pub const MAX_HYPERPARAMETERS: usize = 100;
 pub const HYPERPARAMETER_KEY_MAX: usize = 256;
 pub const HYPERPARAMETER_VALUE_MAX: usize = 2500;
 
-/// A float nowhere in `value` is NaN or infinite (JSON, and so SageMaker's hyperparameters, has none).
-pub(super) fn check_finite(value: &toml::Value) -> Result<(), String> {
-    match value {
-        toml::Value::Float(f) if !f.is_finite() => Err(format!(
-            "{f} is not a finite number; hyperparameters travel as JSON text, which has no NaN or \
-             infinity: give a finite number"
-        )),
-        toml::Value::Array(items) => items.iter().try_for_each(check_finite),
-        toml::Value::Table(table) => table.values().try_for_each(check_finite),
-        _ => Ok(()),
-    }
-}
-
-/// TOML values become the strings SageMaker passes: strings as they are, everything else as JSON text.
+/// TOML values become the strings SageMaker passes: strings as they are, everything else as the JSON text
+/// Python's `json.dumps` writes (what the toolkit's `json.loads` reads back): `NaN`, `Infinity` and
+/// `-Infinity` for floats that are not finite, which SageMaker passes and the toolkit decodes to floats.
 pub fn hyperparameter_string(value: &toml::Value) -> Result<String, String> {
-    check_finite(value)?;
     Ok(match value {
         toml::Value::String(s) => s.clone(),
         toml::Value::Integer(i) => i.to_string(),
-        toml::Value::Float(f) => serde_json::to_string(f).map_err(|e| e.to_string())?,
         toml::Value::Boolean(b) => b.to_string(),
         toml::Value::Datetime(d) => d.to_string(),
-        toml::Value::Array(_) | toml::Value::Table(_) => {
-            serde_json::to_string(value).map_err(|e| e.to_string())?
+        toml::Value::Float(_) | toml::Value::Array(_) | toml::Value::Table(_) => {
+            grounds_job::pyjson::dumps(&as_python(value))
         }
     })
+}
+
+/// A TOML value as the Python value `json.loads` would make of its JSON text.
+fn as_python(value: &toml::Value) -> grounds_job::pyjson::PyValue {
+    use grounds_job::pyjson::PyValue;
+    match value {
+        toml::Value::String(s) => PyValue::Str(s.clone()),
+        toml::Value::Integer(i) => PyValue::Int(i.to_string()),
+        toml::Value::Float(f) => PyValue::Float(*f),
+        toml::Value::Boolean(b) => PyValue::Bool(*b),
+        toml::Value::Datetime(d) => PyValue::Str(d.to_string()),
+        toml::Value::Array(items) => PyValue::List(items.iter().map(as_python).collect()),
+        toml::Value::Table(table) => PyValue::Dict(
+            table
+                .iter()
+                .map(|(key, item)| (key.clone(), as_python(item)))
+                .collect(),
+        ),
+    }
 }
 
 /// Parses `key=value` as given to `--hp`.
@@ -79,17 +85,6 @@ pub(super) fn check_hyperparameters(
             true,
         )?;
         check_text(&format!("hyperparameter `{key}`"), value, false)?;
-        if value
-            .trim()
-            .parse::<f64>()
-            .is_ok_and(|number| !number.is_finite())
-        {
-            return Err(format!(
-                "hyperparameter `{key}` = `{value}` is not a finite number; hyperparameters travel as JSON \
-                 text, which has no NaN or infinity (and a program reading it as a number would get one): \
-                 give a finite number"
-            ));
-        }
         if value.chars().count() > HYPERPARAMETER_VALUE_MAX {
             return Err(format!(
                 "hyperparameter `{key}` has a value of {} characters; SageMaker allows at most \

@@ -111,3 +111,20 @@ fn overrides_parse() {
     assert_eq!(parse_override("a=b=c").unwrap(), ("a".into(), "b=c".into()));
     assert!(parse_override("novalue").is_err());
 }
+
+#[test]
+fn hyperparameters_are_written_as_pythons_json_dumps_writes_them() {
+    let value = |text: &str| {
+        let table: toml::Table = toml::from_str(&format!("v = {text}")).unwrap();
+        hyperparameter_string(&table["v"]).unwrap()
+    };
+    assert_eq!(value("nan"), "NaN");
+    assert_eq!(value("inf"), "Infinity");
+    assert_eq!(value("-inf"), "-Infinity");
+    assert_eq!(value("1e-5"), "1e-05");
+    assert_eq!(value("1000.0"), "1000.0");
+    assert_eq!(value("[0.1, nan]"), "[0.1,NaN]");
+    assert_eq!(value("{ b = 1, a = -inf }"), "{\"a\":-Infinity,\"b\":1}");
+    assert_eq!(value("\"Infinity\""), "Infinity");
+    assert_eq!(value("7"), "7");
+}
