@@ -26,6 +26,15 @@ if ! "$venv/bin/python" -c "import sagemaker_training" >/dev/null 2>&1; then
   echo "services: installing sagemaker-training into $venv" >&2
   "$venv/bin/pip" install --quiet "sagemaker-training==5.1.4"
 fi
+# AWS's SageMaker Python SDK (2.x), in a venv of its own (its pins are not the toolkit's): the oracle of
+# the request a framework task sends (tests/it/framework.rs).
+sdk_venv="${GROUNDS_TEST_SDK_VENV:-$HOME/.cache/grounds-test-sdk-venv}"
+if ! "$sdk_venv/bin/python" -c "import sagemaker" >/dev/null 2>&1; then
+  echo "services: installing the SageMaker Python SDK into $sdk_venv" >&2
+  python3 -m venv "$sdk_venv"
+  "$sdk_venv/bin/pip" install --quiet "sagemaker>=2.200,<3"
+fi
+export GROUNDS_TEST_SDK_PYTHON="$sdk_venv/bin/python"
 if [ ! -x /usr/bin/docker-registry ]; then
   echo "services: installing docker-registry" >&2
   "$(dirname "$0")/apt-install.sh" docker-registry

@@ -12,7 +12,11 @@ fn command_task(run: &[&str]) -> TaskSpec {
     let requirements = None;
     TaskSpec::new(
         "entry-test",
-        Runner::Command(CommandSpec { run, requirements }),
+        Runner::Command(CommandSpec {
+            run,
+            requirements,
+            framework_image: None,
+        }),
     )
 }
 

@@ -108,6 +108,18 @@ pub struct CommandSpec {
     /// The requirements file, relative to the source folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirements: Option<String>,
+    /// A framework image (AWS's, or one with the sagemaker-training toolkit) the script runs on as it is
+    /// on SageMaker, the source delivered as the SDK delivers it; attached runs go through the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framework_image: Option<String>,
+}
+
+impl CommandSpec {
+    /// The script a framework image's toolkit starts (`sagemaker_program`): `run`'s second word.
+    pub fn entry_point(&self) -> Option<&str> {
+        self.framework_image.as_ref()?;
+        self.run.get(1).map(String::as_str)
+    }
 }
 
 /// A channel: a local file or folder (absolute here), or an `s3://` URI used as it is.

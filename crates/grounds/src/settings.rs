@@ -356,6 +356,17 @@ pub fn check_task(task: &Task, mode: Mode, source: &str) -> anyhow::Result<()> {
             image.uri
         );
     }
+    if let (crate::config::task::Runner::Command(command), Mode::Local) = (&task.spec.runner, mode)
+    {
+        if let Some(image) = &command.framework_image {
+            anyhow::bail!(
+                "{}: framework_image {image}: `train local` of a framework task is not supported yet; \
+                 run it attached (the same script through grounds' entry, which gives it what the toolkit \
+                 gives) or on SageMaker with `grounds train remote`",
+                task.file.display()
+            );
+        }
+    }
     if let crate::config::task::Runner::Builtin(builtin) = &task.spec.runner {
         grounds_builtin::check(builtin, &task.spec.hyperparameters)
             .map_err(|e| anyhow::anyhow!("{source}: {e:#}"))?;

@@ -47,7 +47,7 @@ fn hyperparameters_override_the_task_and_are_checked() {
     );
     for (bad, message) in [
         (vec![("max_iters", "5")], "`max_iters` is not a parameter"),
-        (vec![("C", "abc")], "`C` = `abc` is not a number"),
+        (vec![("C", "abc")], "`C` = `abc` is not a finite number"),
         (vec![("C", "1"), ("l2", "1")], "not both"),
         (vec![("folds", "1")], "at least 2"),
         (vec![("test_size", "1.5")], "between 0 and 1"),

@@ -403,11 +403,40 @@ fn push_json_string(out: &mut String, s: &str) {
 /// `json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`.
 pub fn dumps(value: &PyValue) -> String {
     let mut out = String::new();
-    write_json(&mut out, value);
+    write_json(&mut out, value, Style::COMPACT);
     out
 }
 
-fn write_json(out: &mut String, value: &PyValue) {
+/// `json.dumps(value)` with Python's defaults: `", "` and `": "` between items, keys in their order. The
+/// SageMaker SDK encodes a framework estimator's hyperparameters so.
+pub fn dumps_default(value: &PyValue) -> String {
+    let mut out = String::new();
+    write_json(&mut out, value, Style::DEFAULT);
+    out
+}
+
+/// How `json.dumps` was called: its separators, and whether keys are sorted.
+#[derive(Clone, Copy)]
+struct Style {
+    item: &'static str,
+    key: &'static str,
+    sort_keys: bool,
+}
+
+impl Style {
+    const COMPACT: Style = Style {
+        item: ",",
+        key: ":",
+        sort_keys: true,
+    };
+    const DEFAULT: Style = Style {
+        item: ", ",
+        key: ": ",
+        sort_keys: false,
+    };
+}
+
+fn write_json(out: &mut String, value: &PyValue, style: Style) {
     match value {
         PyValue::None => out.push_str("null"),
         PyValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -422,23 +451,25 @@ fn write_json(out: &mut String, value: &PyValue) {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push_str(style.item);
                 }
-                write_json(out, item);
+                write_json(out, item, style);
             }
             out.push(']');
         }
         PyValue::Dict(entries) => {
-            let mut sorted: Vec<&(String, PyValue)> = entries.iter().collect();
-            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut ordered: Vec<&(String, PyValue)> = entries.iter().collect();
+            if style.sort_keys {
+                ordered.sort_by(|a, b| a.0.cmp(&b.0));
+            }
             out.push('{');
-            for (i, (key, item)) in sorted.into_iter().enumerate() {
+            for (i, (key, item)) in ordered.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push_str(style.item);
                 }
                 push_json_string(out, key);
-                out.push(':');
-                write_json(out, item);
+                out.push_str(style.key);
+                write_json(out, item, style);
             }
             out.push('}');
         }

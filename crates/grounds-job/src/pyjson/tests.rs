@@ -60,6 +60,17 @@ fn str_and_repr_follow_python() {
 }
 
 #[test]
+fn dumps_default_follows_pythons_defaults() {
+    let d = |text: &str| dumps_default(&decode(text));
+    assert_eq!(
+        d("{\"b\": 1e-5, \"a\": [1, 2.5]}"),
+        "{\"b\": 1e-05, \"a\": [1, 2.5]}"
+    );
+    assert_eq!(d("\"adam\""), "\"adam\"");
+    assert_eq!(d("[NaN, true, null]"), "[NaN, true, null]");
+}
+
+#[test]
 fn dumps_follows_python() {
     let d = |text: &str| dumps(&decode(text));
     assert_eq!(

@@ -174,10 +174,15 @@ impl ImagePlan {
     /// Renders the Dockerfile and derives the tag from it (base image, system packages), the entry binary
     /// and the requirements: never from the code, which the image does not hold.
     pub fn new(task: &Task, entry_binary: &Path, hashes: &HashCache) -> anyhow::Result<ImagePlan> {
-        if let Runner::Image(image) = &task.spec.runner {
+        let given = match &task.spec.runner {
+            Runner::Image(image) => Some(&image.uri),
+            Runner::Command(command) => command.framework_image.as_ref(),
+            Runner::Builtin(_) => None,
+        };
+        if let Some(uri) = given {
             return Ok(ImagePlan {
-                tag: image.uri.clone(),
-                base_image: image.uri.clone(),
+                tag: uri.clone(),
+                base_image: uri.clone(),
                 dockerfile: String::new(),
                 entry_binary: PathBuf::new(),
                 entry_hash: String::new(),

@@ -169,7 +169,7 @@ fn a_bad_hyperparameter_is_blamed_on_where_it_came_from_in_words() {
     let cases: [(&[&str], &str); 3] = [
         (
             &["--hp", "C=abc"],
-            "--hp C=abc: hyperparameter `C` = `abc` is not a number",
+            "--hp C=abc: hyperparameter `C` = `abc` is not a finite number",
         ),
         (&["--set", "C=1,abc"], "a sweep member of"),
         (

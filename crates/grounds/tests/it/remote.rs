@@ -1255,3 +1255,312 @@ async fn a_data_sets_prefix_is_never_overwritten() {
     let (output, _) = grounds(&sandbox, &["results", "fetch", &first, "--json"]);
     assert!(output.status.success(), "{}", both(&output));
 }
+
+/// The SageMaker SDK's `Framework` estimator (`sagemaker.pytorch.PyTorch`), asked to submit the same
+/// entry point, source, hyperparameters, channel and instances: prints the CreateTrainingJob request it
+/// would send (caught before it is sent) as JSON. Arguments: moto's URL, the source folder, the image,
+/// the bucket, the channel's URI.
+const SDK_FRAMEWORK: &str = r#"
+import json, sys
+import boto3, sagemaker
+from sagemaker.pytorch import PyTorch
+moto, source, image, bucket, channel = sys.argv[1:6]
+session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="testing",
+                                aws_secret_access_key="testing")
+client = session.client("sagemaker", endpoint_url=moto)
+captured = {}
+class Caught(Exception):
+    pass
+def catch(params, **_):
+    captured.update(params)
+    raise Caught()
+client.meta.events.register("provide-client-params.sagemaker.CreateTrainingJob", catch)
+sm = sagemaker.Session(boto_session=session, sagemaker_client=client, default_bucket=bucket)
+sm.s3_client = session.client("s3", endpoint_url=moto)
+sm.s3_resource = session.resource("s3", endpoint_url=moto)
+estimator = PyTorch(entry_point="train.py", source_dir=source, image_uri=image,
+    role="arn:aws:iam::123456789012:role/GroundsTestRole", instance_count=2,
+    instance_type="ml.m5.large", sagemaker_session=sm,
+    hyperparameters={"epochs": 3, "lr": 0.1, "optimizer": "adam", "layers": [1, 2]})
+try:
+    estimator.fit(inputs={"training": channel}, wait=False, logs=False)
+except Caught:
+    pass
+print(json.dumps(captured, default=str))
+"#;
+
+/// The regular files of a `.tar.gz` in S3, by name, with their bytes.
+async fn tarball_files(bucket: &str, uri: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let key = uri
+        .trim_matches('"')
+        .strip_prefix(&format!("s3://{bucket}/"))
+        .unwrap_or_else(|| panic!("{uri} is not in {bucket}"))
+        .to_string();
+    let object = s3()
+        .await
+        .get_object()
+        .bucket(bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let mut files = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type().is_file() {
+            let name = entry
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
+            let mut content = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+            files.insert(name, content);
+        }
+    }
+    files
+}
+
+/// A framework task (the script on a framework image as it is): nothing is built or pushed; the source
+/// goes to S3 as `sourcedir.tar.gz` laid out as the SDK lays it out, once per content; and the request
+/// is the one the SDK's Framework estimator sends for the same inputs (the oracle, run against moto):
+/// the same hyperparameters encoded as it encodes them, image, input mode, channels and instances.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_framework_task_sends_what_the_sdks_framework_estimator_sends() {
+    let sandbox = Sandbox::new();
+    let bucket = "grounds-framework-bucket";
+    let image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5-cpu-py311";
+    let s3 = s3().await;
+    let _ = s3.create_bucket().bucket(bucket).send().await;
+    s3.put_object()
+        .bucket(bucket)
+        .key("data/train.csv")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"a,b\n1,2\n",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let channel = format!("s3://{bucket}/data/");
+    sandbox.write("fw/src/train.py", "import sys\nprint(sys.argv)\n");
+    sandbox.write("fw/src/requirements.txt", "numpy\n");
+    sandbox.write("fw/src/lib/helper.py", "HELP = 1\n");
+    let task = sandbox.write(
+        "fw/task.toml",
+        &format!(
+            "[task]\nname = \"fw-sdk\"\n[task.command]\nsource = \"src\"\nrun = [\"python3\", \"train.py\"]\n\
+             requirements = \"src/requirements.txt\"\nframework_image = \"{image}\"\n\
+             [channels]\ntraining = \"{channel}\"\n\
+             [hyperparameters]\nepochs = 3\nlr = 0.1\noptimizer = \"adam\"\nlayers = [1, 2]\n\
+             [remote]\nbucket = \"{bucket}\"\ninstance_type = \"ml.m5.large\"\ninstance_count = 2\n"
+        ),
+    );
+    let submit = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "remote",
+            task.to_str().unwrap(),
+            "--detach",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let mut command = sandbox.command(&args);
+        aws_env(&mut command, &sandbox);
+        let output = command.env("GROUNDS_ROLE", ROLE).output().unwrap();
+        assert!(output.status.success(), "{}", both(&output));
+        let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        (answer, text(&output.stderr))
+    };
+    let (first, stderr) = tokio::task::block_in_place(|| submit(&[]));
+    assert_eq!(first["submitted"]["pushed"], false, "{first}");
+    assert!(
+        !stderr.contains("Building") && !stderr.contains("Pushing"),
+        "{stderr}"
+    );
+    assert_eq!(first["submitted"]["image"], image, "{first}");
+    let sources = first["submitted"]["package"]["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(sources.ends_with("/sourcedir.tar.gz"), "{first}");
+    assert_eq!(first["submitted"]["package"]["uploaded"], true, "{first}");
+    // The registry never heard of the task: no repository, no tag.
+    let catalog = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, urllib.request\n\
+             print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1]))['repositories']))",
+            &format!("http://{}/v2/_catalog", registry()),
+        ])
+        .output()
+        .unwrap();
+    assert!(catalog.status.success(), "{}", both(&catalog));
+    assert!(
+        !text(&catalog.stdout).contains("fw-sdk"),
+        "{}",
+        text(&catalog.stdout)
+    );
+    // Unchanged code uploads nothing.
+    let (again, _) = tokio::task::block_in_place(|| submit(&["--force"]));
+    assert_eq!(again["submitted"]["package"]["uri"], sources.as_str());
+    assert_eq!(again["submitted"]["package"]["uploaded"], false, "{again}");
+
+    // Attached, the same script runs through grounds' entry, given what the toolkit gives; locally it is
+    // refused, saying what to do instead (not supported yet).
+    let (attached, local) = tokio::task::block_in_place(|| {
+        let run = |mode: &str| {
+            let mut command = sandbox.command(&["train", mode, task.to_str().unwrap(), "--json"]);
+            aws_env(&mut command, &sandbox);
+            command.output().unwrap()
+        };
+        (run("attached"), run("local"))
+    });
+    assert!(attached.status.success(), "{}", both(&attached));
+    assert!(
+        text(&attached.stderr).contains("'--epochs', '3'")
+            && text(&attached.stderr).contains("'--optimizer', 'adam'"),
+        "{}",
+        both(&attached)
+    );
+    assert_eq!(local.status.code(), Some(2), "{}", both(&local));
+    assert!(
+        text(&local.stderr).contains("not supported yet"),
+        "{}",
+        both(&local)
+    );
+
+    // What grounds sent, as SageMaker (the stand-in) holds it.
+    let id = first["id"].as_str().unwrap();
+    let sagemaker_client = aws_sdk_sagemaker::Client::from_conf(
+        aws_sdk_sagemaker::config::Builder::from(&sdk().await)
+            .endpoint_url(sagemaker())
+            .build(),
+    );
+    let sent = sagemaker_client
+        .describe_training_job()
+        .training_job_name(id)
+        .send()
+        .await
+        .unwrap();
+    // What the SDK sends.
+    let sdk_python = std::env::var("GROUNDS_TEST_SDK_PYTHON").unwrap_or_else(|_| {
+        panic!("GROUNDS_TEST_SDK_PYTHON is not set: run with tests/services.sh")
+    });
+    let source = task.parent().unwrap().join("src");
+    let oracle = tokio::task::block_in_place(|| {
+        Command::new(sdk_python)
+            .args([
+                "-c",
+                SDK_FRAMEWORK,
+                &moto(),
+                source.to_str().unwrap(),
+                image,
+                bucket,
+                &channel,
+            ])
+            .env("SAGEMAKER_TELEMETRY_DISABLED", "1")
+            .output()
+            .unwrap()
+    });
+    assert!(oracle.status.success(), "{}", both(&oracle));
+    let expected: serde_json::Value = serde_json::from_slice(
+        text(&oracle.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {}", both(&oracle)));
+
+    // HyperParameters: every one the SDK sends, encoded alike; the job's name and the source's place are
+    // the job's own.
+    let ours = sent.hyper_parameters().cloned().unwrap_or_default();
+    let theirs = expected["HyperParameters"].as_object().unwrap();
+    let names = |keys: Vec<&String>| {
+        keys.into_iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        names(ours.keys().collect()),
+        names(theirs.keys().collect()),
+        "{ours:?} vs {theirs:?}"
+    );
+    for (name, value) in theirs {
+        match name.as_str() {
+            "sagemaker_job_name" => assert_eq!(ours[name], format!("\"{id}\"")),
+            "sagemaker_submit_directory" => assert_eq!(ours[name], format!("\"{sources}\"")),
+            _ => assert_eq!(ours[name], value.as_str().unwrap(), "{name}"),
+        }
+    }
+    let algorithm = sent.algorithm_specification().unwrap();
+    assert_eq!(
+        algorithm.training_image().unwrap_or_default(),
+        expected["AlgorithmSpecification"]["TrainingImage"]
+    );
+    assert_eq!(
+        algorithm.training_input_mode().unwrap().as_str(),
+        expected["AlgorithmSpecification"]["TrainingInputMode"]
+    );
+    let channels: Vec<(String, String, String, String)> = sent
+        .input_data_config()
+        .iter()
+        .map(|c| {
+            let s3 = c.data_source().unwrap().s3_data_source().unwrap();
+            (
+                c.channel_name().unwrap_or_default().to_string(),
+                s3.s3_uri().unwrap_or_default().to_string(),
+                s3.s3_data_type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default(),
+                s3.s3_data_distribution_type()
+                    .map(|d| d.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let their_channels: Vec<(String, String, String, String)> = expected["InputDataConfig"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s3 = &c["DataSource"]["S3DataSource"];
+            (
+                c["ChannelName"].as_str().unwrap().to_string(),
+                s3["S3Uri"].as_str().unwrap().to_string(),
+                s3["S3DataType"].as_str().unwrap().to_string(),
+                s3["S3DataDistributionType"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(channels, their_channels);
+    let resources = sent.resource_config().unwrap();
+    assert_eq!(
+        resources.instance_type().unwrap().as_str(),
+        expected["ResourceConfig"]["InstanceType"]
+    );
+    assert_eq!(
+        resources.instance_count().unwrap_or_default(),
+        expected["ResourceConfig"]["InstanceCount"]
+    );
+    assert_eq!(
+        resources.volume_size_in_gb().unwrap_or_default(),
+        expected["ResourceConfig"]["VolumeSizeInGB"]
+    );
+    // The source archives hold the same files, laid out alike.
+    let their_sources = theirs["sagemaker_submit_directory"]
+        .as_str()
+        .unwrap()
+        .trim_matches('"');
+    let ours_files = tarball_files(bucket, &sources).await;
+    let their_files = tarball_files(bucket, their_sources).await;
+    assert_eq!(
+        ours_files.keys().collect::<Vec<_>>(),
+        their_files.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(ours_files, their_files);
+    assert!(ours_files.contains_key("train.py") && ours_files.contains_key("lib/helper.py"));
+}

@@ -14,6 +14,7 @@ pub mod api;
 pub mod artifacts;
 pub mod datasets;
 pub mod packages;
+pub mod sources;
 
 pub use crate::config::task::{MAX_METRIC_DEFINITIONS, MAX_METRIC_REGEX};
 pub const DEFAULT_INSTANCE_TYPE: &str = "ml.m5.large";

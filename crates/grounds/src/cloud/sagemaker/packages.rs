@@ -17,16 +17,17 @@ pub fn prefix_of(hash: &str) -> String {
     format!("{PREFIX}{hash}/")
 }
 
-/// Uploads the package (the zip at `path`, of sha256 `hash`) to its prefix unless it is there already.
-pub async fn upload(
+/// Uploads one file (at `path`, of sha256 `hash`) as `name` below `prefix` unless it is there already,
+/// checked by its bytes: the package (`package.zip`), or a framework task's `sourcedir.tar.gz`.
+pub async fn upload_once(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
+    (prefix, name): (&str, &str),
     path: &Path,
     hash: &str,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<SyncReport> {
-    let name = grounds_job::contract::PACKAGE_FILE.to_string();
-    let hashes = BTreeMap::from([(name.clone(), hash.to_string())]);
-    let files = vec![(name, path.to_path_buf())];
-    s3sync::sync_files(s3, files, bucket, &prefix_of(hash), &hashes, reporter).await
+    let hashes = BTreeMap::from([(name.to_string(), hash.to_string())]);
+    let files = vec![(name.to_string(), path.to_path_buf())];
+    s3sync::sync_files(s3, files, bucket, prefix, &hashes, reporter).await
 }

@@ -62,6 +62,9 @@ struct CommandSection {
     requirements: Option<Spanned<String>>,
     #[serde(default)]
     include_secrets: Vec<String>,
+    /// One of AWS's framework images (or one like them, with the sagemaker-training toolkit) to run the
+    /// script on as it is, the source delivered beside it as SageMaker's SDK delivers it.
+    framework_image: Option<Spanned<String>>,
 }
 
 /// What a task runs, and for a command task its source folder and the secrets it may deliver.
@@ -250,14 +253,71 @@ impl Reader<'_> {
                 Some(self.requirements(requirements, &source, command.source.get_ref())?)
             }
         };
+        let framework_image = match &command.framework_image {
+            None => None,
+            Some(image) => Some(self.framework_image(image, &command, &source, &requirements)?),
+        };
         Ok(RunnerOf {
             runner: Runner::Command(CommandSpec {
                 run: command.run.into_inner(),
                 requirements,
+                framework_image,
             }),
             source: Some(source),
             include_secrets: command.include_secrets,
         })
+    }
+
+    /// `framework_image`: an image reference, with a `run` the toolkit can start (a program and the script,
+    /// a file of the source folder: the toolkit runs it with the hyperparameters as arguments) and
+    /// requirements, if any, where the toolkit installs them from (`requirements.txt` at the source root).
+    fn framework_image(
+        &self,
+        image: &Spanned<String>,
+        command: &CommandSection,
+        source: &Path,
+        requirements: &Option<String>,
+    ) -> Result<String, TaskError> {
+        let uri = image.get_ref();
+        if uri.is_empty() || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(self.invalid(
+                Some(image.span()),
+                format!(
+                    "framework_image `{}` is not an image reference such as \
+                     763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5-cpu-py311",
+                    uri.escape_default()
+                ),
+            ));
+        }
+        let run = command.run.get_ref();
+        match run.as_slice() {
+            [_, script] if source.join(script).is_file() && Path::new(script).is_relative() => {}
+            _ => {
+                return Err(self.invalid(
+                    Some(command.run.span()),
+                    format!(
+                        "with framework_image, `run` is the interpreter and the script, a file of the \
+                         source folder (e.g. run = [\"python3\", \"train.py\"]): the image's toolkit \
+                         starts the script itself, with the hyperparameters as arguments; found {run:?}"
+                    ),
+                ))
+            }
+        }
+        if requirements
+            .as_deref()
+            .is_some_and(|r| r != "requirements.txt")
+        {
+            return Err(self.invalid(
+                command.requirements.as_ref().map(|r| r.span()),
+                format!(
+                    "with framework_image, the toolkit installs `requirements.txt` at the root of the \
+                     source folder when the job starts: name that file (requirements = \"{}/requirements.txt\") \
+                     or leave `requirements` out",
+                    command.source.get_ref().trim_end_matches('/')
+                ),
+            ));
+        }
+        Ok(uri.clone())
     }
 
     /// `requirements`, as a path in the source folder: where it really is, links and `..` resolved, must

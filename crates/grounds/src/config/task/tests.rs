@@ -128,3 +128,16 @@ fn hyperparameters_are_written_as_pythons_json_dumps_writes_them() {
     assert_eq!(value("\"Infinity\""), "Infinity");
     assert_eq!(value("7"), "7");
 }
+
+#[test]
+fn a_framework_task_runs_a_script_of_its_source_and_installs_requirements_txt_only() {
+    let head =
+        "[task]\nname = \"fw\"\n[task.command]\nsource = \"src\"\nframework_image = \"img:1\"\n";
+    let message = error(&format!("{head}run = [\"python3\", \"-m\", \"train\"]\n"));
+    assert!(
+        message.contains("`run` is the interpreter and the script"),
+        "{message}"
+    );
+    let message = error(&format!("{head}run = [\"python3\", \"missing.py\"]\n"));
+    assert!(message.contains("a file of the source folder"), "{message}");
+}

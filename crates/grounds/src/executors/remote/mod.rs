@@ -67,8 +67,10 @@ pub struct RemotePrepared {
     local_id: Option<String>,
     /// The tag it gets in grounds' repository.
     tag: String,
-    /// The sha256 of the package's zip (where it is kept in S3); `None` for an image task.
+    /// The sha256 of the package's zip (where it is kept in S3); `None` for an image or framework task.
     package_sha256: Option<String>,
+    /// A framework task's `sourcedir.tar.gz`, written from the package, and its sha256.
+    sources: Option<(tempfile::TempPath, String)>,
 }
 
 impl RemotePrepared {
@@ -97,6 +99,7 @@ impl RemoteExecutor {
             channel_hashes: job.channel_hashes,
             package_hash: &job.package.info.content_hash,
             package_sha256: job.prepared.package_sha256.as_deref(),
+            sources_sha256: job.prepared.sources.as_ref().map(|(_, sha)| sha.as_str()),
             settings: &self.settings,
         }
     }
@@ -247,7 +250,13 @@ impl Executor for RemoteExecutor {
             &self.container.entry_binary,
             &settings.store.hash_cache(),
         )?;
-        let local_id = if image.given {
+        let framework = match &settings.task.spec.runner {
+            crate::config::task::Runner::Command(command) => command.framework_image.is_some(),
+            _ => false,
+        };
+        // A framework image is AWS's (or the user's, in a registry SageMaker reads): named as it is,
+        // never pushed, even when the local engine has a copy.
+        let local_id = if image.given && !framework {
             match crate::docker::connect().await {
                 Ok(docker) => crate::docker::image_id(&docker, &image.tag).await?,
                 Err(_) => None,
@@ -267,11 +276,25 @@ impl Executor for RemoteExecutor {
             true => None,
             false => Some(package.sha256().context("reading the package")?),
         };
+        let sources = match framework {
+            true => {
+                let file = tempfile::Builder::new()
+                    .prefix("grounds-sourcedir-")
+                    .suffix(".tar.gz")
+                    .tempfile()
+                    .context("making a file for sourcedir.tar.gz")?
+                    .into_temp_path();
+                let sha = sagemaker::sources::write_tarball(package.path(), &file)?;
+                Some((file, sha))
+            }
+            false => None,
+        };
         Ok(RemotePrepared {
             image,
             local_id,
             tag,
             package_sha256,
+            sources,
         })
     }
 
@@ -329,21 +352,45 @@ impl Executor for RemoteExecutor {
         let s3 = aws.s3();
         crate::cloud::s3sync::ensure_bucket(&s3, &plan.bucket, &aws.region, reporter).await?;
         let pushed = self.push(job, &plan, reporter).await?;
-        let package = match (&plan.package, &job.prepared.package_sha256) {
-            (Some(uri), Some(sha)) => {
-                let report = sagemaker::packages::upload(
+        // The code goes beside the image: grounds' package, or a framework task's sourcedir.tar.gz.
+        let code = match (&plan.package, &job.prepared.package_sha256) {
+            (Some(uri), Some(sha)) => Some((
+                "Package",
+                uri,
+                job.package.path(),
+                sagemaker::packages::prefix_of(sha),
+                grounds_job::contract::PACKAGE_FILE,
+                sha.as_str(),
+            )),
+            _ => match (&plan.sources, &job.prepared.sources) {
+                (Some(uri), Some((path, sha))) => Some((
+                    "Sources",
+                    uri,
+                    path.as_ref(),
+                    sagemaker::sources::prefix_of(sha),
+                    sagemaker::sources::FILE,
+                    sha.as_str(),
+                )),
+                _ => None,
+            },
+        };
+        let package = match code {
+            Some((stage, uri, path, prefix, name, sha)) => {
+                let report = sagemaker::packages::upload_once(
                     &s3,
                     &plan.bucket,
-                    job.package.path(),
+                    (&prefix, name),
+                    path,
                     sha,
                     reporter,
                 )
                 .await?;
+                let uploaded = report.uploaded > 0;
                 reporter.stage(
-                    "Package",
+                    stage,
                     &format!(
                         "{uri} ({})",
-                        if report.uploaded > 0 {
+                        if uploaded {
                             "uploaded"
                         } else {
                             "there already"
@@ -352,11 +399,11 @@ impl Executor for RemoteExecutor {
                 );
                 Some(PackageUpload {
                     uri: uri.clone(),
-                    uploaded: report.uploaded > 0,
+                    uploaded,
                     bytes: report.bytes_uploaded,
                 })
             }
-            _ => None,
+            None => None,
         };
         let uploads = upload(job, &s3, &plan, reporter).await?;
         Ok(RemoteReady {

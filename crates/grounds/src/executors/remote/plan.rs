@@ -28,6 +28,10 @@ pub struct RemotePlan {
     /// channel `grounds_package`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
+    /// A framework task's `sourcedir.tar.gz` (`s3://<bucket>/sagemaker/sources/<sha256>/…`), named to
+    /// the image's toolkit by `sagemaker_submit_directory`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<String>,
     pub output_path: String,
     pub create_training_job: CreateTrainingJob,
 }
@@ -68,6 +72,8 @@ pub struct RemoteOptions<'a> {
     /// The sha256 of the package's zip, the S3 prefix it goes to; `None` for an image task (its own
     /// entry needs no package).
     pub package_sha256: Option<&'a str>,
+    /// The sha256 of a framework task's `sourcedir.tar.gz`, the S3 prefix it goes to.
+    pub sources_sha256: Option<&'a str>,
     /// Role, bucket, profile and region, resolved once for the command.
     pub settings: &'a RemoteSettings,
 }
@@ -104,6 +110,24 @@ impl RemotePlan {
         let package = options
             .package_sha256
             .map(|sha| format!("s3://{bucket}/{}", sagemaker::packages::prefix_of(sha)));
+        let sources = options.sources_sha256.map(|sha| {
+            format!(
+                "s3://{bucket}/{}{}",
+                sagemaker::sources::prefix_of(sha),
+                sagemaker::sources::FILE
+            )
+        });
+        // A framework task is told what the SDK tells it; every other task gets its own values.
+        let hyperparameters = match (&task.spec.runner, &sources) {
+            (Runner::Command(command), Some(sources)) => sagemaker::sources::hyperparameters(
+                &task.spec.hyperparameters,
+                command.entry_point().unwrap_or_default(),
+                sources,
+                options.id,
+                &aws.region,
+            ),
+            _ => task.spec.hyperparameters.clone(),
+        };
         let output_path = format!("s3://{bucket}/sagemaker/{name}/output/");
         let metric_names = match &task.spec.runner {
             Runner::Builtin(builtin) => grounds_builtin::metric_names(builtin),
@@ -117,7 +141,7 @@ impl RemotePlan {
             channels,
             package: package.clone(),
             output_path: output_path.clone(),
-            hyperparameters: task.spec.hyperparameters.clone(),
+            hyperparameters,
             metric_names,
             metric_regexes: task.spec.metrics.clone(),
             instance_type: remote
@@ -156,6 +180,7 @@ impl RemotePlan {
             registry,
             uploads,
             package,
+            sources,
             output_path,
             create_training_job: request,
         })
